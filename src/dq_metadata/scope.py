@@ -1,0 +1,49 @@
+"""Tenant + environment scope, validated before any I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dq_metadata.errors import InvalidScopeError
+
+__all__ = ["ID_PATTERN", "Scope", "validate_id"]
+
+#: Tenants, environments and document kinds: lower-case, starts alphanumeric, ≤ 63 chars.
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+
+
+def validate_id(value: object, what: str) -> str:
+    """Return ``value`` if it is a valid tenant/environment/kind id, else raise.
+
+    Raises:
+        InvalidScopeError: not a string, not matching ``ID_PATTERN``, or containing ``..``.
+    """
+    if not isinstance(value, str):
+        raise InvalidScopeError(f"{what} must be a string, got {type(value).__name__}")
+    if not ID_PATTERN.fullmatch(value) or ".." in value:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise InvalidScopeError(
+            f"invalid {what} {shown!r}: use 1-63 characters of a-z, 0-9, '.', '_', '-', "
+            "starting with a letter or digit, without '..'"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One tenant's environment: the unit of isolation for every store call.
+
+    Construction validates both ids, so a ``Scope`` that exists is always safe to
+    turn into a path, blob prefix or SQL parameter.
+    """
+
+    tenant: str
+    environment: str
+
+    def __post_init__(self) -> None:
+        validate_id(self.tenant, "tenant")
+        validate_id(self.environment, "environment")
+
+    def __str__(self) -> str:
+        return f"{self.tenant}/{self.environment}"

@@ -1,0 +1,63 @@
+"""Sort keys: strings whose byte order equals the domain order.
+
+Backends only ever compare sort keys as plain strings (SQL ``COLLATE "C"``, file
+names, blob names), so the domain order is encoded here once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import semver
+
+from dq_metadata.errors import Problem, ValidationError
+
+__all__ = ["MAX_VERSION_PART", "parse_semver", "semver_sort_key", "time_sort_key"]
+
+MAX_VERSION_PART = 10**20 - 1
+_NUM = 20
+
+
+def parse_semver(version: str) -> semver.Version:
+    """Parse a semver 2.0 string or raise our ``ValidationError``."""
+    try:
+        parsed = semver.Version.parse(version)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(
+            "invalid version", [Problem("version", f"{version!r} is not semver 2.0 (e.g. 1.2.0)")]
+        ) from exc
+    for part in (parsed.major, parsed.minor, parsed.patch):
+        if part > MAX_VERSION_PART:
+            raise ValidationError(
+                "invalid version", [Problem("version", f"{version!r}: part too large")]
+            )
+    return parsed
+
+
+def semver_sort_key(version: str) -> str:
+    """Map a semver string to a string whose lexicographic order is semver precedence.
+
+    ``1.9.0 < 1.10.0``; ``1.0.0-alpha < 1.0.0-alpha.1 < 1.0.0-beta < 1.0.0``.
+    Build metadata does not affect precedence and is dropped.
+    """
+    v = parse_semver(version)
+    core = f"{v.major:0{_NUM}d}.{v.minor:0{_NUM}d}.{v.patch:0{_NUM}d}"
+    if not v.prerelease:
+        # '~' sorts after every character a pre-release encoding starts with.
+        return core + "~"
+    parts = []
+    for ident in v.prerelease.split("."):
+        if ident.isdigit():
+            # numeric identifiers sort below alphanumeric ones, numerically
+            parts.append("0" + ident.rjust(_NUM, "0"))
+        else:
+            parts.append("1" + ident)
+    # '!' sorts below every identifier character, so a shorter prefix wins.
+    return core + "-" + "!".join(parts)
+
+
+def time_sort_key(moment: datetime) -> str:
+    """Fixed-width UTC ISO-8601 string whose string order is time order."""
+    if moment.tzinfo is None:
+        raise ValidationError("timestamps must be timezone-aware", [Problem("time", "naive")])
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,39 @@
+"""dq_stores: the Store ports, typed stores, backend adapters and conformance kit.
+
+Adapters with heavy dependencies (``dq_stores.sql``, ``dq_stores.azure_blob``)
+are not imported here; import them explicitly (the container does).
+"""
+
+from dq_stores.backend import DocumentBackend
+from dq_stores.documents import (
+    ANY,
+    MUST_NOT_EXIST,
+    DocumentWrite,
+    Expectation,
+    ExpectKind,
+    FieldFilter,
+    IndexEntry,
+    Page,
+    PageCursor,
+    Query,
+    StoredDocument,
+    at_revision,
+)
+from dq_stores.memory import MemoryBackend
+
+__all__ = [
+    "ANY",
+    "MUST_NOT_EXIST",
+    "DocumentBackend",
+    "DocumentWrite",
+    "ExpectKind",
+    "Expectation",
+    "FieldFilter",
+    "IndexEntry",
+    "MemoryBackend",
+    "Page",
+    "PageCursor",
+    "Query",
+    "StoredDocument",
+    "at_revision",
+]

@@ -1,0 +1,338 @@
+"""The document-backend port: versioned canonical-JSON documents by (scope, kind, key).
+
+Every adapter (memory, filesystem, SQL, Azure Blob) implements the protected
+``_`` methods once. The public methods here validate every argument before any
+I/O and hold the logic that must be identical everywhere (page tokens, the
+tenant-wide merge), so no adapter can forget a check.
+
+Contract, proven for each adapter by ``dq_stores.testing``:
+
+* Revisions are integers starting at 1, +1 per write of a key (deletes write a
+  tombstone revision; a re-created key continues the sequence). History is kept.
+* A write's ``Expectation`` is checked atomically with the write by the backend
+  itself (constraint, conditional request, lock) — a stale one raises
+  ``ConflictError`` and writes nothing.
+* A scope never sees another scope's documents, counts or pages.
+* Queries are answered from an index: cost grows with the page, not the store.
+"""
+
+from __future__ import annotations
+
+import heapq
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Self
+
+from dq_metadata.canonical import content_hash
+from dq_metadata.errors import InvalidScopeError, Problem, ValidationError
+from dq_metadata.scope import Scope, validate_id
+from dq_stores.documents import (
+    ANY,
+    DocumentWrite,
+    Expectation,
+    ExpectKind,
+    FieldFilter,
+    IndexEntry,
+    Page,
+    PageCursor,
+    Query,
+    StoredDocument,
+)
+from dq_stores.keys import validate_key
+
+__all__ = ["DocumentBackend"]
+
+MAX_INDEX_VALUE_BYTES = 512
+
+
+def _check_scope(scope: object) -> Scope:
+    if not isinstance(scope, Scope):
+        raise InvalidScopeError(f"scope must be a Scope, got {type(scope).__name__}")
+    return scope
+
+
+def _check_index(index: IndexEntry) -> None:
+    problems: list[Problem] = []
+    if not isinstance(index.sort_key, str) or "\x00" in index.sort_key:
+        problems.append(Problem("index.sort_key", "must be a string without NUL"))
+    elif len(index.sort_key.encode("utf-8")) > MAX_INDEX_VALUE_BYTES:
+        problems.append(Problem("index.sort_key", "too long"))
+    for name, values in index.fields.items():
+        validate_id(name, "indexed field")
+        if not isinstance(values, tuple):
+            problems.append(Problem(f"index.{name}", "values must be a tuple of strings"))
+            continue
+        for value in values:
+            if not isinstance(value, str) or "\x00" in value or not value:
+                problems.append(
+                    Problem(f"index.{name}", "values must be non-empty strings without NUL")
+                )
+            elif len(value.encode("utf-8")) > MAX_INDEX_VALUE_BYTES:
+                problems.append(Problem(f"index.{name}", "value too long"))
+    if problems:
+        raise ValidationError("invalid index entry", problems)
+
+
+def _check_write(write: DocumentWrite) -> DocumentWrite:
+    if not isinstance(write, DocumentWrite):
+        raise ValidationError(f"expected a DocumentWrite, got {type(write).__name__}")
+    validate_key(write.key)
+    if not isinstance(write.body, bytes):
+        raise ValidationError("invalid document", [Problem("body", "must be canonical JSON bytes")])
+    if write.sha256 != content_hash(write.body):
+        raise ValidationError("invalid document", [Problem("sha256", "does not match the body")])
+    _check_index(write.index)
+    return write
+
+
+class DocumentBackend(ABC):
+    """Port for versioned JSON documents. Subclasses implement the ``_`` methods."""
+
+    # -- reads -------------------------------------------------------------
+    def get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
+        """Return the current revision.
+
+        Raises:
+            NotFoundError: the key never existed or its head is a tombstone.
+            IntegrityError: the stored bytes fail their sha256 check.
+        """
+        return self._get(_check_scope(scope), validate_id(kind, "kind"), validate_key(key))
+
+    def get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
+        """Return one historical revision (a tombstone comes back with ``deleted=True``).
+
+        Raises:
+            NotFoundError: no such key or revision.
+        """
+        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 1:
+            raise ValidationError("invalid revision", [Problem("revision", "must be an int ≥ 1")])
+        return self._get_revision(
+            _check_scope(scope), validate_id(kind, "kind"), validate_key(key), revision
+        )
+
+    def history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
+        """Every revision of ``key``, oldest first, tombstones included.
+
+        Raises:
+            NotFoundError: the key never existed.
+        """
+        return self._history(_check_scope(scope), validate_id(kind, "kind"), validate_key(key))
+
+    def query(self, scope: Scope, kind: str, query: Query | None = None) -> Page:
+        """One page of live documents of ``kind`` matching ``query``, via the index.
+
+        Returns an empty page (``next_token=None``) when nothing matches.
+
+        Raises:
+            ValidationError: a malformed page token or one issued for another query.
+        """
+        _check_scope(scope)
+        validate_id(kind, "kind")
+        query = query or Query()
+        cursor = PageCursor.decode(query)
+        items = self._query(scope, kind, query, cursor, query.limit + 1)
+        return self._page(items, query)
+
+    def query_tenant(self, tenant: str, kind: str, query: Query | None = None) -> Page:
+        """Like :meth:`query` across every environment of ``tenant``.
+
+        Ordered by ``(sort_key, environment, key)``; items carry their own scope.
+        The default merges per-environment index queries; backends may override.
+        """
+        validate_id(tenant, "tenant")
+        validate_id(kind, "kind")
+        query = query or Query()
+        cursor = PageCursor.decode(query)
+        items = self._query_tenant(tenant, kind, query, cursor, query.limit + 1)
+        return self._page(items, query)
+
+    def count(self, scope: Scope, kind: str, filters: Sequence[FieldFilter] = ()) -> int:
+        """Number of live documents of ``kind`` matching all ``filters``."""
+        _check_scope(scope)
+        validate_id(kind, "kind")
+        return self._count(scope, kind, tuple(filters))
+
+    def iter_documents(self, scope: Scope, kind: str | None = None) -> Iterator[StoredDocument]:
+        """Stream the live head of every document in ``scope`` (of one ``kind`` if given).
+
+        Memory stays bounded whatever the number of documents.
+        """
+        _check_scope(scope)
+        if kind is not None:
+            validate_id(kind, "kind")
+        return self._iter_documents(scope, kind)
+
+    def list_environments(self, tenant: str) -> list[str]:
+        """Sorted environments of ``tenant`` that hold (or held) documents."""
+        return sorted(self._list_environments(validate_id(tenant, "tenant")))
+
+    def iter_scopes(self) -> Iterator[Scope]:
+        """Every scope holding documents (admin export)."""
+        return self._iter_scopes()
+
+    # -- writes ------------------------------------------------------------
+    def put(
+        self, scope: Scope, kind: str, write: DocumentWrite, expect: Expectation
+    ) -> StoredDocument:
+        """Write a new revision of ``write.key`` if ``expect`` holds, atomically.
+
+        Raises:
+            ConflictError: ``expect`` is stale; nothing was written.
+        """
+        _check_scope(scope)
+        validate_id(kind, "kind")
+        _check_write(write)
+        if not isinstance(expect, Expectation):
+            raise ValidationError(
+                "expect must be an Expectation (MUST_NOT_EXIST, ANY, at_revision)"
+            )
+        return self._put(scope, kind, write, expect)
+
+    def put_many(self, scope: Scope, kind: str, writes: Iterable[DocumentWrite]) -> int:
+        """Unconditionally write many documents (bulk import); returns how many.
+
+        Each document is written atomically; the batch as a whole is not.
+        """
+        _check_scope(scope)
+        validate_id(kind, "kind")
+        return self._put_many(scope, kind, (_check_write(w) for w in writes))
+
+    def delete(
+        self, scope: Scope, kind: str, key: str, expect: Expectation = ANY
+    ) -> StoredDocument:
+        """Write a tombstone revision; the key then reads as absent.
+
+        ``expect`` is ``ANY`` or ``at_revision(n)``.
+
+        Raises:
+            NotFoundError: the key does not currently exist.
+            ConflictError: ``expect`` is stale.
+        """
+        _check_scope(scope)
+        validate_id(kind, "kind")
+        validate_key(key)
+        if not isinstance(expect, Expectation) or expect.kind is ExpectKind.ABSENT:
+            raise ValidationError("delete expects ANY or at_revision(n)")
+        return self._delete(scope, kind, key, expect)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections, pools and handles. Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- shared helpers ----------------------------------------------------
+    @staticmethod
+    def _page(items: list[StoredDocument], query: Query) -> Page:
+        if len(items) <= query.limit:
+            return Page(items)
+        items = items[: query.limit]
+        last = items[-1]
+        cursor = PageCursor(last.index.sort_key, last.key, last.scope.environment)
+        return Page(items, cursor.encode(query))
+
+    def _query_tenant(
+        self, tenant: str, kind: str, query: Query, cursor: PageCursor | None, fetch: int
+    ) -> list[StoredDocument]:
+        streams: list[list[StoredDocument]] = []
+        for env in self.list_environments(tenant):
+            env_query, env_cursor = _env_bounds(query, cursor, env)
+            if env_query is None:
+                continue
+            streams.append(self._query(Scope(tenant, env), kind, env_query, env_cursor, fetch))
+
+        def order(doc: StoredDocument) -> tuple[str, str, str]:
+            return (doc.index.sort_key, doc.scope.environment, doc.key)
+
+        if query.descending:
+            merged = heapq.merge(*streams, key=order, reverse=True)
+        else:
+            merged = heapq.merge(*streams, key=order)
+        out: list[StoredDocument] = []
+        for doc in merged:
+            out.append(doc)
+            if len(out) >= fetch:
+                break
+        return out
+
+    # -- to implement --------------------------------------------------------
+    @abstractmethod
+    def _get(self, scope: Scope, kind: str, key: str) -> StoredDocument: ...
+
+    @abstractmethod
+    def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument: ...
+
+    @abstractmethod
+    def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]: ...
+
+    @abstractmethod
+    def _put(
+        self, scope: Scope, kind: str, write: DocumentWrite, expect: Expectation
+    ) -> StoredDocument: ...
+
+    def _put_many(self, scope: Scope, kind: str, writes: Iterator[DocumentWrite]) -> int:
+        count = 0
+        for write in writes:
+            self._put(scope, kind, write, ANY)
+            count += 1
+        return count
+
+    @abstractmethod
+    def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument: ...
+
+    @abstractmethod
+    def _query(
+        self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int
+    ) -> list[StoredDocument]:
+        """Up to ``fetch`` live documents matching ``query.filters`` and its sort-key
+        bounds, ordered by ``(sort_key, key)`` (descending if ``query.descending``),
+        strictly after ``cursor`` when given. Ignore ``query.page_token``/``limit``."""
+
+    @abstractmethod
+    def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int: ...
+
+    @abstractmethod
+    def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]: ...
+
+    @abstractmethod
+    def _list_environments(self, tenant: str) -> Iterable[str]: ...
+
+    @abstractmethod
+    def _iter_scopes(self) -> Iterator[Scope]: ...
+
+
+def _env_bounds(
+    query: Query, cursor: PageCursor | None, env: str
+) -> tuple[Query | None, PageCursor | None]:
+    """Translate a tenant-wide cursor ``(s, e, k)`` into one environment's query.
+
+    In the order ``(sort_key, env, key)``, environments before the cursor's need
+    sort keys strictly past ``s``; the cursor's own environment resumes after
+    ``(s, k)``; later environments start at ``s`` inclusive.
+    """
+    if cursor is None:
+        return query, None
+    if env == cursor.environment:
+        return query, PageCursor(cursor.sort_key, cursor.key, env)
+    before = env < cursor.environment
+    if not query.descending:
+        low = cursor.sort_key + "\x00" if before else cursor.sort_key
+        if query.sort_key_min is not None and query.sort_key_min > low:
+            low = query.sort_key_min
+        return replace(query, sort_key_min=low, page_token=None), None
+    # descending: order reversed, so environments *after* the cursor's need smaller keys
+    # before: the exclusive bound s + NUL still admits sort_key == s
+    high = cursor.sort_key + "\x00" if before else cursor.sort_key
+    if query.sort_key_max is not None and query.sort_key_max < high:
+        high = query.sort_key_max
+    return replace(query, sort_key_max=high, page_token=None), None

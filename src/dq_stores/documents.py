@@ -1,0 +1,211 @@
+"""Value types of the document-backend port: writes, stored documents, queries, pages."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from dq_metadata.errors import Problem, ValidationError
+from dq_metadata.scope import Scope, validate_id
+
+__all__ = [
+    "ANY",
+    "MUST_NOT_EXIST",
+    "DocumentWrite",
+    "ExpectKind",
+    "Expectation",
+    "FieldFilter",
+    "IndexEntry",
+    "Page",
+    "PageCursor",
+    "Query",
+    "StoredDocument",
+    "at_revision",
+]
+
+MAX_PAGE_SIZE = 1000
+
+
+class ExpectKind(Enum):
+    ABSENT = "absent"  # the key must not currently exist (deleted counts as absent)
+    REVISION = "revision"  # the current head must be exactly this revision
+    ANY = "any"  # explicit unconditional write
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a write expects of the current state. Stale → ``ConflictError``, nothing written."""
+
+    kind: ExpectKind
+    revision: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind is ExpectKind.REVISION) != (self.revision is not None):
+            raise ValidationError("a revision expectation needs exactly one revision number")
+        if self.revision is not None and (
+            isinstance(self.revision, bool)
+            or not isinstance(self.revision, int)
+            or self.revision < 1
+        ):
+            raise ValidationError(
+                "invalid expectation", [Problem("revision", "must be an int ≥ 1")]
+            )
+
+
+MUST_NOT_EXIST = Expectation(ExpectKind.ABSENT)
+ANY = Expectation(ExpectKind.ANY)
+
+
+def at_revision(revision: int) -> Expectation:
+    """Expect the current head to be ``revision``."""
+    return Expectation(ExpectKind.REVISION, revision)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """What a document is found by: multi-valued indexed fields and one sort key.
+
+    ``fields`` maps an indexed field name (an id, see ``validate_id``) to the
+    document's values for it (a tuple: tags and datasets are multi-valued).
+    ``sort_key`` is compared as a plain string (see ``dq_metadata.sortkeys``).
+    """
+
+    fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    sort_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentWrite:
+    """One document to write: canonical JSON bytes, their sha256, and index entry."""
+
+    key: str
+    body: bytes
+    sha256: str
+    index: IndexEntry = field(default_factory=IndexEntry)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """One revision of a document as a backend returns it.
+
+    ``deleted`` is True only for tombstone revisions, which appear in ``history``.
+    """
+
+    scope: Scope
+    kind: str
+    key: str
+    revision: int
+    body: bytes
+    sha256: str
+    index: IndexEntry
+    written_at: datetime
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FieldFilter:
+    """Matches documents whose ``field`` holds at least one of ``values``."""
+
+    field: str
+    values: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        validate_id(self.field, "indexed field")
+        if not self.values or not all(isinstance(v, str) for v in self.values):
+            raise ValidationError(
+                "invalid filter", [Problem(self.field, "needs one or more string values")]
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A filtered, ordered, paginated query over one kind.
+
+    All ``filters`` must match (AND); within one filter any value matches (OR).
+    Results are ordered by ``(sort_key, key)``, descending when ``descending``;
+    ``sort_key_min`` (inclusive) and ``sort_key_max`` (exclusive) bound the range.
+    ``page_token`` is the opaque ``Page.next_token`` of the previous page.
+    """
+
+    filters: tuple[FieldFilter, ...] = ()
+    descending: bool = False
+    limit: int = 100
+    page_token: str | None = None
+    sort_key_min: str | None = None
+    sort_key_max: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int):
+            raise ValidationError("invalid query", [Problem("limit", "must be an int")])
+        if not 1 <= self.limit <= MAX_PAGE_SIZE:
+            raise ValidationError(
+                "invalid query", [Problem("limit", f"must be between 1 and {MAX_PAGE_SIZE}")]
+            )
+
+    def fingerprint(self) -> str:
+        """Identifies the query's shape, so a token cannot be replayed on another query."""
+        parts: list[Any] = [
+            sorted((f.field, sorted(f.values)) for f in self.filters),
+            self.descending,
+            self.sort_key_min,
+            self.sort_key_max,
+        ]
+        return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Position after the last item of a page: ``(sort_key, environment, key)``."""
+
+    sort_key: str
+    key: str
+    environment: str = ""
+
+    def encode(self, query: Query) -> str:
+        payload = {
+            "s": self.sort_key,
+            "k": self.key,
+            "e": self.environment,
+            "q": query.fingerprint(),
+        }
+        raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+    @classmethod
+    def decode(cls, query: Query) -> PageCursor | None:
+        """Decode ``query.page_token``; ``None`` for the first page.
+
+        Raises:
+            ValidationError: the token is malformed or belongs to a different query.
+        """
+        token = query.page_token
+        if token is None:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            payload = json.loads(raw)
+            cursor = cls(str(payload["s"]), str(payload["k"]), str(payload.get("e", "")))
+            fingerprint = payload["q"]
+        except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+            raise ValidationError(
+                "invalid page token", [Problem("page_token", "malformed")]
+            ) from exc
+        if fingerprint != query.fingerprint():
+            raise ValidationError(
+                "invalid page token", [Problem("page_token", "belongs to a different query")]
+            )
+        return cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of results and the token for the next (``None`` when this is the last)."""
+
+    items: list[StoredDocument]
+    next_token: str | None = None

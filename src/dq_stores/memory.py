@@ -1,0 +1,188 @@
+"""In-memory document backend: the reference adapter, for tests and ephemeral use.
+
+Thread-safe within one process; nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from dq_metadata.errors import NotFoundError
+from dq_metadata.scope import Scope
+from dq_stores.backend import DocumentBackend
+from dq_stores.documents import (
+    DocumentWrite,
+    Expectation,
+    FieldFilter,
+    IndexEntry,
+    PageCursor,
+    Query,
+    StoredDocument,
+)
+from dq_stores.filtering import after_cursor, check_expectation, in_bounds
+
+__all__ = ["MemoryBackend"]
+
+
+@dataclass
+class _Kind:
+    revisions: dict[str, list[StoredDocument]] = field(default_factory=dict)
+    postings: defaultdict[tuple[str, str], set[str]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
+    live: set[str] = field(default_factory=set)
+
+
+class MemoryBackend(DocumentBackend):
+    """Documents in dictionaries, with per-field posting sets as the index."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._data: dict[tuple[Scope, str], _Kind] = {}
+
+    def _bucket(self, scope: Scope, kind: str) -> _Kind:
+        bucket = self._data.get((scope, kind))
+        if bucket is None:
+            bucket = self._data[(scope, kind)] = _Kind()
+        return bucket
+
+    def _head(self, scope: Scope, kind: str, key: str) -> StoredDocument | None:
+        bucket = self._data.get((scope, kind))
+        if bucket is None:
+            return None
+        revs = bucket.revisions.get(key)
+        return revs[-1] if revs else None
+
+    def _get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
+        with self._lock:
+            head = self._head(scope, kind, key)
+        if head is None or head.deleted:
+            raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+        return head
+
+    def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
+        with self._lock:
+            revs = self._history_or_none(scope, kind, key) or []
+        if revision > len(revs):
+            raise NotFoundError(f"{kind} {key!r} has no revision {revision} in {scope}")
+        return revs[revision - 1]
+
+    def _history_or_none(self, scope: Scope, kind: str, key: str) -> list[StoredDocument] | None:
+        bucket = self._data.get((scope, kind))
+        return None if bucket is None else bucket.revisions.get(key)
+
+    def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
+        with self._lock:
+            revs = self._history_or_none(scope, kind, key)
+            if not revs:
+                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+            return list(revs)
+
+    def _append(
+        self,
+        scope: Scope,
+        kind: str,
+        key: str,
+        expect: Expectation,
+        make: Callable[[int, datetime], StoredDocument],
+    ) -> StoredDocument:
+        with self._lock:
+            bucket = self._bucket(scope, kind)
+            revs = bucket.revisions.setdefault(key, [])
+            head = revs[-1] if revs else None
+            check_expectation(
+                None if head is None or head.deleted else head.revision, expect, kind, key
+            )
+            if head is not None and not head.deleted:
+                self._unindex(bucket, head)
+            doc = make(len(revs) + 1, datetime.now(UTC))
+            revs.append(doc)
+            if doc.deleted:
+                bucket.live.discard(key)
+            else:
+                bucket.live.add(key)
+                for name, values in doc.index.fields.items():
+                    for value in values:
+                        bucket.postings[(name, value)].add(key)
+            return doc
+
+    @staticmethod
+    def _unindex(bucket: _Kind, doc: StoredDocument) -> None:
+        for name, values in doc.index.fields.items():
+            for value in values:
+                bucket.postings[(name, value)].discard(doc.key)
+
+    def _put(
+        self, scope: Scope, kind: str, write: DocumentWrite, expect: Expectation
+    ) -> StoredDocument:
+        def make(revision: int, now: datetime) -> StoredDocument:
+            return StoredDocument(
+                scope, kind, write.key, revision, write.body, write.sha256, write.index, now
+            )
+
+        return self._append(scope, kind, write.key, expect, make)
+
+    def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument:
+        def make(revision: int, now: datetime) -> StoredDocument:
+            return StoredDocument(
+                scope, kind, key, revision, b"", "", IndexEntry(), now, deleted=True
+            )
+
+        with self._lock:
+            head = self._head(scope, kind, key)
+            if head is None or head.deleted:
+                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+            return self._append(scope, kind, key, expect, make)
+
+    def _matching(self, bucket: _Kind, filters: tuple[FieldFilter, ...]) -> set[str]:
+        keys: set[str] | None = None
+        for flt in filters:
+            hits: set[str] = set()
+            for value in flt.values:
+                hits |= bucket.postings.get((flt.field, value), set())
+            keys = hits if keys is None else keys & hits
+        return set(bucket.live) if keys is None else keys
+
+    def _query(
+        self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int
+    ) -> list[StoredDocument]:
+        with self._lock:
+            bucket = self._data.get((scope, kind))
+            if bucket is None:
+                return []
+            heads = [bucket.revisions[k][-1] for k in self._matching(bucket, query.filters)]
+        heads = [
+            d
+            for d in heads
+            if in_bounds(d.index.sort_key, query) and after_cursor(d, query, cursor)
+        ]
+        heads.sort(key=lambda d: (d.index.sort_key, d.key), reverse=query.descending)
+        return heads[:fetch]
+
+    def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
+        with self._lock:
+            bucket = self._data.get((scope, kind))
+            return 0 if bucket is None else len(self._matching(bucket, filters))
+
+    def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
+        with self._lock:
+            buckets = [
+                (k, b)
+                for (s, k), b in sorted(self._data.items(), key=lambda i: i[0][1])
+                if s == scope and (kind is None or k == kind)
+            ]
+            snapshot = [b.revisions[key][-1] for _, b in buckets for key in sorted(b.live)]
+        yield from snapshot
+
+    def _list_environments(self, tenant: str) -> Iterable[str]:
+        with self._lock:
+            return {s.environment for (s, _k) in self._data if s.tenant == tenant}
+
+    def _iter_scopes(self) -> Iterator[Scope]:
+        with self._lock:
+            scopes = sorted({s for (s, _k) in self._data}, key=str)
+        yield from scopes
