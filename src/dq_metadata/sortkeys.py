@@ -12,7 +12,13 @@ import semver
 
 from dq_metadata.errors import Problem, ValidationError
 
-__all__ = ["MAX_VERSION_PART", "parse_semver", "semver_sort_key", "time_sort_key"]
+__all__ = [
+    "MAX_VERSION_PART",
+    "parse_semver",
+    "semver_sort_key",
+    "time_sort_key",
+    "version_in_range",
+]
 
 MAX_VERSION_PART = 10**20 - 1
 _NUM = 20
@@ -61,3 +67,37 @@ def time_sort_key(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValidationError("timestamps must be timezone-aware", [Problem("time", "naive")])
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def version_in_range(version: str, spec: str) -> bool:
+    """Whether ``version`` satisfies ``spec``: comma-separated comparisons, all required.
+
+    Example: ``version_in_range("1.4.2", ">=1.2.0,<2.0.0")``. Operators: ``== != < <= > >=``.
+
+    Raises:
+        ValidationError: ``version`` is not semver or ``spec`` is malformed.
+    """
+    parsed = parse_semver(version)
+    clauses = [c.strip() for c in spec.split(",") if c.strip()]
+    if not clauses:
+        raise ValidationError("invalid version range", [Problem("version_range", "is empty")])
+    for clause in clauses:
+        op = next((o for o in ("==", "!=", "<=", ">=", "<", ">") if clause.startswith(o)), None)
+        if op is None:
+            raise ValidationError(
+                "invalid version range",
+                [Problem("version_range", f"{clause!r}: start with one of == != < <= > >=")],
+            )
+        bound = parse_semver(clause[len(op) :].strip())
+        cmp = parsed.compare(bound)
+        ok = {
+            "==": cmp == 0,
+            "!=": cmp != 0,
+            "<": cmp < 0,
+            "<=": cmp <= 0,
+            ">": cmp > 0,
+            ">=": cmp >= 0,
+        }
+        if not ok[op]:
+            return False
+    return True

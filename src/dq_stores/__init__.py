@@ -5,6 +5,7 @@ are not imported here; import them explicitly (the container does).
 """
 
 from dq_stores.backend import DocumentBackend
+from dq_stores.base import ItemPage, Revision, Store, Versioned
 from dq_stores.documents import (
     ANY,
     MUST_NOT_EXIST,
@@ -20,20 +21,39 @@ from dq_stores.documents import (
     at_revision,
 )
 from dq_stores.memory import MemoryBackend
+from dq_stores.results import ResultRef, ResultsStore
+from dq_stores.typed import (
+    ActionProfileStore,
+    ContractStore,
+    JobDefinitionStore,
+    JobRunStore,
+    ReportStore,
+)
 
 __all__ = [
     "ANY",
     "MUST_NOT_EXIST",
+    "ActionProfileStore",
+    "ContractStore",
     "DocumentBackend",
     "DocumentWrite",
     "ExpectKind",
     "Expectation",
     "FieldFilter",
     "IndexEntry",
+    "ItemPage",
+    "JobDefinitionStore",
+    "JobRunStore",
     "MemoryBackend",
     "Page",
     "PageCursor",
     "Query",
+    "ReportStore",
+    "ResultRef",
+    "ResultsStore",
+    "Revision",
+    "Store",
     "StoredDocument",
+    "Versioned",
     "at_revision",
 ]

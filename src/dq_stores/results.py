@@ -29,7 +29,9 @@ class ResultRef:
     content_type: str = "application/octet-stream"
 
 
-def iter_chunks(source: BinaryIO | Iterable[bytes], chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+def iter_chunks(
+    source: BinaryIO | Iterable[bytes], chunk_size: int = CHUNK_SIZE
+) -> Iterator[bytes]:
     """Yield non-empty byte chunks from a binary file object or an iterable of bytes."""
     if hasattr(source, "read"):
         while chunk := source.read(chunk_size):

@@ -1,0 +1,71 @@
+"""Canonical pydantic models of the platform's artifacts."""
+
+from dq_metadata.models.action_profile import (
+    ACTION_PROFILE_ADAPTER,
+    ActionProfile,
+    CustomProfile,
+    EmitLineageProfile,
+    OpenTicketProfile,
+    QuarantineProfile,
+    SendNotificationProfile,
+)
+from dq_metadata.models.base import DQModel, parse_model, utcnow
+from dq_metadata.models.contract import (
+    ContractVersion,
+    DataContract,
+    ForcedPublish,
+    LifecycleEvent,
+    SchemaObject,
+    SchemaProperty,
+)
+from dq_metadata.models.job_definition import (
+    Checkpoint,
+    ContractRef,
+    CronTrigger,
+    EventTrigger,
+    JobDefinition,
+    JobType,
+    ManualTrigger,
+    Severity,
+)
+from dq_metadata.models.job_run import (
+    TERMINAL_STATUSES,
+    CheckpointResult,
+    JobRun,
+    Report,
+    ResultObject,
+    RunStatus,
+)
+
+__all__ = [
+    "ACTION_PROFILE_ADAPTER",
+    "TERMINAL_STATUSES",
+    "ActionProfile",
+    "Checkpoint",
+    "CheckpointResult",
+    "ContractRef",
+    "ContractVersion",
+    "CronTrigger",
+    "CustomProfile",
+    "DQModel",
+    "DataContract",
+    "EmitLineageProfile",
+    "EventTrigger",
+    "ForcedPublish",
+    "JobDefinition",
+    "JobRun",
+    "JobType",
+    "LifecycleEvent",
+    "ManualTrigger",
+    "OpenTicketProfile",
+    "QuarantineProfile",
+    "Report",
+    "ResultObject",
+    "RunStatus",
+    "SchemaObject",
+    "SchemaProperty",
+    "SendNotificationProfile",
+    "Severity",
+    "parse_model",
+    "utcnow",
+]

@@ -1,0 +1,120 @@
+"""Data contracts: ODCS v3-shaped documents plus the registry's publication record.
+
+The ODCS part keeps every field it is given (``extra="allow"``), so a document
+imported from YAML exports back unchanged; only the fields the platform reasons
+about are typed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr, UtcDatetime
+
+__all__ = [
+    "ContractVersion",
+    "DataContract",
+    "ForcedPublish",
+    "LifecycleEvent",
+    "SchemaObject",
+    "SchemaProperty",
+]
+
+
+class _OdcsModel(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class SchemaProperty(_OdcsModel):
+    """An ODCS property (a column or nested field)."""
+
+    name: str | None = None
+    logicalType: str | None = None
+    physicalType: str | None = None
+    required: bool | None = None
+    unique: bool | None = None
+    primaryKey: bool | None = None
+    primaryKeyPosition: int | None = None
+    classification: str | None = None
+    logicalTypeOptions: dict[str, Any] | None = None
+    properties: list[SchemaProperty] | None = None
+    items: SchemaProperty | None = None
+
+
+class SchemaObject(_OdcsModel):
+    """An ODCS schema object: one dataset (table, view, topic, file…) the contract governs."""
+
+    name: str | None = None
+    physicalName: str | None = None
+    logicalType: str | None = None
+    physicalType: str | None = None
+    properties: list[SchemaProperty] | None = None
+
+
+class DataContract(_OdcsModel):
+    """An ODCS v3 data contract document."""
+
+    apiVersion: str = "v3.1.0"
+    kind: str = "DataContract"
+    id: Identifier
+    version: NonEmptyStr
+    status: NonEmptyStr
+    name: str | None = None
+    schema_: list[SchemaObject] | None = Field(default=None, alias="schema")
+
+    def dataset_names(self) -> list[str]:
+        """The datasets this contract governs: the names of its schema objects."""
+        return sorted({obj.name for obj in self.schema_ or [] if obj.name})
+
+    def to_odcs(self) -> dict[str, Any]:
+        """The ODCS document as a plain dict, exactly the fields that were set."""
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+
+class LifecycleEvent(DQModel):
+    """One status change of a published contract version: who, when, why."""
+
+    from_status: str | None
+    to_status: NonEmptyStr
+    actor: NonEmptyStr
+    at: UtcDatetime
+    reason: str | None = None
+
+
+class ForcedPublish(DQModel):
+    """Record of a publish that bypassed the breaking-change rule."""
+
+    actor: NonEmptyStr
+    at: UtcDatetime
+    reason: str | None = None
+    changes: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ContractVersion(DQModel):
+    """What the contract store keeps per (contract id, version)."""
+
+    schema_version: Literal[1] = 1
+    contract: DataContract
+    published_by: NonEmptyStr
+    published_at: UtcDatetime
+    lifecycle: list[LifecycleEvent] = Field(default_factory=list)
+    forced: ForcedPublish | None = None
+
+    @field_serializer("contract")
+    def _odcs_only(self, contract: DataContract) -> dict[str, Any]:
+        # Only the fields the document set, so it re-validates and exports unchanged.
+        return contract.to_odcs()
+
+    @property
+    def id(self) -> str:
+        return self.contract.id
+
+    @property
+    def version(self) -> str:
+        return self.contract.version
+
+    @property
+    def status(self) -> str:
+        return self.contract.status

@@ -1,0 +1,304 @@
+"""The typed stores: one per artifact, each declaring its key, index and sort order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from pydantic import TypeAdapter
+
+from dq_metadata.errors import Problem, ValidationError
+from dq_metadata.models import (
+    ACTION_PROFILE_ADAPTER,
+    ActionProfile,
+    ContractVersion,
+    JobDefinition,
+    JobRun,
+    Report,
+    RunStatus,
+)
+from dq_metadata.scope import Scope, validate_id
+from dq_metadata.sortkeys import semver_sort_key, time_sort_key
+from dq_stores.backend import DocumentBackend
+from dq_stores.base import FilterValue, ItemPage, Store, Versioned
+from dq_stores.documents import FieldFilter, IndexEntry, Query
+
+__all__ = [
+    "ActionProfileStore",
+    "ContractStore",
+    "JobDefinitionStore",
+    "JobRunStore",
+    "ReportStore",
+    "contract_key",
+]
+
+
+def contract_key(contract_id: str, version: str) -> str:
+    """Key of one contract version. Semver has no '@', so the last '@' splits it back."""
+    return f"{contract_id}@{version}"
+
+
+class ContractStore(Store[ContractVersion]):
+    """Contract versions, keyed ``<id>@<version>``, sorted by semver precedence."""
+
+    kind = "contract"
+    indexed_fields = frozenset({"contract_id", "dataset", "status"})
+
+    def __init__(self, backend: DocumentBackend) -> None:
+        super().__init__(backend, TypeAdapter(ContractVersion))
+
+    def key_of(self, item: ContractVersion) -> str:
+        return contract_key(item.id, item.version)
+
+    def index_of(self, item: ContractVersion) -> IndexEntry:
+        fields: dict[str, tuple[str, ...]] = {
+            "contract_id": (item.id,),
+            "status": (item.status,),
+        }
+        datasets = tuple(item.contract.dataset_names())
+        if datasets:
+            fields["dataset"] = datasets
+        return IndexEntry(fields, semver_sort_key(item.version))
+
+    def get_version(
+        self, scope: Scope, contract_id: str, version: str
+    ) -> Versioned[ContractVersion]:
+        return self.get(scope, contract_key(contract_id, version))
+
+    def get_latest_for_dataset(
+        self, scope: Scope, dataset_type: str, statuses: Sequence[str] = ("active",)
+    ) -> Versioned[ContractVersion] | None:
+        """Highest-semver version governing ``dataset_type`` whose status is in ``statuses``.
+
+        One descending index lookup with limit 1; ``None`` when there is none.
+        """
+        if not isinstance(dataset_type, str) or not dataset_type:
+            raise ValidationError("invalid dataset", [Problem("dataset_type", "must be non-empty")])
+        page = self.list(
+            scope,
+            filters={"dataset": dataset_type, "status": tuple(statuses)},
+            limit=1,
+            descending=True,
+        )
+        return page.items[0] if page.items else None
+
+    def list_versions(
+        self,
+        scope: Scope,
+        contract_id: str,
+        *,
+        limit: int = 100,
+        page_token: str | None = None,
+        descending: bool = False,
+    ) -> ItemPage[ContractVersion]:
+        """Versions of one contract in semver order."""
+        return self.list(
+            scope,
+            filters={"contract_id": contract_id},
+            limit=limit,
+            page_token=page_token,
+            descending=descending,
+        )
+
+
+class JobDefinitionStore(Store[JobDefinition]):
+    """Job definitions keyed by id, sorted by id."""
+
+    kind = "job_definition"
+    indexed_fields = frozenset(
+        {"tag", "job_type", "contract_id", "dataset", "action_profile", "enabled"}
+    )
+
+    def __init__(self, backend: DocumentBackend) -> None:
+        super().__init__(backend, TypeAdapter(JobDefinition))
+
+    def key_of(self, item: JobDefinition) -> str:
+        return item.id
+
+    def index_of(self, item: JobDefinition) -> IndexEntry:
+        fields: dict[str, tuple[str, ...]] = {
+            "job_type": (item.job_type.value,),
+            "contract_id": (item.contract.id,),
+            "dataset": (item.dataset,),
+            "enabled": ("true" if item.enabled else "false",),
+        }
+        if item.tags:
+            fields["tag"] = tuple(sorted(set(item.tags)))
+        if refs := item.action_profile_ids():
+            fields["action_profile"] = tuple(refs)
+        return IndexEntry(fields, item.id)
+
+    def list_by_tags(
+        self,
+        scope: Scope,
+        tags: Sequence[str],
+        *,
+        match: Literal["all", "any"] = "all",
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> ItemPage[JobDefinition]:
+        """Jobs carrying all (or any) of ``tags``."""
+        tags = [tags] if isinstance(tags, str) else list(tags)
+        if not tags:
+            raise ValidationError("invalid tags", [Problem("tags", "give at least one tag")])
+        if match == "any":
+            return self.list(
+                scope, filters={"tag": tuple(tags)}, limit=limit, page_token=page_token
+            )
+        if match != "all":
+            raise ValidationError("invalid match", [Problem("match", "use 'all' or 'any'")])
+        # One filter per tag: filters AND together, values within one filter OR.
+        return self._list_all_tags(scope, tags, limit, page_token)
+
+    def _list_all_tags(
+        self, scope: Scope, tags: list[str], limit: int, page_token: str | None
+    ) -> ItemPage[JobDefinition]:
+        query = Query(
+            tuple(FieldFilter("tag", (t,)) for t in sorted(set(tags))),
+            limit=limit,
+            page_token=page_token,
+        )
+        page = self.backend.query(scope, self.kind, query)
+        return ItemPage([self.decode(d) for d in page.items], page.next_token)
+
+
+class ActionProfileStore(Store[ActionProfile]):
+    """Action profiles keyed by id, filterable by ``action_type``."""
+
+    kind = "action_profile"
+    indexed_fields = frozenset({"action_type"})
+
+    def __init__(self, backend: DocumentBackend) -> None:
+        super().__init__(backend, ACTION_PROFILE_ADAPTER)
+
+    def key_of(self, item: ActionProfile) -> str:
+        return item.id
+
+    def index_of(self, item: ActionProfile) -> IndexEntry:
+        return IndexEntry({"action_type": (item.action_type,)}, item.id)
+
+    def list_by_type(
+        self, scope: Scope, action_type: str, *, limit: int = 100, page_token: str | None = None
+    ) -> ItemPage[ActionProfile]:
+        return self.list(
+            scope, filters={"action_type": action_type}, limit=limit, page_token=page_token
+        )
+
+
+def _window(since: datetime | None, until: datetime | None) -> tuple[str | None, str | None]:
+    return (
+        None if since is None else time_sort_key(since),
+        None if until is None else time_sort_key(until),
+    )
+
+
+class JobRunStore(Store[JobRun]):
+    """Job runs keyed by run id, sorted by creation time (newest first by default)."""
+
+    kind = "job_run"
+    indexed_fields = frozenset({"job_id", "status", "idempotency_key"})
+
+    def __init__(self, backend: DocumentBackend) -> None:
+        super().__init__(backend, TypeAdapter(JobRun))
+
+    def key_of(self, item: JobRun) -> str:
+        return item.run_id
+
+    def index_of(self, item: JobRun) -> IndexEntry:
+        fields: dict[str, tuple[str, ...]] = {
+            "job_id": (item.job_id,),
+            "status": (item.status.value,),
+        }
+        if item.idempotency_key:
+            fields["idempotency_key"] = (item.idempotency_key,)
+        return IndexEntry(fields, time_sort_key(item.created_at))
+
+    def _run_filters(
+        self, job_id: str | None, status: RunStatus | Sequence[RunStatus] | None
+    ) -> dict[str, FilterValue]:
+        filters: dict[str, FilterValue] = {}
+        if job_id is not None:
+            filters["job_id"] = job_id
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            filters["status"] = tuple(RunStatus(s).value for s in statuses)
+        return filters
+
+    def list_by_tenant(
+        self,
+        tenant: str,
+        environment: str | None = None,
+        *,
+        job_id: str | None = None,
+        status: RunStatus | Sequence[RunStatus] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        page_token: str | None = None,
+    ) -> ItemPage[JobRun]:
+        """Runs of a tenant (one environment, or all), newest first, in ``[since, until)``."""
+        validate_id(tenant, "tenant")
+        low, high = _window(since, until)
+        filters = self._run_filters(job_id, status)
+        if environment is None:
+            return self.list_tenant(
+                tenant, filters=filters, limit=limit, page_token=page_token,
+                descending=True, sort_key_min=low, sort_key_max=high,
+            )  # fmt: skip
+        return self.list(
+            Scope(tenant, environment), filters=filters, limit=limit, page_token=page_token,
+            descending=True, sort_key_min=low, sort_key_max=high,
+        )  # fmt: skip
+
+    def list_by_job(
+        self, scope: Scope, job_id: str, *, limit: int = 50, page_token: str | None = None
+    ) -> ItemPage[JobRun]:
+        return self.list_by_tenant(
+            scope.tenant, scope.environment, job_id=job_id, limit=limit, page_token=page_token
+        )
+
+    def list_by_status(
+        self,
+        scope: Scope,
+        status: RunStatus | Sequence[RunStatus],
+        *,
+        limit: int = 50,
+        page_token: str | None = None,
+    ) -> ItemPage[JobRun]:
+        return self.list_by_tenant(
+            scope.tenant, scope.environment, status=status, limit=limit, page_token=page_token
+        )
+
+    def find_by_idempotency_key(self, scope: Scope, key: str) -> Versioned[JobRun] | None:
+        page = self.list(scope, filters={"idempotency_key": key}, limit=1)
+        return page.items[0] if page.items else None
+
+
+class ReportStore(Store[Report]):
+    """Reports keyed by report id, attached to a run and a dataset, sorted by time."""
+
+    kind = "report"
+    indexed_fields = frozenset({"run_id", "dataset", "job_id"})
+
+    def __init__(self, backend: DocumentBackend) -> None:
+        super().__init__(backend, TypeAdapter(Report))
+
+    def key_of(self, item: Report) -> str:
+        return item.report_id
+
+    def index_of(self, item: Report) -> IndexEntry:
+        return IndexEntry(
+            {"run_id": (item.run_id,), "dataset": (item.dataset,), "job_id": (item.job_id,)},
+            time_sort_key(item.created_at),
+        )
+
+    def list_for_run(self, scope: Scope, run_id: str, *, limit: int = 100) -> ItemPage[Report]:
+        return self.list(scope, filters={"run_id": run_id}, limit=limit, descending=True)
+
+    def list_for_dataset(
+        self, scope: Scope, dataset: str, *, limit: int = 100, page_token: str | None = None
+    ) -> ItemPage[Report]:
+        return self.list(
+            scope, filters={"dataset": dataset}, limit=limit, page_token=page_token, descending=True
+        )
