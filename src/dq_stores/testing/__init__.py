@@ -1,0 +1,53 @@
+"""The Store conformance suite: abstract pytest classes every backend subclasses once.
+
+The classes are not collected on their own (their names do not start with
+``Test``). A backend — ours or a third party's — proves the Store contract with::
+
+    import functools, pytest
+    from dq_stores.testing import DocumentBackendConformance
+
+    class TestMyBackendConformance(DocumentBackendConformance):
+        supports_multiprocess = True        # False for process-local backends
+
+        @pytest.fixture
+        def backend_factory(self, tmp_path):
+            # a picklable zero-argument callable; each call opens a new client
+            # on the SAME empty store (child processes call it too)
+            return functools.partial(MyBackend, tmp_path / "store")
+
+Register assertion rewriting for nicer failures in your ``conftest.py``:
+``pytest.register_assert_rewrite("dq_stores.testing")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from dq_stores.backend import DocumentBackend
+from dq_stores.testing.concurrency import ConcurrencyConformance
+from dq_stores.testing.crud import CrudConformance, IsolationConformance
+from dq_stores.testing.queries import QueryConformance
+from dq_stores.testing.results import ResultsStoreConformance
+
+__all__ = ["DocumentBackendConformance", "ResultsStoreConformance"]
+
+
+class DocumentBackendConformance(
+    CrudConformance, IsolationConformance, QueryConformance, ConcurrencyConformance
+):
+    """Every invariant of the Store contract (DESIGN §3). Subclass and supply
+    ``backend_factory``."""
+
+    @pytest.fixture
+    def backend_factory(self) -> Callable[[], DocumentBackend]:
+        raise NotImplementedError("subclasses provide a backend_factory fixture")
+
+    @pytest.fixture
+    def backend(self, backend_factory: Callable[[], DocumentBackend]) -> Iterator[DocumentBackend]:
+        backend = backend_factory()
+        try:
+            yield backend
+        finally:
+            backend.close()
