@@ -66,7 +66,12 @@ def time_sort_key(moment: datetime) -> str:
     """Fixed-width UTC ISO-8601 string whose string order is time order."""
     if moment.tzinfo is None:
         raise ValidationError("timestamps must be timezone-aware", [Problem("time", "naive")])
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    m = moment.astimezone(UTC)
+    # strftime("%Y") does not zero-pad years before 1000, which would break the order.
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T"
+        f"{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
+    )
 
 
 def version_in_range(version: str, spec: str) -> bool:
