@@ -3,3 +3,6 @@
 import pytest
 
 pytest.register_assert_rewrite("dq_stores.testing")
+
+# Fixtures that find (or start) PostgreSQL and Azurite; see docs/testing.md.
+pytest_plugins = ["tests.support.postgres", "tests.support.azurite"]

@@ -6,6 +6,7 @@ with ``raise ... from exc`` so the cause stays visible::
     DQError
     ├── NotFoundError            the document / revision / reference does not exist
     ├── ConflictError            an expectation about the current state was stale
+    │   └── IllegalTransitionError   a state change the lifecycle does not allow
     ├── ValidationError          bad input (carries the field path of each problem)
     │   └── InvalidScopeError    a tenant, environment or kind failed the id rules
     ├── IntegrityError           stored bytes do not match their recorded sha256
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 __all__ = [
     "ConflictError",
     "DQError",
+    "IllegalTransitionError",
     "IntegrityError",
     "InvalidScopeError",
     "MisconfiguredError",
@@ -46,6 +48,10 @@ class NotFoundError(DQError):
 
 class ConflictError(DQError):
     """A write's expectation did not hold (stale revision, already exists, immutable)."""
+
+
+class IllegalTransitionError(ConflictError):
+    """The lifecycle does not allow moving from the current state to the requested one."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ names, blob names), so the domain order is encoded here once.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import semver
@@ -15,6 +16,7 @@ from dq_metadata.errors import Problem, ValidationError
 __all__ = [
     "MAX_VERSION_PART",
     "parse_semver",
+    "parse_version_range",
     "semver_sort_key",
     "time_sort_key",
     "version_in_range",
@@ -74,26 +76,50 @@ def time_sort_key(moment: datetime) -> str:
     )
 
 
-def version_in_range(version: str, spec: str) -> bool:
-    """Whether ``version`` satisfies ``spec``: comma-separated comparisons, all required.
+_RANGE_OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
+_PARTIAL_VERSION = re.compile(r"\d+(\.\d+)?")
 
-    Example: ``version_in_range("1.4.2", ">=1.2.0,<2.0.0")``. Operators: ``== != < <= > >=``.
+
+def parse_version_range(spec: str) -> list[tuple[str, semver.Version]]:
+    """Parse a range: comma-separated ``<op><version>`` clauses, all required.
+
+    Operators: ``== != < <= > >=``. A bound may omit minor/patch (``<2`` means
+    ``<2.0.0``, ``>=1.4`` means ``>=1.4.0``).
 
     Raises:
-        ValidationError: ``version`` is not semver or ``spec`` is malformed.
+        ValidationError: empty, an unknown operator, or a bound that is not semver.
     """
-    parsed = parse_semver(version)
+    if not isinstance(spec, str):
+        raise ValidationError("invalid version range", [Problem("version_range", "not a str")])
     clauses = [c.strip() for c in spec.split(",") if c.strip()]
     if not clauses:
         raise ValidationError("invalid version range", [Problem("version_range", "is empty")])
+    parsed = []
     for clause in clauses:
-        op = next((o for o in ("==", "!=", "<=", ">=", "<", ">") if clause.startswith(o)), None)
+        op = next((o for o in _RANGE_OPERATORS if clause.startswith(o)), None)
         if op is None:
             raise ValidationError(
                 "invalid version range",
                 [Problem("version_range", f"{clause!r}: start with one of == != < <= > >=")],
             )
-        bound = parse_semver(clause[len(op) :].strip())
+        bound = clause[len(op) :].strip()
+        if _PARTIAL_VERSION.fullmatch(bound):
+            bound += ".0" * (2 - bound.count("."))
+        parsed.append((op, parse_semver(bound)))
+    return parsed
+
+
+def version_in_range(version: str, spec: str) -> bool:
+    """Whether ``version`` satisfies ``spec`` (see :func:`parse_version_range`).
+
+    Example: ``version_in_range("1.4.2", ">=1.2.0,<2")``. Every clause is checked
+    for syntax, even when an earlier one already fails.
+
+    Raises:
+        ValidationError: ``version`` is not semver or ``spec`` is malformed.
+    """
+    parsed = parse_semver(version)
+    for op, bound in parse_version_range(spec):
         cmp = parsed.compare(bound)
         ok = {
             "==": cmp == 0,

@@ -6,9 +6,11 @@ parameters. Secrets are references (``keyvault://vault/secret``), never values.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, ValidationInfo, field_validator
 
 from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr
 
@@ -27,6 +29,14 @@ __all__ = [
 SecretRef = Annotated[str, Field(pattern=r"^(keyvault|env|secret)://[^\s/]+(/[^\s]+)?$")]
 
 
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+def _is_https_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(parts.hostname)
+
+
 class _ProfileBase(DQModel):
     schema_version: Literal[1] = 1
     id: Identifier
@@ -35,12 +45,37 @@ class _ProfileBase(DQModel):
 
 
 class SendNotificationProfile(_ProfileBase):
+    """Notify people or systems. Email needs recipients; teams, slack and webhook an https url."""
+
     action_type: Literal["send_notification"] = "send_notification"
     channel: Literal["email", "teams", "slack", "webhook"]
-    recipients: list[NonEmptyStr] = Field(default_factory=list)
-    url: str | None = None
+    recipients: list[NonEmptyStr] = Field(default_factory=list, validate_default=True)
+    url: str | None = Field(default=None, validate_default=True)
     secret: SecretRef | None = None
     template: str | None = None
+
+    @field_validator("recipients")
+    @classmethod
+    def _email_recipients(cls, recipients: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("channel") == "email":
+            if not recipients:
+                raise ValueError("an email notification needs at least one recipient")
+            bad = [r for r in recipients if not _EMAIL.fullmatch(r)]
+            if bad:
+                raise ValueError(f"not an email address: {bad[0]!r}")
+        return recipients
+
+    @field_validator("url")
+    @classmethod
+    def _https_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        channel = info.data.get("channel")
+        if url is None:
+            if channel in ("teams", "slack", "webhook"):
+                raise ValueError(f"a {channel} notification needs an https:// url")
+            return url
+        if not _is_https_url(url):
+            raise ValueError("must be an https:// URL with a host")
+        return url
 
 
 class QuarantineProfile(_ProfileBase):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from dq_metadata.models.base import DQModel, Identifier, Label, NonEmptyStr
 
@@ -36,11 +36,20 @@ class Severity(StrEnum):
 
 
 class ContractRef(DQModel):
-    """A contract reference: an exact ``version`` or a ``version_range`` (e.g. ``>=1.2.0,<2``)."""
+    """A contract reference: an exact ``version`` or a ``version_range`` (e.g. ``>=1.2.0,<2``).
+
+    Exactly one of the two is set; the registry checks that it resolves when saving.
+    """
 
     id: Identifier
-    version: str | None = None
-    version_range: str | None = None
+    version: NonEmptyStr | None = None
+    version_range: NonEmptyStr | None = None
+
+    @model_validator(mode="after")
+    def _one_of_version_or_range(self) -> ContractRef:
+        if (self.version is None) == (self.version_range is None):
+            raise ValueError("give exactly one of 'version' or 'version_range'")
+        return self
 
 
 class Checkpoint(DQModel):
@@ -89,6 +98,16 @@ class JobDefinition(DQModel):
     on_anomaly: list[Identifier] = Field(default_factory=list)
     enabled: bool = True
     description: str | None = None
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _unique_checkpoint_names(cls, checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+        seen: set[str] = set()
+        for checkpoint in checkpoints:
+            if checkpoint.name in seen:
+                raise ValueError(f"checkpoint names must be unique: {checkpoint.name!r} repeats")
+            seen.add(checkpoint.name)
+        return checkpoints
 
     def action_profile_ids(self) -> list[str]:
         """Every action profile this job references, de-duplicated and sorted."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -11,6 +11,7 @@ from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr, UtcDatetim
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "TRANSITIONS",
     "CheckpointResult",
     "JobRun",
     "Report",
@@ -28,6 +29,19 @@ class RunStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+#: Legal status changes. A queued run may fail (it could not be launched) or be
+#: cancelled, but only a run that ran can succeed.
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.RUNNING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+#: A metric value: a finite number (NaN and infinities have no JSON form).
+Metric = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class CheckpointResult(DQModel):
@@ -60,10 +74,11 @@ class JobRun(DQModel):
     finished_at: UtcDatetime | None = None
     triggered_by: str | None = None
     checkpoint_results: list[CheckpointResult] = Field(default_factory=list)
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[NonEmptyStr, Metric] = Field(default_factory=dict)
     results: dict[str, Any] | None = None
     result_object: ResultObject | None = None
     error: str | None = None
+    cancel_reason: str | None = None
 
 
 class Report(DQModel):

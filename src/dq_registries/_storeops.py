@@ -1,0 +1,61 @@
+"""Small helpers the registries share: argument checks, default backend, conditional writes."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from dq_metadata.errors import ConflictError, Problem, ValidationError
+from dq_metadata.scope import Scope
+from dq_stores.backend import DocumentBackend
+from dq_stores.base import Store, Versioned
+
+__all__ = ["check_id", "check_limit", "check_revision", "default_document_backend", "write"]
+
+M = TypeVar("M")
+
+
+def default_document_backend() -> DocumentBackend:
+    """The filesystem default (imported lazily: only registries built without stores need it)."""
+    from dq_registries.defaults import default_backend
+
+    return default_backend()
+
+
+def check_id(value: object, field: str) -> str:
+    """A document id: a non-empty string without NUL (keys are encoded, not policed)."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ValidationError(f"invalid {field}", [Problem(field, "must be a non-empty string")])
+    return value
+
+
+def check_revision(value: object, *, allow_zero: bool = True) -> None:
+    """``None``, or an int revision ≥ 1 (``0`` = "must not exist" where allowed)."""
+    if value is None:
+        return
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValidationError(
+            "invalid expected_revision", [Problem("expected_revision", f"must be an int ≥ {low}")]
+        )
+
+
+def check_limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise ValidationError("invalid limit", [Problem("limit", "must be an int in 1..1000")])
+    return value
+
+
+def write(store: Store[M], scope: Scope, item: M, expected_revision: int | None) -> Versioned[M]:
+    """Write ``item`` under the registries' revision convention.
+
+    ``None``: unconditional, but an unchanged document gets no new revision;
+    ``0``: must not exist; ``n``: the current revision must be ``n``.
+    """
+    if expected_revision == 0:
+        return store.create(scope, item)
+    if expected_revision is not None:
+        return store.update(scope, item, expected_revision)
+    try:
+        return store.create_or_same(scope, item)[0]
+    except ConflictError:
+        return store.put(scope, item)
