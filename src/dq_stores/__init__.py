@@ -24,6 +24,7 @@ from dq_stores.memory import MemoryBackend
 from dq_stores.results import ResultRef, ResultsStore
 from dq_stores.typed import (
     ActionProfileStore,
+    ContractHeadStore,
     ContractStore,
     JobDefinitionStore,
     JobRunStore,
@@ -34,6 +35,7 @@ __all__ = [
     "ANY",
     "MUST_NOT_EXIST",
     "ActionProfileStore",
+    "ContractHeadStore",
     "ContractStore",
     "DocumentBackend",
     "DocumentWrite",

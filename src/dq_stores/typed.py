@@ -12,6 +12,7 @@ from dq_metadata.errors import Problem, ValidationError
 from dq_metadata.models import (
     ACTION_PROFILE_ADAPTER,
     ActionProfile,
+    ContractHead,
     ContractVersion,
     JobDefinition,
     JobRun,
@@ -26,6 +27,7 @@ from dq_stores.documents import FieldFilter, IndexEntry, Query
 
 __all__ = [
     "ActionProfileStore",
+    "ContractHeadStore",
     "ContractStore",
     "JobDefinitionStore",
     "JobRunStore",
@@ -100,6 +102,25 @@ class ContractStore(Store[ContractVersion]):
             page_token=page_token,
             descending=descending,
         )
+
+
+class ContractHeadStore(Store[ContractHead]):
+    """One small document per contract id holding its highest published version.
+
+    Publishers move it with an expected revision, which serialises concurrent
+    publishes of the same contract on every backend.
+    """
+
+    kind = "contract_head"
+
+    def __init__(self, backend: DocumentBackend) -> None:
+        super().__init__(backend, TypeAdapter(ContractHead))
+
+    def key_of(self, item: ContractHead) -> str:
+        return item.contract_id
+
+    def index_of(self, item: ContractHead) -> IndexEntry:
+        return IndexEntry({}, item.contract_id)
 
 
 class JobDefinitionStore(Store[JobDefinition]):

@@ -11,6 +11,7 @@ from dq_metadata.models.action_profile import (
 )
 from dq_metadata.models.base import DQModel, parse_model, utcnow
 from dq_metadata.models.contract import (
+    ContractHead,
     ContractVersion,
     DataContract,
     ForcedPublish,
@@ -43,6 +44,7 @@ __all__ = [
     "ActionProfile",
     "Checkpoint",
     "CheckpointResult",
+    "ContractHead",
     "ContractRef",
     "ContractVersion",
     "CronTrigger",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr, UtcDatetime
 
 __all__ = [
+    "ContractHead",
     "ContractVersion",
     "DataContract",
     "ForcedPublish",
@@ -69,8 +70,15 @@ class DataContract(_OdcsModel):
         return sorted({obj.name for obj in self.schema_ or [] if obj.name})
 
     def to_odcs(self) -> dict[str, Any]:
-        """The ODCS document as a plain dict, exactly the fields that were set."""
-        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        """The ODCS document as a plain dict, exactly the fields that were set.
+
+        ``apiVersion`` and ``kind`` are required by the ODCS schema, so their defaults
+        are written even when the document was built without them.
+        """
+        body = self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        if "apiVersion" in body and "kind" in body:
+            return body
+        return {"apiVersion": self.apiVersion, "kind": self.kind, **body}
 
 
 class LifecycleEvent(DQModel):
@@ -90,6 +98,19 @@ class ForcedPublish(DQModel):
     at: UtcDatetime
     reason: str | None = None
     changes: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ContractHead(DQModel):
+    """Per contract id: the highest version ever published.
+
+    Publishing moves it forward with an expected revision, so two concurrent
+    publishes of one contract are serialised and versions only ever increase.
+    """
+
+    schema_version: Literal[1] = 1
+    contract_id: Identifier
+    latest_version: NonEmptyStr
+    updated_at: UtcDatetime
 
 
 class ContractVersion(DQModel):

@@ -1,0 +1,283 @@
+"""``dq contracts``: publish, inspect, compare, export and evolve ODCS data contracts."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dq_metadata.errors import ValidationError
+from dq_metadata.models import ContractVersion, LifecycleEvent
+from dq_registries.cli._common import (
+    ConfigOpt,
+    EnvOpt,
+    JsonOpt,
+    TenantOpt,
+    UsageError,
+    cli_errors,
+    emit,
+    emit_page,
+    open_context,
+)
+from dq_registries.contracts import Change, ContractRegistry, breaking, diff
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Publish, inspect and evolve ODCS data contracts.", no_args_is_help=True)
+
+ContractId = Annotated[str, typer.Argument(help="Contract id (ODCS 'id').", show_default=False)]
+Version = Annotated[str, typer.Argument(help="Semantic version, e.g. 1.2.0.", show_default=False)]
+ActorOpt = Annotated[
+    str | None,
+    typer.Option(help="Who does this (default: the current OS user).", show_default=False),
+]
+ReasonOpt = Annotated[str | None, typer.Option(help="Why; recorded with the change.")]
+
+_COLUMNS = ["id", "version", "status", "datasets", "published_by", "published_at", "forced"]
+_CHANGE_COLUMNS = ["severity", "kind", "path", "message"]
+_EVENT_COLUMNS = ["at", "from_status", "to_status", "actor", "reason"]
+
+
+def _actor(value: str | None) -> str:
+    if value is not None:
+        return value
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _row(cv: ContractVersion) -> dict[str, Any]:
+    return {
+        "id": cv.id,
+        "version": cv.version,
+        "status": cv.status,
+        "name": cv.contract.name,
+        "datasets": ", ".join(cv.contract.dataset_names()),
+        "published_by": cv.published_by,
+        "published_at": cv.published_at.isoformat(),
+        "forced": f"by {cv.forced.actor}: {cv.forced.reason}" if cv.forced else "",
+    }
+
+
+def _emit_changes(changes: list[Change], *, as_json: bool, title: str) -> None:
+    emit([c.to_dict() for c in changes], as_json=as_json, columns=_CHANGE_COLUMNS, title=title)
+
+
+def _read_contract(registry: ContractRegistry, path: Path) -> Any:
+    return registry.import_odcs(Path(path).read_bytes())
+
+
+@app.command("publish")
+@cli_errors
+def publish(
+    file: Annotated[Path, typer.Argument(help="ODCS v3 YAML or JSON file.", show_default=False)],
+    actor: ActorOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Publish a breaking change without a major bump.")
+    ] = False,
+    reason: ReasonOpt = None,
+    tenant: TenantOpt = None,
+    env: EnvOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish FILE as a new contract version (a no-op if that exact version exists)."""
+    if force and not reason:
+        raise UsageError("--force needs --reason: say why the breaking change is acceptable")
+    with open_context(tenant, env, config) as dq:
+        contract = _read_contract(dq.contracts, file)
+        result = dq.contracts.publish(contract, actor=_actor(actor), force=force, reason=reason)
+    if as_json:
+        emit(result, as_json=True)
+        return
+    outcome = "published" if result.created else "already published (no change)"
+    emit(_row(result.version), as_json=False, title=f"{result.version.id} {outcome}")
+    if result.changes:
+        _emit_changes(result.changes, as_json=False, title="Changes since the previous version")
+
+
+@app.command("list")
+@cli_errors
+def list_contracts(
+    contract: Annotated[str | None, typer.Option(help="Only versions of this id.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only contracts governing it.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only versions with this status.")] = None,
+    limit: Annotated[int, typer.Option(help="Page size.")] = 100,
+    page_token: Annotated[str | None, typer.Option(help="Continue a previous listing.")] = None,
+    tenant: TenantOpt = None,
+    env: EnvOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List contract versions in semver order."""
+    with open_context(tenant, env, config) as dq:
+        page = dq.contracts.list(
+            contract_id=contract, dataset=dataset, status=status, limit=limit, page_token=page_token
+        )
+        emit_page(page, _row, as_json=as_json, columns=_COLUMNS, title=f"Contracts in {dq.scope}")
+
+
+@app.command("show")
+@cli_errors
+def show(
+    contract_id: ContractId,
+    version: Annotated[str | None, typer.Option(help="Default: the highest version.")] = None,
+    tenant: TenantOpt = None,
+    env: EnvOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one contract version (JSON: the full record with its ODCS document)."""
+    with open_context(tenant, env, config) as dq:
+        found = dq.contracts.get(contract_id, version)
+    emit(found if as_json else _row(found), as_json=as_json, title=f"Contract {contract_id}")
+
+
+@app.command("latest")
+@cli_errors
+def latest(
+    dataset: Annotated[str, typer.Argument(help="Dataset (ODCS schema object name).")],
+    tenant: TenantOpt = None,
+    env: EnvOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the newest active contract version governing DATASET."""
+    with open_context(tenant, env, config) as dq:
+        found = dq.contracts.get_latest_for_dataset(dataset)
+    emit(found if as_json else _row(found), as_json=as_json, title=f"Latest for {dataset}")
+
+
+@app.command("diff")
+@cli_errors
+def diff_command(
+    first: Annotated[str, typer.Argument(help="Contract id, or the old ODCS file.")],
+    second: Annotated[str, typer.Argument(help="Old version, or the new ODCS file.")],
+    third: Annotated[str | None, typer.Argument(help="New version (with a contract id).")] = None,
+    fail_on_breaking: Annotated[
+        bool, typer.Option(help="Exit with 1 when there is a breaking change.")
+    ] = False,
+    tenant: TenantOpt = None,
+    env: EnvOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Classify the changes between two versions: `diff ID V1 V2` or `diff OLD.yaml NEW.yaml`."""
+    with open_context(tenant, env, config) as dq:
+        if third is not None:
+            changes = dq.contracts.diff_versions(first, second, third)
+        else:
+            changes = diff(_read_contract(dq.contracts, Path(first)),
+                           _read_contract(dq.contracts, Path(second)))  # fmt: skip
+    _emit_changes(changes, as_json=as_json, title="Changes")
+    if fail_on_breaking and breaking(changes):
+        raise ValidationError(f"{len(breaking(changes))} breaking change(s)")
+
+
+@app.command("history")
+@cli_errors
+def history(
+    contract_id: ContractId,
+    version: Version,
+    tenant: TenantOpt = None,
+    env: EnvOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the lifecycle of one version: who changed its status, when and why."""
+    with open_context(tenant, env, config) as dq:
+        events: list[LifecycleEvent] = dq.contracts.history(contract_id, version)
+    emit(events, as_json=as_json, columns=_EVENT_COLUMNS, title=f"{contract_id} {version}")
+
+
+def _transition(
+    to_status: str,
+    contract_id: str,
+    version: str,
+    actor: str | None,
+    reason: str | None,
+    tenant: str | None,
+    env: str | None,
+    config: Path | None,
+    as_json: bool,
+) -> None:
+    with open_context(tenant, env, config) as dq:
+        updated = dq.contracts.transition(
+            contract_id, version, to_status, actor=_actor(actor), reason=reason
+        )
+    emit(updated if as_json else _row(updated), as_json=as_json, title=f"{contract_id} {to_status}")
+
+
+@app.command("activate")
+@cli_errors
+def activate(
+    contract_id: ContractId,
+    version: Version,
+    actor: ActorOpt = None,
+    reason: ReasonOpt = None,
+    tenant: TenantOpt = None,
+    env: EnvOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark a version active."""
+    _transition("active", contract_id, version, actor, reason, tenant, env, config, as_json)
+
+
+@app.command("deprecate")
+@cli_errors
+def deprecate(
+    contract_id: ContractId,
+    version: Version,
+    actor: ActorOpt = None,
+    reason: ReasonOpt = None,
+    tenant: TenantOpt = None,
+    env: EnvOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark a version deprecated."""
+    _transition("deprecated", contract_id, version, actor, reason, tenant, env, config, as_json)
+
+
+@app.command("retire")
+@cli_errors
+def retire(
+    contract_id: ContractId,
+    version: Version,
+    actor: ActorOpt = None,
+    reason: ReasonOpt = None,
+    tenant: TenantOpt = None,
+    env: EnvOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retire a deprecated version (refused while enabled jobs reference it)."""
+    _transition("retired", contract_id, version, actor, reason, tenant, env, config, as_json)
+
+
+@app.command("export")
+@cli_errors
+def export(
+    contract_id: ContractId,
+    version: Version,
+    fmt: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+    tenant: TenantOpt = None,
+    env: EnvOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print a published version as an ODCS v3 document."""
+    if fmt not in ("yaml", "json"):
+        raise UsageError(f"--format must be yaml or json, not {fmt!r}")
+    with open_context(tenant, env, config) as dq:
+        text = dq.contracts.export_odcs(contract_id, version, "json" if fmt == "json" else "yaml")
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")

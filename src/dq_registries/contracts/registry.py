@@ -1,0 +1,397 @@
+"""``ContractRegistry``: publishing, lifecycle and lookup of data contracts in one scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import semver
+
+from dq_metadata.errors import ConflictError, NotFoundError, Problem, ValidationError
+from dq_metadata.models import (
+    ContractHead,
+    ContractVersion,
+    DataContract,
+    JobDefinition,
+    LifecycleEvent,
+    utcnow,
+)
+from dq_metadata.scope import Scope
+from dq_metadata.sortkeys import parse_semver, version_in_range
+from dq_registries.contracts._publish import check_breaking, check_increasing, same_content
+from dq_registries.contracts._reads import ContractReads
+from dq_registries.contracts.change import Change
+from dq_registries.contracts.diff import diff
+from dq_registries.contracts.errors import ContractInUseError
+from dq_registries.contracts.lifecycle import check_transition
+from dq_registries.contracts.odcs import Format, dump_odcs, load_odcs, parse_contract
+from dq_stores.base import ItemPage, Versioned
+from dq_stores.typed import ContractHeadStore, ContractStore, JobDefinitionStore
+
+__all__ = ["ContractRegistry", "PublishResult"]
+
+_Changes = list[Change]
+_Events = list[LifecycleEvent]
+
+_PUBLISH_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """Outcome of :meth:`ContractRegistry.publish`.
+
+    ``created`` is ``False`` when the same content was already published under this
+    version; ``changes`` is the diff against the previous highest version.
+    """
+
+    version: ContractVersion
+    created: bool
+    changes: _Changes = field(default_factory=list)
+
+
+class _HeadMoved(Exception):
+    """Another publish of the same contract won the race; re-check and retry."""
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise ValidationError(f"invalid {name}", [Problem(name, "must be a non-empty string")])
+    return value
+
+
+class ContractRegistry:
+    """Data contracts (ODCS v3) of one tenant environment.
+
+    Versions are semver 2.0 and immutable once published; a new version must be
+    greater than every existing one, and a breaking change (see :func:`diff`) needs
+    a major bump unless forced. Status changes go through :meth:`transition` and
+    are recorded with actor, time and reason.
+
+    Args:
+        scope: the tenant environment every call works in.
+        store: contract store; ``None`` uses the filesystem default backend.
+        job_definitions: consulted before retiring a version; defaults to the
+            job definition store on the same backend as ``store``.
+        active_statuses: statuses that count as active for
+            :meth:`get_latest_for_dataset`.
+        clock: returns the current timezone-aware time.
+    """
+
+    def __init__(
+        self,
+        scope: Scope,
+        store: ContractStore | None = None,
+        *,
+        job_definitions: JobDefinitionStore | None = None,
+        active_statuses: Sequence[str] = ("active",),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if not isinstance(scope, Scope):
+            raise ValidationError("invalid scope", [Problem("scope", "must be a Scope")])
+        statuses = (active_statuses,) if isinstance(active_statuses, str) else active_statuses
+        self._active = tuple(_text(s, "active_statuses") for s in statuses)
+        if not self._active:
+            raise ValidationError(
+                "invalid active_statuses", [Problem("active_statuses", "give at least one")]
+            )
+        if store is None:
+            from dq_registries.defaults import default_backend
+
+            store = ContractStore(default_backend())
+        self.scope = scope
+        self._store = store
+        self._heads = ContractHeadStore(store.backend)
+        jobs = job_definitions or JobDefinitionStore(store.backend)
+        self._reads = ContractReads(scope, store, self._heads, jobs)
+        self._clock = clock
+
+    # -- import / export -------------------------------------------------------
+    def import_odcs(self, text: str | bytes) -> DataContract:
+        """Parse ODCS YAML or JSON and validate it against the ODCS v3.1.0 JSON Schema.
+
+        Raises:
+            ValidationError: unreadable text, or one problem per schema violation.
+        """
+        return parse_contract(load_odcs(text))
+
+    def export_odcs(
+        self, contract_id: str, version: str | None = None, fmt: Format = "yaml"
+    ) -> str:
+        """The published document as ODCS YAML or JSON (``version=None``: highest)."""
+        if fmt not in ("yaml", "json"):
+            raise ValidationError("invalid format", [Problem("fmt", "use 'yaml' or 'json'")])
+        return dump_odcs(self.get(contract_id, version).contract, fmt)
+
+    # -- publishing ------------------------------------------------------------
+    def publish(
+        self,
+        contract: DataContract | Mapping[str, Any],
+        *,
+        actor: str,
+        force: bool = False,
+        reason: str | None = None,
+    ) -> PublishResult:
+        """Publish a new contract version.
+
+        Re-publishing identical content (status aside) returns the stored version
+        with ``created=False``.
+
+        Raises:
+            ValidationError: not ODCS, ``version`` not semver, no actor, or a forced
+                breaking publish without a reason.
+            ConflictError: the version exists with other content, or is not greater
+                than the highest existing version.
+            BreakingChangeError: breaking changes without a major bump and no force.
+        """
+        actor = _text(actor, "actor")
+        if reason is not None:
+            reason = _text(reason, "reason")
+        candidate = parse_contract(contract)
+        wanted = parse_semver(candidate.version)
+        for _ in range(_PUBLISH_ATTEMPTS):
+            try:
+                return self._publish_once(candidate, wanted, actor, force, reason)
+            except _HeadMoved:
+                continue
+        raise ConflictError(
+            f"contract {candidate.id!r}: other publishes kept winning the race; retry later"
+        )
+
+    def _publish_once(
+        self,
+        candidate: DataContract,
+        wanted: semver.Version,
+        actor: str,
+        force: bool,
+        reason: str | None,
+    ) -> PublishResult:
+        existing = self._reads.find(candidate.id, candidate.version)
+        if existing is not None and same_content(existing.item, candidate):
+            return PublishResult(existing.item, False, [])
+        head = self._reads.find_head(candidate.id)
+        latest = self._reads.highest(candidate.id)
+        check_increasing(
+            candidate,
+            wanted,
+            latest.item.version if latest else None,
+            head.item.latest_version if head else None,
+        )
+        previous = latest.item.contract if latest else None
+        changes = diff(previous, candidate) if previous else []
+        now = self._clock()
+        forced = check_breaking(
+            candidate, wanted, previous, changes, force=force,
+            forced_by={"actor": actor, "at": now, "reason": reason},
+        )  # fmt: skip
+        first = LifecycleEvent(
+            from_status=None, to_status=candidate.status, actor=actor, at=now,
+            reason=reason or "published",
+        )  # fmt: skip
+        record = ContractVersion(
+            contract=candidate, published_by=actor, published_at=now, lifecycle=[first],
+            forced=forced,
+        )  # fmt: skip
+        self._claim_head(candidate, head, now)
+        try:
+            stored = self._store.create(self.scope, record)
+        except ConflictError:
+            # An identical publish finishing an interrupted claim got there first.
+            again = self._reads.get(candidate.id, candidate.version).item
+            same_content(again, candidate)
+            return PublishResult(again, False, [])
+        return PublishResult(stored.item, True, changes)
+
+    def _claim_head(
+        self, candidate: DataContract, head: Versioned[ContractHead] | None, now: datetime
+    ) -> None:
+        new_head = ContractHead(
+            contract_id=candidate.id, latest_version=candidate.version, updated_at=now
+        )
+        try:
+            if head is None:
+                self._heads.create(self.scope, new_head)
+            else:
+                self._heads.update(self.scope, new_head, head.revision)
+        except ConflictError as exc:
+            raise _HeadMoved from exc
+
+    # -- lookups ---------------------------------------------------------------
+    def get(self, contract_id: str, version: str | None = None) -> ContractVersion:
+        """One published version; ``version=None`` gives the highest (any status).
+
+        Raises:
+            NotFoundError: no such contract or version in this scope.
+        """
+        contract_id = _text(contract_id, "contract_id")
+        if version is None:
+            latest = self._reads.highest(contract_id)
+            if latest is None:
+                raise NotFoundError(f"no contract {contract_id!r} in {self.scope}")
+            return latest.item
+        return self._reads.get(contract_id, version).item
+
+    def list(
+        self,
+        *,
+        contract_id: str | None = None,
+        dataset: str | None = None,
+        status: str | Sequence[str] | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+        descending: bool = False,
+    ) -> ItemPage[ContractVersion]:
+        """A page of contract versions in semver order, optionally filtered."""
+        filters: dict[str, str | Sequence[str]] = {}
+        for name, value in (("contract_id", contract_id), ("dataset", dataset)):
+            if value is not None:
+                filters[name] = _text(value, name)
+        if status is not None:
+            filters["status"] = status
+        return self._store.list(
+            self.scope, filters=filters, limit=limit, page_token=page_token, descending=descending
+        )
+
+    def history(self, contract_id: str, version: str) -> _Events:
+        """Lifecycle events of one version, oldest first (the publish is the first)."""
+        return [*self.get(contract_id, _text(version, "version")).lifecycle]
+
+    def get_latest_for_dataset(self, dataset_type: str) -> ContractVersion:
+        """Highest-semver version with an active status whose schema governs ``dataset_type``.
+
+        Raises:
+            NotFoundError: no active contract governs the dataset in this scope.
+        """
+        dataset_type = _text(dataset_type, "dataset_type")
+        found = self._store.get_latest_for_dataset(self.scope, dataset_type, self._active)
+        if found is None:
+            raise NotFoundError(
+                f"no contract with status {list(self._active)} governs dataset "
+                f"{dataset_type!r} in {self.scope}"
+            )
+        return found.item
+
+    def resolve(
+        self,
+        contract_id: str,
+        *,
+        version: str | None = None,
+        version_range: str | None = None,
+    ) -> ContractVersion:
+        """The version a reference means: exact ``version``, else the highest non-retired
+        version satisfying ``version_range`` (e.g. ``>=1.2.0,<2``), else the highest
+        non-retired version.
+
+        Raises:
+            ValidationError: both given, or a malformed range.
+            NotFoundError: nothing matches; the message names the reference.
+        """
+        contract_id = _text(contract_id, "contract_id")
+        if version is not None and version_range is not None:
+            raise ValidationError(
+                "ambiguous reference", [Problem("version_range", "give version or range, not both")]
+            )
+        if version is not None:
+            return self._reads.get(contract_id, version).item
+        if version_range is not None:
+            version_in_range("0.0.0", version_range)  # validates the range up front
+        for item in self._reads.iter_versions(contract_id, descending=True):
+            if item.status == "retired":
+                continue
+            if version_range is None or version_in_range(item.version, version_range):
+                return item
+        wanted = f" matching {version_range!r}" if version_range else ""
+        raise NotFoundError(
+            f"contract reference {contract_id!r}{wanted}: no non-retired version in {self.scope}"
+        )
+
+    @staticmethod
+    def diff(old: DataContract, new: DataContract) -> _Changes:
+        """Classified changes from ``old`` to ``new`` (see :func:`dq_registries.contracts.diff`)."""
+        return diff(old, new)
+
+    def diff_versions(self, contract_id: str, old_version: str, new_version: str) -> _Changes:
+        """Classified changes between two published versions of one contract."""
+        old = self.get(contract_id, _text(old_version, "old_version"))
+        new = self.get(contract_id, _text(new_version, "new_version"))
+        return diff(old.contract, new.contract)
+
+    # -- lifecycle -------------------------------------------------------------
+    def transition(
+        self,
+        contract_id: str,
+        version: str,
+        to_status: str,
+        *,
+        actor: str,
+        reason: str | None = None,
+    ) -> ContractVersion:
+        """Move one version to ``to_status``, recording actor, time and reason.
+
+        Uses the store's optimistic concurrency: of two concurrent transitions of
+        the same version, one wins and the other gets ``ConflictError``.
+
+        Raises:
+            ValidationError: bad arguments or unknown target status.
+            ConflictError: illegal transition or a concurrent change.
+            ContractInUseError: retiring a version enabled jobs still reference.
+        """
+        actor = _text(actor, "actor")
+        to_status = _text(to_status, "to_status")
+        if reason is not None:
+            reason = _text(reason, "reason")
+        current = self._reads.get(_text(contract_id, "contract_id"), _text(version, "version"))
+        record = current.item
+        check_transition(record.status, to_status)
+        if to_status == "retired":
+            self._check_not_referenced(record)
+        event = LifecycleEvent(
+            from_status=record.status, to_status=to_status, actor=actor, at=self._clock(),
+            reason=reason,
+        )  # fmt: skip
+        contract = DataContract.model_validate({**record.contract.to_odcs(), "status": to_status})
+        updated = record.model_copy(
+            update={"contract": contract, "lifecycle": [*record.lifecycle, event]}
+        )
+        try:
+            return self._store.update(self.scope, updated, current.revision).item
+        except ConflictError as exc:
+            raise ConflictError(
+                f"contract {record.id!r} version {record.version} changed concurrently; "
+                "re-read it and retry"
+            ) from exc
+
+    def activate(
+        self, contract_id: str, version: str, *, actor: str, reason: str | None = None
+    ) -> ContractVersion:
+        return self.transition(contract_id, version, "active", actor=actor, reason=reason)
+
+    def deprecate(
+        self, contract_id: str, version: str, *, actor: str, reason: str | None = None
+    ) -> ContractVersion:
+        return self.transition(contract_id, version, "deprecated", actor=actor, reason=reason)
+
+    def retire(
+        self, contract_id: str, version: str, *, actor: str, reason: str | None = None
+    ) -> ContractVersion:
+        return self.transition(contract_id, version, "retired", actor=actor, reason=reason)
+
+    def _check_not_referenced(self, record: ContractVersion) -> None:
+        users = [job.id for job in self._reads.enabled_jobs(record.id) if self._uses(job, record)]
+        if users:
+            raise ContractInUseError(
+                f"cannot retire contract {record.id!r} version {record.version}: "
+                "enabled job definitions reference it",
+                sorted(users),
+            )
+
+    @staticmethod
+    def _uses(job: JobDefinition, record: ContractVersion) -> bool:
+        ref = job.contract
+        if ref.version is not None:
+            return ref.version == record.version
+        try:
+            return version_in_range(record.version, ref.version_range or "")
+        except ValidationError:
+            return True  # an unreadable range might mean this version: keep it
