@@ -1,0 +1,68 @@
+"""dq_registries: domain registries, ``DQContext``, configuration, container and CLI.
+
+Services and jobs need one object::
+
+    from dq_registries import DQContext
+
+    with DQContext.create("acme", "prod") as dq:   # filesystem default ($DQ_HOME or ./.dq)
+        contract = dq.contracts.get_latest_for_dataset("orders")
+
+Names are imported lazily so ``import dq_registries`` stays fast and never pulls in
+SQLAlchemy, the Azure SDK or dependency-injector until they are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dq_registries.actions import ActionProfileRegistry
+    from dq_registries.config import DQSettings, load_config
+    from dq_registries.container import DQContainer, build_context
+    from dq_registries.context import DQContext
+    from dq_registries.contracts import ContractRegistry
+    from dq_registries.defaults import default_backend, default_results_store
+    from dq_registries.jobs import JobDefinitionRegistry
+    from dq_registries.runs import JobRunRegistry
+
+__all__ = [
+    "ActionProfileRegistry",
+    "ContractRegistry",
+    "DQContainer",
+    "DQContext",
+    "DQSettings",
+    "JobDefinitionRegistry",
+    "JobRunRegistry",
+    "build_context",
+    "default_backend",
+    "default_results_store",
+    "load_config",
+]
+
+_LAZY = {
+    "ActionProfileRegistry": "dq_registries.actions",
+    "ContractRegistry": "dq_registries.contracts",
+    "DQContainer": "dq_registries.container",
+    "DQContext": "dq_registries.context",
+    "DQSettings": "dq_registries.config",
+    "JobDefinitionRegistry": "dq_registries.jobs",
+    "JobRunRegistry": "dq_registries.runs",
+    "build_context": "dq_registries.container",
+    "default_backend": "dq_registries.defaults",
+    "default_results_store": "dq_registries.defaults",
+    "load_config": "dq_registries.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dq_registries' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,3 @@
+from dq_registries.cli import main
+
+main()

@@ -1,0 +1,318 @@
+"""Shared pieces of every ``dq`` command: options, context opening, output, errors.
+
+Each command takes ``--tenant``, ``--env``, ``--config`` and ``--json``; opens a
+``DQContext`` with :func:`open_context`; prints with :func:`emit`; and is wrapped in
+:func:`cli_errors` so a bad input ends as one ``error: ...`` line on stderr with exit
+code 1 (2 for usage errors), never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+
+import pydantic
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dq_metadata.errors import DQError, Problem, ValidationError
+
+if TYPE_CHECKING:
+    from dq_registries.context import DQContext
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_USAGE",
+    "ConfigOpt",
+    "EnvOpt",
+    "JsonOpt",
+    "TenantOpt",
+    "UsageError",
+    "cli_errors",
+    "emit",
+    "emit_page",
+    "fail",
+    "history_rows",
+    "open_context",
+    "parse_when",
+    "read_document",
+    "to_jsonable",
+]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+TenantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        "-t",
+        help="Tenant id (default: 'tenant' from the config, else 'default').",
+        show_default=False,
+    ),
+]
+EnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--env",
+        "-e",
+        help="Environment id (default: 'environment' from the config, else 'dev').",
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file (default: $DQ_CONFIG, else DQ_* env vars and built-in defaults).",
+        envvar="DQ_CONFIG",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print JSON for scripts instead of tables."),
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UsageError(DQError):
+    """A command was called with arguments that make no sense together (exit code 2)."""
+
+
+def fail(message: str, *, code: int = EXIT_ERROR) -> typer.Exit:
+    """Print ``error: message`` as one line on stderr and return the ``Exit`` to raise."""
+    one_line = " ".join(str(message).split())
+    sys.stderr.write(f"error: {one_line}\n")
+    sys.stderr.flush()
+    return typer.Exit(code=code)
+
+
+def _pydantic_message(exc: pydantic.ValidationError) -> str:
+    problems = [Problem(".".join(str(p) for p in err["loc"]), err["msg"]) for err in exc.errors()]
+    return str(ValidationError(f"invalid {exc.title}", problems))
+
+
+def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into one ``error: ...`` line and a non-zero exit code.
+
+    ``DQError`` (and pydantic validation errors), unreadable files and malformed
+    YAML/JSON exit with 1; :class:`UsageError` exits with 2.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except UsageError as exc:
+            raise fail(str(exc), code=EXIT_USAGE) from None
+        except DQError as exc:
+            raise fail(str(exc)) from None
+        except pydantic.ValidationError as exc:
+            raise fail(_pydantic_message(exc)) from None
+        except yaml.YAMLError as exc:
+            raise fail(f"invalid YAML: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise fail(f"invalid JSON: {exc}") from None
+        except UnicodeDecodeError:
+            raise fail("input is not valid UTF-8 text") from None
+        except FileNotFoundError as exc:
+            raise fail(f"file not found: {exc.filename}") from None
+        except IsADirectoryError as exc:
+            raise fail(f"is a directory, not a file: {exc.filename}") from None
+        except PermissionError as exc:
+            raise fail(f"permission denied: {exc.filename}") from None
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise fail(f"{exc.strerror or type(exc).__name__}{where}") from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", code=130) from None
+
+    return wrapper
+
+
+def read_document(path: Path) -> Any:
+    """Parse a YAML or JSON file (JSON is YAML) into Python data.
+
+    Raises:
+        ValidationError: the file is empty or its top level is not a mapping.
+        FileNotFoundError, yaml.YAMLError: left to :func:`cli_errors` to report.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    if data is None:
+        raise ValidationError(f"{path} is empty")
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+@contextmanager
+def open_context(tenant: str | None, env: str | None, config: Path | None) -> Iterator[DQContext]:
+    """Load the configuration and yield a ``DQContext`` for one scope; close it after.
+
+    ``tenant``/``env`` of ``None`` fall back to the config's ``tenant``/``environment``.
+    """
+    from dq_registries.config import load_config
+    from dq_registries.context import DQContext
+
+    settings = load_config(config)
+    with DQContext.from_config(
+        tenant if tenant is not None else settings.tenant,
+        env if env is not None else settings.environment,
+        settings,
+    ) as ctx:
+        yield ctx
+
+
+def to_jsonable(data: Any) -> Any:
+    """Convert models, dataclasses-like pages, dates and enums into plain JSON data."""
+    if isinstance(data, pydantic.BaseModel):
+        return data.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(data, Mapping):
+        return {str(k): to_jsonable(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in data]
+    if isinstance(data, (datetime, date)):
+        return data.isoformat()
+    if isinstance(data, Enum):
+        return data.value
+    if isinstance(data, Path):
+        return str(data)
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    if data is None or isinstance(data, (str, int, float, bool)):
+        return data
+    if hasattr(data, "__dataclass_fields__"):
+        return {name: to_jsonable(getattr(data, name)) for name in data.__dataclass_fields__}
+    return str(data)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _title(title: str | None) -> Text | None:
+    return Text(title, style="table.title") if title is not None else None
+
+
+def _cell(value: Any) -> Text:
+    # Text, not str: data such as "[error] a.b: ..." must never be read as rich markup.
+    return Text(_text(value))
+
+
+def emit(
+    data: Any,
+    *,
+    as_json: bool,
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+    console: Console | None = None,
+) -> None:
+    """Print ``data`` as JSON (``as_json``) or as a rich table for people.
+
+    A list becomes one row per item (``columns`` picks and orders the fields, default:
+    the first item's keys); a single object becomes a field/value table.
+    """
+    plain = to_jsonable(data)
+    out = console or Console(soft_wrap=False)
+    if as_json:
+        sys.stdout.write(json.dumps(plain, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+        return
+    if isinstance(plain, list):
+        rows = [r if isinstance(r, dict) else {"value": r} for r in plain]
+        names = list(columns) if columns else (list(rows[0]) if rows else ["value"])
+        table = Table(title=_title(title), show_lines=False)
+        for name in names:
+            table.add_column(name, overflow="fold")
+        for row in rows:
+            table.add_row(*(_cell(row.get(n)) for n in names))
+        if not rows:
+            table.caption = "(none)"
+        out.print(table)
+        return
+    if isinstance(plain, dict):
+        table = Table(title=_title(title), show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value", overflow="fold")
+        keys = list(columns) if columns else list(plain)
+        for key in keys:
+            table.add_row(Text(key), _cell(plain.get(key)))
+        out.print(table)
+        return
+    out.print(_cell(plain))
+
+
+def emit_page(
+    page: Any,
+    row: Callable[[Any], Mapping[str, Any]],
+    *,
+    as_json: bool,
+    columns: Sequence[str],
+    title: str,
+) -> None:
+    """Print an ``ItemPage``: its rows and, if there is more, the next page token.
+
+    JSON output is ``{"items": [<full items>], "next_token": ...}``.
+    """
+    if as_json:
+        emit(
+            {"items": [v.item for v in page.items], "next_token": page.next_token},
+            as_json=True,
+        )
+        return
+    console = Console(soft_wrap=False)
+    emit(
+        [row(v.item) for v in page.items],
+        as_json=False,
+        columns=columns,
+        title=title,
+        console=console,
+    )
+    if page.next_token:
+        console.print(f"more: --page-token {page.next_token}", markup=False)
+
+
+def history_rows(revisions: Sequence[Any]) -> list[dict[str, Any]]:
+    """One row per stored revision (``Revision`` objects), deletions marked."""
+    return [
+        {
+            "revision": r.revision,
+            "written_at": r.written_at,
+            "deleted": r.deleted,
+            "sha256": r.sha256[:12],
+        }
+        for r in revisions
+    ]
+
+
+def parse_when(value: str | None, option: str) -> datetime | None:
+    """Parse an ISO date/time option; naive values are taken as UTC."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"{option}: {value!r} is not an ISO date or date-time (e.g. 2026-11-23T08:00:00Z)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

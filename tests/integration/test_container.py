@@ -1,0 +1,189 @@
+"""The container: backends chosen by configuration, swapped by configuration only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+
+from dq_metadata.errors import MisconfiguredError, NotFoundError
+from dq_metadata.scope import Scope
+from dq_registries.container import DQContainer, build_container
+from dq_registries.context import DQContext
+from dq_stores.memory import MemoryBackend
+from dq_stores.memory_results import MemoryResultsStore
+from dq_stores.typed import ContractStore
+
+SCOPE = Scope("acme", "prod")
+
+
+def contract(version: str = "1.0.0") -> dict[str, Any]:
+    return {
+        "apiVersion": "v3.1.0",
+        "kind": "DataContract",
+        "id": "orders",
+        "version": version,
+        "status": "active",
+        "schema": [{"name": "orders", "properties": [{"name": "id", "logicalType": "integer"}]}],
+    }
+
+
+def fs_config(root: Path, **extra: Any) -> dict[str, Any]:
+    return {"default_backend": "filesystem", "filesystem": {"root": str(root)}, **extra}
+
+
+def publish_and_read(container: DQContainer) -> str:
+    with container.context(scope=SCOPE) as dq:
+        dq.contracts.publish(contract(), actor="test")
+    with container.context(scope=SCOPE) as dq:
+        return dq.contracts.get_latest_for_dataset("orders").version
+
+
+def test_memory_config_wires_every_store_to_one_memory_backend() -> None:
+    container = build_container({"default_backend": "memory"})
+    backend = container.contracts_backend()
+    assert isinstance(backend, MemoryBackend)
+    for name in ("job_definitions", "action_profiles", "job_runs", "reports"):
+        assert getattr(container, f"{name}_backend")() is backend
+    assert isinstance(container.results_store(), MemoryResultsStore)
+    assert publish_and_read(container) == "1.0.0"
+    container.shutdown_resources()
+
+
+def test_filesystem_config_persists_across_containers(tmp_path: Path) -> None:
+    first = build_container(fs_config(tmp_path))
+    assert publish_and_read(first) == "1.0.0"
+    first.shutdown_resources()
+    second = build_container(fs_config(tmp_path))
+    with second.context(scope=SCOPE) as dq:
+        assert dq.contracts.get("orders").version == "1.0.0"
+    second.shutdown_resources()
+
+
+def test_swapping_the_backend_is_a_config_change_only(tmp_path: Path) -> None:
+    on_disk = build_container(fs_config(tmp_path))
+    publish_and_read(on_disk)
+    on_disk.shutdown_resources()
+    in_memory = build_container({"default_backend": "memory"})
+    with in_memory.context(scope=SCOPE) as dq, pytest.raises(NotFoundError):
+        dq.contracts.get("orders")
+    in_memory.shutdown_resources()
+
+
+def test_per_store_overrides_split_stores_across_backends(tmp_path: Path) -> None:
+    container = build_container(
+        fs_config(tmp_path, default_backend="memory", stores={"contracts": "filesystem"})
+    )
+    assert not isinstance(container.contracts_backend(), MemoryBackend)
+    assert isinstance(container.job_runs_backend(), MemoryBackend)
+    publish_and_read(container)
+    container.shutdown_resources()
+    # Only the contracts went to disk: a fresh container sees them, not the rest.
+    again = build_container(
+        fs_config(tmp_path, default_backend="memory", stores={"contracts": "filesystem"})
+    )
+    with again.context(scope=SCOPE) as dq:
+        assert dq.contracts.get("orders").version == "1.0.0"
+        assert dq.runs.list().items == []
+    again.shutdown_resources()
+
+
+def test_init_resources_opens_only_the_selected_backends() -> None:
+    # postgres and azure have no settings here: opening them would fail.
+    container = build_container({"default_backend": "memory"})
+    container.init_resources()
+    assert container.postgres_backend() is None
+    assert container.azure_blob_backend() is None
+    assert isinstance(container.memory_backend(), MemoryBackend)
+    container.shutdown_resources()
+
+
+class RecordingBackend(MemoryBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_shutdown_closes_the_backends_it_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dq_stores.memory
+
+    monkeypatch.setattr(dq_stores.memory, "MemoryBackend", RecordingBackend)
+    container = build_container({"default_backend": "memory"})
+    backend = container.contracts_backend()
+    assert isinstance(backend, RecordingBackend)
+    container.shutdown_resources()
+    assert backend.closed == 1
+
+
+def test_providers_can_be_overridden_in_tests() -> None:
+    container = build_container({"default_backend": "memory"})
+    shared = ContractStore(MemoryBackend())
+    with (
+        container.contract_store.override(providers.Object(shared)),
+        container.context(scope=SCOPE) as dq,
+    ):
+        dq.contracts.publish(contract(), actor="test")
+    assert shared.get_version(SCOPE, "orders", "1.0.0").item.version == "1.0.0"
+
+
+def test_configured_active_statuses_and_inline_limit_reach_the_registries() -> None:
+    container = build_container(
+        {
+            "default_backend": "memory",
+            "contracts": {"active_statuses": ["production"]},
+            "results": {"inline_limit_bytes": 10},
+        }
+    )
+    with container.context(scope=SCOPE) as dq:
+        dq.contracts.publish({**contract(), "status": "production"}, actor="test")
+        assert dq.contracts.get_latest_for_dataset("orders").status == "production"
+        dq.jobs.save(
+            {
+                "id": "j",
+                "name": "j",
+                "job_type": "validation",
+                "contract": {"id": "orders", "version": "1.0.0"},
+                "dataset": "orders",
+            }
+        )
+        run = dq.runs.start("j")
+        dq.runs.mark_running(run.run_id)
+        done = dq.runs.finish(run.run_id, "succeeded", results={"rows": list(range(100))})
+        assert done.result_object is not None
+        assert done.result_object.uri.startswith("memory://")
+        assert b"".join(dq.runs.open_results(run.run_id)).startswith(b"{")
+    container.shutdown_resources()
+
+
+def test_a_contradictory_config_fails_before_anything_is_built() -> None:
+    with pytest.raises(MisconfiguredError, match=r"postgres\.url"):
+        build_container({"default_backend": "postgres"})
+
+
+def test_sqlite_is_one_config_change_away(tmp_path: Path) -> None:
+    pytest.importorskip("sqlalchemy")
+    config = fs_config(
+        tmp_path,
+        default_backend="sqlite",
+        sqlite={"url": f"sqlite:///{tmp_path / 'dq.sqlite3'}"},
+    )
+    container = build_container(config)
+    assert container.contracts_backend() is not None
+    assert publish_and_read(container) == "1.0.0"
+    container.shutdown_resources()
+    reopened = build_container(config)
+    with reopened.context(scope=SCOPE) as dq:
+        assert dq.contracts.get("orders").version == "1.0.0"
+    reopened.shutdown_resources()
+
+
+def test_from_config_context_owns_and_shuts_down_its_container(tmp_path: Path) -> None:
+    with DQContext.from_config("acme", "prod", fs_config(tmp_path)) as dq:
+        dq.contracts.publish(contract(), actor="test")
+    with DQContext.from_config("acme", "prod", fs_config(tmp_path)) as dq:
+        assert dq.contracts.get("orders").version == "1.0.0"
