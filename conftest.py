@@ -1,8 +1,16 @@
 """Root conftest: assertion rewriting for the shipped conformance suite, service plugins."""
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest.register_assert_rewrite("dq_stores.testing")
 
 # Fixtures that find (or start) PostgreSQL and Azurite; see docs/testing.md.
 pytest_plugins = ["tests.support.postgres", "tests.support.azurite"]
+
+# Property tests check correctness, not speed: a loaded 2-core CI machine must not
+# turn a slow example into a failure.
+settings.register_profile(
+    "dq", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100
+)
+settings.load_profile("dq")
