@@ -1,0 +1,159 @@
+"""Where things live under the root, and the durable file primitives.
+
+::
+
+    <root>/<tenant>/<environment>/
+        .lock                      flock: one writer per scope at a time
+        index.sqlite3 (+ -wal/-shm) the derived index (see ``_index``)
+        docs/<kind>/
+            <name>.r<N>            revision N of the key encoded as <name>, immutable
+            <name>.head            hard link to the newest revision (tombstones too)
+            .<name>.tmp            a write in progress (removed by recovery)
+
+``<name>`` is :func:`dq_stores.keys.encode_key` of the key: only ``[a-z0-9_-]``,
+never ``.``, so suffixes cannot be confused and no name can leave its directory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import re
+from functools import lru_cache
+
+from dq_metadata.errors import InvalidScopeError
+from dq_metadata.scope import Scope
+from dq_stores.keys import encode_key
+
+__all__ = [
+    "Layout",
+    "fsync_dir",
+    "make_dirs",
+    "name_of",
+    "read_file",
+    "sync_filesystem",
+    "write_file",
+]
+
+_COMPONENT = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+_READ_CHUNK = 1 << 16
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+name_of = lru_cache(maxsize=65536)(encode_key)
+
+
+def _component(value: str) -> str:
+    # Scope and kind ids are validated upstream; this cheap re-check is what keeps
+    # every path under the root even if a caller bypassed that validation.
+    if not _COMPONENT.fullmatch(value) or ".." in value:
+        raise InvalidScopeError(f"unsafe path component {value!r}")
+    return value
+
+
+class Layout:
+    """Path arithmetic for one root directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+
+    def scope_dir(self, scope: Scope) -> str:
+        return os.path.join(self.root, _component(scope.tenant), _component(scope.environment))
+
+    def kind_dir(self, scope_dir: str, kind: str) -> str:
+        return os.path.join(scope_dir, "docs", _component(kind))
+
+    @staticmethod
+    def head(kind_dir: str, key: str) -> str:
+        return f"{kind_dir}/{name_of(key)}.head"
+
+    @staticmethod
+    def revision(kind_dir: str, key: str, revision: int) -> str:
+        return f"{kind_dir}/{name_of(key)}.r{revision}"
+
+    @staticmethod
+    def temp(kind_dir: str, key: str) -> str:
+        return f"{kind_dir}/.{name_of(key)}.tmp"
+
+
+def read_file(path: str) -> bytes:
+    """The whole file (``FileNotFoundError`` passes through for the caller to judge)."""
+    fd = os.open(path, _O_READ)
+    try:
+        data = os.read(fd, _READ_CHUNK)
+        if len(data) < _READ_CHUNK:
+            return data
+        parts = [data]
+        while chunk := os.read(fd, _READ_CHUNK):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: str, data: bytes, *, sync: bool = True) -> None:
+    """Create/truncate ``path`` with ``data``, fsynced unless ``sync`` is False."""
+    fd = os.open(path, _O_WRITE, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str) -> None:
+    """Make renames and links inside ``path`` durable."""
+    fd = os.open(path, _O_DIR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs(path: str) -> None:
+    """``mkdir -p path``, fsyncing each parent whose entries changed."""
+    missing: list[str] = []
+    current = path
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o755)
+        except FileExistsError:
+            continue
+        fsync_dir(os.path.dirname(directory))
+
+
+@lru_cache(maxsize=1)
+def _syncfs() -> object | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    return getattr(ctypes.CDLL(name, use_errno=True), "syncfs", None)
+
+
+def sync_filesystem(path: str) -> None:
+    """Flush every dirty page of the filesystem holding ``path`` (bulk writes).
+
+    One ``syncfs`` replaces thousands of per-file fsyncs; falls back to ``sync``.
+    """
+    func = _syncfs()
+    if func is None:
+        os.sync()
+        return
+    fd = os.open(path, _O_DIR)
+    try:
+        if func(fd) != 0:  # type: ignore[operator]
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+    finally:
+        os.close(fd)

@@ -1,0 +1,106 @@
+"""Bringing the index back in line with the documents.
+
+``replay_intent`` handles a writer that died mid-write (cheap: one head read per
+key it named). ``rebuild`` derives the whole index from the head files; it runs
+for a new or deleted index and after a reboot, when SQLite commits made with
+``synchronous=NORMAL`` may not have reached the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+
+from dq_metadata.errors import IntegrityError
+from dq_metadata.scope import ID_PATTERN, Scope
+from dq_stores.documents import StoredDocument
+from dq_stores.filesystem import _index as index
+from dq_stores.filesystem._layout import Layout, fsync_dir, name_of, read_file
+from dq_stores.filesystem._records import decode_record
+from dq_stores.filesystem._writes import clear_intent, link_revision, read_intent
+
+__all__ = ["rebuild", "replay_intent"]
+
+_HEAD = ".head"
+
+
+def _read_head(scope: Scope, kind: str, kind_dir: str, key: str) -> StoredDocument | None:
+    try:
+        return decode_record(read_file(Layout.head(kind_dir, key)), scope, kind, key)
+    except FileNotFoundError:
+        return None
+    except IntegrityError:
+        return None  # a damaged head is left out of the index; get() reports it
+
+
+def _discard(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def replay_intent(conn: sqlite3.Connection, scope: Scope, scope_dir: str, lock_fd: int) -> None:
+    """Finish or undo the writes a dead writer announced. Hold the scope lock."""
+    intent = read_intent(lock_fd)
+    if intent is None:
+        rebuild(conn, scope, scope_dir)
+    elif intent:
+        with index.transaction(conn):
+            for kind, key, revision in intent:
+                _settle(conn, scope, kind, f"{scope_dir}/docs/{kind}", key, revision)
+    else:
+        return
+    clear_intent(lock_fd)
+
+
+def _settle(
+    conn: sqlite3.Connection, scope: Scope, kind: str, kind_dir: str, key: str, revision: int
+) -> None:
+    head = _read_head(scope, kind, kind_dir, key)
+    _discard(Layout.temp(kind_dir, key))
+    if head is None or head.revision < revision:
+        _discard(Layout.revision(kind_dir, key, revision))  # never committed
+    if head is None or head.deleted:
+        index.set_head(conn, kind, key, 0, None)
+    else:
+        index.set_head(conn, kind, key, head.revision, head.index)
+
+
+def rebuild(conn: sqlite3.Connection, scope: Scope, scope_dir: str) -> None:
+    """Recreate the whole index from the head files. Hold the scope lock."""
+    docs_dir = f"{scope_dir}/docs"
+    try:
+        kinds = sorted(os.listdir(docs_dir))
+    except FileNotFoundError:
+        kinds = []
+    with index.transaction(conn):
+        index.clear(conn)
+        for kind in kinds:
+            if ID_PATTERN.fullmatch(kind) and ".." not in kind:
+                _rebuild_kind(conn, scope, kind, f"{docs_dir}/{kind}")
+
+
+def _rebuild_kind(conn: sqlite3.Connection, scope: Scope, kind: str, kind_dir: str) -> None:
+    relinked = False
+    with os.scandir(kind_dir) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                _discard(entry.path)  # an unfinished write
+                continue
+            if not name.endswith(_HEAD):
+                continue
+            try:
+                doc = decode_record(read_file(entry.path), scope, kind, None)
+            except IntegrityError:
+                continue  # left out of the index; get() reports it
+            if name_of(doc.key) + _HEAD != name:
+                continue  # a record copied under another key's name
+            revision_path = Layout.revision(kind_dir, doc.key, doc.revision)
+            if not os.path.exists(revision_path):
+                link_revision(entry.path, revision_path)
+                relinked = True
+            if not doc.deleted:
+                index.set_head(conn, kind, doc.key, doc.revision, doc.index)
+    if relinked:
+        fsync_dir(kind_dir)

@@ -1,0 +1,330 @@
+"""Filesystem document backend: the embedded default.
+
+Documents are files (one immutable file per revision, a hard-linked ``head`` per
+key); a per-scope SQLite database is the index. See ``_layout`` for the tree and
+``docs/adr/0002-filesystem-layout-and-index.md`` for the crash-consistency
+argument. Writers of one scope serialise on ``flock``; readers never lock.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from dq_metadata.errors import IntegrityError, NotFoundError
+from dq_metadata.scope import ID_PATTERN, Scope
+from dq_stores.backend import DocumentBackend
+from dq_stores.documents import (
+    DocumentWrite,
+    Expectation,
+    FieldFilter,
+    IndexEntry,
+    PageCursor,
+    Query,
+    StoredDocument,
+)
+from dq_stores.filesystem import _index as index
+from dq_stores.filesystem._errors import translate, translated
+from dq_stores.filesystem._layout import (
+    Layout,
+    make_dirs,
+    read_file,
+)
+from dq_stores.filesystem._process import ProcessHandles
+from dq_stores.filesystem._records import Header, HeaderCache, decode_header, decode_record
+from dq_stores.filesystem._recovery import rebuild, replay_intent
+from dq_stores.filesystem._writes import commit_revisions
+from dq_stores.filtering import check_expectation
+
+__all__ = ["FilesystemBackend"]
+
+BULK_BATCH = 512
+ITER_BATCH = 256
+_INDEX_FILE = "index.sqlite3"
+_MAX_CACHED_DIRS = 4096
+
+
+@lru_cache(maxsize=1)
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+class FilesystemBackend(DocumentBackend):
+    """Versioned documents under one root directory, indexed by SQLite per scope."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self._layout = Layout(root)
+        self._kind_dirs: dict[tuple[Scope, str], str] = {}
+        self._headers = HeaderCache()
+        self._handles = ProcessHandles()
+        self._inherited: list[ProcessHandles] = []
+
+    @property
+    def root(self) -> str:
+        """The absolute root directory."""
+        return self._layout.root
+
+    def __repr__(self) -> str:
+        return f"FilesystemBackend({self._layout.root!r})"
+
+    def __reduce__(self) -> tuple[type[FilesystemBackend], tuple[str]]:
+        return (FilesystemBackend, (self._layout.root,))
+
+    def close(self) -> None:
+        with translated("close"):
+            self._process().close()
+
+    # -- process, connections, locking -----------------------------------------
+    def _process(self) -> ProcessHandles:
+        handles = self._handles
+        if handles.pid != os.getpid():
+            self._inherited.append(handles)  # the parent's: never use, never close here
+            handles = self._handles = ProcessHandles()
+        return handles
+
+    def _index(self, scope: Scope, scope_dir: str, *, create: bool) -> sqlite3.Connection | None:
+        """This thread's connection to the scope's index, opening the scope if needed.
+
+        ``None`` when the scope was never written and ``create`` is False.
+        """
+        handles = self._process()
+        path = f"{scope_dir}/{_INDEX_FILE}"
+        conn = handles.connection(path)
+        if conn is not None:
+            return conn
+        if scope_dir not in handles.ready:
+            if not create and not os.path.isdir(f"{scope_dir}/docs"):
+                return None
+            make_dirs(scope_dir)
+            self._open_scope(handles, scope, scope_dir, path)
+        conn = index.connect(path, durable=_boot_id() is None)
+        handles.keep_connection(path, conn)
+        return conn
+
+    @staticmethod
+    def _open_scope(handles: ProcessHandles, scope: Scope, scope_dir: str, path: str) -> None:
+        """First use of a scope in this process: schema, boot check, intent replay."""
+        with handles.exclusive(scope_dir) as lock_fd:
+            conn = index.connect(path, durable=_boot_id() is None)
+            try:
+                index.ensure_schema(conn)
+                boot = _boot_id() or "unknown"
+                if index.get_meta(conn, "boot_id") != boot:
+                    # New index, or the machine restarted since the last write: commits
+                    # not yet on disk may be lost, so derive the index from the files.
+                    rebuild(conn, scope, scope_dir)
+                    with index.transaction(conn):
+                        index.set_meta(conn, "boot_id", boot)
+                replay_intent(conn, scope, scope_dir, lock_fd)
+            finally:
+                conn.close()
+        handles.ready.add(scope_dir)
+
+    @contextmanager
+    def _writing(self, scope: Scope, kind: str) -> Iterator[tuple[sqlite3.Connection, str, int]]:
+        scope_dir = self._layout.scope_dir(scope)
+        kind_dir = self._layout.kind_dir(scope_dir, kind)
+        handles = self._process()
+        if kind_dir not in handles.known_dirs:
+            make_dirs(kind_dir)
+            handles.known_dirs.add(kind_dir)
+        conn = self._index(scope, scope_dir, create=True)
+        assert conn is not None
+        with handles.exclusive(scope_dir) as lock_fd:
+            replay_intent(conn, scope, scope_dir, lock_fd)  # a writer died holding the lock
+            yield conn, kind_dir, lock_fd
+
+    def _kind_dir(self, scope: Scope, kind: str) -> str:
+        found = self._kind_dirs.get((scope, kind))
+        if found is None:
+            if len(self._kind_dirs) >= _MAX_CACHED_DIRS:
+                self._kind_dirs.clear()
+            found = self._layout.kind_dir(self._layout.scope_dir(scope), kind)
+            self._kind_dirs[(scope, kind)] = found
+        return found
+
+    # -- reads ---------------------------------------------------------------
+    def _get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
+        path = Layout.head(self._kind_dir(scope, kind), key)
+        try:
+            data = read_file(path)
+        except FileNotFoundError:
+            raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
+        except OSError as exc:
+            raise translate(exc, "get") from exc
+        doc = decode_record(data, scope, kind, key, self._headers)
+        if doc.deleted:
+            raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+        return doc
+
+    def _head(self, kind_dir: str, kind: str, key: str) -> Header | None:
+        try:
+            data = read_file(Layout.head(kind_dir, key))
+        except FileNotFoundError:
+            return None
+        return decode_header(data, kind, key)
+
+    def _read_revision(
+        self, scope: Scope, kind: str, kind_dir: str, key: str, revision: int
+    ) -> StoredDocument:
+        try:
+            data = read_file(Layout.revision(kind_dir, key, revision))
+        except FileNotFoundError:
+            raise IntegrityError(f"{kind} {key!r}: revision {revision} is missing") from None
+        doc = decode_record(data, scope, kind, key, self._headers)
+        if doc.revision != revision:
+            raise IntegrityError(f"{kind} {key!r}: revision {revision} holds another revision")
+        return doc
+
+    def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
+        kind_dir = self._kind_dir(scope, kind)
+        with translated("get_revision"):
+            head = self._head(kind_dir, kind, key)
+            if head is None or revision > head.revision:
+                raise NotFoundError(f"{kind} {key!r} has no revision {revision} in {scope}")
+            return self._read_revision(scope, kind, kind_dir, key, revision)
+
+    def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
+        kind_dir = self._kind_dir(scope, kind)
+        with translated("history"):
+            head = self._head(kind_dir, kind, key)
+            if head is None:
+                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+            return [
+                self._read_revision(scope, kind, kind_dir, key, revision)
+                for revision in range(1, head.revision + 1)
+            ]
+
+    def _query(
+        self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int
+    ) -> list[StoredDocument]:
+        scope_dir = self._layout.scope_dir(scope)
+        kind_dir = self._layout.kind_dir(scope_dir, kind)
+        with translated("query"):
+            conn = self._index(scope, scope_dir, create=False)
+            if conn is None:
+                return []
+            with index.snapshot(conn):
+                rows = index.query(conn, kind, query, cursor, fetch)
+            return [
+                self._read_revision(scope, kind, kind_dir, key, revision)
+                for _sort_key, key, revision in rows
+            ]
+
+    def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
+        with translated("count"):
+            conn = self._index(scope, self._layout.scope_dir(scope), create=False)
+            if conn is None:
+                return 0
+            with index.snapshot(conn):
+                return index.count(conn, kind, filters)
+
+    def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
+        scope_dir = self._layout.scope_dir(scope)
+        with translated("iter_documents"):
+            conn = self._index(scope, scope_dir, create=False)
+            if conn is None:
+                return
+            for batch in index.iter_heads(conn, kind, ITER_BATCH):
+                for row_kind, key, revision in batch:
+                    kind_dir = self._layout.kind_dir(scope_dir, row_kind)
+                    yield self._read_revision(scope, row_kind, kind_dir, key, revision)
+
+    def _list_environments(self, tenant: str) -> Iterable[str]:
+        with translated("list_environments"):
+            return self._children(os.path.join(self._layout.root, tenant), need_docs=True)
+
+    def _iter_scopes(self) -> Iterator[Scope]:
+        with translated("iter_scopes"):
+            for tenant in sorted(self._children(self._layout.root, need_docs=False)):
+                for env in sorted(self._list_environments(tenant)):
+                    yield Scope(tenant, env)
+
+    @staticmethod
+    def _children(path: str, *, need_docs: bool) -> list[str]:
+        try:
+            names = os.listdir(path)
+        except FileNotFoundError:
+            return []
+        return [
+            name
+            for name in names
+            if ID_PATTERN.fullmatch(name)
+            and ".." not in name
+            and os.path.isdir(f"{path}/{name}/docs" if need_docs else f"{path}/{name}")
+        ]
+
+    # -- writes --------------------------------------------------------------
+    def _put(
+        self, scope: Scope, kind: str, write: DocumentWrite, expect: Expectation
+    ) -> StoredDocument:
+        with translated("put"), self._writing(scope, kind) as (conn, kind_dir, lock_fd):
+            head = self._head(kind_dir, kind, write.key)
+            live = None if head is None or head.deleted else head.revision
+            check_expectation(live, expect, kind, write.key)
+            doc = self._revision_of(scope, kind, write, head)
+            commit_revisions(conn, lock_fd, kind, kind_dir, [doc], bulk=False)
+            return doc
+
+    @staticmethod
+    def _revision_of(
+        scope: Scope, kind: str, write: DocumentWrite, head: Header | None
+    ) -> StoredDocument:
+        return StoredDocument(
+            scope,
+            kind,
+            write.key,
+            1 if head is None else head.revision + 1,
+            write.body,
+            write.sha256,
+            write.index,
+            datetime.now(UTC),
+        )
+
+    def _put_many(self, scope: Scope, kind: str, writes: Iterator[DocumentWrite]) -> int:
+        total = 0
+        batch: dict[str, DocumentWrite] = {}
+        for write in writes:
+            if write.key in batch or len(batch) >= BULK_BATCH:
+                total += self._write_batch(scope, kind, list(batch.values()))
+                batch = {}
+            batch[write.key] = write
+        if batch:
+            total += self._write_batch(scope, kind, list(batch.values()))
+        return total
+
+    def _write_batch(self, scope: Scope, kind: str, writes: Sequence[DocumentWrite]) -> int:
+        with translated("put_many"), self._writing(scope, kind) as (conn, kind_dir, lock_fd):
+            docs = [
+                self._revision_of(scope, kind, w, self._head(kind_dir, kind, w.key)) for w in writes
+            ]
+            commit_revisions(conn, lock_fd, kind, kind_dir, docs, bulk=True)
+        return len(docs)
+
+    def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument:
+        with translated("delete"), self._writing(scope, kind) as (conn, kind_dir, lock_fd):
+            head = self._head(kind_dir, kind, key)
+            if head is None or head.deleted:
+                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+            check_expectation(head.revision, expect, kind, key)
+            doc = StoredDocument(
+                scope,
+                kind,
+                key,
+                head.revision + 1,
+                b"",
+                "",
+                IndexEntry(),
+                datetime.now(UTC),
+                deleted=True,
+            )
+            commit_revisions(conn, lock_fd, kind, kind_dir, [doc], bulk=False)
+            return doc
