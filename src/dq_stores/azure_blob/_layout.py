@@ -1,0 +1,131 @@
+"""Blob names: where heads, revisions and index entries of a scope live.
+
+Every name starts with ``{prefix}{tenant}/{environment}/{kind}/`` built only from
+validated ids, and every other segment is produced here from
+:func:`~dq_stores.keys.encode_key` or hex digits, so no key, value or sort key
+can add a ``/`` or ``..`` and climb out of its scope::
+
+    {base}h/{key}                      head: the committed current revision
+    {base}r/{key}/{revision:012d}      immutable copy of every superseded head
+    {base}s/{a|d}/{order}              sort index over every live document
+    {base}x/{field}/{value}/{a|d}/{order}   one posting per (field, value)
+
+``order`` encodes ``(sort_key, key)`` so that plain name order is the query
+order (``a`` names ascend, ``d`` names descend: inverted digits), followed by a
+digest of the whole index entry, so an entry's name fixes everything its
+metadata says and two writers can never leave different metadata under one name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from dq_metadata.errors import Problem, ValidationError
+from dq_metadata.scope import Scope
+from dq_stores.keys import encode_key
+
+__all__ = [
+    "MAX_PREFIX",
+    "Layout",
+    "order_name",
+    "order_start",
+    "value_name",
+]
+
+MAX_PREFIX = 64
+#: Budget (in hex characters) for each of the two parts of an order name.
+_ORDER_BUDGET = 240
+_TRUNC_BYTES = 100
+_VALUE_BUDGET = 80
+_HEX = "0123456789abcdefg"  # 'g' marks a truncated part: sorts after any same-prefix digit
+_INVERT = str.maketrans(_HEX, _HEX[::-1])
+_PREFIX_RE = re.compile(r"(?:[a-z0-9][a-z0-9._-]*/)*")
+
+
+def normalize_prefix(prefix: str) -> str:
+    """Validate a container prefix and return it with a trailing ``/`` (or ``""``)."""
+    if not isinstance(prefix, str):
+        raise ValidationError("invalid prefix", [Problem("prefix", "must be a string")])
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    if len(prefix) > MAX_PREFIX or not _PREFIX_RE.fullmatch(prefix) or ".." in prefix:
+        raise ValidationError(
+            "invalid prefix",
+            [Problem("prefix", f"use ≤ {MAX_PREFIX} chars of a-z 0-9 . _ - separated by '/'")],
+        )
+    return prefix
+
+
+def _ordered_hex(text: str) -> str:
+    raw = text.encode("utf-8")
+    if len(raw) * 2 <= _ORDER_BUDGET:
+        return raw.hex()
+    # Long parts keep their first bytes in order, then a digest: exact order is only
+    # lost between two long values sharing their first 100 bytes (documented limit).
+    return raw[:_TRUNC_BYTES].hex() + "g" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def order_name(sort_key: str, key: str, descending: bool, version: str = "") -> str:
+    """The name suffix whose plain string order is ``(sort_key, key)`` order.
+
+    Ascending: ``hex(sort) '!' hex(key)`` ('!' sorts before every digit, so a
+    shorter sort key comes first). Descending: every digit inverted, each part
+    closed by '~' (which sorts after every digit), so the order reverses exactly.
+    ``version`` (the index digest) goes last: it only separates entries of one key.
+    """
+    s, k = _ordered_hex(sort_key), _ordered_hex(key)
+    if not descending:
+        return f"{s}!{k}!{version}"
+    return f"{s.translate(_INVERT)}~{k.translate(_INVERT)}~{version}"
+
+
+def order_start(sort_key: str, descending: bool) -> str:
+    """A name suffix ≤ every order name whose sort key is at or beyond ``sort_key``
+    in the listing direction (used as a conservative ``start_from``)."""
+    raw = sort_key.encode("utf-8")[:_TRUNC_BYTES].hex()
+    return raw.translate(_INVERT) if descending else raw
+
+
+def value_name(value: str) -> str:
+    """Injective, safe name segment for an indexed value (digest form when long)."""
+    name = encode_key(value)
+    if len(name) > _VALUE_BUDGET and not name.startswith("_h"):
+        return "_h" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+    return name
+
+
+class Layout:
+    """Blob names of one container prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = normalize_prefix(prefix)
+
+    def tenant(self, tenant: str) -> str:
+        return f"{self.prefix}{tenant}/"
+
+    def scope(self, scope: Scope) -> str:
+        return f"{self.prefix}{scope.tenant}/{scope.environment}/"
+
+    def base(self, scope: Scope, kind: str) -> str:
+        return f"{self.scope(scope)}{kind}/"
+
+    def heads(self, scope: Scope, kind: str) -> str:
+        return f"{self.base(scope, kind)}h/"
+
+    def head(self, scope: Scope, kind: str, key: str) -> str:
+        return f"{self.heads(scope, kind)}{encode_key(key)}"
+
+    def revisions(self, scope: Scope, kind: str, key: str) -> str:
+        return f"{self.base(scope, kind)}r/{encode_key(key)}/"
+
+    def revision(self, scope: Scope, kind: str, key: str, revision: int) -> str:
+        return f"{self.revisions(scope, kind, key)}{revision:012d}"
+
+    @staticmethod
+    def posting_dir(field: str | None, value: str | None, descending: bool) -> str:
+        """Suffix (below the kind's base) of one index range; ``field=None``: sort index."""
+        direction = "d" if descending else "a"
+        if field is None or value is None:
+            return f"s/{direction}/"
+        return f"x/{field}/{value_name(value)}/{direction}/"

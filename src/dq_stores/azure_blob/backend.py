@@ -1,0 +1,394 @@
+"""Azure Blob Storage document backend.
+
+Commit protocol (see docs/adr/0004-azure-blob-backend.md): the head blob is the
+commit point. A write reads the head (1 request), then in parallel archives that
+head create-only as ``r/{n}`` and adds the new revision's index entries, then
+replaces the head conditionally (``If-Match``; ``If-None-Match: *`` for a new
+key), then retires the old revision's index entries (``If-Match`` on the etags the
+old head recorded). A crash at any point leaves the old or the new head, a
+complete history, and at worst index entries that readers verify and clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from dq_metadata.errors import ConflictError, IntegrityError, MisconfiguredError, NotFoundError
+from dq_metadata.scope import ID_PATTERN, Scope
+from dq_stores.azure_blob._client import (
+    ClientSettings,
+    azure_errors,
+    container_missing,
+    make_service_client,
+)
+from dq_stores.azure_blob._layout import Layout, order_name
+from dq_stores.azure_blob._query import IndexScan
+from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_digest
+from dq_stores.backend import DocumentBackend
+from dq_stores.documents import (
+    DocumentWrite,
+    Expectation,
+    ExpectKind,
+    FieldFilter,
+    IndexEntry,
+    PageCursor,
+    Query,
+    StoredDocument,
+)
+from dq_stores.filtering import check_expectation
+
+__all__ = ["AzureBlobBackend"]
+
+T = TypeVar("T")
+_CONTAINER_RE = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
+_MAX_ATTEMPTS = 50
+_Read = tuple[HeadRecord, str, bytes]  # record, etag, raw bytes
+
+
+def _live_revision(known: _Read | None) -> int | None:
+    """The head's revision, ``None`` when there is no head or it is a tombstone."""
+    if known is None or known[0].doc.deleted:
+        return None
+    return known[0].doc.revision
+
+
+def _validate_container(container: str) -> str:
+    if not isinstance(container, str) or not _CONTAINER_RE.fullmatch(container):
+        raise MisconfiguredError(f"invalid Azure container name {container!r}")
+    return container
+
+
+class AzureBlobBackend(DocumentBackend):
+    """Documents as blobs in one container: heads, archived revisions, index entries.
+
+    Give exactly one of ``connection_string`` (Azurite, keys) or ``account_url``
+    (with ``credential``, default ``DefaultAzureCredential``), or a ready ``client``
+    (which the caller then owns and closes).
+    """
+
+    def __init__(
+        self,
+        container: str,
+        *,
+        connection_string: str | None = None,
+        account_url: str | None = None,
+        credential: object | None = None,
+        create_container: bool = False,
+        prefix: str = "",
+        client: BlobServiceClient | None = None,
+        settings: ClientSettings | None = None,
+        max_workers: int = 8,
+    ) -> None:
+        self._layout = Layout(prefix)
+        self._container_name = _validate_container(container)
+        if client is None:
+            client = make_service_client(
+                connection_string=connection_string,
+                account_url=account_url,
+                credential=credential,
+                settings=settings or ClientSettings(),
+            )
+            self._owns_client = True
+        elif connection_string is not None or account_url is not None:
+            raise MisconfiguredError("give either client or connection settings, not both")
+        else:
+            self._owns_client = False
+        self._service = client
+        self._container: ContainerClient = client.get_container_client(container)
+        self._max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+        self._scan = IndexScan(self._container, self._layout, self._read_blobs, self._background)
+        if create_container:
+            with (
+                azure_errors(f"creating container {container!r}"),
+                contextlib.suppress(ResourceExistsError),
+            ):
+                self._container.create_container()
+
+    def __repr__(self) -> str:
+        account = getattr(self._service, "account_name", None)
+        return (
+            f"AzureBlobBackend(container={self._container_name!r}, account={account!r}, "
+            f"prefix={self._layout.prefix!r})"
+        )
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        if self._owns_client:
+            self._service.close()
+
+    # -- concurrency helpers -------------------------------------------------
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self._max_workers, "dq-azure")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def _parallel(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+        """Run independent requests concurrently: latency of one, not of all."""
+        if len(calls) <= 1:
+            return [call() for call in calls]
+        futures = [self._executor().submit(call) for call in calls]
+        return [future.result() for future in futures]
+
+    def _background(self, call: Callable[[], Any]) -> Future[Any]:
+        return self._executor().submit(call)
+
+    # -- heads ---------------------------------------------------------------
+    def _read(
+        self, name: str, scope: Scope, kind: str, key: str | None, rev: int = 0
+    ) -> _Read | None:
+        with azure_errors(f"reading {kind} {key or name!r} in {scope}"):
+            try:
+                downloader = self._container.get_blob_client(name).download_blob()
+                raw = downloader.readall()
+            except ResourceNotFoundError as exc:
+                if container_missing(exc):
+                    raise
+                return None
+            etag = str(downloader.properties.etag)
+        record = HeadRecord.from_bytes(raw, scope, kind, name)
+        if (key is not None and record.doc.key != key) or (rev and record.doc.revision != rev):
+            raise IntegrityError(f"blob for {kind} {key!r} in {scope} holds another document")
+        return record, etag, raw
+
+    def _read_head(self, scope: Scope, kind: str, key: str) -> _Read | None:
+        return self._read(self._layout.head(scope, kind, key), scope, kind, key)
+
+    def _read_blobs(
+        self, scope: Scope, kind: str, items: Sequence[tuple[str, str | None]]
+    ) -> list[_Read | None]:
+        read = self._read
+        return self._parallel([functools.partial(read, n, scope, kind, k) for n, k in items])
+
+    # -- reads ---------------------------------------------------------------
+    def _get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
+        found = self._read_head(scope, kind, key)
+        if found is None or found[0].doc.deleted:
+            raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+        return found[0].doc
+
+    def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
+        name = self._layout.revision(scope, kind, key, revision)
+        found = self._read(name, scope, kind, key, revision)
+        if found is None:  # the current head has not been archived yet
+            found = self._read_head(scope, kind, key)
+            if found is None or found[0].doc.revision != revision:
+                raise NotFoundError(f"{kind} {key!r} has no revision {revision} in {scope}")
+        return found[0].doc
+
+    def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
+        prefix = self._layout.revisions(scope, kind, key)
+        with azure_errors(f"listing history of {kind} {key!r} in {scope}"):
+            names = list(self._container.list_blob_names(name_starts_with=prefix))
+        head_name = self._layout.head(scope, kind, key)
+        read = self._read
+        calls = [functools.partial(read, n, scope, kind, key, int(n[len(prefix) :])) for n in names]
+        calls.append(functools.partial(read, head_name, scope, kind, key))
+        docs = {found[0].doc.revision: found[0].doc for found in self._parallel(calls) if found}
+        if not docs:
+            raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+        return [docs[rev] for rev in sorted(docs)]
+
+    def _query(
+        self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int
+    ) -> list[StoredDocument]:
+        return self._scan.query(scope, kind, query, cursor, fetch)
+
+    def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
+        return self._scan.count(scope, kind, filters)
+
+    def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
+        kinds = [kind] if kind is not None else self._children(self._layout.scope(scope))
+        for name in kinds:
+            yield from self._scan.iter_heads(scope, name)
+
+    def _children(self, prefix: str) -> list[str]:
+        """Id-shaped 'directories' directly below ``prefix``."""
+        with azure_errors("listing the container"):
+            items = list(self._container.walk_blobs(name_starts_with=prefix, delimiter="/"))
+        names = [item.name[len(prefix) :].rstrip("/") for item in items]
+        return sorted(n for n in names if ID_PATTERN.fullmatch(n) and ".." not in n)
+
+    def _list_environments(self, tenant: str) -> Iterable[str]:
+        return self._children(self._layout.tenant(tenant))
+
+    def _iter_scopes(self) -> Iterator[Scope]:
+        for tenant in self._children(self._layout.prefix):
+            for env in self._children(self._layout.tenant(tenant)):
+                yield Scope(tenant, env)
+
+    # -- writes --------------------------------------------------------------
+    def _put(
+        self, scope: Scope, kind: str, write: DocumentWrite, expect: Expectation
+    ) -> StoredDocument:
+        return self._write(scope, kind, write.key, expect, write, expect.kind is ExpectKind.ABSENT)
+
+    def _put_many(self, scope: Scope, kind: str, writes: Iterator[DocumentWrite]) -> int:
+        any_ = Expectation(ExpectKind.ANY)
+        count = 0
+        # Its own pool: each write already fans out on the backend's pool.
+        with ThreadPoolExecutor(4, "dq-azure-bulk") as bulk:
+            pending: list[Future[StoredDocument]] = []
+            for write in writes:
+                pending.append(bulk.submit(self._write, scope, kind, write.key, any_, write, True))
+                if len(pending) >= 16:
+                    pending.pop(0).result()
+                    count += 1
+            for future in pending:
+                future.result()
+                count += 1
+        return count
+
+    def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument:
+        return self._write(scope, kind, key, expect, None, False)
+
+    def _write(
+        self,
+        scope: Scope,
+        kind: str,
+        key: str,
+        expect: Expectation,
+        write: DocumentWrite | None,
+        assume_new: bool,
+    ) -> StoredDocument:
+        """Commit one revision (``write=None``: a tombstone). See the module docstring."""
+        name = self._layout.head(scope, kind, key)
+        writer = uuid.uuid4().hex
+        known = None if assume_new else self._read_head(scope, kind, key)
+        for _ in range(_MAX_ATTEMPTS):
+            old = known[0] if known else None
+            live = _live_revision(known)
+            if write is None and live is None:
+                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+            check_expectation(live, expect, kind, key)
+            doc = self._next_doc(scope, kind, key, write, old)
+            entries = self._prepare(scope, kind, known, doc)
+            try:
+                self._commit(name, HeadRecord(doc, writer, entries), known[1] if known else None)
+            except ConflictError:
+                known = self._read_head(scope, kind, key)
+                if not self._landed(scope, kind, key, doc.revision, writer, known):
+                    if expect.kind is ExpectKind.REVISION:
+                        check_expectation(_live_revision(known), expect, kind, key)
+                        raise
+                    continue
+            if old is not None:
+                self._retire(scope, kind, old, entries)
+            return doc
+        raise ConflictError(f"{kind} {key!r} in {scope}: too many concurrent writers")
+
+    def _landed(
+        self, scope: Scope, kind: str, key: str, revision: int, writer: str, head: _Read | None
+    ) -> bool:
+        """Whether our commit of ``revision`` landed although we saw 409/412.
+
+        That happens when a retry re-sent a write whose response was lost. If another
+        writer has moved the head on since, our revision is already archived (writers
+        archive before they commit), so the archived copy tells.
+        """
+        if head is None or head[0].doc.revision < revision:
+            return False
+        if head[0].doc.revision == revision:
+            return head[0].writer == writer
+        archived = self._read(
+            self._layout.revision(scope, kind, key, revision), scope, kind, key, revision
+        )
+        return archived is not None and archived[0].writer == writer
+
+    @staticmethod
+    def _next_doc(
+        scope: Scope, kind: str, key: str, write: DocumentWrite | None, old: HeadRecord | None
+    ) -> StoredDocument:
+        revision = old.doc.revision + 1 if old else 1
+        now = datetime.now(UTC)
+        if write is None:
+            return StoredDocument(scope, kind, key, revision, b"", "", IndexEntry(), now, True)
+        return StoredDocument(
+            scope, kind, key, revision, write.body, write.sha256, write.index, now
+        )
+
+    def _entry_names(self, doc: StoredDocument) -> list[str]:
+        if doc.deleted:
+            return []
+        pairs: list[tuple[str | None, str | None]] = [(None, None)]
+        pairs += [(f, v) for f, values in doc.index.fields.items() for v in set(values)]
+        digest = index_digest(doc.index)
+        sort_key = doc.index.sort_key
+        return [
+            self._layout.posting_dir(f, v, desc) + order_name(sort_key, doc.key, desc, digest)
+            for f, v in pairs
+            for desc in (False, True)
+        ]
+
+    def _prepare(
+        self, scope: Scope, kind: str, known: _Read | None, doc: StoredDocument
+    ) -> dict[str, str]:
+        """Archive the old head and add the new index entries; return name → etag."""
+        base = self._layout.base(scope, kind)
+        kept = known[0].entries if known and not known[0].doc.deleted else {}
+        entries = {n: kept[n] for n in self._entry_names(doc) if n in kept}
+        missing = [n for n in self._entry_names(doc) if n not in kept]
+        meta = encode_entry_meta(doc)
+
+        def add(suffix: str) -> tuple[str, str]:
+            blob = self._container.get_blob_client(base + suffix)
+            with azure_errors(f"indexing {kind} {doc.key!r} in {scope}"):
+                return suffix, str(blob.upload_blob(b"", overwrite=True, metadata=meta)["etag"])
+
+        calls: list[Callable[[], tuple[str, str] | None]] = [
+            functools.partial(add, n) for n in missing
+        ]
+        if known is not None:
+            calls.append(functools.partial(self._archive, scope, kind, known))
+        entries.update(item for item in self._parallel(calls) if item is not None)
+        return entries
+
+    def _archive(self, scope: Scope, kind: str, known: _Read) -> None:
+        record, _etag, raw = known
+        name = self._layout.revision(scope, kind, record.doc.key, record.doc.revision)
+        # A copy of a committed head: whoever writes it first writes these very bytes.
+        with (
+            azure_errors(f"archiving {kind} {record.doc.key!r} in {scope}"),
+            contextlib.suppress(ResourceExistsError),
+        ):
+            self._container.get_blob_client(name).upload_blob(
+                raw, overwrite=True, match_condition=MatchConditions.IfMissing
+            )
+
+    def _commit(self, name: str, record: HeadRecord, etag: str | None) -> None:
+        doc = record.doc
+        conditions: dict[str, Any] = (
+            {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+            if etag
+            else {"match_condition": MatchConditions.IfMissing}
+        )
+        metadata = {"rev": str(doc.revision), "deleted": "1" if doc.deleted else "0"}
+        with azure_errors(f"writing {doc.kind} {doc.key!r} in {doc.scope}"):
+            self._container.get_blob_client(name).upload_blob(
+                record.to_bytes(), overwrite=True, metadata=metadata, **conditions
+            )
+
+    def _retire(self, scope: Scope, kind: str, old: HeadRecord, new: dict[str, str]) -> None:
+        base = self._layout.base(scope, kind)
+        gone = [(n, e) for n, e in old.entries.items() if n not in new]
+        self._parallel([functools.partial(self._scan.remove, base + n, e) for n, e in gone])

@@ -1,0 +1,78 @@
+"""Azure Blob results store on Azurite: streamed round trip and tamper detection."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from dq_metadata.errors import IntegrityError, ValidationError
+from dq_metadata.scope import Scope
+from dq_stores.azure_blob import AzureBlobResultsStore
+from dq_stores.results import ResultRef
+
+pytestmark = pytest.mark.azure
+
+SCOPE = Scope("acme", "prod")
+BLOCK = 256 * 1024
+
+
+@pytest.fixture
+def store(azure_connection_string: str, azure_container: str) -> Iterator[AzureBlobResultsStore]:
+    store = AzureBlobResultsStore(
+        azure_container, connection_string=azure_connection_string, block_size=BLOCK
+    )
+    yield store
+    store.close()
+
+
+def _pattern(total: int, piece: int = 100_003) -> Iterator[bytes]:
+    sent = 0
+    while sent < total:
+        size = min(piece, total - sent)
+        yield bytes((sent + i) % 253 for i in range(size))
+        sent += size
+
+
+def test_streamed_round_trip_in_blocks(store: AzureBlobResultsStore) -> None:
+    total = 3 * 1024 * 1024 + 12345  # uneven source pieces re-chunked into 256 KiB blocks
+    expected = hashlib.sha256(b"".join(_pattern(total))).hexdigest()
+    ref = store.upload(SCOPE, "run-1", "rows.jsonl", _pattern(total), "application/x-ndjson")
+    assert (ref.size, ref.sha256, ref.content_type) == (total, expected, "application/x-ndjson")
+    digest = hashlib.sha256()
+    sizes = []
+    for chunk in store.open(SCOPE, ref):
+        digest.update(chunk)
+        sizes.append(len(chunk))
+    assert digest.hexdigest() == expected
+    assert max(sizes) <= BLOCK  # streamed, never the whole object
+    assert len(sizes) > 1
+
+
+def test_tampered_object_fails_at_the_end_of_the_stream(
+    store: AzureBlobResultsStore, azure_connection_string: str, azure_container: str
+) -> None:
+    ref = store.upload(SCOPE, "run-2", "r.bin", iter([b"a" * 600_000]))
+    name = ref.uri.split(f"/{azure_container}/", 1)[1]
+    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
+        blob = service.get_blob_client(azure_container, name)
+        blob.upload_blob(b"a" * 599_999 + b"b", overwrite=True)
+    with pytest.raises(IntegrityError):
+        for _chunk in store.open(SCOPE, ref):
+            pass
+
+
+def test_refs_outside_the_scope_prefix_are_refused(store: AzureBlobResultsStore) -> None:
+    ref = store.upload(SCOPE, "run-3", "r", iter([b"x"]))
+    container_url = ref.uri.rsplit("/acme/", 1)[0]
+    for uri in (
+        f"{container_url}/acme/dev/_results/run-3/r",
+        f"{container_url}/acme/prod/_results/run-3/../../../globex/prod/_results/x/r",
+        f"{container_url}/acme/prod/_results/run-3/r/extra",
+        f"{container_url}/acme/prod/contract/h/orders",
+        "https://elsewhere.example/c/acme/prod/_results/run-3/r",
+    ):
+        with pytest.raises(ValidationError):
+            store.open(SCOPE, ResultRef(uri, ref.size, ref.sha256))
