@@ -1,0 +1,282 @@
+"""PostgreSQL document backend vs raw psycopg on the same server, in one run.
+
+    .venv/bin/python benchmarks/bench_postgres.py [--url URL] [--docs 10000] [--big 1000000]
+
+URL: ``--url``, else ``DQ_BENCH_POSTGRES_URL``, else
+``postgresql+psycopg://postgres@127.0.0.1:5432/test`` if it answers, else a throw-away
+server started from the PostgreSQL binaries as the tests do. The URL's role must be able to
+create a database and a role: the run uses a fresh database owned by an ordinary
+role (so row-level security applies as in production) and drops both afterwards.
+
+Prints medians (µs) and ratios backend / raw. "raw floor" is the least raw
+psycopg needs (one prepared statement, scope set once per session); "raw same"
+sends exactly the backend's statements the same way (one pipeline: set_config +
+prepared statements, one Sync).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dq_metadata.canonical import canonical_json, content_hash
+from dq_metadata.scope import Scope
+from dq_metadata.sortkeys import semver_sort_key
+from dq_stores import ANY, DocumentWrite, FieldFilter, IndexEntry, Query
+from dq_stores.sql import SqlBackend
+from dq_stores.sql._executor import Revision
+from dq_stores.sql._postgres import _SCOPE, _write_statements
+from dq_stores.sql._statements import select_documents
+
+SCOPE = Scope("acme", "prod")
+KIND = "contract"
+STATUSES = ("active", "draft", "deprecated")
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def median_us(fn: Callable[[], Any], runs: int) -> float:
+    for _ in range(min(200, runs)):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e6
+
+
+def contract(i: int, datasets: int) -> DocumentWrite:
+    ds = f"dataset_{i % datasets}"
+    version = f"{i // datasets + 1}.{i % 7}.0"
+    status = STATUSES[i % 3]
+    body = canonical_json(
+        {
+            "id": f"c{i}",
+            "version": version,
+            "status": status,
+            "schema": [{"name": ds}],
+            "description": "x" * 400,
+        }
+    )
+    return DocumentWrite(
+        f"c{i}",
+        body,
+        content_hash(body),
+        IndexEntry({"dataset": (ds,), "status": (status,)}, semver_sort_key(version)),
+    )
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    dsn = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    name = f"dq_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'bench'").format(sql.Identifier(name)))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(name)
+            )
+        )
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
+    try:
+        yield f"postgresql+psycopg://{name}:bench@{host}:{port}/{name}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def load(backend: SqlBackend, start: int, stop: int, datasets: int) -> float:
+    t0 = time.perf_counter()
+    backend.put_many(SCOPE, KIND, (contract(i, datasets) for i in range(start, stop)))
+    return (stop - start) / (time.perf_counter() - t0)
+
+
+def raw_connection(url: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True
+    )
+    conn.execute(
+        "SELECT set_config('dq.tenant', %s, false), set_config('dq.environment', %s, false)",
+        (SCOPE.tenant, SCOPE.environment),
+    )
+    return conn
+
+
+def query_sql(query: Query) -> tuple[str, list[Any]]:
+    return select_documents(
+        ("%s", " OFFSET 0"), SCOPE.tenant, SCOPE.environment, KIND, query, None, query.limit + 1
+    )
+
+
+def bench_ops(
+    backend: SqlBackend, url: str, docs: int, datasets: int, runs: int
+) -> dict[str, float]:
+    raw = raw_connection(url)
+    no_rls = SqlBackend(url, row_level_security=False)
+    latest = Query(
+        filters=(FieldFilter("dataset", ("dataset_7",)), FieldFilter("status", ("active",))),
+        descending=True,
+        limit=1,
+    )
+    page = Query(filters=(FieldFilter("status", ("active",)),), limit=50)
+    key = "c7"
+    get_sql = (
+        "SELECT environment, kind, key, revision, body, sha256, fields, sort_key, written_at,"
+        " deleted FROM dq_heads WHERE tenant = %s AND environment = %s AND kind = %s AND key = %s"
+    )
+    get_params = (SCOPE.tenant, SCOPE.environment, KIND, key)
+    write = contract(7, datasets)
+    rev = Revision.of(write)
+    put_statements = _write_statements(ANY, rev)
+    put_params: dict[str, Any] = {
+        **rev.params(SCOPE, KIND, None),
+        "rev": None,
+        "pf": [f for f, _ in rev.postings],
+        "pv": [v for _, v in rev.postings],
+    }
+    scope_params = (SCOPE.tenant, SCOPE.environment)
+
+    def pipelined(statements: list[tuple[str, Any]]) -> Any:
+        with raw.pipeline():
+            raw.execute(_SCOPE, scope_params, prepare=True)
+            cursors = [raw.execute(q, p, prepare=True) for q, p in statements]
+        return cursors[0].fetchall()
+
+    def raw_put() -> None:  # same statements, one explicit transaction, scope per session
+        put_params["at"] = datetime.now(UTC)
+        with raw.transaction():
+            for stmt in put_statements:
+                raw.execute(stmt, put_params, prepare=True)
+
+    def raw_put_same() -> None:
+        put_params["at"] = datetime.now(UTC)
+        pipelined([(q, put_params) for q in put_statements])
+
+    def raw_query(q: Query) -> Callable[[], Any]:
+        text, params = query_sql(q)
+        return lambda: raw.execute(text, params, prepare=True).fetchall()
+
+    def raw_query_same(q: Query) -> Callable[[], Any]:
+        text, params = query_sql(q)
+        return lambda: pipelined([(text, params)])
+
+    results: dict[str, float] = {}
+    cases: dict[str, tuple[Callable[[], Any], ...]] = {
+        "get": (
+            lambda: backend.get(SCOPE, KIND, key),
+            lambda: no_rls.get(SCOPE, KIND, key),
+            lambda: raw.execute(get_sql, get_params, prepare=True).fetchone(),
+            lambda: pipelined([(get_sql, get_params)]),
+        ),
+        "put": (
+            lambda: backend.put(SCOPE, KIND, write, ANY),
+            lambda: no_rls.put(SCOPE, KIND, write, ANY),
+            raw_put,
+            raw_put_same,
+        ),
+        "latest_for_dataset": (
+            lambda: backend.query(SCOPE, KIND, latest),
+            lambda: no_rls.query(SCOPE, KIND, latest),
+            raw_query(latest),
+            raw_query_same(latest),
+        ),
+        "filtered_page_50": (
+            lambda: backend.query(SCOPE, KIND, page),
+            lambda: no_rls.query(SCOPE, KIND, page),
+            raw_query(page),
+            raw_query_same(page),
+        ),
+    }
+    print(f"\n== {docs:,} documents ({runs} runs each; µs medians) ==")
+    print(
+        f"{'operation':<20}{'backend':>9}{'rls off':>9}{'raw floor':>11}{'raw same':>10}"
+        f"{'÷floor':>8}{'÷same':>7}{'off÷floor':>11}"
+    )
+    for name, (ours, off, floor, same) in cases.items():
+        b = median_us(ours, runs)
+        o = median_us(off, runs)
+        f = median_us(floor, runs)
+        s = median_us(same, runs)
+        results[name] = b
+        print(
+            f"{name:<20}{b:>9.0f}{o:>9.0f}{f:>11.0f}{s:>10.0f}{b / f:>8.2f}{b / s:>7.2f}{o / f:>11.2f}"
+        )
+    no_rls.close()
+    raw.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("DQ_BENCH_POSTGRES_URL"))
+    parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument(
+        "--big", type=int, default=0, help="also measure at this size (e.g. 1000000)"
+    )
+    parser.add_argument("--runs", type=int, default=2000)
+    args = parser.parse_args()
+    datasets = max(1, args.docs // 10)
+    with contextlib.ExitStack() as stack:
+        admin_url = args.url or stack.enter_context(find_server())
+        run(stack.enter_context(fresh_database(admin_url)), args, datasets)
+
+
+@contextlib.contextmanager
+def find_server() -> Iterator[str]:
+    """The default server if it answers, else a throw-away one started like the tests do."""
+    try:
+        psycopg.connect(DEFAULT_URL.replace("+psycopg", ""), connect_timeout=3).close()
+    except psycopg.OperationalError:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.support.postgres import _start_local
+
+        started = _start_local()
+        if isinstance(started, str):
+            raise SystemExit(f"no PostgreSQL server: {started}") from None
+        server = next(started)
+        print(f"started a throw-away server: {server.admin_dsn}")
+        try:
+            yield server.admin_dsn
+        finally:
+            started.close()
+        return
+    yield DEFAULT_URL
+
+
+def run(url: str, args: argparse.Namespace, datasets: int) -> None:
+    backend = SqlBackend(url)
+    try:
+        rate = load(backend, 0, args.docs, datasets)
+        print(f"bulk load (put_many): {rate:,.0f} docs/s for {args.docs:,} documents")
+        with raw_connection(url) as conn:
+            conn.execute("VACUUM ANALYZE")  # what autovacuum does after a bulk load
+        small = bench_ops(backend, url, args.docs, datasets, args.runs)
+        if args.big > args.docs:
+            rate = load(backend, args.docs, args.big, datasets)
+            print(f"bulk load (put_many): {rate:,.0f} docs/s up to {args.big:,} documents")
+            with raw_connection(url) as conn:
+                conn.execute("VACUUM ANALYZE")  # what autovacuum does after a bulk load
+            big = bench_ops(backend, url, args.big, datasets, args.runs)
+            print(f"\n== {args.big:,} vs {args.docs:,} documents (target <= 1.5x) ==")
+            for name in ("latest_for_dataset", "filtered_page_50", "get"):
+                print(f"{name:<20}{big[name] / small[name]:>8.2f}x")
+    finally:
+        backend.close()
+
+
+if __name__ == "__main__":
+    main()

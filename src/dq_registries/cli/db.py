@@ -1,0 +1,117 @@
+"""``dq db``: manage the SQL backend's schema (PostgreSQL or SQLite) with its migrations.
+
+Each command takes the database as ``--url`` or from ``--config`` (the configured
+postgres / sqlite backend). Errors end as one ``error: ...`` line, exit code 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Annotated
+
+import typer
+
+from dq_registries.cli._common import UsageError, cli_errors, fail
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Manage the SQL database schema (postgres / sqlite): upgrade, downgrade, check.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db or sqlite:///dq.sqlite.",
+        show_default=False,
+        envvar="DQ_DB_URL",
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="dq config file naming a postgres/sqlite backend."),
+]
+
+
+def _url(url: str | None, config: Path | None) -> str:
+    if url and config:
+        raise UsageError("give either --url or --config, not both")
+    if url:
+        return url
+    if config is None:
+        raise UsageError("give the database as --url URL or --config FILE")
+    from dq_registries.config import load_config
+
+    return load_config(config).sql_url()
+
+
+def _schema() -> ModuleType:
+    try:
+        from dq_stores.sql import schema
+    except ImportError as exc:
+        raise UsageError(
+            "the SQL backend is not installed: pip install 'dq-platform-core[postgres]'"
+        ) from exc
+    return schema
+
+
+@app.command()
+@cli_errors
+def upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    url: UrlOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    reached = _schema().upgrade(_url(url, config), revision)
+    typer.echo(f"database at revision {reached or 'base (empty)'}")
+
+
+@app.command()
+@cli_errors
+def downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision ('base' drops all tables).")],
+    url: UrlOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Revert migrations down to REVISION."""
+    reached = _schema().downgrade(_url(url, config), revision)
+    typer.echo(f"database at revision {reached or 'base (empty)'}")
+
+
+@app.command()
+@cli_errors
+def current(url: UrlOpt = None, config: ConfigOpt = None) -> None:
+    """Print the revision the database is at."""
+    schema = _schema()
+    revision = schema.database_revision(_url(url, config))
+    head = schema.head_revision()
+    state = "head" if revision == head else f"behind head {head}"
+    typer.echo(f"{revision or 'base (empty)'} ({state})")
+
+
+@app.command()
+@cli_errors
+def history() -> None:
+    """List the migrations this version ships, oldest first."""
+    for info in _schema().history():
+        typer.echo(f"{info.down_revision or 'base'} -> {info.revision}: {info.message}")
+
+
+@app.command()
+@cli_errors
+def check(url: UrlOpt = None, config: ConfigOpt = None) -> None:
+    """Exit non-zero unless the database is at head."""
+    schema = _schema()
+    revision = schema.database_revision(_url(url, config))
+    head = schema.head_revision()
+    if revision != head:
+        raise fail(
+            f"database is at {revision or 'base (empty)'}, head is {head}: run `dq db upgrade`"
+        )
+    typer.echo(f"database at head ({head})")

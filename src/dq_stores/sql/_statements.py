@@ -1,0 +1,176 @@
+"""SQL text shared by the PostgreSQL and SQLite executors, and row decoding.
+
+Statements are plain parameterised SQL (``%s`` for psycopg, ``?`` for sqlite3):
+building them costs a few string joins, and executing them on the pooled DBAPI
+connection skips SQLAlchemy's per-statement machinery (see ADR 0003).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from dq_metadata.scope import Scope
+from dq_stores.documents import FieldFilter, IndexEntry, PageCursor, Query, StoredDocument
+
+__all__ = [
+    "DOC_COLUMNS",
+    "decode_document",
+    "encode_fields",
+    "postings",
+    "select_documents",
+]
+
+#: Column list of every statement that returns documents (see ``decode_document``).
+DOC_COLUMNS = (
+    "{a}environment, {a}kind, {a}key, {a}revision, {a}body, {a}sha256, {a}fields, "
+    "{a}sort_key, {a}written_at, {a}deleted"
+)
+Row = Sequence[Any]
+
+
+def encode_fields(fields: Mapping[str, tuple[str, ...]]) -> str:
+    return json.dumps(
+        {name: list(values) for name, values in fields.items()},
+        separators=(",", ":"),
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
+def postings(fields: Mapping[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """Distinct ``(field, value)`` pairs a document is found by."""
+    return sorted({(name, value) for name, values in fields.items() for value in values})
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
+def decode_document(scope: Scope, row: Row) -> StoredDocument:
+    """A document of ``scope``'s tenant; ``scope`` is reused when the environment matches."""
+    environment, kind, key, revision, body, sha256, fields, sort_key, written_at, deleted = row
+    parsed: dict[str, list[str]] = json.loads(fields)
+    return StoredDocument(
+        scope=scope if environment == scope.environment else Scope(scope.tenant, environment),
+        kind=kind,
+        key=key,
+        revision=revision,
+        body=bytes(body),
+        sha256=sha256,
+        index=IndexEntry({name: tuple(values) for name, values in parsed.items()}, sort_key),
+        written_at=_as_datetime(written_at),
+        deleted=bool(deleted),
+    )
+
+
+class _Builder:
+    def __init__(self, placeholder: str, fence: str) -> None:
+        self.ph = placeholder
+        self.fence = fence
+        self.params: list[Any] = []
+        self.where: list[str] = []
+
+    def bind(self, value: Any) -> str:
+        self.params.append(value)
+        return self.ph
+
+    def bind_all(self, values: Sequence[Any]) -> str:
+        return ", ".join(self.bind(v) for v in values)
+
+
+def _driving(filters: tuple[FieldFilter, ...]) -> tuple[FieldFilter, list[FieldFilter]]:
+    first = min(range(len(filters)), key=lambda i: len(set(filters[i].values)))
+    return filters[first], [f for i, f in enumerate(filters) if i != first]
+
+
+def _filter_clauses(b: _Builder, filters: tuple[FieldFilter, ...]) -> str:
+    """WHERE terms over postings alias ``p`` (one row per matching document)."""
+    drive, others = _driving(filters)
+    values = sorted(set(drive.values))
+    b.where.append(f"p.field = {b.bind(drive.field)}")
+    if len(values) == 1:
+        b.where.append(f"p.value = {b.bind(values[0])}")
+    else:
+        b.where.append(f"p.value IN ({b.bind_all(values)})")
+        # a document holding several of the values: keep only its smallest one's row
+        b.where.append(
+            "p.value = (SELECT min(d.value) FROM dq_postings d WHERE d.tenant = p.tenant"
+            " AND d.environment = p.environment AND d.kind = p.kind AND d.field = p.field"
+            f" AND d.value IN ({b.bind_all(values)}) AND d.sort_key = p.sort_key"
+            " AND d.key = p.key)"
+        )
+    for flt in others:
+        vals = sorted(set(flt.values))
+        b.where.append(
+            "EXISTS (SELECT 1 FROM dq_postings q WHERE q.tenant = p.tenant"
+            " AND q.environment = p.environment AND q.kind = p.kind"
+            f" AND q.field = {b.bind(flt.field)} AND q.value IN ({b.bind_all(vals)})"
+            f" AND q.sort_key = p.sort_key AND q.key = p.key{b.fence})"
+        )
+    return "p"
+
+
+def select_documents(
+    dialect: tuple[str, str],
+    tenant: str,
+    environment: str | None,
+    kind: str,
+    query: Query,
+    cursor: PageCursor | None,
+    fetch: int | None,
+) -> tuple[str, list[Any]]:
+    """SELECT of live documents matching ``query`` (``fetch=None``: a count).
+
+    With filters, the first posting range (``field = value``) drives the scan in
+    ``(sort_key, key)`` order and the other filters are primary-key probes, so
+    the cost follows the page, not the table. ``environment=None`` spans the tenant.
+    ``dialect`` is ``(placeholder, subquery fence)`` of the executor.
+    """
+    b = _Builder(*dialect)
+    if query.filters:
+        src = _filter_clauses(b, query.filters)
+        from_ = "dq_postings p"
+    else:
+        src = "h"
+        from_ = "dq_heads h"
+        b.where.append("h.deleted = false")
+    b.where[:0] = [f"{src}.tenant = {b.ph}", f"{src}.kind = {b.ph}"]
+    scope_params: list[Any] = [tenant, kind]
+    if environment is not None:
+        b.where.insert(1, f"{src}.environment = {b.ph}")
+        scope_params.insert(1, environment)
+    b.params[:0] = scope_params
+    if query.sort_key_min is not None:
+        b.where.append(f"{src}.sort_key >= {b.bind(query.sort_key_min)}")
+    if query.sort_key_max is not None:
+        b.where.append(f"{src}.sort_key < {b.bind(query.sort_key_max)}")
+    order_cols = [f"{src}.sort_key", f"{src}.key"]
+    mark: list[str] = [] if cursor is None else [cursor.sort_key, cursor.key]
+    if environment is None:
+        order_cols.insert(1, f"{src}.environment")
+        if cursor is not None:
+            mark.insert(1, cursor.environment)
+    if mark:
+        op = "<" if query.descending else ">"
+        b.where.append(f"({', '.join(order_cols)}) {op} ({b.bind_all(mark)})")
+    where = " AND ".join(b.where)
+    if fetch is None:
+        return f"SELECT count(*) FROM {from_} WHERE {where}", b.params
+    if src == "p":
+        from_ += (
+            " JOIN dq_heads h ON h.tenant = p.tenant AND h.environment = p.environment"
+            " AND h.kind = p.kind AND h.key = p.key"
+        )
+    direction = " DESC" if query.descending else ""
+    order = ", ".join(c + direction for c in order_cols)
+    sql = (
+        f"SELECT {DOC_COLUMNS.format(a='h.')} FROM {from_} WHERE {where}"
+        f" ORDER BY {order} LIMIT {b.bind(fetch)}"
+    )
+    return sql, b.params

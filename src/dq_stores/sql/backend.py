@@ -1,0 +1,383 @@
+"""SqlBackend: the document backend on PostgreSQL (psycopg 3) or SQLite, one code path.
+
+Tables (see ``migrations/versions``): ``dq_revisions`` (immutable history),
+``dq_heads`` (current revision of each key, tombstones included) and
+``dq_postings`` (one row per indexed ``(field, value)`` of each live head).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from dq_metadata.errors import (
+    ConflictError,
+    DQError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+from dq_metadata.scope import Scope
+from dq_stores.backend import DocumentBackend
+from dq_stores.documents import (
+    DocumentWrite,
+    Expectation,
+    ExpectKind,
+    FieldFilter,
+    PageCursor,
+    Query,
+    StoredDocument,
+)
+from dq_stores.sql import _errors
+from dq_stores.sql._executor import ALL, Executor, Revision
+from dq_stores.sql._statements import DOC_COLUMNS, decode_document, select_documents
+from dq_stores.sql._url import parse_url
+from dq_stores.sql.schema import ensure_schema
+
+__all__ = ["SqlBackend"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_COLS = DOC_COLUMNS.format(a="")
+_BATCH = 1000
+_PING_AFTER_IDLE = 1.0  # seconds (HikariCP skips validation within 0.5 s of use)
+
+
+class _Retry(Exception):
+    """Internal: a failure after which running the operation again is safe."""
+
+
+class SqlBackend(DocumentBackend):
+    """Documents in PostgreSQL (``postgresql+psycopg://``) or SQLite (``sqlite:///path``).
+
+    Raises ``SchemaOutOfDateError`` at construction when the database is not at the
+    migration head (an empty database is migrated first when ``auto_create``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: float = 30.0,
+        pool_recycle: int = 1800,
+        pool_pre_ping: bool = True,
+        connect_timeout: int = 10,
+        auto_create: bool = True,
+        row_level_security: bool = True,
+        retry_attempts: int = 6,
+    ) -> None:
+        self._url = parse_url(url)
+        self._secrets = (self._url.password,) if self._url.password else ()
+        self._attempts = max(1, retry_attempts)
+        self._executor: Executor
+        if self._url.get_backend_name() == "postgresql":
+            from dq_stores.sql._postgres import PostgresExecutor
+
+            self._executor = PostgresExecutor(row_level_security=row_level_security)
+            connect_args: dict[str, Any] = {"connect_timeout": connect_timeout}
+        else:
+            from dq_stores.sql._sqlite import SqliteExecutor
+
+            self._executor = SqliteExecutor(busy_timeout_ms=connect_timeout * 1000)
+            connect_args = {"timeout": connect_timeout, "check_same_thread": False}
+        self._engine: Engine = create_engine(
+            self._url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            pool_recycle=pool_recycle,
+            pool_pre_ping=False,  # our cheaper check, see _on_checkout
+            connect_args=connect_args,
+        )
+        self._dialect = (self._executor.placeholder, self._executor.subquery_fence)
+        self._pre_ping = pool_pre_ping
+        event.listen(self._engine, "connect", self._on_connect)
+        event.listen(self._engine.pool, "checkout", self._on_checkout)
+        event.listen(self._engine.pool, "checkin", self._on_checkin)
+        try:
+            self._call(lambda: ensure_schema(self._engine, auto_create=auto_create), safe=True)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def _on_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        self._executor.on_connect(dbapi_connection)
+
+    def _on_checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        """Pre-ping, minus the round trip for connections that are evidently alive.
+
+        A connection back in the pool less than ``_PING_AFTER_IDLE`` seconds ago with
+        nothing waiting on its socket (a server that terminates sessions says so and
+        closes them) skips the ``SELECT 1``; others are pinged, and a failed ping
+        makes the pool replace the connection. Failures the check misses surface on
+        use and are retried like any lost connection.
+        """
+        if not self._pre_ping:
+            return
+        idle = time.monotonic() - record.info.get("dq_checked_in", 0.0)
+        if idle < _PING_AFTER_IDLE and self._executor.looks_alive(dbapi_connection):
+            return
+        try:
+            self._engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("pre-ping failed") from exc
+
+    @staticmethod
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["dq_checked_in"] = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"SqlBackend({self._url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- execution -------------------------------------------------------------
+    def _call(self, fn: Callable[[], T], *, safe: bool) -> T:
+        """Run ``fn``, retrying transient failures; translate whatever escapes.
+
+        ``safe``: ``fn`` may be repeated even if it failed mid-way (reads). Writes
+        are only repeated when the database certainly did not apply them. The
+        first attempt runs outside tenacity: the happy path pays nothing for retries.
+        """
+        try:
+            try:
+                return self._attempt(fn, safe)
+            except _Retry:
+                retrying = Retrying(
+                    stop=stop_after_attempt(self._attempts - 1),
+                    wait=wait_random_exponential(multiplier=0.05, max=2.0),
+                    retry=retry_if_exception_type(_Retry),
+                    reraise=True,
+                )
+                if self._attempts < 2:
+                    raise
+                result: T = retrying(self._attempt, fn, safe)
+                return result
+        except _Retry as wrapped:
+            cause = wrapped.__cause__ or wrapped
+            raise _errors.translate(cause, secrets=self._secrets) from cause
+        except DQError:
+            raise
+        except Exception as exc:
+            error = _errors.translate(exc, secrets=self._secrets)
+            if not safe and isinstance(error, StoreUnavailableError):
+                error = StoreUnavailableError(
+                    f"{error}; the write may or may not have been applied: re-read before retrying"
+                )
+            raise error from exc
+
+    @staticmethod
+    def _attempt(fn: Callable[[], T], safe: bool) -> T:
+        try:
+            return fn()
+        except (DQError, _Retry):
+            raise
+        except Exception as exc:
+            if _errors.is_rolled_back(exc) or (safe and _errors.is_transient(exc)):
+                log.debug("retrying after transient database error: %s", type(exc).__name__)
+                raise _Retry from exc
+            raise
+
+    def _run(self, op: Callable[[Any], T], *, safe: bool) -> T:
+        """Run ``op(dbapi_connection)`` on a pooled connection, with retries."""
+
+        def once() -> T:
+            try:
+                pooled = self._engine.raw_connection()
+            except Exception as exc:  # nothing was sent: always safe to retry
+                if _errors.is_transient(exc):
+                    raise _Retry from exc
+                raise
+            try:
+                return op(pooled.driver_connection)
+            except Exception as exc:
+                if self._engine.dialect.is_disconnect(_errors.unwrap(exc), None, None):  # type: ignore[arg-type]
+                    pooled.invalidate(exc)
+                raise
+            finally:
+                pooled.close()
+
+        return self._call(once, safe=safe)
+
+    def _read(self, tenant: str, environment: str, sql: str, params: list[Any]) -> list[Any]:
+        return self._run(
+            lambda conn: self._executor.read(conn, tenant, environment, sql, params), safe=True
+        )
+
+    def _scope_read(self, scope: Scope, sql: str, params: list[Any]) -> list[Any]:
+        return self._read(scope.tenant, scope.environment, sql, params)
+
+    # -- reads -----------------------------------------------------------------
+    def _doc_sql(self, table: str, extra: str = "") -> str:
+        ph = self._executor.placeholder
+        return (
+            f"SELECT {_COLS} FROM {table} WHERE tenant = {ph} AND environment = {ph}"
+            f" AND kind = {ph} AND key = {ph}{extra}"
+        )
+
+    def _head(self, scope: Scope, kind: str, key: str) -> StoredDocument | None:
+        rows = self._scope_read(
+            scope, self._doc_sql("dq_heads"), [scope.tenant, scope.environment, kind, key]
+        )
+        return decode_document(scope, rows[0]) if rows else None
+
+    def _get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
+        head = self._head(scope, kind, key)
+        if head is None or head.deleted:
+            raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+        return head
+
+    def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
+        sql = self._doc_sql("dq_revisions", f" AND revision = {self._executor.placeholder}")
+        rows = self._scope_read(scope, sql, [scope.tenant, scope.environment, kind, key, revision])
+        if not rows:
+            raise NotFoundError(f"{kind} {key!r} has no revision {revision} in {scope}")
+        return decode_document(scope, rows[0])
+
+    def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
+        sql = self._doc_sql("dq_revisions", " ORDER BY revision")
+        rows = self._scope_read(scope, sql, [scope.tenant, scope.environment, kind, key])
+        if not rows:
+            raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+        return [decode_document(scope, row) for row in rows]
+
+    def _query(
+        self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int
+    ) -> list[StoredDocument]:
+        sql, params = select_documents(
+            self._dialect, scope.tenant, scope.environment, kind, query, cursor, fetch
+        )
+        return [decode_document(scope, r) for r in self._scope_read(scope, sql, params)]
+
+    def _query_tenant(
+        self, tenant: str, kind: str, query: Query, cursor: PageCursor | None, fetch: int
+    ) -> list[StoredDocument]:
+        sql, params = select_documents(self._dialect, tenant, None, kind, query, cursor, fetch)
+        rows = self._read(tenant, ALL, sql, params)
+        scopes = {env: Scope(tenant, env) for env in {row[0] for row in rows}}
+        return [decode_document(scopes[row[0]], row) for row in rows]
+
+    def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
+        sql, params = select_documents(
+            self._dialect,
+            scope.tenant,
+            scope.environment,
+            kind,
+            Query(filters=filters),
+            None,
+            None,
+        )
+        return int(self._scope_read(scope, sql, params)[0][0])
+
+    def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
+        # Keyset batches, each its own short read: bounded memory, no transaction or
+        # pooled connection held while the caller is between items.
+        ph = self._executor.placeholder
+        base = f"SELECT {_COLS} FROM dq_heads WHERE tenant = {ph} AND environment = {ph}"
+        base += " AND deleted = false"
+        mark: tuple[str, str] | None = None
+        while True:
+            sql, params = base, [scope.tenant, scope.environment]
+            if kind is not None:
+                sql += f" AND kind = {ph}"
+                params.append(kind)
+            if mark is not None:
+                sql += f" AND (kind, key) > ({ph}, {ph})"
+                params.extend(mark)
+            sql += f" ORDER BY kind, key LIMIT {_BATCH}"
+            rows = self._scope_read(scope, sql, params)
+            for row in rows:
+                yield decode_document(scope, row)
+            if len(rows) < _BATCH:
+                return
+            mark = (rows[-1][1], rows[-1][2])
+
+    def _list_environments(self, tenant: str) -> Iterable[str]:
+        # a loose index scan: one primary-key probe per environment, not per document
+        ph = self._executor.placeholder
+        sql = (
+            "WITH RECURSIVE envs(environment) AS ("
+            f" SELECT min(environment) FROM dq_heads WHERE tenant = {ph}"
+            " UNION ALL SELECT (SELECT min(h.environment) FROM dq_heads h"
+            f" WHERE h.tenant = {ph} AND h.environment > envs.environment)"
+            " FROM envs WHERE envs.environment IS NOT NULL)"
+            " SELECT environment FROM envs WHERE environment IS NOT NULL"
+        )
+        return [row[0] for row in self._read(tenant, ALL, sql, [tenant, tenant])]
+
+    def _iter_scopes(self) -> Iterator[Scope]:
+        rows = self._read(ALL, ALL, "SELECT DISTINCT tenant, environment FROM dq_heads", [])
+        yield from sorted((Scope(t, e) for t, e in rows), key=str)
+
+    # -- writes ----------------------------------------------------------------
+    def _append(
+        self, scope: Scope, kind: str, rev: Revision, expect: Expectation
+    ) -> StoredDocument:
+        at = datetime.now(UTC)
+        revision = self._run(
+            lambda conn: self._executor.write(conn, scope, kind, rev, expect, at), safe=False
+        )
+        if revision is None:
+            self._refuse(scope, kind, rev, expect)
+        return decode_document(
+            scope,
+            (
+                scope.environment,
+                kind,
+                rev.key,
+                revision,
+                rev.body,
+                rev.sha256,
+                rev.fields,
+                rev.sort_key,
+                at,
+                rev.deleted,
+            ),
+        )
+
+    def _refuse(self, scope: Scope, kind: str, rev: Revision, expect: Expectation) -> None:
+        """The conditional write changed nothing: explain why (a read after the fact)."""
+        head = self._head(scope, kind, rev.key)
+        live = None if head is None or head.deleted else head.revision
+        if rev.deleted and live is None:
+            raise NotFoundError(f"{kind} {rev.key!r} not found in {scope}")
+        if expect.kind is ExpectKind.ABSENT:
+            raise ConflictError(f"{kind} {rev.key!r} already exists (revision {live})")
+        found = "absent" if live is None else f"at revision {live}"
+        raise ConflictError(f"{kind} {rev.key!r} is {found}, expected revision {expect.revision}")
+
+    def _put(
+        self, scope: Scope, kind: str, write: DocumentWrite, expect: Expectation
+    ) -> StoredDocument:
+        return self._append(scope, kind, Revision.of(write), expect)
+
+    def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument:
+        return self._append(scope, kind, Revision.tombstone(key), expect)
+
+    def _put_many(self, scope: Scope, kind: str, writes: Iterator[DocumentWrite]) -> int:
+        count = 0
+        batch: dict[str, Revision] = {}
+        for write in writes:
+            if write.key in batch or len(batch) >= _BATCH:  # one statement per key and batch
+                count += self._write_batch(scope, kind, list(batch.values()))
+                batch = {}
+            batch[write.key] = Revision.of(write)
+        if batch:
+            count += self._write_batch(scope, kind, list(batch.values()))
+        return count
+
+    def _write_batch(self, scope: Scope, kind: str, revs: list[Revision]) -> int:
+        at = datetime.now(UTC)
+        self._run(lambda conn: self._executor.write_many(conn, scope, kind, revs, at), safe=False)
+        return len(revs)
