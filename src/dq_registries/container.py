@@ -102,7 +102,7 @@ def _open_results(name: str, config: Mapping[str, Any]) -> ResultsStore:
     if name == "filesystem":
         from dq_stores.filesystem.results import FilesystemResultsStore
 
-        return FilesystemResultsStore(Path(config["filesystem"]["root"]) / "results")
+        return FilesystemResultsStore(Path(config["filesystem"]["root"]))
     if name == "azure_blob":
         from dq_stores.azure_blob import AzureBlobResultsStore
 

@@ -33,7 +33,7 @@ def default_backend() -> DocumentBackend:
 
 
 def default_results_store() -> ResultsStore:
-    """A ``FilesystemResultsStore`` at ``default_root() / "results"``."""
+    """A ``FilesystemResultsStore`` sharing ``default_root()`` (``<tenant>/<env>/results/``)."""
     from dq_stores.filesystem.results import FilesystemResultsStore
 
-    return FilesystemResultsStore(default_root() / "results")
+    return FilesystemResultsStore(default_root())

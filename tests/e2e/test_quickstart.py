@@ -52,7 +52,7 @@ def test_quickstart_stores_contracts_definitions_runs_and_reports(tmp_path: Path
     root = tmp_path / "qs" / ".dq"
     backend = FilesystemBackend(root)
     with DQContext.create(
-        "demo", "dev", backend=backend, results=FilesystemResultsStore(root / "results")
+        "demo", "dev", backend=backend, results=FilesystemResultsStore(root)
     ) as dq:
         assert dq.contracts.get("orders", "1.0.0").status == "deprecated"
         latest = dq.contracts.get_latest_for_dataset("orders")

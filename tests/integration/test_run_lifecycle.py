@@ -197,5 +197,6 @@ def test_a_registry_without_stores_uses_the_filesystem_defaults(
     runs.mark_running(run_id)
     runs.finish(run_id, "succeeded", results={"big": "x" * 100})
     assert b"".join(runs.open_results(run_id)) == b'{"big":"' + b"x" * 100 + b'"}'
-    assert (tmp_path / "home" / "results").is_dir()
+    # documents and results share the root: <tenant>/<env>/docs and <tenant>/<env>/results
+    assert (tmp_path / "home" / SCOPE.tenant / SCOPE.environment / "results").is_dir()
     runs.store.backend.close()
