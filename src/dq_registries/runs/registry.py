@@ -23,7 +23,6 @@ from dq_metadata.models import (
     CheckpointResult,
     JobDefinition,
     JobRun,
-    Report,
     RunStatus,
     utcnow,
 )
@@ -32,7 +31,8 @@ from dq_metadata.scope import Scope
 from dq_registries._storeops import check_id, check_limit, default_document_backend
 from dq_registries.runs.lifecycle import check_transition, parse_status
 from dq_registries.runs.payload import ResultsInput, classify_results
-from dq_stores.base import FilterValue, ItemPage, Revision, Versioned
+from dq_registries.runs.reports import RunReports
+from dq_stores.base import ItemPage, Revision, Versioned
 from dq_stores.results import ResultRef, ResultsStore
 from dq_stores.typed import JobDefinitionStore, JobRunStore, ReportStore
 
@@ -62,7 +62,7 @@ def _aware(value: datetime | None, field: str) -> None:
         raise ValidationError("invalid time window", [Problem(field, "must be timezone-aware")])
 
 
-class JobRunRegistry:
+class JobRunRegistry(RunReports):
     """Runs, their results and reports, for one scope.
 
     ``store=None`` uses the filesystem default for documents and results.
@@ -359,60 +359,6 @@ class JobRunRegistry:
         if run.results is not None:
             return iter([canonical_json(run.results)])
         raise NotFoundError(f"run {run_id!r} has no results")
-
-    # -- reports ------------------------------------------------------------------
-    def attach_report(
-        self,
-        run_id: str,
-        *,
-        dataset: str,
-        title: str | None = None,
-        summary: Mapping[str, Any] | None = None,
-        content: str | None = None,
-        format: str = "json",
-    ) -> Report:
-        """Attach a report about ``dataset`` to an existing run. Raises ``NotFoundError``."""
-        check_id(dataset, "dataset")
-        run = self.get(run_id)
-        report = self.reports.validate(
-            {
-                "report_id": f"report-{uuid.uuid4().hex}",
-                "run_id": run_id,
-                "job_id": run.job_id,
-                "dataset": dataset,
-                "created_at": self._clock().isoformat(),
-                "title": title,
-                "format": format,
-                "summary": dict(summary or {}),
-                "content": content,
-            }
-        )
-        return self.reports.create(self.scope, report).item
-
-    def get_report(self, report_id: str) -> Report:
-        return self.reports.get(self.scope, check_id(report_id, "report_id")).item
-
-    def list_reports(
-        self,
-        run_id: str | None = None,
-        dataset: str | None = None,
-        *,
-        limit: int = 100,
-        page_token: str | None = None,
-    ) -> ItemPage[Report]:
-        """Reports newest first, of one run and/or one dataset."""
-        filters: dict[str, FilterValue] = {}
-        if run_id is not None:
-            filters["run_id"] = check_id(run_id, "run_id")
-        if dataset is not None:
-            filters["dataset"] = check_id(dataset, "dataset")
-        return self.reports.list(
-            self.scope,
-            filters=filters,
-            limit=check_limit(limit),
-            page_token=page_token,
-            descending=True,
-        )
 
     # -- helpers --------------------------------------------------------------------
     def _versioned(self, run_id: str) -> Versioned[JobRun]:
