@@ -46,15 +46,24 @@ STATUSES = ("active", "draft", "deprecated")
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def median_us(fn: Callable[[], Any], runs: int) -> float:
-    for _ in range(min(200, runs)):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e6
+def medians_us(fns: tuple[Callable[[], Any], ...], runs: int, rounds: int = 20) -> list[float]:
+    """Median µs of each of ``fns``, measured in interleaved rounds.
+
+    Interleaving matters on a shared machine: measured one after the other, a
+    burst of load during one variant skews every ratio against the others.
+    """
+    for fn in fns:
+        for _ in range(min(200, runs)):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for fn, out in zip(fns, times, strict=True):
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t0)
+    return [statistics.median(t) * 1e6 for t in times]
 
 
 def contract(i: int, datasets: int) -> DocumentWrite:
@@ -206,11 +215,8 @@ def bench_ops(
         f"{'operation':<20}{'backend':>9}{'rls off':>9}{'raw floor':>11}{'raw same':>10}"
         f"{'÷floor':>8}{'÷same':>7}{'off÷floor':>11}"
     )
-    for name, (ours, off, floor, same) in cases.items():
-        b = median_us(ours, runs)
-        o = median_us(off, runs)
-        f = median_us(floor, runs)
-        s = median_us(same, runs)
+    for name, fns in cases.items():
+        b, o, f, s = medians_us(fns, runs)
         results[name] = b
         print(
             f"{name:<20}{b:>9.0f}{o:>9.0f}{f:>11.0f}{s:>10.0f}{b / f:>8.2f}{b / s:>7.2f}{o / f:>11.2f}"

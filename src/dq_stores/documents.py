@@ -31,6 +31,10 @@ __all__ = [
 
 MAX_PAGE_SIZE = 1000
 
+# Built once: ``json.dumps`` with keyword arguments constructs an encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_string = json.encoder.encode_basestring  # a JSON string literal, as _COMPACT writes it
+
 
 class ExpectKind(Enum):
     ABSENT = "absent"  # the key must not currently exist (deleted counts as absent)
@@ -156,7 +160,7 @@ class Query:
             self.sort_key_min,
             self.sort_key_max,
         ]
-        return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+        return _COMPACT.encode(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +172,12 @@ class PageCursor:
     environment: str = ""
 
     def encode(self, query: Query) -> str:
-        payload = {
-            "s": self.sort_key,
-            "k": self.key,
-            "e": self.environment,
-            "q": query.fingerprint(),
-        }
-        raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+        # the compact JSON of {"s": sort_key, "k": key, "e": environment, "q": fingerprint}
+        text = (
+            f'{{"s":{_string(self.sort_key)},"k":{_string(self.key)},'
+            f'"e":{_string(self.environment)},"q":{_string(query.fingerprint())}}}'
+        )
+        return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
 
     @classmethod
     def decode(cls, query: Query) -> PageCursor | None:

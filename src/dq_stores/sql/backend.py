@@ -36,7 +36,12 @@ from dq_stores.documents import (
 )
 from dq_stores.sql import _errors
 from dq_stores.sql._executor import ALL, Executor, Revision
-from dq_stores.sql._statements import DOC_COLUMNS, decode_document, select_documents
+from dq_stores.sql._statements import (
+    DOC_COLUMNS,
+    decode_document,
+    decode_documents,
+    select_documents,
+)
 from dq_stores.sql._url import parse_url
 from dq_stores.sql.schema import ensure_schema
 
@@ -250,7 +255,7 @@ class SqlBackend(DocumentBackend):
         rows = self._scope_read(scope, sql, [scope.tenant, scope.environment, kind, key])
         if not rows:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-        return [decode_document(scope, row) for row in rows]
+        return decode_documents(scope, rows)
 
     def _query(
         self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int
@@ -258,15 +263,14 @@ class SqlBackend(DocumentBackend):
         sql, params = select_documents(
             self._dialect, scope.tenant, scope.environment, kind, query, cursor, fetch
         )
-        return [decode_document(scope, r) for r in self._scope_read(scope, sql, params)]
+        return decode_documents(scope, self._scope_read(scope, sql, params))
 
     def _query_tenant(
         self, tenant: str, kind: str, query: Query, cursor: PageCursor | None, fetch: int
     ) -> list[StoredDocument]:
         sql, params = select_documents(self._dialect, tenant, None, kind, query, cursor, fetch)
         rows = self._read(tenant, ALL, sql, params)
-        scopes = {env: Scope(tenant, env) for env in {row[0] for row in rows}}
-        return [decode_document(scopes[row[0]], row) for row in rows]
+        return decode_documents(Scope(tenant, rows[0][0]), rows) if rows else []
 
     def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
         sql, params = select_documents(
@@ -297,8 +301,7 @@ class SqlBackend(DocumentBackend):
                 params.extend(mark)
             sql += f" ORDER BY kind, key LIMIT {_BATCH}"
             rows = self._scope_read(scope, sql, params)
-            for row in rows:
-                yield decode_document(scope, row)
+            yield from decode_documents(scope, rows)
             if len(rows) < _BATCH:
                 return
             mark = (rows[-1][1], rows[-1][2])
