@@ -27,6 +27,10 @@ _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 def validate_key(key: object) -> str:
     """Return ``key`` if storable; raise ``ValidationError`` if empty, NUL, too long or not str."""
+    # Fast path for the common case (runs on every get/put): an ASCII str is valid
+    # UTF-8 of exactly len(key) bytes, so this accepts exactly what the checks below do.
+    if type(key) is str and key.isascii() and 0 < len(key) <= MAX_KEY_BYTES and "\x00" not in key:
+        return key
     if not isinstance(key, str):
         raise ValidationError(
             "invalid key", [Problem("key", f"must be str, not {type(key).__name__}")]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 from dq_metadata.errors import DQError, IntegrityError, StoreUnavailableError
 
@@ -28,10 +27,26 @@ def translate(exc: OSError | sqlite3.Error, what: str) -> DQError:
     return StoreUnavailableError(f"filesystem store: {what} failed (index: {exc})")
 
 
-@contextmanager
-def translated(what: str) -> Iterator[None]:
-    """Re-raise ``OSError``/``sqlite3.Error`` from the block via :func:`translate`."""
-    try:
-        yield
-    except (OSError, sqlite3.Error) as exc:
-        raise translate(exc, what) from exc
+class translated:  # lower-case: used like the @contextmanager function it replaced
+    """Re-raise ``OSError``/``sqlite3.Error`` from the block via :func:`translate`.
+
+    A class rather than a ``@contextmanager`` generator: it wraps every write and
+    query, and this is ~1 µs cheaper per use.
+    """
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, (OSError, sqlite3.Error)):
+            raise translate(exc, self._what) from exc

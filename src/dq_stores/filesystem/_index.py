@@ -110,6 +110,8 @@ def set_head(
     Only postings that change are touched, so rewriting a document with the same
     index entry costs one row update.
     """
+    if revision == 1 and entry is not None and _insert_first(conn, kind, key, entry):
+        return
     row = conn.execute(
         "SELECT sort_key, fields FROM heads WHERE kind = ? AND key = ?", (kind, key)
     ).fetchone()
@@ -155,6 +157,34 @@ def set_head(
             " ON CONFLICT (kind, field, value) DO UPDATE SET n = n + excluded.n",
             delta,
         )
+
+
+def _insert_first(conn: sqlite3.Connection, kind: str, key: str, entry: IndexEntry) -> bool:
+    """Index the first revision of a new key without looking up its old row first.
+
+    A plain ``INSERT`` fails (changing nothing) if a row exists after all; then the
+    caller takes the general path. Same rows and counts as that path with no old row.
+    """
+    fields = {name: list(values) for name, values in entry.fields.items()}
+    try:
+        conn.execute(
+            "INSERT INTO heads (kind, key, revision, sort_key, fields) VALUES (?, ?, 1, ?, ?)",
+            (kind, key, entry.sort_key, _ENCODE(fields)),
+        )
+    except sqlite3.IntegrityError:
+        return False
+    added = _pairs(fields)
+    if added:
+        conn.executemany(
+            "INSERT INTO postings (kind, field, value, sort_key, key) VALUES (?, ?, ?, ?, ?)",
+            [(kind, f, v, entry.sort_key, key) for f, v in added],
+        )
+    conn.executemany(
+        "INSERT INTO stats (kind, field, value, n) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (kind, field, value) DO UPDATE SET n = n + excluded.n",
+        [(kind, _TOTAL, _TOTAL, 1), *((kind, f, v, 1) for f, v in added)],
+    )
+    return True
 
 
 def _pairs(fields: dict[str, Any]) -> set[tuple[str, str]]:

@@ -34,12 +34,14 @@ __all__ = [
     "read_file",
     "sync_filesystem",
     "write_file",
+    "write_new_file",
 ]
 
 _COMPONENT = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _READ_CHUNK = 1 << 16
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 name_of = lru_cache(maxsize=65536)(encode_key)
@@ -96,6 +98,25 @@ def read_file(path: str) -> bytes:
 def write_file(path: str, data: bytes, *, sync: bool = True) -> None:
     """Create/truncate ``path`` with ``data``, fsynced unless ``sync`` is False."""
     fd = os.open(path, _O_WRITE, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_new_file(path: str, data: bytes, *, sync: bool = True) -> None:
+    """Like :func:`write_file`, always as a new inode: an existing ``path`` (the
+    leftover of a write that died; never a committed file) is unlinked first, so
+    no other name that might share its inode is ever modified."""
+    try:
+        fd = os.open(path, _O_CREATE, 0o644)
+    except FileExistsError:
+        os.unlink(path)
+        fd = os.open(path, _O_CREATE, 0o644)
     try:
         view = memoryview(data)
         while view:

@@ -32,6 +32,7 @@ from dq_stores.filesystem._errors import translate, translated
 from dq_stores.filesystem._layout import (
     Layout,
     make_dirs,
+    name_of,
     read_file,
 )
 from dq_stores.filesystem._process import ProcessHandles
@@ -62,7 +63,7 @@ class FilesystemBackend(DocumentBackend):
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._layout = Layout(root)
-        self._kind_dirs: dict[tuple[Scope, str], str] = {}
+        self._kind_dirs: dict[tuple[str, str, str], str] = {}
         self._headers = HeaderCache()
         self._handles = ProcessHandles()
         self._inherited: list[ProcessHandles] = []
@@ -130,8 +131,8 @@ class FilesystemBackend(DocumentBackend):
 
     @contextmanager
     def _writing(self, scope: Scope, kind: str) -> Iterator[tuple[sqlite3.Connection, str, int]]:
-        scope_dir = self._layout.scope_dir(scope)
-        kind_dir = self._layout.kind_dir(scope_dir, kind)
+        kind_dir = self._kind_dir(scope, kind)
+        scope_dir = kind_dir[: -len(kind) - len("/docs/")]  # kind_dir is <scope_dir>/docs/<kind>
         handles = self._process()
         if kind_dir not in handles.known_dirs:
             make_dirs(kind_dir)
@@ -143,19 +144,23 @@ class FilesystemBackend(DocumentBackend):
             yield conn, kind_dir, lock_fd
 
     def _kind_dir(self, scope: Scope, kind: str) -> str:
-        found = self._kind_dirs.get((scope, kind))
+        # Keyed by the strings: a tuple of str hashes faster than a dataclass Scope.
+        cache_key = (scope.tenant, scope.environment, kind)
+        found = self._kind_dirs.get(cache_key)
         if found is None:
             if len(self._kind_dirs) >= _MAX_CACHED_DIRS:
                 self._kind_dirs.clear()
             found = self._layout.kind_dir(self._layout.scope_dir(scope), kind)
-            self._kind_dirs[(scope, kind)] = found
+            self._kind_dirs[cache_key] = found
         return found
 
     # -- reads ---------------------------------------------------------------
     def _get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
-        path = Layout.head(self._kind_dir(scope, kind), key)
+        kind_dir = self._kind_dirs.get((scope.tenant, scope.environment, kind))
+        if kind_dir is None:
+            kind_dir = self._kind_dir(scope, kind)
         try:
-            data = read_file(path)
+            data = read_file(f"{kind_dir}/{name_of(key)}.head")  # Layout.head, inlined
         except FileNotFoundError:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
         except OSError as exc:
