@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -13,6 +14,12 @@ __all__ = ["ID_PATTERN", "Scope", "validate_id"]
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_valid_id(value: str) -> bool:
+    # Cached: ids repeat on every store call, and the answer depends on the string alone.
+    return ID_PATTERN.fullmatch(value) is not None and ".." not in value
+
+
 def validate_id(value: object, what: str) -> str:
     """Return ``value`` if it is a valid tenant/environment/kind id, else raise.
 
@@ -21,7 +28,7 @@ def validate_id(value: object, what: str) -> str:
     """
     if not isinstance(value, str):
         raise InvalidScopeError(f"{what} must be a string, got {type(value).__name__}")
-    if not ID_PATTERN.fullmatch(value) or ".." in value:
+    if not _is_valid_id(value):
         shown = value if len(value) <= 80 else value[:77] + "..."
         raise InvalidScopeError(
             f"invalid {what} {shown!r}: use 1-63 characters of a-z, 0-9, '.', '_', '-', "

@@ -47,21 +47,6 @@ __all__ = ["DocumentBackend"]
 MAX_INDEX_VALUE_BYTES = 512
 
 
-#: Ids that passed ``validate_id`` (the result depends on the string alone), so the
-#: calls on every get/put skip the regex. Bounded; only exact ``str`` instances.
-_VALID_IDS: set[str] = set()
-_MAX_VALID_IDS = 4096
-
-
-def _check_id(value: object, what: str) -> str:
-    if type(value) is str and value in _VALID_IDS:
-        return value
-    checked = validate_id(value, what)
-    if type(checked) is str and len(_VALID_IDS) < _MAX_VALID_IDS:
-        _VALID_IDS.add(checked)
-    return checked
-
-
 def _check_scope(scope: object) -> Scope:
     if not isinstance(scope, Scope):
         raise InvalidScopeError(f"scope must be a Scope, got {type(scope).__name__}")
@@ -82,7 +67,7 @@ def _check_index(index: IndexEntry) -> None:
     elif _value_too_long(sort_key):
         problems.append(Problem("index.sort_key", "too long"))
     for name, values in index.fields.items():
-        _check_id(name, "indexed field")
+        validate_id(name, "indexed field")
         if not isinstance(values, tuple):
             problems.append(Problem(f"index.{name}", "values must be a tuple of strings"))
             continue
@@ -120,7 +105,7 @@ class DocumentBackend(ABC):
             NotFoundError: the key never existed or its head is a tombstone.
             IntegrityError: the stored bytes fail their sha256 check.
         """
-        return self._get(_check_scope(scope), _check_id(kind, "kind"), validate_key(key))
+        return self._get(_check_scope(scope), validate_id(kind, "kind"), validate_key(key))
 
     def get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
         """Return one historical revision (a tombstone comes back with ``deleted=True``).
@@ -131,7 +116,7 @@ class DocumentBackend(ABC):
         if isinstance(revision, bool) or not isinstance(revision, int) or revision < 1:
             raise ValidationError("invalid revision", [Problem("revision", "must be an int ≥ 1")])
         return self._get_revision(
-            _check_scope(scope), _check_id(kind, "kind"), validate_key(key), revision
+            _check_scope(scope), validate_id(kind, "kind"), validate_key(key), revision
         )
 
     def history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
@@ -140,7 +125,7 @@ class DocumentBackend(ABC):
         Raises:
             NotFoundError: the key never existed.
         """
-        return self._history(_check_scope(scope), _check_id(kind, "kind"), validate_key(key))
+        return self._history(_check_scope(scope), validate_id(kind, "kind"), validate_key(key))
 
     def query(self, scope: Scope, kind: str, query: Query | None = None) -> Page:
         """One page of live documents of ``kind`` matching ``query``, via the index.
@@ -151,7 +136,7 @@ class DocumentBackend(ABC):
             ValidationError: a malformed page token or one issued for another query.
         """
         _check_scope(scope)
-        _check_id(kind, "kind")
+        validate_id(kind, "kind")
         query = query or Query()
         cursor = PageCursor.decode(query)
         items = self._query(scope, kind, query, cursor, query.limit + 1)
@@ -163,8 +148,8 @@ class DocumentBackend(ABC):
         Ordered by ``(sort_key, environment, key)``; items carry their own scope.
         The default merges per-environment index queries; backends may override.
         """
-        _check_id(tenant, "tenant")
-        _check_id(kind, "kind")
+        validate_id(tenant, "tenant")
+        validate_id(kind, "kind")
         query = query or Query()
         cursor = PageCursor.decode(query)
         items = self._query_tenant(tenant, kind, query, cursor, query.limit + 1)
@@ -173,7 +158,7 @@ class DocumentBackend(ABC):
     def count(self, scope: Scope, kind: str, filters: Sequence[FieldFilter] = ()) -> int:
         """Number of live documents of ``kind`` matching all ``filters``."""
         _check_scope(scope)
-        _check_id(kind, "kind")
+        validate_id(kind, "kind")
         return self._count(scope, kind, tuple(filters))
 
     def iter_documents(self, scope: Scope, kind: str | None = None) -> Iterator[StoredDocument]:
@@ -183,12 +168,12 @@ class DocumentBackend(ABC):
         """
         _check_scope(scope)
         if kind is not None:
-            _check_id(kind, "kind")
+            validate_id(kind, "kind")
         return self._iter_documents(scope, kind)
 
     def list_environments(self, tenant: str) -> list[str]:
         """Sorted environments of ``tenant`` that hold (or held) documents."""
-        return sorted(self._list_environments(_check_id(tenant, "tenant")))
+        return sorted(self._list_environments(validate_id(tenant, "tenant")))
 
     def iter_scopes(self) -> Iterator[Scope]:
         """Every scope holding documents (admin export)."""
@@ -204,7 +189,7 @@ class DocumentBackend(ABC):
             ConflictError: ``expect`` is stale; nothing was written.
         """
         _check_scope(scope)
-        _check_id(kind, "kind")
+        validate_id(kind, "kind")
         _check_write(write)
         if not isinstance(expect, Expectation):
             raise ValidationError(
@@ -218,7 +203,7 @@ class DocumentBackend(ABC):
         Each document is written atomically; the batch as a whole is not.
         """
         _check_scope(scope)
-        _check_id(kind, "kind")
+        validate_id(kind, "kind")
         return self._put_many(scope, kind, (_check_write(w) for w in writes))
 
     def delete(
@@ -233,7 +218,7 @@ class DocumentBackend(ABC):
             ConflictError: ``expect`` is stale.
         """
         _check_scope(scope)
-        _check_id(kind, "kind")
+        validate_id(kind, "kind")
         validate_key(key)
         if not isinstance(expect, Expectation) or expect.kind is ExpectKind.ABSENT:
             raise ValidationError("delete expects ANY or at_revision(n)")
