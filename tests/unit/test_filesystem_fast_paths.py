@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,24 +11,14 @@ import pytest
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import ValidationError
 from dq_metadata.scope import Scope
-from dq_stores.documents import MUST_NOT_EXIST, DocumentWrite, IndexEntry, StoredDocument
+from dq_stores.documents import MUST_NOT_EXIST, DocumentWrite
 from dq_stores.filesystem import FilesystemBackend
-from dq_stores.filesystem._records import _make_document, _make_entry
 from dq_stores.filesystem._writes import _ENCODE, encode_intent
 from dq_stores.keys import MAX_KEY_BYTES, encode_key, validate_key
 from dq_stores.testing._helpers import HOSTILE_KEYS
 
 SCOPE = Scope("acme", "prod")
 KIND = "contract"
-
-
-def test_documents_built_through_slots_equal_constructed_ones() -> None:
-    entry = _make_entry({"dataset": ("a", "b")}, "s")
-    assert entry == IndexEntry({"dataset": ("a", "b")}, "s")
-    when = datetime.now(UTC)
-    args = (SCOPE, KIND, "k", 3, b"{}", "00" * 32, entry, when, False)
-    assert _make_document(*args) == StoredDocument(*args)
-    assert type(_make_document(*args)) is StoredDocument
 
 
 @pytest.mark.parametrize("key", [*HOSTILE_KEYS, "plain", 'q"uo\\te\n\x01\u2028😀'])
