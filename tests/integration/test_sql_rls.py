@@ -98,6 +98,8 @@ def test_the_backend_role_is_subject_to_rls(backend: SqlBackend) -> None:
     assert forced == [
         ("dq_heads", True, True),
         ("dq_postings", True, True),
+        ("dq_result_chunks", True, True),
+        ("dq_results", True, True),
         ("dq_revisions", True, True),
     ]
 

@@ -1,9 +1,13 @@
-"""SQL document backend: PostgreSQL (psycopg 3) and SQLite through one adapter.
+"""SQL adapters: PostgreSQL (psycopg 3) and SQLite through one implementation.
 
-Needs the ``postgres`` or ``sqlite`` extra. Schema changes ship as Alembic
-migrations in this package; apply them with ``dq db upgrade``.
+Needs the ``postgres`` or ``sqlite`` extra. ``PostgresBackend`` and ``SqliteBackend``
+are the document backends (``SqlBackend`` is their shared implementation, kept as a
+name for compatibility); ``SqlResultsStore`` keeps run results in the same
+database. Schema changes ship as Alembic migrations in this package; apply them
+with ``dq db upgrade``.
 """
 
-from dq_stores.sql.backend import SqlBackend
+from dq_stores.sql.backend import PostgresBackend, SqlBackend, SqliteBackend
+from dq_stores.sql.results import SqlResultsStore
 
-__all__ = ["SqlBackend"]
+__all__ = ["PostgresBackend", "SqlBackend", "SqlResultsStore", "SqliteBackend"]

@@ -20,6 +20,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from dq_metadata.errors import (
     ConflictError,
     DQError,
+    MisconfiguredError,
     NotFoundError,
     StoreUnavailableError,
 )
@@ -45,7 +46,7 @@ from dq_stores.sql._statements import (
 from dq_stores.sql._url import parse_url
 from dq_stores.sql.schema import ensure_schema
 
-__all__ = ["SqlBackend"]
+__all__ = ["PostgresBackend", "SqlBackend", "SqliteBackend"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -384,3 +385,32 @@ class SqlBackend(DocumentBackend):
         at = datetime.now(UTC)
         self._run(lambda conn: self._executor.write_many(conn, scope, kind, revs, at), safe=False)
         return len(revs)
+
+
+class PostgresBackend(SqlBackend):
+    """Documents in PostgreSQL (``postgresql+psycopg://user:pass@host/db``); see ``SqlBackend``.
+
+    Raises:
+        MisconfiguredError: ``url`` is not a PostgreSQL URL.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        _require_dialect(url, "postgresql", "postgresql+psycopg://user:password@host/db")
+        super().__init__(url, **options)
+
+
+class SqliteBackend(SqlBackend):
+    """Documents in one SQLite file (``sqlite:///path/to/dq.sqlite3``); see ``SqlBackend``.
+
+    Raises:
+        MisconfiguredError: ``url`` is not a SQLite file URL.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        _require_dialect(url, "sqlite", "sqlite:///path/to/dq.sqlite3")
+        super().__init__(url, **options)
+
+
+def _require_dialect(url: str, dialect: str, example: str) -> None:
+    if parse_url(url).get_backend_name() != dialect:
+        raise MisconfiguredError(f"{dialect} backend needs a {dialect} URL, e.g. {example}")
