@@ -58,7 +58,7 @@ def get_dq(request: Request, tenant: str, environment: str) -> Iterator[DQContex
         scope = Scope(tenant, environment)
     except InvalidScopeError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
-    with container.context(scope=scope) as dq:
+    with DQContext.from_container(container, scope) as dq:
         yield dq
 
 

@@ -1,4 +1,4 @@
-"""dq_registries: domain registries, ``DQContext``, configuration, container and CLI.
+"""dq_registries: domain registries, ``DQContext``, configuration, container, plug-ins and CLI.
 
 Services and jobs need one object::
 
@@ -19,24 +19,24 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dq_registries.actions import ActionProfileRegistry
     from dq_registries.config import DQSettings, load_config
-    from dq_registries.container import DQContainer, build_context
+    from dq_registries.container import DQContainer, build_container
     from dq_registries.context import DQContext
     from dq_registries.contracts import ContractRegistry
-    from dq_registries.defaults import default_backend, default_results_store
     from dq_registries.jobs import JobDefinitionRegistry
+    from dq_registries.plugins import BackendPlugin, BackendRegistry
     from dq_registries.runs import JobRunRegistry
 
 __all__ = [
     "ActionProfileRegistry",
+    "BackendPlugin",
+    "BackendRegistry",
     "ContractRegistry",
     "DQContainer",
     "DQContext",
     "DQSettings",
     "JobDefinitionRegistry",
     "JobRunRegistry",
-    "build_context",
-    "default_backend",
-    "default_results_store",
+    "build_container",
     "load_config",
 ]
 
@@ -48,9 +48,9 @@ _LAZY = {
     "DQSettings": "dq_registries.config",
     "JobDefinitionRegistry": "dq_registries.jobs",
     "JobRunRegistry": "dq_registries.runs",
-    "build_context": "dq_registries.container",
-    "default_backend": "dq_registries.defaults",
-    "default_results_store": "dq_registries.defaults",
+    "BackendPlugin": "dq_registries.plugins",
+    "BackendRegistry": "dq_registries.plugins",
+    "build_container": "dq_registries.container",
     "load_config": "dq_registries.config",
 }
 

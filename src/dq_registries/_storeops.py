@@ -1,4 +1,4 @@
-"""Small helpers the registries share: argument checks, default backend, conditional writes."""
+"""Small helpers the registries share: argument checks and conditional writes."""
 
 from __future__ import annotations
 
@@ -6,19 +6,11 @@ from typing import TypeVar
 
 from dq_metadata.errors import ConflictError, Problem, ValidationError
 from dq_metadata.scope import Scope
-from dq_stores.backend import DocumentBackend
 from dq_stores.base import Store, Versioned
 
-__all__ = ["check_id", "check_limit", "check_revision", "default_document_backend", "write"]
+__all__ = ["check_id", "check_limit", "check_revision", "write"]
 
 M = TypeVar("M")
-
-
-def default_document_backend() -> DocumentBackend:
-    """The filesystem default (imported lazily: only registries built without stores need it)."""
-    from dq_registries.defaults import default_backend
-
-    return default_backend()
 
 
 def check_id(value: object, field: str) -> str:

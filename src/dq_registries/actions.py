@@ -25,7 +25,6 @@ from dq_registries._storeops import (
     check_id,
     check_limit,
     check_revision,
-    default_document_backend,
     write,
 )
 from dq_stores.base import ItemPage, Revision, Versioned
@@ -130,22 +129,22 @@ def _holds_scalar_secret(value: Any) -> bool:
 class ActionProfileRegistry:
     """Action profiles of one scope.
 
-    ``store=None`` uses the filesystem default; ``job_definitions`` (used to refuse
-    deleting a referenced profile) defaults to the same backend as ``store``.
+    ``job_definitions`` is read to refuse deleting a referenced profile; the
+    container gives both stores the same backend.
     """
 
     def __init__(
         self,
         scope: Scope,
-        store: ActionProfileStore | None = None,
+        store: ActionProfileStore,
         *,
-        job_definitions: JobDefinitionStore | None = None,
+        job_definitions: JobDefinitionStore,
     ) -> None:
         if not isinstance(scope, Scope):
             raise ValidationError("scope must be a Scope")
         self.scope = scope
-        self.store = store or ActionProfileStore(default_document_backend())
-        self.job_definitions = job_definitions or JobDefinitionStore(self.store.backend)
+        self.store = store
+        self.job_definitions = job_definitions
 
     def validate(self, profile: ActionProfile | Mapping[str, Any]) -> ActionProfile:
         """Validate ``profile`` (type, parameters, no inline secrets) without saving it."""

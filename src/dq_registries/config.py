@@ -6,29 +6,43 @@ with ``__``: ``DQ_POSTGRES__URL``, ``DQ_STORES__RESULTS=azure_blob``) and explic
 overrides. Example::
 
     default_backend: filesystem          # memory | filesystem | postgres | sqlite | azure_blob
-    stores: {contracts: postgres, results: azure_blob}   # per-store overrides
+    stores: {job_runs: postgres, reports: postgres}       # per-store overrides
     filesystem: {root: /var/lib/dq}
     postgres: {url: "postgresql+psycopg://dq:***@db/dq", pool_size: 10}
     azure_blob: {container: dq, account_url: "https://acct.blob.core.windows.net"}
+    plugins: {mongo: {url: "mongodb://db"}}   # sections of third-party backends
     contracts: {active_statuses: [active, production]}
     results: {inline_limit_bytes: 262144}
 
-After validation every ``stores.<name>`` is filled (the default backend applies
-where no override is given) and contradictions are rejected with a
-``MisconfiguredError`` naming each bad key. Secrets are ``SecretStr``: ``repr`` and
+Backend names are those of :class:`~dq_registries.plugins.BackendRegistry`
+(built-ins plus the ``dq.backends`` entry points). After validation every
+``stores.<name>`` is filled (``default_backend`` applies where no override is
+given; results live with the default backend) and the configuration fails closed
+(:mod:`dq_registries.config_checks`): contradictions, settings of a backend no
+store uses, unknown ``DQ_…`` variables and split document groups are each a
+``MisconfiguredError`` naming the key. Secrets are ``SecretStr``: ``repr`` and
 error messages never show them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -36,40 +50,38 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from dq_metadata.errors import DQError, MisconfiguredError, Problem
-from dq_metadata.scope import validate_id
+from dq_metadata.errors import MisconfiguredError, Problem
+from dq_registries.config_checks import check_settings, results_default
+from dq_registries.config_env import check_environment, sources_of
 from dq_registries.defaults import default_root
+from dq_registries.plugins import BackendRegistry
 
 __all__ = [
+    "DOCUMENT_GROUPS",
     "STORE_NAMES",
     "AzureBlobSettings",
-    "BackendName",
     "ContractsSettings",
     "DQSettings",
     "FilesystemSettings",
+    "LoadedConfig",
     "PostgresSettings",
-    "ResultsBackendName",
     "ResultsSettings",
     "SqliteSettings",
     "StoresSettings",
     "load_config",
+    "load_config_with_sources",
     "settings_from_mapping",
 ]
-
-BackendName = Literal["memory", "filesystem", "postgres", "sqlite", "azure_blob"]
-ResultsBackendName = Literal["memory", "filesystem", "azure_blob"]
 
 #: The document stores, in the order the container builds them (``results`` is separate).
 STORE_NAMES = ("contracts", "job_definitions", "action_profiles", "job_runs", "reports")
 
-# Where run results go when only a document backend is chosen: SQL keeps no blobs.
-_RESULTS_FOR: dict[str, ResultsBackendName] = {
-    "memory": "memory",
-    "filesystem": "filesystem",
-    "postgres": "filesystem",
-    "sqlite": "filesystem",
-    "azure_blob": "azure_blob",
-}
+# The registry names are checked against, for the validation running in this context
+# (pydantic's documented way to give __init__-time validators a context).
+_REGISTRY: ContextVar[BackendRegistry | None] = ContextVar("dq_backend_registry", default=None)
+
+#: Stores that must share one backend (documents of a group are committed together).
+DOCUMENT_GROUPS = (("contracts", "job_definitions", "action_profiles"), ("job_runs", "reports"))
 
 
 class _Section(BaseModel):
@@ -112,14 +124,14 @@ class AzureBlobSettings(_Section):
 
 
 class StoresSettings(_Section):
-    """``stores:`` — per-store backend; ``None`` means "use ``default_backend``"."""
+    """``stores:`` — per-store backend name; ``None`` means "use ``default_backend``"."""
 
-    contracts: BackendName | None = None
-    job_definitions: BackendName | None = None
-    action_profiles: BackendName | None = None
-    job_runs: BackendName | None = None
-    reports: BackendName | None = None
-    results: ResultsBackendName | None = None
+    contracts: str | None = None
+    job_definitions: str | None = None
+    action_profiles: str | None = None
+    job_runs: str | None = None
+    reports: str | None = None
+    results: str | None = None
 
 
 class ContractsSettings(_Section):
@@ -139,6 +151,8 @@ class DQSettings(BaseSettings):
 
     Build it with :func:`load_config` (file, environment, overrides) or
     :func:`settings_from_mapping` (a dict alone); the model itself reads nothing.
+    ``backends`` (the registry the names were checked against) is kept for the
+    container.
     """
 
     model_config = SettingsConfigDict(
@@ -151,14 +165,16 @@ class DQSettings(BaseSettings):
 
     tenant: str = "default"
     environment: str = "dev"
-    default_backend: BackendName = "filesystem"
+    default_backend: str = "filesystem"
     stores: StoresSettings = StoresSettings()
     filesystem: FilesystemSettings = Field(default_factory=FilesystemSettings)
     postgres: PostgresSettings = PostgresSettings()
     sqlite: SqliteSettings = SqliteSettings()
     azure_blob: AzureBlobSettings = AzureBlobSettings()
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     contracts: ContractsSettings = ContractsSettings()
     results: ResultsSettings = ResultsSettings()
+    _backends: BackendRegistry | None = PrivateAttr(default=None)
 
     @classmethod
     def settings_customise_sources(
@@ -175,98 +191,92 @@ class DQSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_and_check(self) -> Self:
+        backends = _REGISTRY.get() or BackendRegistry.discover()
+        self._backends = backends
         default = self.default_backend
         filled = {name: getattr(self.stores, name) or default for name in STORE_NAMES}
-        filled["results"] = self.stores.results or _RESULTS_FOR[default]
+        filled["results"] = self.stores.results or results_default(default, backends)
         object.__setattr__(self, "stores", StoresSettings(**filled))
-        problems = _check(self)
+        problems = check_settings(self, backends)
         if problems:
             raise MisconfiguredError(
                 "invalid configuration: " + "; ".join(str(p) for p in problems)
             )
         return self
 
+    @property
+    def backends(self) -> BackendRegistry:
+        """The backend registry this configuration was validated against."""
+        return self._backends or BackendRegistry.discover()
+
     def backends_in_use(self) -> set[str]:
         """Every backend some store (results included) is configured to use."""
         return {getattr(self.stores, name) for name in (*STORE_NAMES, "results")}
 
     def sql_url(self) -> str:
-        """The URL of the configured SQL backend (postgres first, then sqlite).
+        """The URL of the SQL backend the stores use (postgres first, then sqlite).
 
         Raises:
-            MisconfiguredError: neither a postgres nor a sqlite URL is configured.
+            MisconfiguredError: no store uses postgres or sqlite.
         """
         in_use = self.backends_in_use()
-        postgres = self.postgres.url.get_secret_value() if self.postgres.url else None
-        for name, url in (("postgres", postgres), ("sqlite", self.sqlite.url)):
-            if name in in_use and url:
-                return url
-        for url in (postgres, self.sqlite.url):
-            if url:
-                return url
+        if "postgres" in in_use and self.postgres.url is not None:
+            return self.postgres.url.get_secret_value()
+        if "sqlite" in in_use and self.sqlite.url:
+            return self.sqlite.url
         raise MisconfiguredError(
-            "no SQL database configured: set postgres.url (DQ_POSTGRES__URL) "
-            "or sqlite.url (DQ_SQLITE__URL)"
+            "no store uses a SQL database: set default_backend (DQ_DEFAULT_BACKEND) to "
+            "postgres or sqlite, with postgres.url or sqlite.url"
         )
 
-    def container_config(self) -> dict[str, Any]:
-        """Plain data for ``DQContainer.config``, with secrets revealed (never print it)."""
-        data = self.model_dump(mode="python")
-        data["postgres"]["url"] = (
-            self.postgres.url.get_secret_value() if self.postgres.url else None
-        )
-        conn = self.azure_blob.connection_string
-        data["azure_blob"]["connection_string"] = conn.get_secret_value() if conn else None
-        data["filesystem"]["root"] = str(self.filesystem.root)
-        data["contracts"]["active_statuses"] = list(self.contracts.active_statuses)
+    def section(self, backend: str) -> dict[str, Any]:
+        """Plain settings of ``backend`` (secrets revealed: never print them).
+
+        A built-in's section is its top-level key; a third-party backend's is
+        ``plugins.<name>``, validated by its plug-in's settings model when it has one.
+        """
+        registry = self.backends
+        if not registry.is_builtin(backend):
+            raw = dict(self.plugins.get(backend, {}))
+            model = registry.get(backend).settings
+            return raw if model is None else model.model_validate(raw).model_dump()
+        if backend == "memory":
+            return {}
+        data: dict[str, Any] = {}
+        section = getattr(self, backend)
+        for key in type(section).model_fields:
+            value = getattr(section, key)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, Path):
+                value = str(value)
+            data[key] = value
         return data
 
+    def container_config(self) -> dict[str, Any]:
+        """Plain data for the container's ``config`` provider, secrets revealed (never print it).
 
-def _check(settings: DQSettings) -> list[Problem]:
-    problems: list[Problem] = []
-    for key in ("tenant", "environment"):
-        try:
-            validate_id(getattr(settings, key), key)
-        except DQError as exc:
-            problems.append(Problem(key, str(exc)))
-    users: dict[str, list[str]] = {}
-    for name in (*STORE_NAMES, "results"):
-        users.setdefault(getattr(settings.stores, name), []).append(f"stores.{name}")
+        ``backends.<name>`` holds the settings section of each backend in use.
+        """
+        return {
+            "tenant": self.tenant,
+            "environment": self.environment,
+            "default_backend": self.default_backend,
+            "stores": self.stores.model_dump(),
+            "backends": {name: self.section(name) for name in sorted(self.backends_in_use())},
+            "contracts": {"active_statuses": list(self.contracts.active_statuses)},
+            "results": {"inline_limit_bytes": self.results.inline_limit_bytes},
+        }
 
-    def why(backend: str) -> str:
-        return (
-            "required because "
-            + ", ".join(users[backend])
-            + f" use{'s' if len(users[backend]) == 1 else ''} {backend}"
-        )
 
-    if "postgres" in users:
-        url = settings.postgres.url
-        if url is None or not url.get_secret_value().strip():
-            problems.append(Problem("postgres.url", why("postgres")))
-        elif not url.get_secret_value().startswith("postgresql"):
-            problems.append(
-                Problem("postgres.url", "must be a postgresql:// or postgresql+psycopg:// URL")
-            )
-    if "sqlite" in users:
-        if not settings.sqlite.url:
-            problems.append(Problem("sqlite.url", why("sqlite")))
-        elif not settings.sqlite.url.startswith("sqlite"):
-            problems.append(Problem("sqlite.url", "must be a sqlite:/// URL"))
-    if "azure_blob" in users:
-        azure = settings.azure_blob
-        if not azure.container:
-            problems.append(Problem("azure_blob.container", why("azure_blob")))
-        has_conn = azure.connection_string is not None
-        if has_conn == (azure.account_url is not None):
-            problems.append(
-                Problem(
-                    "azure_blob",
-                    "set exactly one of connection_string or account_url"
-                    + (" (both are set)" if has_conn else f" ({why('azure_blob')})"),
-                )
-            )
-    return problems
+class LoadedConfig(BaseModel):
+    """Settings plus where each value came from (for ``dq config show``)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    settings: DQSettings
+    #: dotted key → "file <path>", "environment DQ_…", "override" or "default".
+    sources: dict[str, str]
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -306,28 +316,67 @@ def _problem_of(error: Mapping[str, Any]) -> Problem:
     return Problem(loc, error["msg"])
 
 
+@contextmanager
+def _registry(backends: BackendRegistry) -> Iterator[None]:
+    token = _REGISTRY.set(backends)
+    try:
+        yield
+    finally:
+        _REGISTRY.reset(token)
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    backends: BackendRegistry | None = None,
 ) -> DQSettings:
     """Load and validate the configuration.
 
     Precedence, highest first: ``overrides`` > ``DQ_…`` env vars > the YAML file at
-    ``path`` > built-in defaults. Nested mappings merge key by key.
+    ``path`` > built-in defaults. Nested mappings merge key by key. ``backends``:
+    the registry backend names are checked against (default: built-ins plus
+    installed ``dq.backends`` entry points).
 
     Raises:
-        MisconfiguredError: unreadable file, invalid YAML, unknown or bad keys, or
-            contradictions (each problem named by its dotted key).
+        MisconfiguredError: unreadable file, invalid YAML, unknown or bad keys, an
+            unknown ``DQ_…`` environment variable, or contradictions (each problem
+            named by its dotted key).
     """
+    return load_config_with_sources(path, overrides, backends=backends).settings
+
+
+def load_config_with_sources(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    backends: BackendRegistry | None = None,
+) -> LoadedConfig:
+    """:func:`load_config`, also saying where each value came from.
+
+    Raises:
+        MisconfiguredError: as :func:`load_config`.
+    """
+    check_environment(os.environ, DQSettings)
     file_data = _read_file(Path(path)) if path is not None else {}
     try:
         env_data = EnvSettingsSource(DQSettings)()
     except ValueError as exc:  # a DQ_ variable holding malformed JSON
         raise MisconfiguredError(f"invalid configuration in the environment: {exc}") from None
-    return settings_from_mapping(_merge(_merge(file_data, env_data), overrides or {}))
+    settings = settings_from_mapping(
+        _merge(_merge(file_data, env_data), overrides or {}), backends=backends
+    )
+    layers = (
+        ("override", overrides or {}),
+        ("environment", env_data),
+        (f"file {path}", file_data),
+    )
+    return LoadedConfig(settings=settings, sources=sources_of(settings, layers, os.environ))
 
 
-def settings_from_mapping(data: Mapping[str, Any]) -> DQSettings:
+def settings_from_mapping(
+    data: Mapping[str, Any], *, backends: BackendRegistry | None = None
+) -> DQSettings:
     """Validate a complete configuration given as a dict (no file, no environment).
 
     Raises:
@@ -336,7 +385,8 @@ def settings_from_mapping(data: Mapping[str, Any]) -> DQSettings:
     if not isinstance(data, Mapping):
         raise MisconfiguredError(f"configuration must be a mapping, got {type(data).__name__}")
     try:
-        return DQSettings(**{str(k): v for k, v in data.items()})
+        with _registry(backends or BackendRegistry.discover()):
+            return DQSettings(**{str(k): v for k, v in data.items()})
     except pydantic.ValidationError as exc:
         problems = [_problem_of(e) for e in exc.errors()]
         raise MisconfiguredError(

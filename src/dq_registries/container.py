@@ -1,33 +1,45 @@
-"""``DQContainer``: the composition root choosing each store's backend from configuration.
+"""``DQContainer``: the composition root — backends, stores, results store and registries.
 
 ::
 
     container = build_container("dq.yaml")      # or a dict, DQSettings, None
-    with container.context(scope=Scope("acme", "prod")) as dq:
+    with DQContext.from_container(container, Scope("acme", "prod")) as dq:
         ...
     container.shutdown_resources()
 
-Each technology has one ``Resource`` provider that opens its backend lazily (the
-adapter module — SQLAlchemy, the Azure SDK — is imported only when that backend is
-in use) and closes it on ``shutdown_resources()``. A backend no store uses yields
-``None`` and is never opened, so ``init_resources()`` opens exactly what the
-configuration selects. Per-store ``Selector`` providers pick the backend by
-``stores.<name>``, which the settings always fill (``default_backend`` applies
-where no override is given). Swapping a backend is a configuration change only.
+Dispatch by technology happens once: for every technology the configuration uses,
+one ``Resource`` provider opens that technology's adapter from its own settings
+section (``config.backends.<name>``), and per-store ``Selector`` providers choose
+among them by ``stores.<name>``::
+
+    contracts_backend = Selector(config.stores.contracts,
+                                 postgres=Resource(_opened, POSTGRES.backend,
+                                                   config.backends.postgres), ...)
+
+A technology no store uses gets no provider at all, so ``init_resources()`` opens
+exactly what the configuration selects and adapter modules (SQLAlchemy, the Azure
+SDK) are imported only when used. Technologies come from
+:class:`~dq_registries.plugins.BackendRegistry` (built-ins plus the ``dq.backends``
+entry points). Typed stores are singletons; registries are factories taking the
+scope; ``registries(scope)`` bundles the four for :class:`DQContext`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from dependency_injector import containers, providers
 
-from dq_metadata.errors import MisconfiguredError
-from dq_registries.config import DQSettings, load_config, settings_from_mapping
-from dq_registries.context import DQContext
+from dq_metadata.scope import Scope
+from dq_registries.actions import ActionProfileRegistry
+from dq_registries.config import STORE_NAMES, DQSettings, load_config, settings_from_mapping
+from dq_registries.contracts import ContractRegistry
+from dq_registries.jobs import JobDefinitionRegistry
+from dq_registries.plugins import BackendRegistry
+from dq_registries.runs import JobRunRegistry
 from dq_stores.backend import DocumentBackend
 from dq_stores.results import ResultsStore
 from dq_stores.typed import (
@@ -38,195 +50,180 @@ from dq_stores.typed import (
     ReportStore,
 )
 
-__all__ = ["DQContainer", "build_container", "build_context"]
+__all__ = ["ConfigSource", "DQContainer", "Registries", "build_container", "container_over"]
 
-_STORES = ("contracts", "job_definitions", "action_profiles", "job_runs", "reports")
-
-
-def _in_use(config: Mapping[str, Any], backend: str, names: tuple[str, ...]) -> bool:
-    stores = config.get("stores") or {}
-    return any(stores.get(name) == backend for name in names)
+T = TypeVar("T")
+ConfigSource = DQSettings | Mapping[str, Any] | str | os.PathLike[str] | None
 
 
-def _azure_args(section: Mapping[str, Any]) -> dict[str, Any]:
-    # With an account URL the adapter uses DefaultAzureCredential (azure-identity).
-    credentials = (
-        {"connection_string": section["connection_string"]}
-        if section.get("connection_string")
-        else {"account_url": section["account_url"]}
+@dataclass(frozen=True, slots=True)
+class Registries:
+    """The four registries of one scope, as the container builds them."""
+
+    scope: Scope
+    contracts: ContractRegistry
+    job_definitions: JobDefinitionRegistry
+    action_profiles: ActionProfileRegistry
+    job_runs: JobRunRegistry
+
+
+def _opened(factory: Callable[..., T], section: Mapping[str, Any]) -> Iterator[T]:
+    """Resource body: open an adapter from its settings section, close it on shutdown."""
+    adapter = factory(**section)
+    try:
+        yield adapter
+    finally:
+        close = getattr(adapter, "close", None)
+        if close is not None:
+            close()
+
+
+def _registries(
+    scope: Scope,
+    *,
+    contracts: Callable[[Scope], ContractRegistry],
+    job_definitions: Callable[[Scope], JobDefinitionRegistry],
+    action_profiles: Callable[[Scope], ActionProfileRegistry],
+    job_runs: Callable[[Scope], JobRunRegistry],
+) -> Registries:
+    return Registries(
+        scope, contracts(scope), job_definitions(scope), action_profiles(scope), job_runs(scope)
     )
-    return {
-        **credentials,
-        "create_container": bool(section.get("create_container")),
-        "prefix": section.get("prefix") or "",
-    }
 
 
-def _open_backend(name: str, config: Mapping[str, Any]) -> DocumentBackend | None:
-    if name == "memory":
-        from dq_stores.memory import MemoryBackend
+class DQContainer(containers.DynamicContainer):
+    """The providers of one configuration (see the module docstring for their names).
 
-        return MemoryBackend()
-    if name == "filesystem":
-        from dq_stores.filesystem import FilesystemBackend
-
-        return FilesystemBackend(Path(config["filesystem"]["root"]))
-    if name == "postgres":
-        from dq_stores.sql import SqlBackend
-
-        pg = config["postgres"]
-        return SqlBackend(
-            pg["url"],
-            pool_size=pg["pool_size"],
-            max_overflow=pg["max_overflow"],
-            pool_timeout=pg["pool_timeout"],
-            pool_pre_ping=pg["pool_pre_ping"],
-        )
-    if name == "sqlite":
-        from dq_stores.sql import SqlBackend
-
-        return SqlBackend(config["sqlite"]["url"])
-    if name == "azure_blob":
-        from dq_stores.azure_blob import AzureBlobBackend
-
-        section = config["azure_blob"]
-        return AzureBlobBackend(section["container"], **_azure_args(section))
-    raise MisconfiguredError(f"unknown backend {name!r}")  # pragma: no cover - settings forbid
-
-
-def _open_results(name: str, config: Mapping[str, Any]) -> ResultsStore:
-    if name == "memory":
-        from dq_stores.memory_results import MemoryResultsStore
-
-        return MemoryResultsStore()
-    if name == "filesystem":
-        from dq_stores.filesystem.results import FilesystemResultsStore
-
-        return FilesystemResultsStore(Path(config["filesystem"]["root"]))
-    if name == "azure_blob":
-        from dq_stores.azure_blob import AzureBlobResultsStore
-
-        section = config["azure_blob"]
-        return AzureBlobResultsStore(section["container"], **_azure_args(section))
-    raise MisconfiguredError(f"unknown results backend {name!r}")  # pragma: no cover
-
-
-def backend_resource(name: str, config: Mapping[str, Any]) -> Iterator[DocumentBackend | None]:
-    """Open backend ``name`` if some document store uses it, and close it on shutdown."""
-    if not _in_use(config, name, _STORES):
-        yield None
-        return
-    backend = _open_backend(name, config)
-    try:
-        yield backend
-    finally:
-        if backend is not None:
-            backend.close()
-
-
-def results_resource(name: str, config: Mapping[str, Any]) -> Iterator[ResultsStore | None]:
-    """Open results store ``name`` if ``stores.results`` selects it; close it on shutdown."""
-    if not _in_use(config, name, ("results",)):
-        yield None
-        return
-    store = _open_results(name, config)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _backend_selector(
-    choice: Any, backends: Mapping[str, providers.Provider[Any]]
-) -> providers.Selector[Any]:
-    return providers.Selector(choice, **backends)
-
-
-class DQContainer(containers.DeclarativeContainer):
-    """Backends per technology, typed stores per role, and ``DQContext`` per scope.
-
-    Fill ``config`` with :meth:`DQSettings.container_config` (``build_container``
-    does), or override any provider in tests: ``container.contract_store.override(...)``.
+    Providers: ``config``; ``<technology>_backend`` / ``<technology>_results`` for
+    each technology in use; ``<store>_backend`` and ``results_store`` selectors;
+    ``contract_store`` … ``report_store``; ``contract_registry`` …
+    ``job_run_registry`` (called with a ``Scope``); ``registries`` (a
+    :class:`Registries` for a ``Scope``). Override any of them in tests:
+    ``container.contract_store.override(providers.Object(store))``.
     """
 
-    config = providers.Configuration(strict=True)
 
-    memory_backend = providers.Resource(backend_resource, "memory", config)
-    filesystem_backend = providers.Resource(backend_resource, "filesystem", config)
-    postgres_backend = providers.Resource(backend_resource, "postgres", config)
-    sqlite_backend = providers.Resource(backend_resource, "sqlite", config)
-    azure_blob_backend = providers.Resource(backend_resource, "azure_blob", config)
-
-    memory_results = providers.Resource(results_resource, "memory", config)
-    filesystem_results = providers.Resource(results_resource, "filesystem", config)
-    azure_blob_results = providers.Resource(results_resource, "azure_blob", config)
-
-    _backends = {
-        "memory": memory_backend,
-        "filesystem": filesystem_backend,
-        "postgres": postgres_backend,
-        "sqlite": sqlite_backend,
-        "azure_blob": azure_blob_backend,
-    }
-    contracts_backend = _backend_selector(config.stores.contracts, _backends)
-    job_definitions_backend = _backend_selector(config.stores.job_definitions, _backends)
-    action_profiles_backend = _backend_selector(config.stores.action_profiles, _backends)
-    job_runs_backend = _backend_selector(config.stores.job_runs, _backends)
-    reports_backend = _backend_selector(config.stores.reports, _backends)
-    results_store = providers.Selector(
-        config.stores.results,
-        memory=memory_results,
-        filesystem=filesystem_results,
-        azure_blob=azure_blob_results,
+def _wire(
+    container: DQContainer,
+    config: providers.Configuration,
+    backends: Mapping[str, providers.Provider[Any]],
+    results: providers.Provider[Any],
+) -> DQContainer:
+    """Add typed stores, registries and the per-scope bundle over ``backends`` (per store)."""
+    container.config = config
+    for name in STORE_NAMES:
+        setattr(container, f"{name}_backend", backends[name])
+    container.results_store = results
+    container.contract_store = providers.Singleton(ContractStore, backends["contracts"])
+    container.job_definition_store = providers.Singleton(
+        JobDefinitionStore, backends["job_definitions"]
     )
-
-    del _backends
-
-    contract_store = providers.Singleton(ContractStore, contracts_backend)
-    job_definition_store = providers.Singleton(JobDefinitionStore, job_definitions_backend)
-    action_profile_store = providers.Singleton(ActionProfileStore, action_profiles_backend)
-    job_run_store = providers.Singleton(JobRunStore, job_runs_backend)
-    report_store = providers.Singleton(ReportStore, reports_backend)
-
-    context = providers.Factory(
-        DQContext.from_stores,
-        contracts=contract_store,
-        job_definitions=job_definition_store,
-        action_profiles=action_profile_store,
-        job_runs=job_run_store,
-        reports=report_store,
-        results=results_store,
+    container.action_profile_store = providers.Singleton(
+        ActionProfileStore, backends["action_profiles"]
+    )
+    container.job_run_store = providers.Singleton(JobRunStore, backends["job_runs"])
+    container.report_store = providers.Singleton(ReportStore, backends["reports"])
+    container.contract_registry = providers.Factory(
+        ContractRegistry,
+        store=container.contract_store,
+        job_definitions=container.job_definition_store,
         active_statuses=config.contracts.active_statuses,
+    )
+    container.job_definition_registry = providers.Factory(
+        JobDefinitionRegistry,
+        store=container.job_definition_store,
+        contracts=container.contract_store,
+        action_profiles=container.action_profile_store,
+    )
+    container.action_profile_registry = providers.Factory(
+        ActionProfileRegistry,
+        store=container.action_profile_store,
+        job_definitions=container.job_definition_store,
+    )
+    container.job_run_registry = providers.Factory(
+        JobRunRegistry,
+        store=container.job_run_store,
+        reports=container.report_store,
+        results=container.results_store,
+        job_definitions=container.job_definition_store,
         inline_result_limit=config.results.inline_limit_bytes,
     )
+    container.registries = providers.Factory(
+        _registries,
+        contracts=container.contract_registry.provider,
+        job_definitions=container.job_definition_registry.provider,
+        action_profiles=container.action_profile_registry.provider,
+        job_runs=container.job_run_registry.provider,
+    )
+    return container
+
+
+def _settings(config: ConfigSource, backends: BackendRegistry | None) -> DQSettings:
+    if isinstance(config, DQSettings):
+        return config
+    if isinstance(config, Mapping):
+        return settings_from_mapping(config, backends=backends)
+    return load_config(config, backends=backends)
 
 
 def build_container(
-    config: DQSettings | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    config: ConfigSource = None, *, backends: BackendRegistry | None = None
 ) -> DQContainer:
     """A configured ``DQContainer``; nothing is opened until a provider is called.
 
     ``config``: ``DQSettings``; a dict (the complete configuration, environment
-    ignored); a YAML path (plus ``DQ_…`` env vars); or ``None`` (env vars and defaults).
+    ignored); a YAML path (plus ``DQ_…`` env vars); or ``None`` (env vars and
+    defaults). ``backends``: the technologies to choose from (default: built-ins
+    plus installed ``dq.backends`` plug-ins).
 
     Raises:
-        MisconfiguredError: invalid or contradictory configuration.
+        MisconfiguredError: invalid or contradictory configuration, or a plug-in
+            that cannot be loaded.
     """
-    if isinstance(config, DQSettings):
-        settings = config
-    elif isinstance(config, Mapping):
-        settings = settings_from_mapping(config)
-    else:
-        settings = load_config(config)
+    settings = _settings(config, backends)
+    registry = settings.backends
     container = DQContainer()
-    container.config.from_dict(settings.container_config())
-    return container
+    config = providers.Configuration(strict=True)
+    config.from_dict(settings.container_config())
+    stores = settings.stores.model_dump()
+    technologies: dict[str, providers.Provider[Any]] = {}
+    for name in sorted({stores[store] for store in STORE_NAMES}):
+        section = getattr(config.backends, name)
+        technologies[name] = providers.Resource(_opened, registry.get(name).backend, section)
+        setattr(container, f"{name}_backend", technologies[name])
+    results_name: str = stores["results"]
+    opener = registry.get(results_name).results
+    assert opener is not None  # the settings refuse a results backend without results
+    results_tech = providers.Resource(_opened, opener, getattr(config.backends, results_name))
+    setattr(container, f"{results_name}_results", results_tech)
+    selectors: dict[str, providers.Provider[Any]] = {
+        name: providers.Selector(getattr(config.stores, name), **technologies)
+        for name in STORE_NAMES
+    }
+    results = providers.Selector(config.stores.results, **{results_name: results_tech})
+    return _wire(container, config, selectors, results)
 
 
-def build_context(
-    tenant: str,
-    environment: str,
-    config: DQSettings | Mapping[str, Any] | str | os.PathLike[str] | None = None,
-) -> DQContext:
-    """Shorthand for :meth:`DQContext.from_config`: a context owning its container."""
-    return DQContext.from_config(tenant, environment, config)
+def container_over(
+    backend: DocumentBackend,
+    results: ResultsStore | None = None,
+    *,
+    active_statuses: tuple[str, ...] = ("active",),
+    inline_result_limit: int = 256 * 1024,
+) -> DQContainer:
+    """A container whose stores all use ``backend`` and ``results`` as given (not owned).
+
+    ``results=None``: no results store — results above ``inline_result_limit``
+    bytes are refused by ``runs.finish``.
+    """
+    config = providers.Configuration(strict=True)
+    config.from_dict(
+        {
+            "contracts": {"active_statuses": list(active_statuses)},
+            "results": {"inline_limit_bytes": inline_result_limit},
+        }
+    )
+    given = providers.Object(backend)
+    return _wire(
+        DQContainer(), config, dict.fromkeys(STORE_NAMES, given), providers.Object(results)
+    )

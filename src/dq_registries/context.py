@@ -1,13 +1,15 @@
 """``DQContext``: one tenant-environment's registries, the object services inject.
 
-Three ways to get one::
+It is the per-scope view the container (:mod:`dq_registries.container`) hands out.
+Ways to get one, each a thin call into the container::
 
     DQContext.create("acme", "prod")                       # filesystem default
-    DQContext.create("acme", "prod", backend=MemoryBackend())
+    DQContext.create("acme", "prod", backend=MemoryBackend(), results=MemoryResultsStore())
     DQContext.from_config("acme", "prod", "dq.yaml")       # backends chosen by config
+    DQContext.from_container(container, Scope("acme", "prod"))
 
-Use it as a context manager: on exit it closes the backends, results store or
-container it created itself, and nothing it was handed.
+Use it as a context manager: on exit it shuts down the container it built itself,
+and nothing it was handed.
 """
 
 from __future__ import annotations
@@ -15,25 +17,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from dq_metadata.scope import Scope
 from dq_registries.actions import ActionProfileRegistry
+from dq_registries.config import DQSettings, settings_from_mapping
+from dq_registries.container import DQContainer, build_container, container_over
 from dq_registries.contracts import ContractRegistry
 from dq_registries.jobs import JobDefinitionRegistry
 from dq_registries.runs import JobRunRegistry
 from dq_stores.backend import DocumentBackend
 from dq_stores.results import ResultsStore
-from dq_stores.typed import (
-    ActionProfileStore,
-    ContractStore,
-    JobDefinitionStore,
-    JobRunStore,
-    ReportStore,
-)
-
-if TYPE_CHECKING:
-    from dq_registries.config import DQSettings
 
 __all__ = ["DQContext"]
 
@@ -64,42 +58,33 @@ class DQContext:
         self._closed = False
 
     @classmethod
-    def from_stores(
+    def from_container(
         cls,
+        container: DQContainer,
         scope: Scope,
         *,
-        contracts: ContractStore,
-        job_definitions: JobDefinitionStore,
-        action_profiles: ActionProfileStore,
-        job_runs: JobRunStore,
-        reports: ReportStore,
-        results: ResultsStore | None,
-        active_statuses: Sequence[str] = ("active",),
-        inline_result_limit: int = DEFAULT_INLINE_RESULT_LIMIT,
         on_close: Sequence[Callable[[], object]] = (),
     ) -> DQContext:
-        """Wire the four registries over typed stores (each may sit on another backend)."""
+        """The registries ``container`` builds for ``scope`` (the container stays open)."""
+        if not isinstance(scope, Scope):
+            raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
+        built = container.registries(scope)
         return cls(
             scope,
-            contracts=ContractRegistry(
-                scope, contracts, job_definitions=job_definitions, active_statuses=active_statuses
-            ),
-            job_definitions=JobDefinitionRegistry(
-                scope, job_definitions, contracts=contracts, action_profiles=action_profiles
-            ),
-            action_profiles=ActionProfileRegistry(
-                scope, action_profiles, job_definitions=job_definitions
-            ),
-            job_runs=JobRunRegistry(
-                scope,
-                job_runs,
-                reports=reports,
-                results=results,
-                job_definitions=job_definitions,
-                inline_result_limit=inline_result_limit,
-            ),
+            contracts=built.contracts,
+            job_definitions=built.job_definitions,
+            action_profiles=built.action_profiles,
+            job_runs=built.job_runs,
             on_close=on_close,
         )
+
+    @classmethod
+    def _owning(cls, container: DQContainer, scope: Scope) -> DQContext:
+        try:
+            return cls.from_container(container, scope, on_close=[container.shutdown_resources])
+        except BaseException:
+            container.shutdown_resources()
+            raise
 
     @classmethod
     def create(
@@ -114,41 +99,34 @@ class DQContext:
     ) -> DQContext:
         """All registries over one backend.
 
-        ``backend=None`` uses the filesystem default (``$DQ_HOME`` or ``./.dq``);
-        ``results=None`` uses the default results directory beside it when the
-        backend is the default, else the results store matching ``backend``
-        (in-memory for a ``MemoryBackend``; otherwise results stay inline).
+        ``backend=None``: the configuration default — the filesystem under
+        ``$DQ_HOME`` or ``./.dq``, results beside it (``results`` must then be
+        ``None``). With a ``backend``, ``results`` is the results store to use;
+        ``None`` keeps results inline and refuses those above
+        ``inline_result_limit`` bytes. Given objects are not closed by the context.
 
         Raises:
             InvalidScopeError: bad tenant or environment id (before anything is opened).
+            ValueError: ``results`` without ``backend``.
         """
-        from dq_registries.defaults import default_backend, default_results_store
-        from dq_stores.memory import MemoryBackend
-        from dq_stores.memory_results import MemoryResultsStore
-
         scope = Scope(tenant, environment)
-        owned: list[Callable[[], object]] = []
-        if results is None:
-            if backend is None:
-                results = default_results_store()
-                owned.append(results.close)
-            elif isinstance(backend, MemoryBackend):
-                results = MemoryResultsStore()
         if backend is None:
-            backend = default_backend()
-            owned.append(backend.close)
-        return cls.from_stores(
-            scope,
-            contracts=ContractStore(backend),
-            job_definitions=JobDefinitionStore(backend),
-            action_profiles=ActionProfileStore(backend),
-            job_runs=JobRunStore(backend),
-            reports=ReportStore(backend),
-            results=results,
-            active_statuses=active_statuses,
+            if results is not None:
+                raise ValueError("pass results only together with backend")
+            settings = settings_from_mapping(
+                {
+                    "contracts": {"active_statuses": list(active_statuses)},
+                    "results": {"inline_limit_bytes": inline_result_limit},
+                }
+            )
+            return cls._owning(build_container(settings), scope)
+        container = container_over(
+            backend,
+            results,
+            active_statuses=tuple(active_statuses),
             inline_result_limit=inline_result_limit,
-            on_close=owned,
         )
+        return cls._owning(container, scope)
 
     @classmethod
     def from_config(
@@ -159,28 +137,19 @@ class DQContext:
     ) -> DQContext:
         """A context whose backends are chosen by configuration (see ``dq_registries.config``).
 
-        ``config`` is a ``DQSettings``, a dict of overrides, a YAML path, or ``None``
-        (``DQ_…`` environment variables and defaults). The context owns the container
-        it builds and shuts it down on :meth:`close`.
+        ``config`` is a ``DQSettings``, a dict (the whole configuration), a YAML path,
+        or ``None`` (``DQ_…`` environment variables and defaults). The context owns
+        the container it builds and shuts it down on :meth:`close`.
 
         Raises:
             InvalidScopeError: bad tenant or environment id.
             MisconfiguredError: invalid or contradictory configuration.
         """
-        from dq_registries.container import build_container
-
         scope = Scope(tenant, environment)
-        container = build_container(config)
-        try:
-            context: DQContext = container.context(scope=scope)
-        except BaseException:
-            container.shutdown_resources()
-            raise
-        context._on_close.append(container.shutdown_resources)
-        return context
+        return cls._owning(build_container(config), scope)
 
     def close(self) -> None:
-        """Close what this context created (backends, results store, container); idempotent."""
+        """Close what this context created (its container's resources); idempotent."""
         if self._closed:
             return
         self._closed = True

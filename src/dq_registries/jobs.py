@@ -28,7 +28,6 @@ from dq_registries._storeops import (
     check_id,
     check_limit,
     check_revision,
-    default_document_backend,
     write,
 )
 from dq_stores.base import FilterValue, ItemPage, Revision, Versioned
@@ -98,24 +97,24 @@ def resolve_contract_ref(
 class JobDefinitionRegistry:
     """Job definitions of one scope.
 
-    ``store=None`` uses the filesystem default; ``contracts`` and
-    ``action_profiles`` (used to check references) default to the same backend.
+    ``contracts`` and ``action_profiles`` are read to check references; the
+    container gives all three stores the same backend.
     """
 
     def __init__(
         self,
         scope: Scope,
-        store: JobDefinitionStore | None = None,
+        store: JobDefinitionStore,
         *,
-        contracts: ContractStore | None = None,
-        action_profiles: ActionProfileStore | None = None,
+        contracts: ContractStore,
+        action_profiles: ActionProfileStore,
     ) -> None:
         if not isinstance(scope, Scope):
             raise ValidationError("scope must be a Scope")
         self.scope = scope
-        self.store = store or JobDefinitionStore(default_document_backend())
-        self.contracts = contracts or ContractStore(self.store.backend)
-        self.action_profiles = action_profiles or ActionProfileStore(self.store.backend)
+        self.store = store
+        self.contracts = contracts
+        self.action_profiles = action_profiles
 
     # -- writes ----------------------------------------------------------------
     def validate(self, job: JobDefinition | Mapping[str, Any]) -> JobDefinition:

@@ -17,6 +17,7 @@ from dq_stores.memory_results import MemoryResultsStore
 from dq_stores.typed import ContractStore
 
 SCOPE = Scope("acme", "prod")
+DOCS = ("contracts", "job_definitions", "action_profiles")
 
 
 def contract(version: str = "1.0.0") -> dict[str, Any]:
@@ -35,9 +36,9 @@ def fs_config(root: Path, **extra: Any) -> dict[str, Any]:
 
 
 def publish_and_read(container: DQContainer) -> str:
-    with container.context(scope=SCOPE) as dq:
+    with DQContext.from_container(container, SCOPE) as dq:
         dq.contracts.publish(contract(), actor="test")
-    with container.context(scope=SCOPE) as dq:
+    with DQContext.from_container(container, SCOPE) as dq:
         return dq.contracts.get_latest_for_dataset("orders").version
 
 
@@ -57,7 +58,7 @@ def test_filesystem_config_persists_across_containers(tmp_path: Path) -> None:
     assert publish_and_read(first) == "1.0.0"
     first.shutdown_resources()
     second = build_container(fs_config(tmp_path))
-    with second.context(scope=SCOPE) as dq:
+    with DQContext.from_container(second, SCOPE) as dq:
         assert dq.contracts.get("orders").version == "1.0.0"
     second.shutdown_resources()
 
@@ -67,14 +68,14 @@ def test_swapping_the_backend_is_a_config_change_only(tmp_path: Path) -> None:
     publish_and_read(on_disk)
     on_disk.shutdown_resources()
     in_memory = build_container({"default_backend": "memory"})
-    with in_memory.context(scope=SCOPE) as dq, pytest.raises(NotFoundError):
+    with DQContext.from_container(in_memory, SCOPE) as dq, pytest.raises(NotFoundError):
         dq.contracts.get("orders")
     in_memory.shutdown_resources()
 
 
 def test_per_store_overrides_split_stores_across_backends(tmp_path: Path) -> None:
     container = build_container(
-        fs_config(tmp_path, default_backend="memory", stores={"contracts": "filesystem"})
+        fs_config(tmp_path, default_backend="memory", stores=dict.fromkeys(DOCS, "filesystem"))
     )
     assert not isinstance(container.contracts_backend(), MemoryBackend)
     assert isinstance(container.job_runs_backend(), MemoryBackend)
@@ -82,20 +83,20 @@ def test_per_store_overrides_split_stores_across_backends(tmp_path: Path) -> Non
     container.shutdown_resources()
     # Only the contracts went to disk: a fresh container sees them, not the rest.
     again = build_container(
-        fs_config(tmp_path, default_backend="memory", stores={"contracts": "filesystem"})
+        fs_config(tmp_path, default_backend="memory", stores=dict.fromkeys(DOCS, "filesystem"))
     )
-    with again.context(scope=SCOPE) as dq:
+    with DQContext.from_container(again, SCOPE) as dq:
         assert dq.contracts.get("orders").version == "1.0.0"
         assert dq.runs.list().items == []
     again.shutdown_resources()
 
 
 def test_init_resources_opens_only_the_selected_backends() -> None:
-    # postgres and azure have no settings here: opening them would fail.
+    # Only the selected technologies get a provider: nothing else can be opened.
     container = build_container({"default_backend": "memory"})
     container.init_resources()
-    assert container.postgres_backend() is None
-    assert container.azure_blob_backend() is None
+    assert not hasattr(container, "postgres_backend")
+    assert not hasattr(container, "azure_blob_backend")
     assert isinstance(container.memory_backend(), MemoryBackend)
     container.shutdown_resources()
 
@@ -125,7 +126,7 @@ def test_providers_can_be_overridden_in_tests() -> None:
     shared = ContractStore(MemoryBackend())
     with (
         container.contract_store.override(providers.Object(shared)),
-        container.context(scope=SCOPE) as dq,
+        DQContext.from_container(container, SCOPE) as dq,
     ):
         dq.contracts.publish(contract(), actor="test")
     assert shared.get_version(SCOPE, "orders", "1.0.0").item.version == "1.0.0"
@@ -139,7 +140,7 @@ def test_configured_active_statuses_and_inline_limit_reach_the_registries() -> N
             "results": {"inline_limit_bytes": 10},
         }
     )
-    with container.context(scope=SCOPE) as dq:
+    with DQContext.from_container(container, SCOPE) as dq:
         dq.contracts.publish({**contract(), "status": "production"}, actor="test")
         assert dq.contracts.get_latest_for_dataset("orders").status == "production"
         dq.jobs.save(
@@ -167,17 +168,16 @@ def test_a_contradictory_config_fails_before_anything_is_built() -> None:
 
 def test_sqlite_is_one_config_change_away(tmp_path: Path) -> None:
     pytest.importorskip("sqlalchemy")
-    config = fs_config(
-        tmp_path,
-        default_backend="sqlite",
-        sqlite={"url": f"sqlite:///{tmp_path / 'dq.sqlite3'}"},
-    )
+    config = {
+        "default_backend": "sqlite",
+        "sqlite": {"url": f"sqlite:///{tmp_path / 'dq.sqlite3'}"},
+    }
     container = build_container(config)
     assert container.contracts_backend() is not None
     assert publish_and_read(container) == "1.0.0"
     container.shutdown_resources()
     reopened = build_container(config)
-    with reopened.context(scope=SCOPE) as dq:
+    with DQContext.from_container(reopened, SCOPE) as dq:
         assert dq.contracts.get("orders").version == "1.0.0"
     reopened.shutdown_resources()
 

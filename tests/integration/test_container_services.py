@@ -9,6 +9,7 @@ import pytest
 
 from dq_metadata.scope import Scope
 from dq_registries.container import build_container
+from dq_registries.context import DQContext
 
 pytestmark = [pytest.mark.postgres, pytest.mark.azure]
 
@@ -29,18 +30,23 @@ def test_contracts_on_postgres_and_results_on_azure_by_config_alone(
     config = {
         "default_backend": "filesystem",
         "filesystem": {"root": str(tmp_path)},
-        "stores": {"contracts": "postgres", "results": "azure_blob"},
+        "stores": {
+            "contracts": "postgres",
+            "job_definitions": "postgres",
+            "action_profiles": "postgres",
+            "results": "azure_blob",
+        },
         "postgres": {"url": postgres_url, "pool_size": 2},
         "azure_blob": {"container": azure_container, "connection_string": azure_connection_string},
         "results": {"inline_limit_bytes": 16},
     }
     container = build_container(config)
     container.init_resources()
-    assert container.sqlite_backend() is None
-    assert type(container.contracts_backend()).__name__ == "SqlBackend"
+    assert not hasattr(container, "sqlite_backend")
+    assert type(container.contracts_backend()).__name__ == "PostgresBackend"
     assert type(container.job_runs_backend()).__name__ == "FilesystemBackend"
     assert type(container.results_store()).__name__ == "AzureBlobResultsStore"
-    with container.context(scope=SCOPE) as dq:
+    with DQContext.from_container(container, SCOPE) as dq:
         dq.contracts.publish(CONTRACT, actor="test")
         dq.jobs.save(
             {
@@ -59,7 +65,7 @@ def test_contracts_on_postgres_and_results_on_azure_by_config_alone(
     container.shutdown_resources()
 
     reopened = build_container(config)
-    with reopened.context(scope=SCOPE) as dq:
+    with DQContext.from_container(reopened, SCOPE) as dq:
         assert dq.contracts.get_latest_for_dataset("orders").version == "1.0.0"
         assert dq.runs.get(run.run_id).result_object == done.result_object
     reopened.shutdown_resources()

@@ -70,9 +70,13 @@ def test_without_a_backend_it_uses_the_filesystem_default(in_tmp_cwd: Path) -> N
         assert dq.contracts.get("orders").version == "1.0.0"
 
 
-def test_a_memory_backend_gets_memory_results() -> None:
+def test_a_given_backend_uses_exactly_the_given_results_store() -> None:
+    results = MemoryResultsStore()
+    with DQContext.create("acme", "prod", backend=MemoryBackend(), results=results) as dq:
+        assert dq.runs.results is results
+    # No adapter type is inspected: without a results store, results stay inline only.
     with DQContext.create("acme", "prod", backend=MemoryBackend()) as dq:
-        assert isinstance(dq.runs.results, MemoryResultsStore)
+        assert dq.runs.results is None
 
 
 def test_a_bad_scope_is_refused_before_anything_is_opened(in_tmp_cwd: Path) -> None:

@@ -45,7 +45,9 @@ class _Clock:
 
 @pytest.fixture
 def registry(backend: DocumentBackend) -> ContractRegistry:
-    return ContractRegistry(SCOPE, ContractStore(backend), clock=_Clock())
+    return ContractRegistry(
+        SCOPE, ContractStore(backend), job_definitions=JobDefinitionStore(backend), clock=_Clock()
+    )
 
 
 def orders(version: str = "1.0.0", status: str = "active", **extra_field: Any) -> dict[str, Any]:
@@ -235,9 +237,14 @@ def test_latest_for_dataset_is_the_newest_active_version(registry: ContractRegis
 
 
 def test_which_statuses_count_as_active_is_configuration(backend: DocumentBackend) -> None:
-    default = ContractRegistry(SCOPE, ContractStore(backend))
+    default = ContractRegistry(
+        SCOPE, ContractStore(backend), job_definitions=JobDefinitionStore(backend)
+    )
     configured = ContractRegistry(
-        SCOPE, ContractStore(backend), active_statuses=("active", "production")
+        SCOPE,
+        ContractStore(backend),
+        job_definitions=JobDefinitionStore(backend),
+        active_statuses=("active", "production"),
     )
     default.publish(orders("1.0.0"), actor="alice")
     default.publish(orders("1.1.0", status="production"), actor="alice")
@@ -247,8 +254,12 @@ def test_which_statuses_count_as_active_is_configuration(backend: DocumentBacken
 
 
 def test_scopes_do_not_see_each_others_contracts(backend: DocumentBackend) -> None:
-    ours = ContractRegistry(SCOPE, ContractStore(backend))
-    theirs = ContractRegistry(Scope("other", "prod"), ContractStore(backend))
+    ours = ContractRegistry(
+        SCOPE, ContractStore(backend), job_definitions=JobDefinitionStore(backend)
+    )
+    theirs = ContractRegistry(
+        Scope("other", "prod"), ContractStore(backend), job_definitions=JobDefinitionStore(backend)
+    )
     ours.publish(orders(), actor="alice")
 
     with pytest.raises(NotFoundError):
@@ -362,7 +373,9 @@ def test_republishing_after_a_status_change_is_still_a_no_op(registry: ContractR
 
 
 def test_of_two_transitions_from_the_same_read_only_one_wins(backend: DocumentBackend) -> None:
-    registry = ContractRegistry(SCOPE, ContractStore(backend))
+    registry = ContractRegistry(
+        SCOPE, ContractStore(backend), job_definitions=JobDefinitionStore(backend)
+    )
     registry.publish(orders(), actor="alice")
     store = ContractStore(backend)
     read = store.get_version(SCOPE, "orders-contract", "1.0.0")
@@ -419,7 +432,9 @@ def test_retiring_a_version_enabled_jobs_use_is_refused_with_their_ids(
 def test_concurrent_publishes_keep_versions_increasing(backend: DocumentBackend) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    registry = ContractRegistry(SCOPE, ContractStore(backend))
+    registry = ContractRegistry(
+        SCOPE, ContractStore(backend), job_definitions=JobDefinitionStore(backend)
+    )
     registry.publish(orders("1.0.0"), actor="alice")
     versions = [f"1.{minor}.0" for minor in range(1, 9)]
 
@@ -443,22 +458,24 @@ def test_concurrent_publishes_keep_versions_increasing(backend: DocumentBackend)
     }
 
 
-def test_a_registry_without_a_store_uses_the_filesystem_default(
+def test_a_registry_has_no_hidden_default_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DQ_HOME", str(tmp_path / "home"))
-    ContractRegistry(SCOPE).publish(orders(), actor="alice")
-
-    with FilesystemBackend(tmp_path / "home") as backend:
-        stored = ContractStore(backend).get_version(SCOPE, "orders-contract", "1.0.0")
-    assert stored.item.published_by == "alice"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError):
+        ContractRegistry(SCOPE)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        ContractRegistry(SCOPE, ContractStore(FilesystemBackend(tmp_path)))  # type: ignore[call-arg]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_constructor_arguments_are_validated() -> None:
+    backend = MemoryBackend()
+    jobs = JobDefinitionStore(backend)
     with pytest.raises(ValidationError):
-        ContractRegistry("acme/prod", ContractStore(MemoryBackend()))  # type: ignore[arg-type]
+        ContractRegistry("acme/prod", ContractStore(backend), job_definitions=jobs)  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
-        ContractRegistry(SCOPE, ContractStore(MemoryBackend()), active_statuses=())
+        ContractRegistry(SCOPE, ContractStore(backend), job_definitions=jobs, active_statuses=())
 
 
 def test_documents_are_not_shared_between_calls(registry: ContractRegistry) -> None:
@@ -491,11 +508,14 @@ class _InterleavingClock:
 def test_a_higher_version_published_mid_publish_makes_the_lower_one_fail(
     backend: DocumentBackend,
 ) -> None:
-    other = ContractRegistry(SCOPE, ContractStore(backend))
+    other = ContractRegistry(
+        SCOPE, ContractStore(backend), job_definitions=JobDefinitionStore(backend)
+    )
     other.publish(orders("1.0.0"), actor="alice")
     racing = ContractRegistry(
         SCOPE,
         ContractStore(backend),
+        job_definitions=JobDefinitionStore(backend),
         clock=_InterleavingClock(lambda: other.publish(orders("1.2.0"), actor="bob")),
     )
 
@@ -506,11 +526,14 @@ def test_a_higher_version_published_mid_publish_makes_the_lower_one_fail(
 
 
 def test_a_transition_that_lost_a_race_is_refused(backend: DocumentBackend) -> None:
-    other = ContractRegistry(SCOPE, ContractStore(backend))
+    other = ContractRegistry(
+        SCOPE, ContractStore(backend), job_definitions=JobDefinitionStore(backend)
+    )
     other.publish(orders(status="draft"), actor="alice")
     racing = ContractRegistry(
         SCOPE,
         ContractStore(backend),
+        job_definitions=JobDefinitionStore(backend),
         clock=_InterleavingClock(lambda: other.retire("orders-contract", "1.0.0", actor="bob")),
     )
 
@@ -527,7 +550,9 @@ def test_a_publish_interrupted_after_claiming_the_head_can_be_completed(
     from dq_metadata.models import ContractHead
     from dq_stores import ContractHeadStore
 
-    registry = ContractRegistry(SCOPE, ContractStore(backend))
+    registry = ContractRegistry(
+        SCOPE, ContractStore(backend), job_definitions=JobDefinitionStore(backend)
+    )
     registry.publish(orders("1.0.0"), actor="alice")
     head = ContractHeadStore(backend).get(SCOPE, "orders-contract")
     claimed = ContractHead(

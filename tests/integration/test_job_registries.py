@@ -70,8 +70,15 @@ def job(job_id: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_profiles_jobs_and_guarded_delete_round_trip(backend: DocumentBackend) -> None:
-    actions = ActionProfileRegistry(SCOPE, ActionProfileStore(backend))
-    jobs = JobDefinitionRegistry(SCOPE, JobDefinitionStore(backend))
+    actions = ActionProfileRegistry(
+        SCOPE, ActionProfileStore(backend), job_definitions=JobDefinitionStore(backend)
+    )
+    jobs = JobDefinitionRegistry(
+        SCOPE,
+        JobDefinitionStore(backend),
+        contracts=ContractStore(backend),
+        action_profiles=ActionProfileStore(backend),
+    )
     actions.save(profile("hook"))
     actions.save(profile("a/b ../weird id"))
     jobs.save(job("aq/nightly", on_failure=["hook"], tags=["air", "nightly"]))
@@ -95,7 +102,12 @@ def test_profiles_jobs_and_guarded_delete_round_trip(backend: DocumentBackend) -
 def test_concurrent_updates_with_the_same_expected_revision_one_wins(
     backend: DocumentBackend,
 ) -> None:
-    jobs = JobDefinitionRegistry(SCOPE, JobDefinitionStore(backend))
+    jobs = JobDefinitionRegistry(
+        SCOPE,
+        JobDefinitionStore(backend),
+        contracts=ContractStore(backend),
+        action_profiles=ActionProfileStore(backend),
+    )
     jobs.save(job("shared"), expected_revision=0)
     barrier = threading.Barrier(6)
     outcomes: list[str] = []
@@ -130,26 +142,38 @@ def test_filesystem_data_survives_a_new_backend_instance(tmp_path: Path) -> None
                 published_at=datetime.now(UTC),
             ),
         )
-        ActionProfileRegistry(SCOPE, ActionProfileStore(first)).save(profile("hook"))
-        JobDefinitionRegistry(SCOPE, JobDefinitionStore(first)).save(
-            job("j", dataset="m", on_failure=["hook"])
-        )
+        ActionProfileRegistry(
+            SCOPE, ActionProfileStore(first), job_definitions=JobDefinitionStore(first)
+        ).save(profile("hook"))
+        JobDefinitionRegistry(
+            SCOPE,
+            JobDefinitionStore(first),
+            contracts=ContractStore(first),
+            action_profiles=ActionProfileStore(first),
+        ).save(job("j", dataset="m", on_failure=["hook"]))
     with FilesystemBackend(root) as second:
-        assert JobDefinitionRegistry(SCOPE, JobDefinitionStore(second)).get("j").dataset == "m"
+        assert (
+            JobDefinitionRegistry(
+                SCOPE,
+                JobDefinitionStore(second),
+                contracts=ContractStore(second),
+                action_profiles=ActionProfileStore(second),
+            )
+            .get("j")
+            .dataset
+            == "m"
+        )
         with pytest.raises(ConflictError):
-            ActionProfileRegistry(SCOPE, ActionProfileStore(second)).delete("hook")
+            ActionProfileRegistry(
+                SCOPE, ActionProfileStore(second), job_definitions=JobDefinitionStore(second)
+            ).delete("hook")
 
 
-def test_registries_without_stores_use_the_filesystem_default(
+def test_registries_take_their_stores_and_open_no_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DQ_HOME", str(tmp_path / "home"))
-    actions = ActionProfileRegistry(SCOPE)
-    actions.save(profile("hook"))
-    assert isinstance(actions.store.backend, FilesystemBackend)
-    jobs = JobDefinitionRegistry(SCOPE)
-    assert isinstance(jobs.store.backend, FilesystemBackend)
-    reopened = ActionProfileRegistry(SCOPE)
-    assert reopened.get("hook").id == "hook"
-    for registry in (actions, jobs, reopened):
-        registry.store.backend.close()
+    monkeypatch.chdir(tmp_path)
+    for registry in (ActionProfileRegistry, JobDefinitionRegistry):
+        with pytest.raises(TypeError):
+            registry(SCOPE)  # type: ignore[call-arg]
+    assert list(tmp_path.iterdir()) == []

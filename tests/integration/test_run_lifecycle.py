@@ -15,13 +15,14 @@ from dq_metadata.errors import ConflictError, IllegalTransitionError, IntegrityE
 from dq_metadata.models import JobDefinition, RunStatus
 from dq_metadata.registry import MetadataRegistry
 from dq_metadata.scope import Scope
+from dq_registries.context import DQContext
 from dq_registries.runs import JobRunRegistry
 from dq_stores.backend import DocumentBackend
 from dq_stores.filesystem import FilesystemBackend, FilesystemResultsStore
 from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore
 from dq_stores.results import ResultsStore
-from dq_stores.typed import JobDefinitionStore, JobRunStore
+from dq_stores.typed import JobDefinitionStore, JobRunStore, ReportStore
 
 SCOPE = Scope("acme", "dev")
 
@@ -34,7 +35,12 @@ class Env:
 
     def runs(self, scope: Scope = SCOPE, limit: int = 1024) -> JobRunRegistry:
         return JobRunRegistry(
-            scope, JobRunStore(self.backend), results=self.results, inline_result_limit=limit
+            scope,
+            JobRunStore(self.backend),
+            reports=ReportStore(self.backend),
+            job_definitions=JobDefinitionStore(self.backend),
+            results=self.results,
+            inline_result_limit=limit,
         )
 
 
@@ -181,15 +187,22 @@ def test_listing_across_environments_and_reopened_backend(env: Env) -> None:
     assert [v.item.run_id for v in dev.list().items] == [a]
     if env.root is not None:
         with FilesystemBackend(env.root) as again:
-            reread = JobRunRegistry(SCOPE, JobRunStore(again), results=env.results)
+            reread = JobRunRegistry(
+                SCOPE,
+                JobRunStore(again),
+                reports=ReportStore(again),
+                job_definitions=JobDefinitionStore(again),
+                results=env.results,
+            )
             assert reread.get(a).status is RunStatus.QUEUED
 
 
-def test_a_registry_without_stores_uses_the_filesystem_defaults(
+def test_the_filesystem_default_keeps_documents_and_results_under_dq_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DQ_HOME", str(tmp_path / "home"))
-    runs = JobRunRegistry(SCOPE, inline_result_limit=8)
+    dq = DQContext.create(SCOPE.tenant, SCOPE.environment, inline_result_limit=8)
+    runs = dq.runs
     assert isinstance(runs.store.backend, FilesystemBackend)
     assert isinstance(runs.results, FilesystemResultsStore)
     add_job(runs.store.backend)
@@ -199,4 +212,4 @@ def test_a_registry_without_stores_uses_the_filesystem_defaults(
     assert b"".join(runs.open_results(run_id)) == b'{"big":"' + b"x" * 100 + b'"}'
     # documents and results share the root: <tenant>/<env>/docs and <tenant>/<env>/results
     assert (tmp_path / "home" / SCOPE.tenant / SCOPE.environment / "results").is_dir()
-    runs.store.backend.close()
+    dq.close()

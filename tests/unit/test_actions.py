@@ -47,7 +47,9 @@ def backend() -> MemoryBackend:
 
 @pytest.fixture
 def registry(backend: MemoryBackend) -> ActionProfileRegistry:
-    return ActionProfileRegistry(SCOPE, ActionProfileStore(backend))
+    return ActionProfileRegistry(
+        SCOPE, ActionProfileStore(backend), job_definitions=JobDefinitionStore(backend)
+    )
 
 
 def count(backend: MemoryBackend) -> int:
@@ -224,7 +226,11 @@ def test_optimistic_concurrency_and_history(registry: ActionProfileRegistry) -> 
 
 def test_scopes_are_isolated(backend: MemoryBackend, registry: ActionProfileRegistry) -> None:
     registry.save(email())
-    other = ActionProfileRegistry(Scope("acme", "prod"), ActionProfileStore(backend))
+    other = ActionProfileRegistry(
+        Scope("acme", "prod"),
+        ActionProfileStore(backend),
+        job_definitions=JobDefinitionStore(backend),
+    )
     with pytest.raises(NotFoundError):
         other.get("mail")
     assert other.list().items == []

@@ -52,23 +52,29 @@ def test_a_yaml_file_is_read_and_per_store_overrides_win_over_the_default(tmp_pa
         tmp_path,
         {
             "default_backend": "memory",
-            "stores": {"contracts": "filesystem"},
+            "stores": {"job_runs": "filesystem", "reports": "filesystem"},
             "filesystem": {"root": str(tmp_path / "store")},
             "contracts": {"active_statuses": ["active", "production"]},
         },
     )
     settings = load_config(path)
-    assert settings.stores.contracts == "filesystem"
-    assert settings.stores.job_runs == "memory"
+    assert settings.stores.job_runs == "filesystem"
+    assert settings.stores.contracts == "memory"
     assert settings.stores.results == "memory"
     assert settings.filesystem.root == tmp_path / "store"
     assert settings.contracts.active_statuses == ("active", "production")
 
 
-def test_sql_default_keeps_results_on_the_filesystem() -> None:
-    settings = settings_from_mapping({"default_backend": "postgres", "postgres": {"url": PG_URL}})
-    assert settings.stores.contracts == "postgres"
-    assert settings.stores.results == "filesystem"
+@pytest.mark.parametrize(
+    ("backend", "section"),
+    [("postgres", {"url": PG_URL}), ("sqlite", {"url": "sqlite:///dq.sqlite3"})],
+)
+def test_a_sql_default_keeps_results_in_the_same_database(
+    backend: str, section: dict[str, str]
+) -> None:
+    settings = settings_from_mapping({"default_backend": backend, backend: section})
+    assert settings.stores.contracts == backend
+    assert settings.stores.results == backend
 
 
 def test_env_vars_are_read_with_double_underscore_nesting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +113,8 @@ def test_a_dict_config_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize(
     ("data", "named"),
     [
-        ({"stores": {"results": "postgres"}}, "stores.results:"),
+        ({"stores": {"results": "postgres"}}, "postgres.url: required because stores.results"),
+        ({"stores": {"results": "nosql"}}, "stores.results: unknown backend 'nosql'"),
         ({"stores": {"contrats": "memory"}}, "stores.contrats:"),
         ({"default_backend": "mongo"}, "default_backend:"),
         ({"postgres": {"pool_size": 0}}, "postgres.pool_size:"),
@@ -182,23 +189,23 @@ def test_secrets_never_show_in_repr_or_errors() -> None:
 
 def test_container_config_reveals_secrets_for_wiring_only() -> None:
     settings = settings_from_mapping({"default_backend": "postgres", "postgres": {"url": PG_URL}})
-    assert settings.container_config()["postgres"]["url"] == PG_URL
+    assert settings.container_config()["backends"]["postgres"]["url"] == PG_URL
 
 
-def test_sql_url_prefers_the_backend_in_use() -> None:
+def test_sql_url_is_the_database_in_use() -> None:
     settings = settings_from_mapping(
         {
-            "stores": {"contracts": "sqlite"},
+            "stores": {"job_runs": "sqlite", "reports": "sqlite"},
             "sqlite": {"url": "sqlite:///x.db"},
-            "postgres": {"url": PG_URL},
         }
     )
     assert settings.sql_url() == "sqlite:///x.db"
-    assert settings_from_mapping({"postgres": {"url": PG_URL}}).sql_url() == PG_URL
+    pg = settings_from_mapping({"default_backend": "postgres", "postgres": {"url": PG_URL}})
+    assert pg.sql_url() == PG_URL
 
 
 def test_sql_url_without_a_database_is_a_misconfiguration() -> None:
-    with pytest.raises(MisconfiguredError, match=r"postgres\.url"):
+    with pytest.raises(MisconfiguredError, match=r"default_backend .*postgres or sqlite"):
         load_config().sql_url()
 
 

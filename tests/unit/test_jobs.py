@@ -75,7 +75,12 @@ def backend() -> MemoryBackend:
 
 @pytest.fixture
 def registry(backend: MemoryBackend) -> JobDefinitionRegistry:
-    return JobDefinitionRegistry(SCOPE, JobDefinitionStore(backend))
+    return JobDefinitionRegistry(
+        SCOPE,
+        JobDefinitionStore(backend),
+        contracts=ContractStore(backend),
+        action_profiles=ActionProfileStore(backend),
+    )
 
 
 def stored(backend: MemoryBackend) -> int:
@@ -144,7 +149,12 @@ def test_a_missing_contract_reference_is_not_found_and_named(
 
 def test_references_must_live_in_the_same_scope(backend: MemoryBackend) -> None:
     prod = Scope("acme", "prod")
-    registry = JobDefinitionRegistry(prod, JobDefinitionStore(backend))
+    registry = JobDefinitionRegistry(
+        prod,
+        JobDefinitionStore(backend),
+        contracts=ContractStore(backend),
+        action_profiles=ActionProfileStore(backend),
+    )
     with pytest.raises(NotFoundError, match="orders"):
         registry.save(job())
     publish(backend, "1.0.0", ["orders"], scope=prod)

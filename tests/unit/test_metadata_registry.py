@@ -13,7 +13,7 @@ from dq_metadata.scope import Scope
 from dq_registries.runs import JobRunRegistry
 from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore
-from dq_stores.typed import JobDefinitionStore, JobRunStore
+from dq_stores.typed import JobDefinitionStore, JobRunStore, ReportStore
 
 SCOPE = Scope("acme", "dev")
 
@@ -49,7 +49,13 @@ def store() -> JobRunStore:
 @pytest.fixture
 def runs(store: JobRunStore) -> JobRunRegistry:
     return JobRunRegistry(
-        SCOPE, store, results=MemoryResultsStore(), inline_result_limit=64, clock=Clock()
+        SCOPE,
+        store,
+        reports=ReportStore(store.backend),
+        job_definitions=JobDefinitionStore(store.backend),
+        results=MemoryResultsStore(),
+        inline_result_limit=64,
+        clock=Clock(),
     )
 
 

@@ -79,7 +79,13 @@ def clock() -> Clock:
 @pytest.fixture
 def runs(backend: MemoryBackend, results: MemoryResultsStore, clock: Clock) -> JobRunRegistry:
     return JobRunRegistry(
-        SCOPE, JobRunStore(backend), results=results, inline_result_limit=1024, clock=clock
+        SCOPE,
+        JobRunStore(backend),
+        reports=ReportStore(backend),
+        job_definitions=JobDefinitionStore(backend),
+        results=results,
+        inline_result_limit=1024,
+        clock=clock,
     )
 
 
@@ -192,7 +198,13 @@ def _apply(runs: JobRunRegistry, run_id: str, to: str) -> None:
 def test_state_machine_allows_exactly_the_documented_transitions(steps: list[str]) -> None:
     backend = MemoryBackend()
     add_job(backend)
-    runs = JobRunRegistry(SCOPE, JobRunStore(backend), results=MemoryResultsStore())
+    runs = JobRunRegistry(
+        SCOPE,
+        JobRunStore(backend),
+        reports=ReportStore(backend),
+        job_definitions=JobDefinitionStore(backend),
+        results=MemoryResultsStore(),
+    )
     run_id = runs.start("nightly").run_id
     state = "queued"
     for to in steps:
@@ -380,7 +392,13 @@ def test_results_without_any_are_not_found(runs: JobRunRegistry) -> None:
 
 
 def test_large_results_need_a_results_store(backend: MemoryBackend) -> None:
-    runs = JobRunRegistry(SCOPE, JobRunStore(backend), inline_result_limit=10)
+    runs = JobRunRegistry(
+        SCOPE,
+        JobRunStore(backend),
+        reports=ReportStore(backend),
+        job_definitions=JobDefinitionStore(backend),
+        inline_result_limit=10,
+    )
     run_id = running(runs)
     with pytest.raises(MisconfiguredError):
         runs.finish(run_id, "succeeded", results={"x": "y" * 100})
@@ -435,9 +453,29 @@ def test_all_environments_lists_the_whole_tenant(
     prod = Scope("acme", "prod")
     add_job(backend, scope=prod)
     add_job(backend, scope=Scope("globex", "dev"))
-    dev_runs = JobRunRegistry(SCOPE, JobRunStore(backend), results=results, clock=clock)
-    prod_runs = JobRunRegistry(prod, JobRunStore(backend), results=results, clock=clock)
-    other = JobRunRegistry(Scope("globex", "dev"), JobRunStore(backend), clock=clock)
+    dev_runs = JobRunRegistry(
+        SCOPE,
+        JobRunStore(backend),
+        reports=ReportStore(backend),
+        job_definitions=JobDefinitionStore(backend),
+        results=results,
+        clock=clock,
+    )
+    prod_runs = JobRunRegistry(
+        prod,
+        JobRunStore(backend),
+        reports=ReportStore(backend),
+        job_definitions=JobDefinitionStore(backend),
+        results=results,
+        clock=clock,
+    )
+    other = JobRunRegistry(
+        Scope("globex", "dev"),
+        JobRunStore(backend),
+        reports=ReportStore(backend),
+        job_definitions=JobDefinitionStore(backend),
+        clock=clock,
+    )
     a = dev_runs.start("nightly").run_id
     b = prod_runs.start("nightly").run_id
     other.start("nightly")

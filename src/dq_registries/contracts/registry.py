@@ -71,9 +71,8 @@ class ContractRegistry:
 
     Args:
         scope: the tenant environment every call works in.
-        store: contract store; ``None`` uses the filesystem default backend.
-        job_definitions: consulted before retiring a version; defaults to the
-            job definition store on the same backend as ``store``.
+        store: contract store (its backend also holds the per-contract heads).
+        job_definitions: consulted before retiring a version.
         active_statuses: statuses that count as active for
             :meth:`get_latest_for_dataset`.
         clock: returns the current timezone-aware time.
@@ -82,9 +81,9 @@ class ContractRegistry:
     def __init__(
         self,
         scope: Scope,
-        store: ContractStore | None = None,
+        store: ContractStore,
         *,
-        job_definitions: JobDefinitionStore | None = None,
+        job_definitions: JobDefinitionStore,
         active_statuses: Sequence[str] = ("active",),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -96,15 +95,10 @@ class ContractRegistry:
             raise ValidationError(
                 "invalid active_statuses", [Problem("active_statuses", "give at least one")]
             )
-        if store is None:
-            from dq_registries.defaults import default_backend
-
-            store = ContractStore(default_backend())
         self.scope = scope
         self._store = store
         self._heads = ContractHeadStore(store.backend)
-        jobs = job_definitions or JobDefinitionStore(store.backend)
-        self._reads = ContractReads(scope, store, self._heads, jobs)
+        self._reads = ContractReads(scope, store, self._heads, job_definitions)
         self._clock = clock
 
     # -- import / export -------------------------------------------------------

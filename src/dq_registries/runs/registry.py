@@ -28,7 +28,7 @@ from dq_metadata.models import (
 )
 from dq_metadata.models.base import problems_from
 from dq_metadata.scope import Scope
-from dq_registries._storeops import check_id, check_limit, default_document_backend
+from dq_registries._storeops import check_id, check_limit
 from dq_registries.runs.lifecycle import check_transition, parse_status
 from dq_registries.runs.payload import ResultsInput, classify_results
 from dq_registries.runs.reports import RunReports
@@ -65,20 +65,19 @@ def _aware(value: datetime | None, field: str) -> None:
 class JobRunRegistry(RunReports):
     """Runs, their results and reports, for one scope.
 
-    ``store=None`` uses the filesystem default for documents and results.
-    ``reports`` and ``job_definitions`` default to the same backend as ``store``.
-    With an explicit ``store`` and no ``results`` store, results above
-    ``inline_result_limit`` bytes are refused with ``MisconfiguredError``.
+    Every store is given (the container builds them). With ``results=None``,
+    results above ``inline_result_limit`` bytes are refused with
+    ``MisconfiguredError``.
     """
 
     def __init__(
         self,
         scope: Scope,
-        store: JobRunStore | None = None,
+        store: JobRunStore,
         *,
-        reports: ReportStore | None = None,
+        reports: ReportStore,
+        job_definitions: JobDefinitionStore,
         results: ResultsStore | None = None,
-        job_definitions: JobDefinitionStore | None = None,
         inline_result_limit: int = DEFAULT_INLINE_RESULT_LIMIT,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -88,14 +87,10 @@ class JobRunRegistry(RunReports):
             raise ValidationError("inline_result_limit must be an int")
         if inline_result_limit < 0:
             raise ValidationError("inline_result_limit must be ≥ 0")
-        if store is None and results is None:
-            from dq_registries.defaults import default_results_store
-
-            results = default_results_store()
         self.scope = scope
-        self.store = store or JobRunStore(default_document_backend())
-        self.reports = reports or ReportStore(self.store.backend)
-        self.job_definitions = job_definitions or JobDefinitionStore(self.store.backend)
+        self.store = store
+        self.reports = reports
+        self.job_definitions = job_definitions
         self.results = results
         self.inline_result_limit = inline_result_limit
         self._clock = clock
