@@ -97,7 +97,10 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _redact(key: str, value: Any) -> Any:
     if isinstance(value, SecretStr):
-        return "***" if value.get_secret_value() else ""
+        secret = value.get_secret_value()
+        if key.endswith(".url") and "://" in secret:  # where it points, not how it logs in
+            return _URL_PASSWORD.sub(r"\1***@", secret.split("?", 1)[0])
+        return "***" if secret else ""
     if isinstance(value, str):
         if key.startswith("plugins.") and _SECRET_KEY.search(key.rsplit(".", 1)[-1]):
             return "***"
@@ -162,3 +165,27 @@ def _default_source(key: str, environ: Mapping[str, str]) -> str:
     if key == "filesystem.root":
         return f"default (${DQ_HOME_ENV})" if environ.get(DQ_HOME_ENV, "").strip() else "default"
     return "default"
+
+
+def connection_summary(settings: DQSettings) -> str:
+    """One line naming each store's backend and where it is (secrets redacted).
+
+    E.g. ``contracts, job_definitions, action_profiles: postgres; job_runs, reports:
+    postgres; results: postgres (postgres.url=postgresql+psycopg://dq:***@db/dq)``.
+    """
+    from dq_registries.config import DOCUMENT_GROUPS
+
+    values = effective_values(settings)
+    parts = [
+        ", ".join(group) + ": " + str(getattr(settings.stores, group[0]))
+        for group in DOCUMENT_GROUPS
+    ]
+    parts.append(f"results: {settings.stores.results}")
+    where = [
+        f"{key}={value}"
+        for key, value in values.items()
+        if key.split(".")[0] in settings.backends_in_use()
+        and key.rsplit(".", 1)[-1] in {"root", "url", "container", "account_url"}
+        and value not in (None, "")
+    ]
+    return "; ".join(parts) + (f" ({', '.join(where)})" if where else "")

@@ -1,7 +1,7 @@
 """``dq``: the command-line interface of dq-platform core.
 
-Sub-apps: ``contracts``, ``jobs``, ``actions``, ``runs``, ``db``, and the
-``quickstart`` command. Every command takes ``--tenant``, ``--env``, ``--config``
+Sub-apps: ``contracts``, ``jobs``, ``actions``, ``runs``, ``db``, ``config``, and
+the ``quickstart`` command. ``dq --verbose <command>`` prints what it connects to. Every command takes ``--tenant``, ``--env``, ``--config``
 and ``--json`` (see :mod:`dq_registries.cli._common`).
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import typer
 
-from dq_registries.cli import actions, contracts, db, jobs, runs
+from dq_registries.cli import actions, config, contracts, db, jobs, runs
+from dq_registries.cli._common import set_verbose
 from dq_registries.cli.quickstart import quickstart
 
 __all__ = ["app", "main"]
@@ -30,6 +31,18 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(actions.app, name="actions")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
+app.add_typer(config.app, name="config")
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Print one 'using …' line on stderr: what is connected."
+    ),
+) -> None:
+    set_verbose(verbose)
+
+
 app.command("quickstart")(quickstart)
 
 

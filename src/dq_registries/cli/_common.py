@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
@@ -46,7 +47,9 @@ __all__ = [
     "open_context",
     "parse_when",
     "read_document",
+    "set_verbose",
     "to_jsonable",
+    "verbose_requested",
 ]
 
 EXIT_ERROR = 1
@@ -165,17 +168,39 @@ def open_context(tenant: str | None, env: str | None, config: Path | None) -> It
     """Load the configuration and yield a ``DQContext`` for one scope; close it after.
 
     ``tenant``/``env`` of ``None`` fall back to the config's ``tenant``/``environment``.
+    With ``dq --verbose``, one ``using …`` line on stderr says what the command is
+    connected to (secrets redacted).
     """
     from dq_registries.config import load_config
+    from dq_registries.config_env import connection_summary
     from dq_registries.context import DQContext
 
     settings = load_config(config)
-    with DQContext.from_config(
+    scope = (
         tenant if tenant is not None else settings.tenant,
         env if env is not None else settings.environment,
-        settings,
-    ) as ctx:
+    )
+    if verbose_requested():
+        source = f"config {config}" if config is not None else "no config file"
+        sys.stderr.write(
+            f"using {scope[0]}/{scope[1]}: {connection_summary(settings)} [{source}]\n"
+        )
+    with DQContext.from_config(*scope, settings) as ctx:
         yield ctx
+
+
+# Set by the root command's callback on every invocation (``dq --verbose …``).
+_VERBOSE: ContextVar[bool] = ContextVar("dq_cli_verbose", default=False)
+
+
+def set_verbose(value: bool) -> None:
+    """Record the root command's ``--verbose`` for this invocation."""
+    _VERBOSE.set(value)
+
+
+def verbose_requested() -> bool:
+    """True when the root command was given ``--verbose``."""
+    return _VERBOSE.get()
 
 
 def to_jsonable(data: Any) -> Any:

@@ -1,7 +1,10 @@
 """``dq db``: manage the SQL backend's schema (PostgreSQL or SQLite) with its migrations.
 
-Each command takes the database as ``--url`` or from ``--config`` (the configured
-postgres / sqlite backend). Errors end as one ``error: ...`` line, exit code 1.
+Each command takes the database as ``--url`` (or ``$DQ_DB_URL``) or from the
+configuration like every other command (``--config``, ``$DQ_CONFIG``, ``DQ_…``
+variables: the postgres / sqlite backend the stores use). An explicit ``--url``
+wins over a config file that only comes from ``$DQ_CONFIG``. Errors end as one
+``error: ...`` line, exit code 1.
 """
 
 from __future__ import annotations
@@ -34,17 +37,27 @@ UrlOpt = Annotated[
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="dq config file naming a postgres/sqlite backend."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="dq config file naming a postgres/sqlite backend (default: $DQ_CONFIG).",
+        envvar="DQ_CONFIG",
+        show_default=False,
+    ),
 ]
 
 
-def _url(url: str | None, config: Path | None) -> str:
-    if url and config:
+def _from_environment(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "ENVIRONMENT"
+
+
+def _url(ctx: typer.Context, url: str | None, config: Path | None) -> str:
+    url_env, config_env = _from_environment(ctx, "url"), _from_environment(ctx, "config")
+    if url and config and not (url_env or config_env):
         raise UsageError("give either --url or --config, not both")
-    if url:
+    if url and not (config and url_env and not config_env):
         return url
-    if config is None:
-        raise UsageError("give the database as --url URL or --config FILE")
     from dq_registries.config import load_config
 
     return load_config(config).sql_url()
@@ -63,33 +76,35 @@ def _schema() -> ModuleType:
 @app.command()
 @cli_errors
 def upgrade(
+    ctx: typer.Context,
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     url: UrlOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    reached = _schema().upgrade(_url(url, config), revision)
+    reached = _schema().upgrade(_url(ctx, url, config), revision)
     typer.echo(f"database at revision {reached or 'base (empty)'}")
 
 
 @app.command()
 @cli_errors
 def downgrade(
+    ctx: typer.Context,
     revision: Annotated[str, typer.Argument(help="Target revision ('base' drops all tables).")],
     url: UrlOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Revert migrations down to REVISION."""
-    reached = _schema().downgrade(_url(url, config), revision)
+    reached = _schema().downgrade(_url(ctx, url, config), revision)
     typer.echo(f"database at revision {reached or 'base (empty)'}")
 
 
 @app.command()
 @cli_errors
-def current(url: UrlOpt = None, config: ConfigOpt = None) -> None:
+def current(ctx: typer.Context, url: UrlOpt = None, config: ConfigOpt = None) -> None:
     """Print the revision the database is at."""
     schema = _schema()
-    revision = schema.database_revision(_url(url, config))
+    revision = schema.database_revision(_url(ctx, url, config))
     head = schema.head_revision()
     state = "head" if revision == head else f"behind head {head}"
     typer.echo(f"{revision or 'base (empty)'} ({state})")
@@ -105,10 +120,10 @@ def history() -> None:
 
 @app.command()
 @cli_errors
-def check(url: UrlOpt = None, config: ConfigOpt = None) -> None:
+def check(ctx: typer.Context, url: UrlOpt = None, config: ConfigOpt = None) -> None:
     """Exit non-zero unless the database is at head."""
     schema = _schema()
-    revision = schema.database_revision(_url(url, config))
+    revision = schema.database_revision(_url(ctx, url, config))
     head = schema.head_revision()
     if revision != head:
         raise fail(
