@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from pydantic import BaseModel
@@ -29,7 +30,13 @@ from dq_metadata.errors import MisconfiguredError
 from dq_stores.backend import DocumentBackend
 from dq_stores.results import ResultsStore
 
-__all__ = ["BUILTIN_BACKENDS", "ENTRY_POINT_GROUP", "BackendPlugin", "BackendRegistry"]
+__all__ = [
+    "BUILTIN_BACKENDS",
+    "ENTRY_POINT_GROUP",
+    "BackendPlugin",
+    "BackendRegistry",
+    "sql_schema",
+]
 
 ENTRY_POINT_GROUP = "dq.backends"
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -52,6 +59,17 @@ class BackendPlugin:
     backend: Callable[..., DocumentBackend]
     results: Callable[..., ResultsStore] | None = None
     settings: type[BaseModel] | None = None
+
+
+def sql_schema() -> ModuleType:
+    """The SQL backends' migration module (``dq db``); needs the postgres or sqlite extra.
+
+    Raises:
+        ImportError: SQLAlchemy / Alembic are not installed.
+    """
+    from dq_stores.sql import schema
+
+    return schema
 
 
 # -- built-in technologies (adapters imported only when opened) ----------------

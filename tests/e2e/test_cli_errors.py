@@ -70,7 +70,11 @@ def dq(workspace: Path, *args: str, config: str = "dq.yaml") -> subprocess.Compl
         (["contracts", "latest", "no-such-dataset"], "dq.yaml", "no-such-dataset"),
         (["runs", "show", "run-ghost"], "dq.yaml", "error: "),
         (["actions", "list", "--type", "fax"], "dq.yaml", "error: invalid action type"),
-        (["jobs", "list"], "bad-config.yaml", "error: invalid configuration: stores.results:"),
+        (
+            ["jobs", "list"],
+            "bad-config.yaml",
+            "error: invalid configuration: postgres.url: required because stores.results",
+        ),
         (["jobs", "list"], "absent.yaml", "error: config file not found"),
     ],
 )

@@ -62,7 +62,7 @@ def test_config_file_names_the_database(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["check"], "error: give the database as --url URL or --config FILE"),
+        (["check"], "error: no store uses a SQL database: set default_backend"),
         (["check", "--url", "sqlite:///x", "--config", "y"], "error: give either --url"),
         (["upgrade", "--url", "mysql://u:pw@h/db"], "error: unsupported SQL backend 'mysql'"),
         (["upgrade", "nope", "--url", "sqlite:///{tmp}/x.sqlite"], "error: migration failed"),

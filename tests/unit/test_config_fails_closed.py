@@ -52,7 +52,7 @@ def test_settings_of_a_backend_no_store_uses_are_refused(
     section: dict[str, object], key: str
 ) -> None:
     message = refused(section)
-    backend = key.split(".")[0]
+    backend = key.split(".", maxsplit=1)[0]
     assert f"{key}: is set but no store uses {backend}" in message
     assert f"default_backend: {backend}" in message
     assert "stores.<name>" in message

@@ -64,13 +64,14 @@ def _url(ctx: typer.Context, url: str | None, config: Path | None) -> str:
 
 
 def _schema() -> ModuleType:
+    from dq_registries.plugins import sql_schema
+
     try:
-        from dq_stores.sql import schema
+        return sql_schema()
     except ImportError as exc:
         raise UsageError(
             "the SQL backend is not installed: pip install 'dq-platform-core[postgres]'"
         ) from exc
-    return schema
 
 
 @app.command()
