@@ -30,6 +30,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -269,10 +270,9 @@ class DQSettings(BaseSettings):
         }
 
 
-class LoadedConfig(BaseModel):
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
     """Settings plus where each value came from (for ``dq config show``)."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     settings: DQSettings
     #: dotted key → "file <path>", "environment DQ_…", "override" or "default".
@@ -371,7 +371,7 @@ def load_config_with_sources(
         ("environment", env_data),
         (f"file {path}", file_data),
     )
-    return LoadedConfig(settings=settings, sources=sources_of(settings, layers, os.environ))
+    return LoadedConfig(settings, sources_of(settings, layers, os.environ))
 
 
 def settings_from_mapping(

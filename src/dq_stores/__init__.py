@@ -1,8 +1,14 @@
 """dq_stores: the Store ports, typed stores, backend adapters and conformance kit.
 
-Adapters with heavy dependencies (``dq_stores.sql``, ``dq_stores.azure_blob``)
-are not imported here; import them explicitly (the container does).
+Every adapter is exported here by its technology name: ``MemoryBackend``,
+``FilesystemBackend``, ``PostgresBackend``, ``SqliteBackend``, ``AzureBlobBackend``
+and the results stores. Those with heavy dependencies (SQLAlchemy, the Azure SDK)
+and the filesystem adapter load on first access (module ``__getattr__``), so
+``import dq_stores`` stays light.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from dq_stores.backend import DocumentBackend
 from dq_stores.base import ItemPage, Revision, Store, Versioned
@@ -21,6 +27,7 @@ from dq_stores.documents import (
     at_revision,
 )
 from dq_stores.memory import MemoryBackend
+from dq_stores.memory_results import MemoryResultsStore
 from dq_stores.results import ResultRef, ResultsStore
 from dq_stores.typed import (
     ActionProfileStore,
@@ -31,10 +38,28 @@ from dq_stores.typed import (
     ReportStore,
 )
 
+if TYPE_CHECKING:
+    from dq_stores.azure_blob import AzureBlobBackend, AzureBlobResultsStore
+    from dq_stores.filesystem import FilesystemBackend, FilesystemResultsStore
+    from dq_stores.sql import PostgresBackend, SqlBackend, SqliteBackend, SqlResultsStore
+
+_LAZY = {
+    "AzureBlobBackend": "dq_stores.azure_blob",
+    "AzureBlobResultsStore": "dq_stores.azure_blob",
+    "FilesystemBackend": "dq_stores.filesystem",
+    "FilesystemResultsStore": "dq_stores.filesystem",
+    "PostgresBackend": "dq_stores.sql",
+    "SqlBackend": "dq_stores.sql",
+    "SqlResultsStore": "dq_stores.sql",
+    "SqliteBackend": "dq_stores.sql",
+}
+
 __all__ = [
     "ANY",
     "MUST_NOT_EXIST",
     "ActionProfileStore",
+    "AzureBlobBackend",
+    "AzureBlobResultsStore",
     "ContractHeadStore",
     "ContractStore",
     "DocumentBackend",
@@ -42,20 +67,40 @@ __all__ = [
     "ExpectKind",
     "Expectation",
     "FieldFilter",
+    "FilesystemBackend",
+    "FilesystemResultsStore",
     "IndexEntry",
     "ItemPage",
     "JobDefinitionStore",
     "JobRunStore",
     "MemoryBackend",
+    "MemoryResultsStore",
     "Page",
     "PageCursor",
+    "PostgresBackend",
     "Query",
     "ReportStore",
     "ResultRef",
     "ResultsStore",
     "Revision",
+    "SqlBackend",
+    "SqlResultsStore",
+    "SqliteBackend",
     "Store",
     "StoredDocument",
     "Versioned",
     "at_revision",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dq_stores' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
