@@ -1,18 +1,26 @@
 """``dq``: the command-line interface of dq-platform core.
 
 Sub-apps: ``contracts``, ``jobs``, ``actions``, ``runs``, ``db``, and the
-``quickstart`` command. Every command takes ``--tenant``, ``--env``, ``--config``
-and ``--json`` (see :mod:`dq_registries.cli._common`).
+``quickstart`` command. Scoped commands share ``--tenant``, ``--env``, ``--config``
+and ``--json``, declared once in :mod:`dq_registries.cli._options`. ``dq --version``
+prints the installed version; ``--install-completion`` / ``--show-completion`` set
+up shell completion.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from dq_registries.cli import actions, contracts, db, jobs, runs
+from dq_registries.cli._common import EXIT_CODES_HELP
 from dq_registries.cli.quickstart import quickstart
 
 __all__ = ["app", "main"]
+
+DISTRIBUTION = "dq-platform-core"
 
 app = typer.Typer(
     name="dq",
@@ -21,9 +29,10 @@ app = typer.Typer(
         "dq platform. Backends come from --config / $DQ_CONFIG / DQ_* environment "
         "variables (default: the local filesystem under $DQ_HOME or ./.dq)."
     ),
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(jobs.app, name="jobs")
@@ -31,6 +40,35 @@ app.add_typer(actions.app, name="actions")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
 app.command("quickstart")(quickstart)
+
+
+def _installed_version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"dq {_installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+) -> None:
+    # The options of ``dq`` itself; each command's own help comes from its docstring.
+    return
 
 
 def main() -> None:
