@@ -73,8 +73,10 @@ def records(i: int) -> tuple[ContractVersion, ContractHead]:
     return version, ContractHead(contract_id=parsed.id, latest_version="1.0.0", updated_at=T0)
 
 
-def run_dict(run_id: str, **extra: Any) -> dict[str, Any]:
-    return {"run_id": run_id, "job_id": "nightly", "created_at": T0.isoformat(), **extra}
+def run_dict(run_id: str, i: int = 0, **extra: Any) -> dict[str, Any]:
+    # distinct creation times, like the registry's runs (the time is the sort key)
+    created = T0 + timedelta(seconds=i)
+    return {"run_id": run_id, "job_id": "nightly", "created_at": created.isoformat(), **extra}
 
 
 BLOCK = 10
@@ -135,11 +137,12 @@ def bench_backend(
     )
     runs = JobRunRegistry(SCOPE, runs_store, clock=Clock())
     prebuilt = [records(i) for i in range(samples)]
-    queued = [runs_store.validate(run_dict(f"direct-{i}")) for i in range(samples)]
+    queued = [runs_store.validate(run_dict(f"direct-{i}", i)) for i in range(samples)]
     finished = [
         runs_store.validate(
             run_dict(
                 f"direct-{i}",
+                i,
                 status="succeeded",
                 started_at=T0.isoformat(),
                 finished_at=T0.isoformat(),

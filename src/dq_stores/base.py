@@ -266,17 +266,13 @@ class Store(ABC, Generic[M]):
         Raises:
             ConflictError: the key exists with different content.
         """
-        item = self.trusted(item)
-        write = self._encode(item)
-        try:
-            return self._written(
-                item, self.backend.put(scope, self.kind, write, MUST_NOT_EXIST)
-            ), True
-        except ConflictError:
-            current = self.backend.get(scope, self.kind, write.key)
-            if current.sha256 == write.sha256:
-                return self._written(item, current), False
-            raise
+        item, write, written = self._try_create(scope, item)
+        if written is not None:
+            return self._written(item, written), True
+        current = self.backend.get(scope, self.kind, write.key)
+        if current.sha256 != write.sha256:
+            raise ConflictError(f"{self.kind} {write.key!r} exists with different content")
+        return self._written(item, current), False
 
     def put_if_changed(self, scope: Scope, item: M) -> tuple[Versioned[M], bool]:
         """Unconditional write that adds no revision when the content is unchanged.
@@ -284,14 +280,9 @@ class Store(ABC, Generic[M]):
         Returns ``(stored, written)``; encodes and hashes ``item`` once whichever
         path is taken.
         """
-        item = self.trusted(item)
-        write = self._encode(item)
-        try:
-            return self._written(
-                item, self.backend.put(scope, self.kind, write, MUST_NOT_EXIST)
-            ), True
-        except ConflictError:
-            pass
+        item, write, written = self._try_create(scope, item)
+        if written is not None:
+            return self._written(item, written), True
         try:
             current = self.backend.get(scope, self.kind, write.key)
         except NotFoundError:  # deleted meanwhile: the unconditional write below recreates it
@@ -299,6 +290,18 @@ class Store(ABC, Generic[M]):
         if current is not None and current.sha256 == write.sha256:
             return self._written(item, current), False
         return self._written(item, self.backend.put(scope, self.kind, write, ANY)), True
+
+    def _try_create(
+        self, scope: Scope, item: object
+    ) -> tuple[M, DocumentWrite, StoredDocument | None]:
+        """Encode once and write create-only; the stored document is ``None`` if the key
+        is live (the caller decides what that means)."""
+        trusted = self.trusted(item)
+        write = self._encode(trusted)
+        try:
+            return trusted, write, self.backend.put(scope, self.kind, write, MUST_NOT_EXIST)
+        except ConflictError:
+            return trusted, write, None
 
     def delete(self, scope: Scope, key: str, expected_revision: int | None = None) -> int:
         """Delete ``key`` (a tombstone revision); returns that revision number."""
