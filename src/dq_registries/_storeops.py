@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from dq_metadata.errors import ConflictError, Problem, ValidationError
+from dq_metadata.errors import Problem, ValidationError
 from dq_metadata.scope import Scope
 from dq_stores.base import Store, Versioned
 
@@ -47,7 +47,4 @@ def write(store: Store[M], scope: Scope, item: M, expected_revision: int | None)
         return store.create(scope, item)
     if expected_revision is not None:
         return store.update(scope, item, expected_revision)
-    try:
-        return store.create_or_same(scope, item)[0]
-    except ConflictError:
-        return store.put(scope, item)
+    return store.put_if_changed(scope, item)[0]

@@ -15,8 +15,14 @@ from typing import ClassVar, Generic, TypeVar
 
 import pydantic
 
-from dq_metadata.canonical import canonical_json, content_hash
-from dq_metadata.errors import ConflictError, IntegrityError, Problem, ValidationError
+from dq_metadata.canonical import canonical_json
+from dq_metadata.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    Problem,
+    ValidationError,
+)
 from dq_metadata.models.base import parse_model
 from dq_metadata.scope import Scope
 from dq_stores.backend import DocumentBackend
@@ -74,11 +80,21 @@ class ItemPage(Generic[M]):
 class Store(ABC, Generic[M]):
     """Typed persistence for one artifact kind, implemented once over any backend.
 
-    Subclasses set ``kind``, ``indexed_fields`` and implement :meth:`key_of` and
-    :meth:`index_of`.
+    Subclasses set ``kind``, ``model_types``, ``indexed_fields`` and implement
+    :meth:`key_of` and :meth:`index_of`.
+
+    Writes validate once and hash once. An instance whose type is exactly one of
+    ``model_types`` is trusted as it is: pydantic validated it when it was built
+    (and on every attribute assignment), so validating it again would only repeat
+    that work. Anything else (dicts, JSON, other models) is validated by
+    :meth:`validate`. What the trust does not cover: in-place edits of nested
+    containers (``run.metrics["x"] = ...``) and ``model_construct`` skip pydantic;
+    pass such data as a dict, or through :meth:`validate`, to have it checked.
     """
 
     kind: ClassVar[str]
+    #: Exact classes of the model (a union lists each member) that writes trust.
+    model_types: ClassVar[tuple[type, ...]] = ()
     indexed_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, backend: DocumentBackend, adapter: pydantic.TypeAdapter[M]) -> None:
@@ -98,20 +114,42 @@ class Store(ABC, Generic[M]):
 
     # -- encoding ------------------------------------------------------------
     def validate(self, data: object) -> M:
-        """Validate a dict/JSON/model into this store's model, or raise ``ValidationError``."""
+        """Validate a dict/JSON/model into this store's model, or raise ``ValidationError``.
+
+        Always validates, even an instance of the model (use it to re-check one).
+        """
         if isinstance(data, pydantic.BaseModel):
             data = data.model_dump(mode="json", by_alias=True)
         return parse_model(self._adapter, data, self.kind.replace("_", " "))
 
+    def trusted(self, data: object) -> M:
+        """``data`` itself if it is an instance of the model, else :meth:`validate` of it."""
+        if type(data) in self.model_types:
+            return data  # type: ignore[return-value]
+        return self.validate(data)
+
     def encode(self, item: M) -> DocumentWrite:
-        item = self.validate(item)
+        """Canonical JSON of ``item``, hashed once, with its key and index entry.
+
+        Raises:
+            ValidationError: ``item`` is not a valid model instance / mapping.
+        """
+        return self._encode(self.trusted(item))
+
+    def _encode(self, item: M) -> DocumentWrite:
         body = canonical_json(self._adapter.dump_python(item, mode="json", by_alias=True))
-        return DocumentWrite(self.key_of(item), body, content_hash(body), self.index_of(item))
+        return DocumentWrite.hashing(self.key_of(item), body, self.index_of(item))
 
     def decode(self, doc: StoredDocument) -> Versioned[M]:
         return Versioned(
             self._load(doc), doc.key, doc.revision, doc.sha256, doc.written_at, doc.scope
         )
+
+    @staticmethod
+    def _written(item: M, doc: StoredDocument) -> Versioned[M]:
+        # ``doc`` holds the bytes just encoded from ``item`` (or bytes with the same
+        # sha256): decoding them would only rebuild an equal item.
+        return Versioned(item, doc.key, doc.revision, doc.sha256, doc.written_at, doc.scope)
 
     def _load(self, doc: StoredDocument) -> M:
         try:
@@ -205,9 +243,13 @@ class Store(ABC, Generic[M]):
 
     # -- writes ----------------------------------------------------------------
     def put(self, scope: Scope, item: M, expect: Expectation = ANY) -> Versioned[M]:
-        """Write ``item`` as a new revision if ``expect`` holds (``ConflictError`` otherwise)."""
-        write = self.encode(item)
-        return self.decode(self.backend.put(scope, self.kind, write, expect))
+        """Write ``item`` as a new revision if ``expect`` holds (``ConflictError`` otherwise).
+
+        The returned ``Versioned.item`` is ``item`` itself when it was a trusted
+        model instance, else the model validated from it.
+        """
+        item = self.trusted(item)
+        return self._written(item, self.backend.put(scope, self.kind, self._encode(item), expect))
 
     def create(self, scope: Scope, item: M) -> Versioned[M]:
         """Write ``item`` only if its key does not exist (``ConflictError`` otherwise)."""
@@ -224,15 +266,42 @@ class Store(ABC, Generic[M]):
         Raises:
             ConflictError: the key exists with different content.
         """
-        write = self.encode(item)
+        item, write, written = self._try_create(scope, item)
+        if written is not None:
+            return self._written(item, written), True
+        current = self.backend.get(scope, self.kind, write.key)
+        if current.sha256 != write.sha256:
+            raise ConflictError(f"{self.kind} {write.key!r} exists with different content")
+        return self._written(item, current), False
+
+    def put_if_changed(self, scope: Scope, item: M) -> tuple[Versioned[M], bool]:
+        """Unconditional write that adds no revision when the content is unchanged.
+
+        Returns ``(stored, written)``; encodes and hashes ``item`` once whichever
+        path is taken.
+        """
+        item, write, written = self._try_create(scope, item)
+        if written is not None:
+            return self._written(item, written), True
         try:
-            doc = self.backend.put(scope, self.kind, write, MUST_NOT_EXIST)
-        except ConflictError:
             current = self.backend.get(scope, self.kind, write.key)
-            if current.sha256 == write.sha256:
-                return self.decode(current), False
-            raise
-        return self.decode(doc), True
+        except NotFoundError:  # deleted meanwhile: the unconditional write below recreates it
+            current = None
+        if current is not None and current.sha256 == write.sha256:
+            return self._written(item, current), False
+        return self._written(item, self.backend.put(scope, self.kind, write, ANY)), True
+
+    def _try_create(
+        self, scope: Scope, item: object
+    ) -> tuple[M, DocumentWrite, StoredDocument | None]:
+        """Encode once and write create-only; the stored document is ``None`` if the key
+        is live (the caller decides what that means)."""
+        trusted = self.trusted(item)
+        write = self._encode(trusted)
+        try:
+            return trusted, write, self.backend.put(scope, self.kind, write, MUST_NOT_EXIST)
+        except ConflictError:
+            return trusted, write, None
 
     def delete(self, scope: Scope, key: str, expected_revision: int | None = None) -> int:
         """Delete ``key`` (a tombstone revision); returns that revision number."""

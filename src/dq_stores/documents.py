@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from dq_metadata.canonical import content_hash
 from dq_metadata.errors import Problem, ValidationError
 from dq_metadata.scope import Scope, validate_id
 
@@ -86,12 +87,46 @@ class IndexEntry:
 
 @dataclass(frozen=True, slots=True)
 class DocumentWrite:
-    """One document to write: canonical JSON bytes, their sha256, and index entry."""
+    """One document to write: canonical JSON bytes, their sha256, and index entry.
+
+    Built with the plain constructor, ``sha256`` is a claim the port checks by
+    re-hashing ``body`` before any I/O. Built with :meth:`hashing`, the hash is
+    computed here from the body itself, so the port skips that second hash (see
+    ``hash_is_derived``).
+    """
 
     key: str
     body: bytes
     sha256: str
     index: IndexEntry = field(default_factory=IndexEntry)
+    # Why this flag cannot lie by accident: it is not a constructor argument
+    # (``init=False``), so neither ``DocumentWrite(...)`` nor ``dataclasses.replace``
+    # can set it — ``replace(w, body=other)`` yields a write with the flag off, which
+    # the port re-hashes. Only :meth:`hashing` turns it on, right after computing
+    # ``sha256`` from ``body``; the instance is frozen and ``body`` is immutable
+    # ``bytes``, so the pair cannot drift apart afterwards short of
+    # ``object.__setattr__``, which is deliberate tampering, not an accident.
+    _derived: bool = field(default=False, init=False, repr=False, compare=False)
+
+    @classmethod
+    def hashing(cls, key: str, body: bytes, index: IndexEntry | None = None) -> DocumentWrite:
+        """A write whose ``sha256`` is computed from ``body`` here (one hash, trusted).
+
+        Raises:
+            ValidationError: ``body`` is not bytes.
+        """
+        if not isinstance(body, bytes):
+            raise ValidationError(
+                "invalid document", [Problem("body", "must be canonical JSON bytes")]
+            )
+        write = cls(key, body, content_hash(body), IndexEntry() if index is None else index)
+        object.__setattr__(write, "_derived", True)
+        return write
+
+    @property
+    def hash_is_derived(self) -> bool:
+        """Whether :meth:`hashing` computed ``sha256`` from ``body`` (no re-hash needed)."""
+        return self._derived
 
 
 @dataclass(frozen=True, slots=True)

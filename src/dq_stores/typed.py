@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import TypeAdapter
 
@@ -45,6 +45,7 @@ class ContractStore(Store[ContractVersion]):
     """Contract versions, keyed ``<id>@<version>``, sorted by semver precedence."""
 
     kind = "contract"
+    model_types = (ContractVersion,)
     indexed_fields = frozenset({"contract_id", "dataset", "status"})
 
     def __init__(self, backend: DocumentBackend) -> None:
@@ -112,6 +113,7 @@ class ContractHeadStore(Store[ContractHead]):
     """
 
     kind = "contract_head"
+    model_types = (ContractHead,)
 
     def __init__(self, backend: DocumentBackend) -> None:
         super().__init__(backend, TypeAdapter(ContractHead))
@@ -127,6 +129,7 @@ class JobDefinitionStore(Store[JobDefinition]):
     """Job definitions keyed by id, sorted by id."""
 
     kind = "job_definition"
+    model_types = (JobDefinition,)
     indexed_fields = frozenset(
         {"tag", "job_type", "contract_id", "dataset", "action_profile", "enabled"}
     )
@@ -188,6 +191,7 @@ class ActionProfileStore(Store[ActionProfile]):
     """Action profiles keyed by id, filterable by ``action_type``."""
 
     kind = "action_profile"
+    model_types = get_args(get_args(ActionProfile)[0])
     indexed_fields = frozenset({"action_type"})
 
     def __init__(self, backend: DocumentBackend) -> None:
@@ -218,6 +222,7 @@ class JobRunStore(Store[JobRun]):
     """Job runs keyed by run id, sorted by creation time (newest first by default)."""
 
     kind = "job_run"
+    model_types = (JobRun,)
     indexed_fields = frozenset({"job_id", "status", "idempotency_key"})
 
     def __init__(self, backend: DocumentBackend) -> None:
@@ -300,6 +305,7 @@ class ReportStore(Store[Report]):
     """Reports keyed by report id, attached to a run and a dataset, sorted by time."""
 
     kind = "report"
+    model_types = (Report,)
     indexed_fields = frozenset({"run_id", "dataset", "job_id"})
 
     def __init__(self, backend: DocumentBackend) -> None:

@@ -50,12 +50,6 @@ def dq(workspace: Path, *args: str, config: str = "dq.yaml") -> subprocess.Compl
 @pytest.mark.parametrize(
     ("args", "config", "message"),
     [
-        (
-            ["jobs", "list", "--tenant", "Bad Tenant!"],
-            "dq.yaml",
-            "error: invalid tenant 'Bad Tenant!'",
-        ),
-        (["runs", "list", "--env", "../prod"], "dq.yaml", "error: invalid environment '../prod'"),
         (["jobs", "save", "missing.yaml"], "dq.yaml", "error: file not found: missing.yaml"),
         (["actions", "save", "broken.yaml"], "dq.yaml", "error: invalid YAML"),
         (
@@ -69,7 +63,6 @@ def dq(workspace: Path, *args: str, config: str = "dq.yaml") -> subprocess.Compl
         (["contracts", "show", "no-such-contract"], "dq.yaml", "no-such-contract"),
         (["contracts", "latest", "no-such-dataset"], "dq.yaml", "no-such-dataset"),
         (["runs", "show", "run-ghost"], "dq.yaml", "error: "),
-        (["actions", "list", "--type", "fax"], "dq.yaml", "error: invalid action type"),
         (
             ["jobs", "list"],
             "bad-config.yaml",
@@ -101,6 +94,9 @@ def test_unknown_contract_reference_names_it(workspace: Path) -> None:
     "args",
     [
         ["runs", "list", "--since", "yesterday"],
+        ["jobs", "list", "--tenant", "Bad Tenant!"],
+        ["runs", "list", "--env", "../prod"],
+        ["actions", "list", "--type", "fax"],
         ["jobs", "list", "--no-such-option"],
         ["jobs", "show"],
     ],

@@ -1,19 +1,27 @@
 """``dq``: the command-line interface of dq-platform core.
 
 Sub-apps: ``contracts``, ``jobs``, ``actions``, ``runs``, ``db``, ``config``, and
-the ``quickstart`` command. ``dq --verbose <command>`` prints what it connects to. Every command takes ``--tenant``, ``--env``, ``--config``
-and ``--json`` (see :mod:`dq_registries.cli._common`).
+the ``quickstart`` command. Scoped commands share ``--tenant``, ``--env``,
+``--config`` and ``--json``, declared once in :mod:`dq_registries.cli._options`.
+``dq --verbose <command>`` prints what it connects to; ``dq --version`` prints the
+installed version; ``--install-completion`` / ``--show-completion`` set up shell
+completion.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from dq_registries.cli import actions, config, contracts, db, jobs, runs
-from dq_registries.cli._common import set_verbose
+from dq_registries.cli._common import EXIT_CODES_HELP, set_verbose
 from dq_registries.cli.quickstart import quickstart
 
 __all__ = ["app", "main"]
+
+DISTRIBUTION = "dq-platform-core"
 
 app = typer.Typer(
     name="dq",
@@ -22,9 +30,10 @@ app = typer.Typer(
         "dq platform. Backends come from --config / $DQ_CONFIG / DQ_* environment "
         "variables (default: the local filesystem under $DQ_HOME or ./.dq)."
     ),
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(jobs.app, name="jobs")
@@ -34,16 +43,42 @@ app.add_typer(db.app, name="db")
 app.add_typer(config.app, name="config")
 
 
+app.command("quickstart")(quickstart)
+
+
+def _installed_version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"dq {_installed_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="Print one 'using …' line on stderr: what is connected."
-    ),
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Print one 'using …' line on stderr: what is connected."
+        ),
+    ] = False,
 ) -> None:
+    # The options of ``dq`` itself; each command's own help comes from its docstring.
     set_verbose(verbose)
-
-
-app.command("quickstart")(quickstart)
 
 
 def main() -> None:

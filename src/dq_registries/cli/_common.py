@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from dq_registries.context import DQContext
 
 __all__ = [
+    "EXIT_CODES_HELP",
     "EXIT_ERROR",
     "EXIT_USAGE",
     "ConfigOpt",
@@ -44,6 +45,7 @@ __all__ = [
     "emit_page",
     "fail",
     "history_rows",
+    "make_console",
     "open_context",
     "parse_when",
     "read_document",
@@ -54,6 +56,15 @@ __all__ = [
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+#: The exit codes, as ``dq --help`` shows them (kept in step with docs/usage.md).
+EXIT_CODES_HELP = (
+    "Exit codes: 0 done; "
+    "1 refused: a bad input file or config, a domain rule (not found, conflict, "
+    "breaking change) or an unavailable backend; "
+    "2 bad command line: unknown option, missing argument or a bad option value "
+    "(--since, --status, --limit, --page-token, --tenant…); "
+    "130 interrupted."
+)
 
 TenantOpt = Annotated[
     str | None,
@@ -87,6 +98,9 @@ JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print JSON for scripts instead of tables."),
 ]
+
+#: Width given to a console that is not a terminal: wide enough for any table row.
+_UNWRAPPED_WIDTH = 1_000_000
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -245,6 +259,18 @@ def _cell(value: Any) -> Text:
     return Text(_text(value))
 
 
+def make_console() -> Console:
+    """A console for stdout that never hard-wraps output going to a pipe or file.
+
+    On a terminal, tables fit its width. Elsewhere lines are as long as their
+    content, so a run id or page token printed for a script stays one piece.
+    """
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(soft_wrap=True, width=_UNWRAPPED_WIDTH)
+    return console
+
+
 def emit(
     data: Any,
     *,
@@ -259,7 +285,7 @@ def emit(
     the first item's keys); a single object becomes a field/value table.
     """
     plain = to_jsonable(data)
-    out = console or Console(soft_wrap=False)
+    out = console or make_console()
     if as_json:
         sys.stdout.write(json.dumps(plain, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
         return
@@ -305,7 +331,7 @@ def emit_page(
             as_json=True,
         )
         return
-    console = Console(soft_wrap=False)
+    console = make_console()
     emit(
         [row(v.item) for v in page.items],
         as_json=False,
@@ -314,7 +340,8 @@ def emit_page(
         console=console,
     )
     if page.next_token:
-        console.print(f"more: --page-token {page.next_token}", markup=False)
+        # soft_wrap: the terminal may fold it visually, but a copy stays one token
+        console.print(f"more: --page-token {page.next_token}", markup=False, soft_wrap=True)
 
 
 def history_rows(revisions: Sequence[Any]) -> list[dict[str, Any]]:

@@ -7,18 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
+from dq_registries._storeops import check_revision
 from dq_registries.cli._common import (
-    ConfigOpt,
-    EnvOpt,
-    JsonOpt,
-    TenantOpt,
-    cli_errors,
     emit,
     emit_page,
     history_rows,
-    open_context,
     read_document,
 )
+from dq_registries.cli._options import Target, command_line_values, scoped
 
 __all__ = ["app"]
 
@@ -37,12 +33,9 @@ def _row(profile: Any) -> dict[str, Any]:
 
 
 @app.command("list")
-@cli_errors
+@scoped()
 def list_profiles(
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
+    target: Target,
     action_type: Annotated[
         str | None,
         typer.Option(
@@ -54,47 +47,45 @@ def list_profiles(
     page_token: Annotated[str | None, typer.Option(help="Continue a previous listing.")] = None,
 ) -> None:
     """List action profiles, ordered by id, optionally of one type."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         page = dq.actions.list(action_type, limit=limit, page_token=page_token)
         emit_page(
             page,
             _row,
-            as_json=as_json,
+            as_json=target.as_json,
             columns=["id", "type", "name", "description"],
             title=f"Action profiles in {dq.scope}",
         )
 
 
 @app.command("show")
-@cli_errors
+@scoped()
 def show(
+    target: Target,
     profile_id: ProfileId,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Show one action profile."""
-    with open_context(tenant, env, config) as dq:
-        emit(dq.actions.get(profile_id), as_json=as_json, title=f"Action profile {profile_id}")
+    with target.open() as dq, command_line_values():
+        emit(
+            dq.actions.get(profile_id), as_json=target.as_json, title=f"Action profile {profile_id}"
+        )
 
 
 @app.command("save")
-@cli_errors
+@scoped()
 def save(
+    target: Target,
     file: Annotated[Path, typer.Argument(help="YAML or JSON action profile.", show_default=False)],
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
     expected_revision: Annotated[
         int | None,
         typer.Option(help="Only save if the current revision is this (0: must not exist)."),
     ] = None,
 ) -> None:
     """Create or update an action profile from FILE (secrets as references, never values)."""
+    with command_line_values():
+        check_revision(expected_revision)
     document = read_document(file)
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq:
         saved = dq.actions.save_versioned(document, expected_revision=expected_revision)
         emit(
             {
@@ -103,36 +94,30 @@ def save(
                 "revision": saved.revision,
                 "scope": str(dq.scope),
             },
-            as_json=as_json,
+            as_json=target.as_json,
             title="Saved action profile",
         )
 
 
 @app.command("delete")
-@cli_errors
+@scoped()
 def delete(
+    target: Target,
     profile_id: ProfileId,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Delete an action profile (refused while enabled job definitions use it)."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         revision = dq.actions.delete(profile_id)
-        emit({"deleted": profile_id, "revision": revision}, as_json=as_json, title="Deleted")
+        emit({"deleted": profile_id, "revision": revision}, as_json=target.as_json, title="Deleted")
 
 
 @app.command("history")
-@cli_errors
+@scoped()
 def history(
+    target: Target,
     profile_id: ProfileId,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Every stored revision of an action profile, oldest first."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         revisions = dq.actions.history(profile_id)
-        emit(history_rows(revisions), as_json=as_json, title=f"History of {profile_id}")
+        emit(history_rows(revisions), as_json=target.as_json, title=f"History of {profile_id}")

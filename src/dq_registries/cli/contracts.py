@@ -11,16 +11,11 @@ import typer
 from dq_metadata.errors import ValidationError
 from dq_metadata.models import ContractVersion, LifecycleEvent
 from dq_registries.cli._common import (
-    ConfigOpt,
-    EnvOpt,
-    JsonOpt,
-    TenantOpt,
     UsageError,
-    cli_errors,
     emit,
     emit_page,
-    open_context,
 )
+from dq_registries.cli._options import Target, command_line_values, scoped
 from dq_registries.contracts import Change, ContractRegistry, breaking, diff
 
 __all__ = ["app"]
@@ -71,26 +66,26 @@ def _read_contract(registry: ContractRegistry, path: Path) -> Any:
 
 
 @app.command("publish")
-@cli_errors
+@scoped()
 def publish(
+    target: Target,
     file: Annotated[Path, typer.Argument(help="ODCS v3 YAML or JSON file.", show_default=False)],
     actor: ActorOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Publish a breaking change without a major bump.")
     ] = False,
     reason: ReasonOpt = None,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Publish FILE as a new contract version (a no-op if that exact version exists)."""
     if force and not reason:
         raise UsageError("--force needs --reason: say why the breaking change is acceptable")
-    with open_context(tenant, env, config) as dq:
+    for option, value in (("--actor", actor), ("--reason", reason)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{option} must not be empty")
+    with target.open() as dq:
         contract = _read_contract(dq.contracts, file)
         result = dq.contracts.publish(contract, actor=_actor(actor), force=force, reason=reason)
-    if as_json:
+    if target.as_json:
         emit(result, as_json=True)
         return
     outcome = "published" if result.created else "already published (no change)"
@@ -100,182 +95,168 @@ def publish(
 
 
 @app.command("list")
-@cli_errors
+@scoped()
 def list_contracts(
+    target: Target,
     contract: Annotated[str | None, typer.Option(help="Only versions of this id.")] = None,
     dataset: Annotated[str | None, typer.Option(help="Only contracts governing it.")] = None,
     status: Annotated[str | None, typer.Option(help="Only versions with this status.")] = None,
     limit: Annotated[int, typer.Option(help="Page size.")] = 100,
     page_token: Annotated[str | None, typer.Option(help="Continue a previous listing.")] = None,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """List contract versions in semver order."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         page = dq.contracts.list(
             contract_id=contract, dataset=dataset, status=status, limit=limit, page_token=page_token
         )
-        emit_page(page, _row, as_json=as_json, columns=_COLUMNS, title=f"Contracts in {dq.scope}")
+        emit_page(
+            page, _row, as_json=target.as_json, columns=_COLUMNS, title=f"Contracts in {dq.scope}"
+        )
 
 
 @app.command("show")
-@cli_errors
+@scoped()
 def show(
+    target: Target,
     contract_id: ContractId,
     version: Annotated[str | None, typer.Option(help="Default: the highest version.")] = None,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Show one contract version (JSON: the full record with its ODCS document)."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         found = dq.contracts.get(contract_id, version)
-    emit(found if as_json else _row(found), as_json=as_json, title=f"Contract {contract_id}")
+    emit(
+        found if target.as_json else _row(found),
+        as_json=target.as_json,
+        title=f"Contract {contract_id}",
+    )
 
 
 @app.command("latest")
-@cli_errors
+@scoped()
 def latest(
+    target: Target,
     dataset: Annotated[str, typer.Argument(help="Dataset (ODCS schema object name).")],
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Show the newest active contract version governing DATASET."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         found = dq.contracts.get_latest_for_dataset(dataset)
-    emit(found if as_json else _row(found), as_json=as_json, title=f"Latest for {dataset}")
+    emit(
+        found if target.as_json else _row(found),
+        as_json=target.as_json,
+        title=f"Latest for {dataset}",
+    )
 
 
 @app.command("diff")
-@cli_errors
+@scoped()
 def diff_command(
+    target: Target,
     first: Annotated[str, typer.Argument(help="Contract id, or the old ODCS file.")],
     second: Annotated[str, typer.Argument(help="Old version, or the new ODCS file.")],
     third: Annotated[str | None, typer.Argument(help="New version (with a contract id).")] = None,
     fail_on_breaking: Annotated[
         bool, typer.Option(help="Exit with 1 when there is a breaking change.")
     ] = False,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Classify the changes between two versions: `diff ID V1 V2` or `diff OLD.yaml NEW.yaml`."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq:
         if third is not None:
-            changes = dq.contracts.diff_versions(first, second, third)
+            with command_line_values():
+                changes = dq.contracts.diff_versions(first, second, third)
         else:
             changes = diff(_read_contract(dq.contracts, Path(first)),
                            _read_contract(dq.contracts, Path(second)))  # fmt: skip
-    _emit_changes(changes, as_json=as_json, title="Changes")
+    _emit_changes(changes, as_json=target.as_json, title="Changes")
     if fail_on_breaking and breaking(changes):
         raise ValidationError(f"{len(breaking(changes))} breaking change(s)")
 
 
 @app.command("history")
-@cli_errors
+@scoped()
 def history(
+    target: Target,
     contract_id: ContractId,
     version: Version,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Show the lifecycle of one version: who changed its status, when and why."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         events: list[LifecycleEvent] = dq.contracts.history(contract_id, version)
-    emit(events, as_json=as_json, columns=_EVENT_COLUMNS, title=f"{contract_id} {version}")
+    emit(events, as_json=target.as_json, columns=_EVENT_COLUMNS, title=f"{contract_id} {version}")
 
 
 def _transition(
+    target: Target,
     to_status: str,
     contract_id: str,
     version: str,
     actor: str | None,
     reason: str | None,
-    tenant: str | None,
-    env: str | None,
-    config: Path | None,
-    as_json: bool,
 ) -> None:
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         updated = dq.contracts.transition(
             contract_id, version, to_status, actor=_actor(actor), reason=reason
         )
-    emit(updated if as_json else _row(updated), as_json=as_json, title=f"{contract_id} {to_status}")
+    emit(
+        updated if target.as_json else _row(updated),
+        as_json=target.as_json,
+        title=f"{contract_id} {to_status}",
+    )
 
 
 @app.command("activate")
-@cli_errors
+@scoped()
 def activate(
+    target: Target,
     contract_id: ContractId,
     version: Version,
     actor: ActorOpt = None,
     reason: ReasonOpt = None,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Mark a version active."""
-    _transition("active", contract_id, version, actor, reason, tenant, env, config, as_json)
+    _transition(target, "active", contract_id, version, actor, reason)
 
 
 @app.command("deprecate")
-@cli_errors
+@scoped()
 def deprecate(
+    target: Target,
     contract_id: ContractId,
     version: Version,
     actor: ActorOpt = None,
     reason: ReasonOpt = None,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Mark a version deprecated."""
-    _transition("deprecated", contract_id, version, actor, reason, tenant, env, config, as_json)
+    _transition(target, "deprecated", contract_id, version, actor, reason)
 
 
 @app.command("retire")
-@cli_errors
+@scoped()
 def retire(
+    target: Target,
     contract_id: ContractId,
     version: Version,
     actor: ActorOpt = None,
     reason: ReasonOpt = None,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Retire a deprecated version (refused while enabled jobs reference it)."""
-    _transition("retired", contract_id, version, actor, reason, tenant, env, config, as_json)
+    _transition(target, "retired", contract_id, version, actor, reason)
 
 
 @app.command("export")
-@cli_errors
+@scoped(json=False)
 def export(
+    target: Target,
     contract_id: ContractId,
     version: Version,
     fmt: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
     ] = None,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
 ) -> None:
     """Print a published version as an ODCS v3 document."""
     if fmt not in ("yaml", "json"):
         raise UsageError(f"--format must be yaml or json, not {fmt!r}")
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         text = dq.contracts.export_odcs(contract_id, version, "json" if fmt == "json" else "yaml")
     if output is None:
         typer.echo(text, nl=False)

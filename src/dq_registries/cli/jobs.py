@@ -8,18 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from dq_metadata.models import JobDefinition
+from dq_registries._storeops import check_revision
 from dq_registries.cli._common import (
-    ConfigOpt,
-    EnvOpt,
-    JsonOpt,
-    TenantOpt,
-    cli_errors,
     emit,
     emit_page,
     history_rows,
-    open_context,
     read_document,
 )
+from dq_registries.cli._options import Target, command_line_values, scoped
 
 __all__ = ["app"]
 
@@ -46,12 +42,9 @@ _COLUMNS = ["id", "name", "type", "contract", "dataset", "trigger", "tags", "ena
 
 
 @app.command("list")
-@cli_errors
+@scoped()
 def list_jobs(
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
+    target: Target,
     job_type: Annotated[
         str | None, typer.Option("--type", help="validation, cleansing or profiling.")
     ] = None,
@@ -67,7 +60,7 @@ def list_jobs(
     page_token: Annotated[str | None, typer.Option(help="Continue a previous listing.")] = None,
 ) -> None:
     """List job definitions, ordered by id."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         if (tag and len(tag) > 1) or (tag and any_tag):
             page = dq.jobs.list_by_tags(
                 tag, match="any" if any_tag else "all", limit=limit, page_token=page_token
@@ -82,76 +75,70 @@ def list_jobs(
                 page_token=page_token,
             )
         emit_page(
-            page, _row, as_json=as_json, columns=_COLUMNS, title=f"Job definitions in {dq.scope}"
+            page,
+            _row,
+            as_json=target.as_json,
+            columns=_COLUMNS,
+            title=f"Job definitions in {dq.scope}",
         )
 
 
 @app.command("show")
-@cli_errors
+@scoped()
 def show(
+    target: Target,
     job_id: JobId,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Show one job definition."""
-    with open_context(tenant, env, config) as dq:
-        emit(dq.jobs.get(job_id), as_json=as_json, title=f"Job definition {job_id}")
+    with target.open() as dq, command_line_values():
+        emit(dq.jobs.get(job_id), as_json=target.as_json, title=f"Job definition {job_id}")
 
 
 @app.command("save")
-@cli_errors
+@scoped()
 def save(
+    target: Target,
     file: Annotated[Path, typer.Argument(help="YAML or JSON job definition.", show_default=False)],
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
     expected_revision: Annotated[
         int | None,
         typer.Option(help="Only save if the current revision is this (0: must not exist)."),
     ] = None,
 ) -> None:
     """Create or update a job definition from FILE (its contract and action profiles must exist)."""
+    with command_line_values():
+        check_revision(expected_revision)
     document = read_document(file)
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq:
         saved = dq.jobs.save_versioned(document, expected_revision=expected_revision)
         emit(
             {"id": saved.item.id, "revision": saved.revision, "scope": str(dq.scope)},
-            as_json=as_json,
+            as_json=target.as_json,
             title="Saved job definition",
         )
 
 
 @app.command("delete")
-@cli_errors
+@scoped()
 def delete(
+    target: Target,
     job_id: JobId,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Delete a job definition (its runs are kept)."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         revision = dq.jobs.delete(job_id)
-        emit({"deleted": job_id, "revision": revision}, as_json=as_json, title="Deleted")
+        emit({"deleted": job_id, "revision": revision}, as_json=target.as_json, title="Deleted")
 
 
 @app.command("history")
-@cli_errors
+@scoped()
 def history(
+    target: Target,
     job_id: JobId,
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Every stored revision of a job definition, oldest first."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         revisions = dq.jobs.history(job_id)
-        if as_json:
+        if target.as_json:
             emit(
                 [
                     {**row, "item": r.item}

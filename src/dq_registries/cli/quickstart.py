@@ -15,17 +15,9 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 
-from dq_registries.cli._common import (
-    ConfigOpt,
-    EnvOpt,
-    JsonOpt,
-    TenantOpt,
-    UsageError,
-    cli_errors,
-    emit,
-)
+from dq_registries.cli._common import UsageError, emit, make_console
+from dq_registries.cli._options import Target, scoped
 from dq_registries.config import settings_from_mapping
 from dq_registries.context import DQContext
 from dq_registries.contracts import BreakingChangeError
@@ -242,16 +234,13 @@ def _write_config(directory: Path, root: Path, tenant: str, env: str) -> Path:
     return path
 
 
-@cli_errors
+@scoped()
 def quickstart(
+    target: Target,
     directory: Annotated[
         Path,
         typer.Option("--dir", "-d", help="Where to store everything (created if missing)."),
     ] = Path("dq-quickstart"),
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Publish a contract, save a job, validate CSVs and record runs — in DIR.
 
@@ -265,6 +254,7 @@ def quickstart(
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"--dir {directory} exists and is not a directory")
     root = directory / ".dq"
+    config = target.config
     if config is None:
         settings = settings_from_mapping(
             {
@@ -276,8 +266,8 @@ def quickstart(
         )
     else:
         settings = load_config(config)
-    tenant = tenant if tenant is not None else settings.tenant
-    env = env if env is not None else settings.environment
+    tenant = target.tenant if target.tenant is not None else settings.tenant
+    env = target.env if target.env is not None else settings.environment
     with DQContext.from_config(tenant, env, settings) as dq:
         directory.mkdir(parents=True, exist_ok=True)
         tour = _Tour(dq, directory / "data")
@@ -286,7 +276,7 @@ def quickstart(
         tour.run_jobs()
         stored = tour.stored()
     config_path = _write_config(directory, root, tenant, env) if config is None else config
-    if as_json:
+    if target.as_json:
         emit(
             {
                 "scope": f"{tenant}/{env}",
@@ -298,7 +288,7 @@ def quickstart(
             as_json=True,
         )
         return
-    console = Console(soft_wrap=False)
+    console = make_console()
     emit(tour.steps, as_json=False, title=f"dq quickstart in {tenant}/{env}", console=console)
     titles = {
         "contracts": "Contract versions",

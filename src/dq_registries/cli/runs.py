@@ -8,16 +8,11 @@ import typer
 
 from dq_metadata.models import JobRun
 from dq_registries.cli._common import (
-    ConfigOpt,
-    EnvOpt,
-    JsonOpt,
-    TenantOpt,
-    cli_errors,
     emit,
     emit_page,
-    open_context,
     parse_when,
 )
+from dq_registries.cli._options import Target, command_line_values, scoped
 
 __all__ = ["app"]
 
@@ -45,12 +40,9 @@ def _row(run: JobRun) -> dict[str, Any]:
 
 
 @app.command("list")
-@cli_errors
+@scoped()
 def list_runs(
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
+    target: Target,
     job: Annotated[str | None, typer.Option("--job", help="Only runs of this job id.")] = None,
     status: Annotated[
         list[str] | None,
@@ -70,7 +62,7 @@ def list_runs(
 ) -> None:
     """List job runs, newest first."""
     since_at, until_at = parse_when(since, "--since"), parse_when(until, "--until")
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         page = dq.runs.list(
             job_id=job,
             status=status or None,
@@ -84,26 +76,23 @@ def list_runs(
         emit_page(
             page,
             _row,
-            as_json=as_json,
+            as_json=target.as_json,
             columns=["run_id", "job_id", "status", "created_at", "duration", "checks"],
             title=f"Job runs in {where}",
         )
 
 
 @app.command("show")
-@cli_errors
+@scoped()
 def show(
+    target: Target,
     run_id: Annotated[str, typer.Argument(help="Run id.", show_default=False)],
-    tenant: TenantOpt = None,
-    env: EnvOpt = None,
-    config: ConfigOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Show one run: status, checkpoint results, metrics and reports."""
-    with open_context(tenant, env, config) as dq:
+    with target.open() as dq, command_line_values():
         run = dq.runs.get(run_id)
         reports = dq.runs.list_reports(run_id=run_id).items
-        if as_json:
+        if target.as_json:
             emit({"run": run, "reports": [r.item for r in reports]}, as_json=True)
             return
         summary = _row(run) | {

@@ -23,6 +23,7 @@ from dq_metadata.models import (
     CheckpointResult,
     JobDefinition,
     JobRun,
+    ResultObject,
     RunStatus,
     utcnow,
 )
@@ -40,6 +41,7 @@ __all__ = ["DEFAULT_INLINE_RESULT_LIMIT", "JobRunRegistry"]
 
 DEFAULT_INLINE_RESULT_LIMIT = 256 * 1024
 _CHECKPOINT_RETRIES = 8
+_CHANGES = pydantic.TypeAdapter(dict[str, Any])
 
 
 def _run_id_for_key(effective_key: str) -> str:
@@ -160,7 +162,8 @@ class JobRunRegistry(RunReports):
         """``queued → running``. Raises ``IllegalTransitionError`` from any other state."""
         current = self._versioned(run_id)
         check_transition(current.item, RunStatus.RUNNING)
-        return self._update(current, status=RunStatus.RUNNING, started_at=self._clock())
+        changes = {"status": RunStatus.RUNNING, "started_at": self._clock()}
+        return self._write(current, self._changed(current.item, changes))
 
     def cancel(self, run_id: str, reason: str | None = None) -> JobRun:
         """``queued | running → cancelled``. Raises ``IllegalTransitionError`` once terminal."""
@@ -168,9 +171,12 @@ class JobRunRegistry(RunReports):
             raise ValidationError("invalid reason", [Problem("reason", "must be a string")])
         current = self._versioned(run_id)
         check_transition(current.item, RunStatus.CANCELLED)
-        return self._update(
-            current, status=RunStatus.CANCELLED, finished_at=self._clock(), cancel_reason=reason
-        )
+        changes = {
+            "status": RunStatus.CANCELLED,
+            "finished_at": self._clock(),
+            "cancel_reason": reason,
+        }
+        return self._write(current, self._changed(current.item, changes))
 
     def record_checkpoint(
         self, run_id: str, result: CheckpointResult | Mapping[str, Any]
@@ -197,9 +203,11 @@ class JobRunRegistry(RunReports):
                     f"run {run_id!r} already has a different result for "
                     f"checkpoint {checkpoint.name!r}"
                 )
+            # The stored run and the checkpoint are both validated already.
+            results = [*current.item.checkpoint_results, checkpoint]
             try:
-                return self._update(
-                    current, checkpoint_results=[*current.item.checkpoint_results, checkpoint]
+                return self._write(
+                    current, current.item.model_copy(update={"checkpoint_results": results})
                 )
             except ConflictError:
                 continue
@@ -207,9 +215,9 @@ class JobRunRegistry(RunReports):
 
     @staticmethod
     def _checkpoint(result: CheckpointResult | Mapping[str, Any]) -> CheckpointResult:
+        if type(result) is CheckpointResult:
+            return result  # validated when built, like the stores' trusted instances
         try:
-            if isinstance(result, CheckpointResult):
-                return CheckpointResult.model_validate(result.model_dump())
             return CheckpointResult.model_validate(result)
         except pydantic.ValidationError as exc:
             raise ValidationError("invalid checkpoint result", problems_from(exc)) from exc
@@ -252,25 +260,22 @@ class JobRunRegistry(RunReports):
             "metrics": dict(metrics or {}),
             "error": error,
         }
-        self._revalidate(current.item, changes)  # bad metrics fail before any upload
-        ref = None
+        spooled = None
         if results is not None:
             spooled = classify_results(results, self.inline_result_limit, content_type)
             if spooled.inline is not None:
                 changes["results"] = spooled.inline
-            else:
-                assert spooled.source is not None
-                ref = self._upload(run_id, spooled.source, spooled.content_type)
-                changes["result_object"] = {
-                    "uri": ref.uri,
-                    "size": ref.size,
-                    "sha256": ref.sha256,
-                    "content_type": ref.content_type,
-                }
+        run = self._changed(current.item, changes)  # bad metrics fail before any upload
+        if spooled is None or spooled.source is None:
+            return self._write(current, run)
+        ref = self._upload(run_id, spooled.source, spooled.content_type)
         try:
-            return self._update(current, **changes)
+            obj = ResultObject(
+                uri=ref.uri, size=ref.size, sha256=ref.sha256, content_type=ref.content_type
+            )
+            return self._write(current, run.model_copy(update={"result_object": obj}))
         except BaseException:
-            if ref is not None and self.results is not None:
+            if self.results is not None:
                 self.results.delete(self.scope, ref)
             raise
 
@@ -359,14 +364,15 @@ class JobRunRegistry(RunReports):
     def _versioned(self, run_id: str) -> Versioned[JobRun]:
         return self.store.get(self.scope, check_id(run_id, "run_id"))
 
-    def _revalidate(self, run: JobRun, changes: Mapping[str, Any]) -> JobRun:
+    def _changed(self, run: JobRun, changes: Mapping[str, Any]) -> JobRun:
+        """``run`` with ``changes`` applied: the operation's one validation of the run."""
         data = run.model_dump(mode="json")
-        data.update(pydantic.TypeAdapter(dict[str, Any]).dump_python(dict(changes), mode="json"))
+        data.update(_CHANGES.dump_python(dict(changes), mode="json"))
         return self.store.validate(data)
 
-    def _update(self, current: Versioned[JobRun], **changes: Any) -> JobRun:
-        item = self._revalidate(current.item, changes)
-        return self.store.update(self.scope, item, current.revision).item
+    def _write(self, current: Versioned[JobRun], run: JobRun) -> JobRun:
+        """Store ``run`` (already valid) iff the run is still at ``current.revision``."""
+        return self.store.update(self.scope, run, current.revision).item
 
 
 def _not_running(run: JobRun, what: str) -> ConflictError:

@@ -351,13 +351,18 @@ class SqlBackend(DocumentBackend):
         )
 
     def _refuse(self, scope: Scope, kind: str, rev: Revision, expect: Expectation) -> None:
-        """The conditional write changed nothing: explain why (a read after the fact)."""
+        """The conditional write changed nothing: explain why.
+
+        A create-only write fails only when the key is live, which needs no read to
+        say; callers retrying idempotently read the document themselves anyway. The
+        other refusals read the head after the fact to tell "absent" from "moved on".
+        """
+        if expect.kind is ExpectKind.ABSENT:
+            raise ConflictError(f"{kind} {rev.key!r} already exists")
         head = self._head(scope, kind, rev.key)
         live = None if head is None or head.deleted else head.revision
         if rev.deleted and live is None:
             raise NotFoundError(f"{kind} {rev.key!r} not found in {scope}")
-        if expect.kind is ExpectKind.ABSENT:
-            raise ConflictError(f"{kind} {rev.key!r} already exists (revision {live})")
         found = "absent" if live is None else f"at revision {live}"
         raise ConflictError(f"{kind} {rev.key!r} is {found}, expected revision {expect.revision}")
 
