@@ -4,10 +4,17 @@ Rules enforced here, before anything is written:
 
 * each profile validates as its ``action_type`` (a discriminated union), with
   channel-specific parameters for notifications (see ``dq_metadata.models``);
-* secrets are references (``keyvault://vault/secret``, ``env://NAME``): a field
-  named like a secret whose value is not a reference, or any value that looks
-  like a credential (connection string, JWT, long key blob, ``sig=`` in a URL…),
-  anywhere in the profile, is rejected with the path of the offending field;
+* secrets are references (an Azure Key Vault secret URI
+  ``https://<vault>.vault.azure.net/secrets/<name>[/<version>]``,
+  ``keyvault://<vault>/<name>``, ``env://NAME``; see
+  :mod:`dq_metadata.models.action_profile`): a field named like a secret
+  (``password``, ``token``, ``Authorization``…) whose value is not a reference, or
+  any value at any depth that looks like a credential — an incoming-webhook URL
+  of Slack, Teams, Discord or Google Chat, a URL with a token or signature in its
+  query (``sig=``, ``token=``, ``access_token=``, ``api_key=``,
+  ``X-Amz-Signature=``…) or a password in its user part, an ``Authorization``
+  header value, a connection string, a JWT, a long key blob — is rejected with
+  the JSON path of the offending value (never the value) and how to reference it;
 * a profile referenced by an enabled job definition cannot be deleted.
 """
 
@@ -20,6 +27,7 @@ from typing import Any, get_args
 
 from dq_metadata.errors import ConflictError, Problem, ValidationError
 from dq_metadata.models import ActionProfile
+from dq_metadata.models.action_profile import is_secret_ref
 from dq_metadata.scope import Scope
 from dq_registries._storeops import (
     check_id,
@@ -38,12 +46,16 @@ ACTION_TYPES: tuple[str, ...] = tuple(
     for member in get_args(get_args(ActionProfile)[0])
 )
 
-_SECRET_REF = re.compile(r"^(keyvault|env|secret)://[^\s/]+(/\S+)?$")
+_HOW = (
+    "store it in a vault and write a reference instead: "
+    "https://<vault>.vault.azure.net/secrets/<name>, keyvault://<vault>/<name> or env://NAME"
+)
 # Field names whose last word (or last two words) names a credential.
 _SECRET_WORDS = frozenset(
     {
         "password", "passwd", "pwd", "passphrase", "token", "secret", "secrets",
         "credential", "credentials", "sas", "apikey", "connectionstring", "connstr",
+        "authorization", "cookie",
     }
 )  # fmt: skip
 _SECRET_PAIRS = frozenset(
@@ -54,9 +66,15 @@ _SECRET_PAIRS = frozenset(
     }
 )  # fmt: skip
 _SECRET_VALUE_PATTERNS = (
+    ("a Slack incoming-webhook URL", re.compile(r"(?i)\bhooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/\S")),
+    ("a Teams incoming-webhook URL", re.compile(r"(?i)(?:\.webhook\.office\.com/|\boutlook\.office(?:365)?\.com/webhook)")),
+    ("a Discord webhook URL", re.compile(r"(?i)\b(?:discord|discordapp)\.com/api(?:/v\d+)?/webhooks/\S")),
+    ("a Google Chat webhook URL", re.compile(r"(?i)\bchat\.googleapis\.com/\S*[?&](?:key|token)=")),
+    ("an Authorization header value", re.compile(r"(?i)(?:^\s*|\bauthorization\s*:\s*)(?:bearer|basic|token|digest|sharedkey|sharedaccesssignature|sso-key)\s+\S{6,}")),
+    ("a signed URL", re.compile(r"(?i)[?&](?:signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential)=[^&\s]+")),
     ("a connection string", re.compile(r"(?i)\b(accountkey|password|pwd|sharedaccesskey)\s*=")),
     ("a SAS token", re.compile(r"(?i)(^|[?&])sig=[^&\s]+")),
-    ("a credential in a URL query", re.compile(r"(?i)[?&](code|token|access_token|api_key|apikey|key|password)=[^&\s]+")),
+    ("a credential in a URL query", re.compile(r"(?i)[?&](code|token|access_token|id_token|refresh_token|auth|api_key|api-key|apikey|key|password|passwd|secret|client_secret)=[^&\s]+")),
     ("a URL with a password", re.compile(r"(?i)^[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@")),
     ("a JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")),
     ("an access token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|sk-[A-Za-z0-9]{20,})")),
@@ -81,7 +99,7 @@ def _secret_like_name(name: str) -> bool:
 
 def _secret_like_value(value: str) -> str | None:
     """What ``value`` looks like if it looks like an inline credential, else ``None``."""
-    if _SECRET_REF.fullmatch(value):
+    if is_secret_ref(value):
         return None
     for what, pattern in _SECRET_VALUE_PATTERNS:
         if pattern.search(value):
@@ -106,7 +124,7 @@ def find_inline_secrets(document: Any, path: str = "") -> Iterator[Problem]:
         for key, value in document.items():
             where = f"{path}.{key}" if path else str(key)
             if _secret_like_name(str(key)) and _holds_scalar_secret(value):
-                yield Problem(where, "looks like an inline secret; use keyvault:// or env://")
+                yield Problem(where, f"looks like an inline secret; {_HOW}")
             else:
                 yield from find_inline_secrets(value, where)
     elif isinstance(document, list | tuple):
@@ -115,14 +133,14 @@ def find_inline_secrets(document: Any, path: str = "") -> Iterator[Problem]:
     elif isinstance(document, str):
         what = _secret_like_value(document)
         if what:
-            yield Problem(path, f"looks like {what}; store it in a vault and reference it")
+            yield Problem(path, f"looks like {what}; {_HOW}")
 
 
 def _holds_scalar_secret(value: Any) -> bool:
     if value is None or value == "" or isinstance(value, bool):
         return False
     if isinstance(value, str):
-        return not _SECRET_REF.fullmatch(value)
+        return not is_secret_ref(value)
     return not isinstance(value, Mapping | list | tuple)
 
 

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Self
 
 import pydantic
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -51,11 +50,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from dq_metadata.errors import MisconfiguredError, Problem
+from dq_metadata.errors import MisconfiguredError, Problem, ValidationError
 from dq_registries.config_checks import check_settings, results_default
 from dq_registries.config_env import check_environment, sources_of
 from dq_registries.defaults import default_root
 from dq_registries.plugins import BackendRegistry
+from dq_registries.yaml12 import load_yaml
 
 __all__ = [
     "DOCUMENT_GROUPS",
@@ -289,11 +289,10 @@ def _read_file(path: Path) -> dict[str, Any]:
             f"cannot read config file {path}: {exc.__class__.__name__}"
         ) from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise MisconfiguredError(f"config file {path} is not valid YAML{where}") from None
+        data = load_yaml(text, source=f"config file {path}")
+    except ValidationError as exc:
+        where = f" at {exc.problems[0].loc}" if exc.problems and exc.problems[0].loc else ""
+        raise MisconfiguredError(f"config file {path} is not valid YAML{where}: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):

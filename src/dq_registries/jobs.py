@@ -4,7 +4,9 @@ Rules enforced on save, before anything is written:
 
 * the definition validates (job type, ordered checkpoints with unique names,
   trigger, severity threshold, idempotency scope);
-* a cron trigger's expression parses (croniter) and its timezone exists (zoneinfo);
+* a cron trigger's expression parses (croniter), fires at least once within
+  :data:`CRON_HORIZON_YEARS` years from now (``0 0 31 2 *`` never does; ``0 0 29 2 *``
+  does, in leap years), and its timezone exists (zoneinfo);
 * the contract reference resolves in the SAME scope — an exact version, or the
   highest version matching ``version_range`` — and the job's ``dataset`` is one
   of that version's datasets;
@@ -16,9 +18,10 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from dq_metadata.errors import NotFoundError, Problem, ValidationError
 from dq_metadata.models import ContractRef, ContractVersion, CronTrigger, JobDefinition, JobType
@@ -33,7 +36,11 @@ from dq_registries._storeops import (
 from dq_stores.base import FilterValue, ItemPage, Revision, Versioned
 from dq_stores.typed import ActionProfileStore, ContractStore, JobDefinitionStore
 
-__all__ = ["JobDefinitionRegistry", "resolve_contract_ref"]
+__all__ = ["CRON_HORIZON_YEARS", "JobDefinitionRegistry", "resolve_contract_ref"]
+
+#: A cron schedule must fire within this many years from now. Eight, because the
+#: rarest schedule that does fire, 29 February, can be 8 years apart (2096 → 2104).
+CRON_HORIZON_YEARS = 8
 
 
 def _check_trigger(job: JobDefinition) -> list[Problem]:
@@ -45,11 +52,29 @@ def _check_trigger(job: JobDefinition) -> list[Problem]:
         problems.append(
             Problem("trigger.expression", f"{trigger.expression!r} is not a cron expression")
         )
+    elif not _fires(trigger.expression):
+        problems.append(
+            Problem(
+                "trigger.expression",
+                f"{trigger.expression!r} never fires within {CRON_HORIZON_YEARS} years "
+                "(no such date, e.g. 31 February); fix the day or month",
+            )
+        )
     try:
         zoneinfo.ZoneInfo(trigger.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append(Problem("trigger.timezone", f"unknown timezone {trigger.timezone!r}"))
     return problems
+
+
+def _fires(expression: str, start: datetime | None = None) -> bool:
+    """Whether ``expression`` has a fire time within the horizon after ``start`` (now)."""
+    begin = start or datetime.now(UTC)
+    try:
+        croniter(expression, begin, max_years_between_matches=CRON_HORIZON_YEARS).get_next(datetime)
+    except CroniterBadDateError:
+        return False
+    return True
 
 
 def _check_ref_syntax(ref: ContractRef) -> list[Problem]:

@@ -51,7 +51,7 @@ def dq(workspace: Path, *args: str, config: str = "dq.yaml") -> subprocess.Compl
     ("args", "config", "message"),
     [
         (["jobs", "save", "missing.yaml"], "dq.yaml", "error: file not found: missing.yaml"),
-        (["actions", "save", "broken.yaml"], "dq.yaml", "error: invalid YAML"),
+        (["actions", "save", "broken.yaml"], "dq.yaml", "is not valid YAML 1.2: line 2"),
         (
             ["jobs", "save", "list.yaml"],
             "dq.yaml",

@@ -64,7 +64,7 @@ def test_saves_and_reads_each_action_type(registry: ActionProfileRegistry) -> No
             "name": "Teams",
             "action_type": "send_notification",
             "channel": "teams",
-            "url": "https://example.webhook.office.com/x",
+            "url": "https://dq-vault.vault.azure.net/secrets/teams-webhook",
         },
         {"id": "q", "name": "Quarantine", "action_type": "quarantine", "target": "s3://q"},
         {

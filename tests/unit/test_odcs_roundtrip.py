@@ -12,10 +12,13 @@ from dq_metadata.errors import ValidationError
 from dq_metadata.models import DataContract
 from dq_registries.contracts import dump_odcs, load_odcs, parse_contract
 
-_COPY = Path(__file__).parents[1] / "data" / "odcs"
+_DATA = Path(__file__).parents[1] / "data"
+_COPY = _DATA / "odcs"
 _SHARED = Path(__file__).parents[2].parent / "shared" / "odcs-examples"
 EXAMPLES_DIR = _COPY if _COPY.is_dir() else _SHARED
-EXAMPLES = sorted(EXAMPLES_DIR.glob("*.yaml"))
+# Real documents declaring v3.0.0, v3.0.2 and v3.2.0 (see tests/data/odcs-more/README.md).
+MORE = sorted((_DATA / "odcs-more").glob("*.yaml"))
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.yaml")) + MORE
 
 
 class _PlainLoader(yaml.SafeLoader):
@@ -33,7 +36,12 @@ def _reference(path: Path) -> object:
 
 
 def test_the_examples_are_found() -> None:
-    assert len(EXAMPLES) >= 10
+    assert len(EXAMPLES) >= 13
+    assert {load_odcs(p.read_text("utf-8"))["apiVersion"] for p in MORE} == {
+        "v3.0.0",
+        "v3.0.2",
+        "v3.2.0",
+    }
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -62,11 +70,12 @@ def test_every_example_imports_from_json_text_and_bytes(path: Path) -> None:
 
 
 def test_unquoted_dates_stay_strings_through_import_and_export() -> None:
-    text = "apiVersion: v3.1.0\nkind: DataContract\nid: c\nversion: 1.0.0\nstatus: active\ncontractCreatedTs: 2022-10-03\n"
+    text = "apiVersion: v3.1.0\nkind: DataContract\nid: c\nversion: 1.0.0\nstatus: active\ncontractCreatedTs: 2022-10-03T10:00:00Z\ncustomProperties:\n  - property: since\n    value: 2022-10-03\n"
 
     contract = parse_contract(load_odcs(text))
 
-    assert contract.to_odcs()["contractCreatedTs"] == "2022-10-03"
+    assert contract.to_odcs()["contractCreatedTs"] == "2022-10-03T10:00:00Z"
+    assert contract.to_odcs()["customProperties"][0]["value"] == "2022-10-03"
     assert "'2022-10-03'" in dump_odcs(contract, "yaml")
 
 
@@ -94,8 +103,10 @@ def test_missing_required_fields_are_named() -> None:
     with pytest.raises(ValidationError) as info:
         load_and_parse("apiVersion: v3.1.0\nkind: DataContract\nstatus: active\n")
 
-    assert any("'id' is a required property" in p.message for p in info.value.problems)
-    assert any("'version'" in p.message for p in info.value.problems)
+    messages = [p.message for p in info.value.problems]
+    assert any("id" in m and "required" in m for m in messages)
+    assert any("version" in m and "required" in m for m in messages)
+    assert "v3.1.0" in str(info.value)
 
 
 def load_and_parse(text: str) -> DataContract:
@@ -131,6 +142,8 @@ def test_the_copied_examples_match_the_shared_originals() -> None:
         pytest.skip("the shared examples directory is not next to this checkout")
     for original in sorted(_SHARED.glob("*.yaml")):
         assert (_COPY / original.name).read_bytes() == original.read_bytes()
+    for original in sorted((_SHARED.parent / "odcs-more").glob("*.yaml")):
+        assert (_DATA / "odcs-more" / original.name).read_bytes() == original.read_bytes()
 
 
 def test_json_numbers_keep_their_type() -> None:

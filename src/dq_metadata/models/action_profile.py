@@ -1,7 +1,17 @@
 """Action profiles: typed, reusable actions fired on job outcomes.
 
 A discriminated union by ``action_type``; each type validates its own
-parameters. Secrets are references (``keyvault://vault/secret``), never values.
+parameters. Secrets are references, never values (:data:`SECRET_REF_PATTERN`):
+
+* ``https://<vault>.vault.azure.net/secrets/<name>[/<version>]`` — an Azure Key
+  Vault secret URI, as the portal and ``az keyvault secret show`` print it;
+* ``keyvault://<vault>/<name>[/<version>]`` — the same secret, shorter;
+* ``env://<NAME>`` — the environment variable ``NAME`` of the process that runs
+  the action;
+* ``secret://<store>/<name>`` — a secret in another store the runner knows.
+
+A notification's ``url`` (the Slack / Teams incoming-webhook URL is itself a
+credential) may be such a reference instead of the URL.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr
 
 __all__ = [
     "ACTION_PROFILE_ADAPTER",
+    "SECRET_REF_PATTERN",
     "ActionProfile",
     "CustomProfile",
     "EmitLineageProfile",
@@ -23,10 +34,24 @@ __all__ = [
     "QuarantineProfile",
     "SecretRef",
     "SendNotificationProfile",
+    "is_secret_ref",
 ]
 
+#: The reference forms a secret may be written as (see the module docstring).
+SECRET_REF_PATTERN = (
+    r"^(?:(?:keyvault|secret)://[A-Za-z0-9-]+(?:/[A-Za-z0-9_.-]+){0,2}"
+    r"|env://[A-Za-z_][A-Za-z0-9_]*"
+    r"|https://[A-Za-z0-9-]+\.vault\.azure\.net/secrets/[A-Za-z0-9-]+(?:/[A-Za-z0-9]+)?)$"
+)
+_SECRET_REF = re.compile(SECRET_REF_PATTERN)
+
 #: A reference to a secret held elsewhere, e.g. ``keyvault://my-vault/smtp-password``.
-SecretRef = Annotated[str, Field(pattern=r"^(keyvault|env|secret)://[^\s/]+(/[^\s]+)?$")]
+SecretRef = Annotated[str, Field(pattern=SECRET_REF_PATTERN)]
+
+
+def is_secret_ref(value: str) -> bool:
+    """Whether ``value`` is one of the secret reference forms (not a secret itself)."""
+    return _SECRET_REF.fullmatch(value) is not None
 
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -45,7 +70,11 @@ class _ProfileBase(DQModel):
 
 
 class SendNotificationProfile(_ProfileBase):
-    """Notify people or systems. Email needs recipients; teams, slack and webhook an https url."""
+    """Notify people or systems. Email needs recipients; teams, slack and webhook an https url.
+
+    ``url`` is an https URL or a secret reference to one (an incoming-webhook URL of
+    Slack or Teams must be a reference: the registry refuses it inline).
+    """
 
     action_type: Literal["send_notification"] = "send_notification"
     channel: Literal["email", "teams", "slack", "webhook"]
@@ -73,8 +102,11 @@ class SendNotificationProfile(_ProfileBase):
             if channel in ("teams", "slack", "webhook"):
                 raise ValueError(f"a {channel} notification needs an https:// url")
             return url
-        if not _is_https_url(url):
-            raise ValueError("must be an https:// URL with a host")
+        if not (_is_https_url(url) or is_secret_ref(url)):
+            raise ValueError(
+                "must be an https:// URL with a host, or a secret reference "
+                "(https://<vault>.vault.azure.net/secrets/<name>, keyvault://…, env://NAME)"
+            )
         return url
 
 

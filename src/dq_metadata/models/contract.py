@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer, field_validator
 
 from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr, UtcDatetime
 
 __all__ = [
+    "ODCS_API_VERSIONS",
     "ContractHead",
     "ContractVersion",
     "DataContract",
@@ -22,6 +23,10 @@ __all__ = [
     "SchemaObject",
     "SchemaProperty",
 ]
+
+
+#: ODCS versions a contract may declare, oldest first; each has its official JSON Schema.
+ODCS_API_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2", "v3.1.0", "v3.2.0")
 
 
 class _OdcsModel(BaseModel):
@@ -55,7 +60,11 @@ class SchemaObject(_OdcsModel):
 
 
 class DataContract(_OdcsModel):
-    """An ODCS v3 data contract document."""
+    """An ODCS v3 data contract document.
+
+    ``apiVersion`` is one of :data:`ODCS_API_VERSIONS` and is kept as declared, so a
+    document exports under the version it was written for.
+    """
 
     apiVersion: str = "v3.1.0"
     kind: str = "DataContract"
@@ -64,6 +73,19 @@ class DataContract(_OdcsModel):
     status: NonEmptyStr
     name: str | None = None
     schema_: list[SchemaObject] | None = Field(default=None, alias="schema")
+    # The ODCS document as it was when it passed the JSON Schema (set by the registry's
+    # parser): an unchanged contract need not be checked again.
+    _odcs_checked: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @field_validator("apiVersion")
+    @classmethod
+    def _known_api_version(cls, value: str) -> str:
+        if value not in ODCS_API_VERSIONS:
+            raise ValueError(
+                f"ODCS apiVersion {value!r} is not supported; use one of "
+                + ", ".join(ODCS_API_VERSIONS)
+            )
+        return value
 
     def dataset_names(self) -> list[str]:
         """The datasets this contract governs: the names of its schema objects."""

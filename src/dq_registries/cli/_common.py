@@ -165,11 +165,14 @@ def read_document(path: Path) -> Any:
     """Parse a YAML or JSON file (JSON is YAML) into Python data.
 
     Raises:
-        ValidationError: the file is empty or its top level is not a mapping.
-        FileNotFoundError, yaml.YAMLError: left to :func:`cli_errors` to report.
+        ValidationError: the file is empty, not YAML 1.2 (or is ambiguous: the line is
+            named), or its top level is not a mapping.
+        FileNotFoundError: left to :func:`cli_errors` to report.
     """
+    from dq_registries.yaml12 import load_yaml
+
     text = Path(path).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = load_yaml(text, source=str(path))
     if data is None:
         raise ValidationError(f"{path} is empty")
     if not isinstance(data, Mapping):

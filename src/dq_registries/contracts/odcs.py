@@ -1,76 +1,48 @@
 """ODCS v3 import and export: YAML or JSON text in, validated ``DataContract`` out.
 
-Documents are validated against the official ODCS v3.1.0 JSON Schema, shipped
-unchanged in this package under the Apache License 2.0 (``ODCS-SCHEMA-NOTICE.md``
-and ``ODCS-SCHEMA-LICENSE`` next to it). YAML is read so that scalars stay as written: an unquoted
-``2022-10-03`` remains the string it is in the document instead of turning into a
-``datetime.date``, so import followed by export changes nothing.
+Each document is validated against the official JSON Schema of the ``apiVersion`` it
+declares (v3.0.0 … v3.2.0, shipped unchanged in this package under the Apache
+License 2.0: ``ODCS-SCHEMA-NOTICE.md`` and ``ODCS-SCHEMA-LICENSE`` next to them) and
+exported under that same apiVersion. YAML is read as YAML 1.2 (core schema) by
+:mod:`dq_registries.yaml12`: an unquoted ``2022-10-03`` or ``14:30`` remains the
+string it is in the document, so import followed by export changes nothing.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import cache
-from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pydantic
-import yaml
 
 from dq_metadata.errors import Problem, ValidationError
 from dq_metadata.models import DataContract
 from dq_metadata.models.base import problems_from
+from dq_registries.contracts._schemas import check_document, schema_resource
+from dq_registries.yaml12 import dump_yaml, load_yaml
 
-if TYPE_CHECKING:
-    from jsonschema.protocols import Validator
+__all__ = [
+    "SCHEMA_RESOURCE",
+    "dump_odcs",
+    "load_odcs",
+    "parse_contract",
+    "schema_resource",
+    "validate_odcs",
+]
 
-__all__ = ["SCHEMA_RESOURCE", "dump_odcs", "load_odcs", "parse_contract", "validate_odcs"]
-
-SCHEMA_RESOURCE = "odcs-json-schema-v3.1.0.json"
+#: The schema of the default apiVersion (kept for callers of the v3.1.0-only API).
+SCHEMA_RESOURCE = schema_resource("v3.1.0")
 Format = Literal["yaml", "json"]
-
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-
-
-class _OdcsLoader(yaml.SafeLoader):
-    """SafeLoader without the timestamp resolver: dates stay strings."""
-
-
-_OdcsLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-class _OdcsDumper(yaml.SafeDumper):
-    """Block-style YAML that keeps key order and quotes date-like strings."""
-
-
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_OdcsDumper.add_representer(str, _str_representer)
-
-
-@cache
-def _validator() -> Validator:
-    # Imported on first validation: services that only read contracts never pay for it.
-    import jsonschema
-
-    text = resources.files(__package__).joinpath(SCHEMA_RESOURCE).read_text("utf-8")
-    schema = json.loads(text)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
 
 
 def load_odcs(text: str | bytes) -> dict[str, Any]:
-    """Parse ODCS YAML or JSON text into a plain document (no validation yet).
+    """Parse ODCS YAML (1.2) or JSON text into a plain document (no validation yet).
 
     Raises:
-        ValidationError: the text is not YAML/JSON or not a mapping at the top.
+        ValidationError: the text is not YAML/JSON, is ambiguous YAML (duplicate keys,
+            merge keys, non-string keys, unsupported tags: the line is named), or is
+            not a mapping at the top.
     """
     if isinstance(text, bytes):
         try:
@@ -81,7 +53,7 @@ def load_odcs(text: str | bytes) -> dict[str, Any]:
         raise ValidationError(f"contract document must be text, got {type(text).__name__}")
     document = _load_json(text) if text.lstrip().startswith("{") else _NOT_JSON
     if document is _NOT_JSON:
-        document = _load_yaml(text)
+        document = load_yaml(text, source="contract document")
     if not isinstance(document, dict):
         raise ValidationError(
             "contract document must be a mapping",
@@ -94,40 +66,31 @@ _NOT_JSON = object()
 
 
 def _load_json(text: str) -> Any:
-    # JSON proper first: YAML 1.1 would read numbers such as 1e5 as strings.
+    # JSON proper first: exact, fast, and it keeps duplicate-free JSON as written.
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         return _NOT_JSON  # e.g. a YAML flow mapping
 
 
-def _load_yaml(text: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_OdcsLoader)
-    except yaml.YAMLError as exc:
-        problem = Problem("", " ".join(str(exc).split()))
-        raise ValidationError("contract document is not valid YAML", [problem]) from exc
+def validate_odcs(document: Mapping[str, Any]) -> str:
+    """Check ``document`` against the JSON Schema of the apiVersion it declares.
 
-
-def validate_odcs(document: Mapping[str, Any]) -> None:
-    """Check ``document`` against the ODCS v3.1.0 JSON Schema.
+    Returns:
+        The apiVersion whose schema was used.
 
     Raises:
-        ValidationError: with one problem per schema violation, located by JSON path.
+        ValidationError: non-string keys, or the most relevant schema violations (at
+            most :data:`~dq_registries.contracts._schemas.MAX_REPORTED`, each located by
+            JSON path, the message naming the version); ODCS v2 and Data Contract
+            Specification documents get one line saying what to do instead.
     """
     _check_keys(document, "$")
-    # dict.fromkeys: the schema's allOf branches can report one problem twice.
-    problems = dict.fromkeys(
-        Problem(e.json_path, e.message) for e in _validator().iter_errors(document)
-    )
-    if problems:
-        raise ValidationError(
-            "contract does not conform to ODCS v3", sorted(problems, key=lambda p: p.loc)
-        )
+    return check_document(document)
 
 
 def _check_keys(value: Any, path: str) -> None:
-    # YAML allows non-string keys (``1: x``, ``yes: y``); JSON and ODCS do not.
+    # JSON and ODCS keys are strings; a Python mapping may hold others.
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -144,11 +107,17 @@ def _check_keys(value: Any, path: str) -> None:
 def parse_contract(data: DataContract | Mapping[str, Any]) -> DataContract:
     """Validate a mapping or model as an ODCS contract (schema first, then our model).
 
+    A ``DataContract`` this function returned earlier and that has not been changed
+    since is returned as it is, without running the schema again (publishing an
+    imported contract validates it once).
+
     Raises:
         ValidationError: schema violations (JSON paths) or model problems (field paths).
     """
     if isinstance(data, DataContract):
         document = data.to_odcs()
+        if data._odcs_checked is not None and data._odcs_checked == document:
+            return data
     elif isinstance(data, Mapping):
         document = dict(data)
     else:
@@ -157,13 +126,18 @@ def parse_contract(data: DataContract | Mapping[str, Any]) -> DataContract:
         )
     validate_odcs(document)
     try:
-        return DataContract.model_validate(document)
+        contract = DataContract.model_validate(document)
     except pydantic.ValidationError as exc:
         raise ValidationError("invalid contract", problems_from(exc)) from exc
+    contract._odcs_checked = contract.to_odcs()
+    return contract
 
 
 def dump_odcs(contract: DataContract, fmt: Format = "yaml") -> str:
     """Serialise ``contract`` as ODCS YAML (block style, key order kept) or JSON.
+
+    The document keeps the apiVersion it declares. YAML output quotes every string a
+    YAML 1.1 or 1.2 reader would otherwise take for another type (``'14:30'``).
 
     Raises:
         ValidationError: ``fmt`` is neither ``yaml`` nor ``json``.
@@ -172,7 +146,5 @@ def dump_odcs(contract: DataContract, fmt: Format = "yaml") -> str:
     if fmt == "json":
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if fmt == "yaml":
-        return yaml.dump(
-            document, Dumper=_OdcsDumper, sort_keys=False, allow_unicode=True, width=100
-        )
+        return dump_yaml(document)
     raise ValidationError("invalid format", [Problem("fmt", "use 'yaml' or 'json'")])

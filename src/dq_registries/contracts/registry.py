@@ -103,7 +103,7 @@ class ContractRegistry:
 
     # -- import / export -------------------------------------------------------
     def import_odcs(self, text: str | bytes) -> DataContract:
-        """Parse ODCS YAML or JSON and validate it against the ODCS v3.1.0 JSON Schema.
+        """Parse ODCS YAML 1.2 or JSON and validate it against the schema of its apiVersion.
 
         Raises:
             ValidationError: unreadable text, or one problem per schema violation.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-import yaml
+from dq_registries.yaml12 import load_yaml
 
 __all__ = ["orders_contract"]
 
@@ -13,5 +13,5 @@ __all__ = ["orders_contract"]
 def orders_contract() -> dict[str, Any]:
     """The sample ``orders`` ODCS v3 contract (version 1.0.0, status active) as a dict."""
     text = resources.files(__name__).joinpath("orders.odcs.yaml").read_text("utf-8")
-    data: dict[str, Any] = yaml.safe_load(text)
+    data: dict[str, Any] = load_yaml(text, source="orders.odcs.yaml")
     return data
