@@ -3,36 +3,61 @@
 Sub-apps: ``contracts``, ``jobs``, ``actions``, ``runs``, ``db``, and the
 ``quickstart`` command. Every command takes ``--tenant``, ``--env``, ``--config``
 and ``--json`` (see :mod:`dq_registries.cli._common`).
+
+Exit codes (every failure is one ``error: ...`` line on stderr, never a traceback):
+
+* ``0`` success;
+* ``1`` the command failed: bad input (invalid, undecodable or too deeply nested
+  document, unknown id…), a conflict, a missing file, an unreachable backend;
+* ``2`` usage: options that make no sense (unknown option, bad ``--since``…);
+* ``130`` interrupted (Ctrl-C), at any moment including start-up.
+
+This module imports nothing heavy: the application (:mod:`._app`) is loaded inside
+:func:`main`'s interrupt guard.
 """
 
 from __future__ import annotations
 
-import typer
+import sys
+from typing import TYPE_CHECKING, Any
 
-from dq_registries.cli import actions, contracts, db, jobs, runs
-from dq_registries.cli.quickstart import quickstart
+if TYPE_CHECKING:
+    import typer
 
-__all__ = ["app", "main"]
+    app: typer.Typer
 
-app = typer.Typer(
-    name="dq",
-    help=(
-        "Manage data contracts, job definitions, action profiles and job runs of the "
-        "dq platform. Backends come from --config / $DQ_CONFIG / DQ_* environment "
-        "variables (default: the local filesystem under $DQ_HOME or ./.dq)."
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.add_typer(contracts.app, name="contracts")
-app.add_typer(jobs.app, name="jobs")
-app.add_typer(actions.app, name="actions")
-app.add_typer(runs.app, name="runs")
-app.add_typer(db.app, name="db")
-app.command("quickstart")(quickstart)
+__all__ = ["EXIT_INTERRUPTED", "app", "main"]
+
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted() -> SystemExit:
+    sys.stderr.write("error: interrupted\n")
+    sys.stderr.flush()
+    return SystemExit(EXIT_INTERRUPTED)
 
 
 def main() -> None:
-    """Entry point of the ``dq`` console script."""
-    app()
+    """Entry point of the ``dq`` console script (exit codes: see the module docstring)."""
+    try:
+        from dq_registries.cli._app import app
+
+        app()
+    except KeyboardInterrupt:
+        raise _interrupted() from None
+    except SystemExit as exc:
+        # Typer turns a Ctrl-C outside a command body into a silent exit 130.
+        if exc.code == EXIT_INTERRUPTED:
+            raise _interrupted() from None
+        raise
+    except RecursionError:
+        sys.stderr.write("error: input is nested too deeply to read\n")
+        raise SystemExit(1) from None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from dq_registries.cli._app import app
+
+        return app
+    raise AttributeError(f"module 'dq_registries.cli' has no attribute {name!r}")
