@@ -12,19 +12,14 @@ Exit codes (every failure is one ``error: ...`` line on stderr, never a tracebac
 * ``2`` usage: options that make no sense (unknown option, bad ``--since``…);
 * ``130`` interrupted (Ctrl-C), at any moment including start-up.
 
-This module imports nothing heavy: the application (:mod:`._app`) is loaded inside
-:func:`main`'s interrupt guard.
+This module imports nothing heavy (not even ``typing``): the application
+(:mod:`._app`) is loaded inside :func:`main`'s interrupt guard. A Ctrl-C during
+the interpreter's own start-up, before any dq module runs, is Python's to report.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import typer
-
-    app: typer.Typer
 
 __all__ = ["EXIT_INTERRUPTED", "app", "main"]
 
@@ -55,7 +50,7 @@ def main() -> None:
         raise SystemExit(1) from None
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str):  # type: ignore[no-untyped-def]  # no typing import: start fast
     if name == "app":
         from dq_registries.cli._app import app
 
