@@ -106,3 +106,22 @@ def test_a_version_with_no_order_is_refused_showing_the_accepted_forms(
 
 def _versions(registry: ContractRegistry) -> list[Any]:
     return [v.item for v in registry.list(contract_id="orders").items]
+
+
+@pytest.mark.parametrize("contract_id", ["\t", " spaced ", "a/b"])
+def test_an_id_publish_accepts_is_one_get_accepts(
+    registry: ContractRegistry, contract_id: str
+) -> None:
+    registry.publish({**contract("1.0.0"), "id": contract_id}, actor="alice")
+
+    assert registry.get(contract_id, "1.0.0").contract.id == contract_id
+    assert registry.get(contract_id).contract.id == contract_id
+
+
+def test_an_id_with_a_lone_surrogate_is_refused_by_publish_and_get(
+    registry: ContractRegistry,
+) -> None:
+    with pytest.raises(ValidationError):
+        registry.publish({**contract("1.0.0"), "id": "x\ud83d"}, actor="alice")
+    with pytest.raises(ValidationError):
+        registry.get("x\ud83d")
