@@ -182,16 +182,17 @@ class FuzzConformance:
         with contextlib.suppress(ValidationError):
             backend.count(SCOPE, "fuzz", [FieldFilter("tag", (value,))])
 
-    @_FUZZ
+    @settings(_FUZZ, max_examples=8)  # each example writes and pages a whole kind
     @given(
         sort_keys=st.lists(
             st.one_of(
                 st.text(max_size=8),
                 st.text(st.sampled_from("aé😀\U0010ffff"), min_size=110, max_size=190),
-                st.text(st.sampled_from("ab"), min_size=118, max_size=124).map("x".__add__),
+                # around 120 bytes with one shared prefix: where a backend shortens names
+                st.text(st.sampled_from("ab"), max_size=6).map(lambda t: "y" * 117 + t),
             ),
             min_size=1,
-            max_size=9,
+            max_size=7,
         ),
         long_keys=st.booleans(),
         limit=st.integers(1, 4),
