@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dq_metadata.canonical import MAX_DEPTH, canonical_json, content_hash
@@ -43,6 +43,9 @@ _FUZZ = settings(
     ],
     derandomize=False,
 )
+
+#: Long sort keys whose first 117 bytes agree: true order lies in their tails.
+_SHARED_PREFIX = ["y" * 117 + t for t in ("b", "aaaa", "abbb", "a", "ba", "bbbbbb")]
 
 #: Strings every store must refuse or keep exactly.
 _NASTY = ["\ud83d", "a\udc00b", "\x00", "nul\x00in", "", " ", "\t", "😀", "é" * 300, "\u2028"]
@@ -183,6 +186,9 @@ class FuzzConformance:
             backend.count(SCOPE, "fuzz", [FieldFilter("tag", (value,))])
 
     @settings(_FUZZ, max_examples=8)  # each example writes and pages a whole kind
+    @example(sort_keys=_SHARED_PREFIX, long_keys=False, limit=1, desc=False)
+    @example(sort_keys=_SHARED_PREFIX, long_keys=True, limit=2, desc=True)
+    @example(sort_keys=["", "", "", ""], long_keys=True, limit=1, desc=False)
     @given(
         sort_keys=st.lists(
             st.one_of(
