@@ -6,9 +6,20 @@ import functools
 import re
 from dataclasses import dataclass
 
-from dq_metadata.errors import InvalidScopeError
+from dq_metadata.canonical import text_problem
+from dq_metadata.errors import InvalidScopeError, Problem, ValidationError
 
-__all__ = ["ID_PATTERN", "Scope", "validate_id"]
+__all__ = [
+    "ID_PATTERN",
+    "MAX_DOCUMENT_ID_LENGTH",
+    "Scope",
+    "document_id_problem",
+    "validate_document_id",
+    "validate_id",
+]
+
+#: Longest document id (contract, job, profile, run id…), in characters.
+MAX_DOCUMENT_ID_LENGTH = 512
 
 #: Tenants, environments and document kinds: lower-case, starts alphanumeric, ≤ 63 chars.
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -35,6 +46,37 @@ def validate_id(value: object, what: str) -> str:
             "starting with a letter or digit, without '..'"
         )
     return value
+
+
+def document_id_problem(value: object) -> str | None:
+    """Why ``value`` is not a valid document id, or ``None`` (see :func:`validate_document_id`)."""
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if not value:
+        return "must not be empty"
+    if len(value) > MAX_DOCUMENT_ID_LENGTH:
+        return f"is {len(value)} characters; the limit is {MAX_DOCUMENT_ID_LENGTH}"
+    if "\x00" in value:
+        return "must not contain NUL"
+    return text_problem(value)
+
+
+def validate_document_id(value: object, field: str) -> str:
+    """Return ``value`` if it is a valid document id, else raise.
+
+    The one id rule for documents (contract, job, action-profile and run ids),
+    checked by the models on write and by the registries on read: a ``str`` of
+    1-512 characters without NUL, of valid Unicode (no lone surrogates).
+    Everything else — spaces, tabs, ``/``, ``..``, case, any script — is kept
+    as written: keys are encoded by the stores, not policed.
+
+    Raises:
+        ValidationError: the problem is reported at ``field``.
+    """
+    problem = document_id_problem(value)
+    if problem is not None:
+        raise ValidationError(f"invalid {field}", [Problem(field, problem)])
+    return value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,9 @@ import semver
 from dq_metadata.errors import Problem, ValidationError
 
 __all__ = [
-    "MAX_VERSION_PART",
+    "MAX_VERSION_LENGTH",
+    "VERSION_FORMS",
+    "normalize_version",
     "parse_semver",
     "parse_version_range",
     "semver_sort_key",
@@ -22,34 +24,79 @@ __all__ = [
     "version_in_range",
 ]
 
-MAX_VERSION_PART = 10**20 - 1
+#: Longest version string accepted, in characters (keeps every sort key small).
+MAX_VERSION_LENGTH = 128
+#: Width numbers up to 20 digits are zero-padded to (longer ones get a length prefix).
 _NUM = 20
+#: What a version may look like; shown in every "no defined order" error.
+VERSION_FORMS = (
+    "semver MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD] (e.g. 1.2.0, 1.0.0-rc.1), "
+    "or a shorthand: 2 or 2.0 (missing parts are 0), v2.0.1 / V2 (leading v dropped)"
+)
+_SHORTHAND = re.compile(r"[vV]?(?P<core>\d+(?:\.\d+){0,2})(?P<rest>[-+].*)?", re.DOTALL | re.ASCII)
+
+
+def normalize_version(version: str) -> str:
+    """The semver 2.0 string a version stands for, keeping prerelease and build as written.
+
+    Mapping (documented in ``docs/architecture.md``): a leading ``v``/``V`` is
+    dropped and missing minor/patch parts are ``0`` — ``2`` ≡ ``2.0`` ≡ ``v2.0.0``
+    ≡ ``2.0.0``; ``v2.1-rc.1`` ≡ ``2.1.0-rc.1``. A semver string maps to itself.
+
+    Raises:
+        ValidationError: the string has no defined order (message lists the forms).
+    """
+    if isinstance(version, str) and len(version) <= MAX_VERSION_LENGTH:
+        match = _SHORTHAND.fullmatch(version)
+        if match is not None:
+            core = match["core"]
+            core += ".0" * (2 - core.count("."))
+            candidate = core + (match["rest"] or "")
+            if semver.Version.is_valid(candidate):
+                return candidate
+    shown = version if not isinstance(version, str) or len(version) <= 80 else version[:77] + "..."
+    limit = f"; at most {MAX_VERSION_LENGTH} characters" if isinstance(version, str) else ""
+    raise ValidationError(
+        "invalid version",
+        [Problem("version", f"{shown!r} has no defined order; use {VERSION_FORMS}{limit}")],
+    )
 
 
 def parse_semver(version: str) -> semver.Version:
-    """Parse a semver 2.0 string or raise our ``ValidationError``."""
-    try:
-        parsed = semver.Version.parse(version)
-    except (ValueError, TypeError) as exc:
-        raise ValidationError(
-            "invalid version", [Problem("version", f"{version!r} is not semver 2.0 (e.g. 1.2.0)")]
-        ) from exc
-    for part in (parsed.major, parsed.minor, parsed.patch):
-        if part > MAX_VERSION_PART:
-            raise ValidationError(
-                "invalid version", [Problem("version", f"{version!r}: part too large")]
-            )
-    return parsed
+    """Parse a version (semver 2.0 or a shorthand, see :func:`normalize_version`).
+
+    Numbers of any length keep their numeric order.
+
+    Raises:
+        ValidationError: the string has no defined order.
+    """
+    return semver.Version.parse(normalize_version(version))
+
+
+def _number(digits: str) -> str:
+    """Order-preserving encoding of a decimal number without leading zeros.
+
+    Up to 20 digits: zero-padded to 20 (the encoding every stored key already uses).
+    Longer: ``':' + len(str(n)) + str(n) + digits`` — ':' sorts after every digit, so
+    longer numbers sort after all short ones, and among long ones by length, then by
+    digits; numbers of equal value always encode equally.
+    """
+    if len(digits) <= _NUM:
+        return digits.rjust(_NUM, "0")
+    count = str(len(digits))
+    return f":{len(count)}{count}{digits}"
 
 
 def semver_sort_key(version: str) -> str:
-    """Map a semver string to a string whose lexicographic order is semver precedence.
+    """Map a version to a string whose lexicographic order is semver precedence.
 
-    ``1.9.0 < 1.10.0``; ``1.0.0-alpha < 1.0.0-alpha.1 < 1.0.0-beta < 1.0.0``.
-    Build metadata does not affect precedence and is dropped.
+    ``1.9.0 < 1.10.0``; ``1.0.0-alpha < 1.0.0-alpha.1 < 1.0.0-beta < 1.0.0``;
+    ``1.0.0-99999999999999999999 < 1.0.0-100000000000000000000`` (numbers of any
+    length). Build metadata does not affect precedence and is dropped; shorthands
+    map as in :func:`normalize_version` (``2.0`` and ``2.0.0`` share a key).
     """
     v = parse_semver(version)
-    core = f"{v.major:0{_NUM}d}.{v.minor:0{_NUM}d}.{v.patch:0{_NUM}d}"
+    core = ".".join(_number(str(part)) for part in (v.major, v.minor, v.patch))
     if not v.prerelease:
         # '~' sorts after every character a pre-release encoding starts with.
         return core + "~"
@@ -57,7 +104,7 @@ def semver_sort_key(version: str) -> str:
     for ident in v.prerelease.split("."):
         if ident.isdigit():
             # numeric identifiers sort below alphanumeric ones, numerically
-            parts.append("0" + ident.rjust(_NUM, "0"))
+            parts.append("0" + _number(ident))
         else:
             parts.append("1" + ident)
     # '!' sorts below every identifier character, so a shorter prefix wins.
@@ -77,14 +124,13 @@ def time_sort_key(moment: datetime) -> str:
 
 
 _RANGE_OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
-_PARTIAL_VERSION = re.compile(r"\d+(\.\d+)?")
 
 
 def parse_version_range(spec: str) -> list[tuple[str, semver.Version]]:
     """Parse a range: comma-separated ``<op><version>`` clauses, all required.
 
-    Operators: ``== != < <= > >=``. A bound may omit minor/patch (``<2`` means
-    ``<2.0.0``, ``>=1.4`` means ``>=1.4.0``).
+    Operators: ``== != < <= > >=``. A bound is any version :func:`parse_semver`
+    accepts (``<2`` means ``<2.0.0``, ``>=v1.4`` means ``>=1.4.0``).
 
     Raises:
         ValidationError: empty, an unknown operator, or a bound that is not semver.
@@ -102,10 +148,7 @@ def parse_version_range(spec: str) -> list[tuple[str, semver.Version]]:
                 "invalid version range",
                 [Problem("version_range", f"{clause!r}: start with one of == != < <= > >=")],
             )
-        bound = clause[len(op) :].strip()
-        if _PARTIAL_VERSION.fullmatch(bound):
-            bound += ".0" * (2 - bound.count("."))
-        parsed.append((op, parse_semver(bound)))
+        parsed.append((op, parse_semver(clause[len(op) :].strip())))
     return parsed
 
 

@@ -14,9 +14,13 @@ SQLAlchemy, the Azure SDK or dependency-injector until they are used.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+# Not ``typing.TYPE_CHECKING``: importing typing costs start-up time in which a Ctrl-C
+# of ``dq`` would still print a traceback (mypy treats this name as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from dq_registries.actions import ActionProfileRegistry
     from dq_registries.config import DQSettings, load_config
     from dq_registries.container import DQContainer, build_container

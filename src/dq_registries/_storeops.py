@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from dq_metadata.errors import Problem, ValidationError
-from dq_metadata.scope import Scope
+from dq_metadata.scope import Scope, validate_document_id
 from dq_stores.base import Store, Versioned
 
 __all__ = ["check_id", "check_limit", "check_revision", "write"]
@@ -14,10 +14,8 @@ M = TypeVar("M")
 
 
 def check_id(value: object, field: str) -> str:
-    """A document id: a non-empty string without NUL (keys are encoded, not policed)."""
-    if not isinstance(value, str) or not value or "\x00" in value:
-        raise ValidationError(f"invalid {field}", [Problem(field, "must be a non-empty string")])
-    return value
+    """A document id, by the one rule of :func:`dq_metadata.scope.validate_document_id`."""
+    return validate_document_id(value, field)
 
 
 def check_revision(value: object, *, allow_zero: bool = True) -> None:

@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, get_args
 
+from dq_metadata.canonical import check_json
 from dq_metadata.errors import ConflictError, Problem, ValidationError
 from dq_metadata.models import ActionProfile
 from dq_metadata.models.action_profile import is_secret_ref
@@ -179,6 +180,7 @@ class ActionProfileRegistry:
                     )
                 ],
             )
+        check_json(dict(raw), what="invalid action profile")  # exact JSON before any walk
         secrets = list(find_inline_secrets(raw))
         if secrets:
             raise ValidationError("action profile holds inline secrets", secrets)

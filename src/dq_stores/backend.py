@@ -39,6 +39,7 @@ from dq_stores.documents import (
     PageCursor,
     Query,
     StoredDocument,
+    search_text_problem,
 )
 from dq_stores.keys import validate_key
 
@@ -59,27 +60,43 @@ def _value_too_long(value: str) -> bool:
     return size > MAX_INDEX_VALUE_BYTES
 
 
+def _text_problem(value: object) -> str | None:
+    problem = search_text_problem(value)
+    if problem is None and _value_too_long(value):  # type: ignore[arg-type]
+        return f"is over {MAX_INDEX_VALUE_BYTES} bytes of UTF-8"
+    return problem
+
+
 def _check_index(index: IndexEntry) -> None:
     problems: list[Problem] = []
-    sort_key = index.sort_key
-    if not isinstance(sort_key, str) or "\x00" in sort_key:
-        problems.append(Problem("index.sort_key", "must be a string without NUL"))
-    elif _value_too_long(sort_key):
-        problems.append(Problem("index.sort_key", "too long"))
+    problem = _text_problem(index.sort_key)
+    if problem is not None:
+        problems.append(Problem("index.sort_key", problem))
     for name, values in index.fields.items():
         validate_id(name, "indexed field")
         if not isinstance(values, tuple):
             problems.append(Problem(f"index.{name}", "values must be a tuple of strings"))
             continue
-        for value in values:
-            if not isinstance(value, str) or "\x00" in value or not value:
-                problems.append(
-                    Problem(f"index.{name}", "values must be non-empty strings without NUL")
-                )
-            elif _value_too_long(value):
-                problems.append(Problem(f"index.{name}", "value too long"))
+        for i, value in enumerate(values):
+            problem = "must not be empty" if value == "" else _text_problem(value)
+            if problem is not None:
+                problems.append(Problem(f"index.{name}.{i}", problem))
     if problems:
         raise ValidationError("invalid index entry", problems)
+
+
+def _check_query(query: Query | None) -> Query:
+    """The query, its sort-key bounds checked (filters and limit check themselves)."""
+    if query is None:
+        return Query()
+    if not isinstance(query, Query):
+        raise ValidationError(f"query must be a Query, got {type(query).__name__}")
+    for name in ("sort_key_min", "sort_key_max"):
+        bound = getattr(query, name)
+        problem = None if bound is None else search_text_problem(bound)
+        if problem is not None:
+            raise ValidationError("invalid query", [Problem(name, problem)])
+    return query
 
 
 def _check_write(write: DocumentWrite) -> DocumentWrite:
@@ -136,11 +153,12 @@ class DocumentBackend(ABC):
         Returns an empty page (``next_token=None``) when nothing matches.
 
         Raises:
-            ValidationError: a malformed page token or one issued for another query.
+            ValidationError: a malformed page token or one issued for another query,
+                or a sort-key bound that is not valid Unicode text without NUL.
         """
         _check_scope(scope)
         validate_id(kind, "kind")
-        query = query or Query()
+        query = _check_query(query)
         cursor = PageCursor.decode(query)
         items = self._query(scope, kind, query, cursor, query.limit + 1)
         return self._page(items, query)
@@ -153,7 +171,7 @@ class DocumentBackend(ABC):
         """
         validate_id(tenant, "tenant")
         validate_id(kind, "kind")
-        query = query or Query()
+        query = _check_query(query)
         cursor = PageCursor.decode(query)
         items = self._query_tenant(tenant, kind, query, cursor, query.limit + 1)
         return self._page(items, query)
@@ -162,7 +180,10 @@ class DocumentBackend(ABC):
         """Number of live documents of ``kind`` matching all ``filters``."""
         _check_scope(scope)
         validate_id(kind, "kind")
-        return self._count(scope, kind, tuple(filters))
+        filters = tuple(filters)
+        if not all(isinstance(f, FieldFilter) for f in filters):
+            raise ValidationError("filters must be FieldFilter values")
+        return self._count(scope, kind, filters)
 
     def iter_documents(self, scope: Scope, kind: str | None = None) -> Iterator[StoredDocument]:
         """Stream the live head of every document in ``scope`` (of one ``kind`` if given).

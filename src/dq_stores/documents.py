@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from dq_metadata.canonical import content_hash
+from dq_metadata.canonical import content_hash, text_problem
 from dq_metadata.errors import Problem, ValidationError
 from dq_metadata.scope import Scope, validate_id
 
@@ -28,6 +28,7 @@ __all__ = [
     "Query",
     "StoredDocument",
     "at_revision",
+    "search_text_problem",
 ]
 
 MAX_PAGE_SIZE = 1000
@@ -147,6 +148,19 @@ class StoredDocument:
     deleted: bool = False
 
 
+def search_text_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a sort key, index value, filter value or bound, or ``None``.
+
+    Such text must be a ``str`` of valid Unicode without NUL: every backend then
+    compares it the same way (code point order = UTF-8 byte order).
+    """
+    if not isinstance(value, str):
+        return f"must be a str, not {type(value).__name__}"
+    if "\x00" in value:
+        return "must not contain NUL"
+    return text_problem(value)
+
+
 @dataclass(frozen=True, slots=True)
 class FieldFilter:
     """Matches documents whose ``field`` holds at least one of ``values``."""
@@ -156,10 +170,14 @@ class FieldFilter:
 
     def __post_init__(self) -> None:
         validate_id(self.field, "indexed field")
-        if not self.values or not all(isinstance(v, str) for v in self.values):
+        if not isinstance(self.values, tuple) or not self.values:
             raise ValidationError(
-                "invalid filter", [Problem(self.field, "needs one or more string values")]
+                "invalid filter", [Problem(self.field, "needs a tuple of one or more strings")]
             )
+        for i, value in enumerate(self.values):
+            problem = search_text_problem(value)
+            if problem is not None:
+                raise ValidationError("invalid filter", [Problem(f"{self.field}.{i}", problem)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +255,9 @@ class PageCursor:
             raise ValidationError(
                 "invalid page token", [Problem("page_token", "belongs to a different query")]
             )
+        parts = (cursor.sort_key, cursor.key, cursor.environment)
+        if any(search_text_problem(part) is not None for part in parts):
+            raise ValidationError("invalid page token", [Problem("page_token", "malformed")])
         return cursor
 
 

@@ -20,7 +20,7 @@ from dq_metadata.models import (
     RunStatus,
 )
 from dq_metadata.scope import Scope, validate_id
-from dq_metadata.sortkeys import semver_sort_key, time_sort_key
+from dq_metadata.sortkeys import normalize_version, semver_sort_key, time_sort_key
 from dq_stores.backend import DocumentBackend
 from dq_stores.base import FilterValue, ItemPage, Store, Versioned
 from dq_stores.documents import FieldFilter, IndexEntry, Query
@@ -37,8 +37,17 @@ __all__ = [
 
 
 def contract_key(contract_id: str, version: str) -> str:
-    """Key of one contract version. Semver has no '@', so the last '@' splits it back."""
-    return f"{contract_id}@{version}"
+    """Key of one contract version: ``<id>@<normalised version>``.
+
+    The version is normalised (``2.0`` and ``v2`` → ``2.0.0``, see
+    :func:`~dq_metadata.sortkeys.normalize_version`), so two spellings of one version
+    are one key; the stored document keeps the string as written. Semver has no '@',
+    so the last '@' splits the key back.
+
+    Raises:
+        ValidationError: ``version`` has no defined order.
+    """
+    return f"{contract_id}@{normalize_version(version)}"
 
 
 class ContractStore(Store[ContractVersion]):

@@ -176,7 +176,7 @@ def test_an_invalid_document_names_the_json_path(dq: Dq) -> None:
 
 
 def test_a_non_semver_version_is_refused(dq: Dq) -> None:
-    result = dq("publish", dq.write("bad.yaml", contract("v1")), code=1)
+    result = dq("publish", dq.write("bad.yaml", contract("v1.x")), code=1)
 
     assert "version" in result.stderr
     assert "semver" in result.stderr

@@ -67,7 +67,9 @@ def test_semver_examples() -> None:
     assert semver_sort_key("1.0.0+build.5") == semver_sort_key("1.0.0")
 
 
-@pytest.mark.parametrize("bad", ["1.0", "v1.0.0", "", "1.0.0-", "01.0.0", "latest"])
+@pytest.mark.parametrize(
+    "bad", ["", "1.0.0-", "01.0.0", "1.01", "2.x", "1.0.0.0", "v", "latest", "٣.0.0"]
+)
 def test_non_semver_is_a_validation_error_naming_the_field(bad: str) -> None:
     with pytest.raises(ValidationError, match="version"):
         semver_sort_key(bad)

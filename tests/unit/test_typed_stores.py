@@ -59,7 +59,7 @@ def test_latest_for_dataset_is_highest_semver_among_active_statuses() -> None:
 def test_contract_store_requires_semver_and_round_trips_odcs_fields() -> None:
     store = ContractStore(MemoryBackend())
     with pytest.raises(ValidationError, match="version"):
-        store.create(S, contract("v1"))
+        store.create(S, contract("v1.x"))
     cv = contract("1.0.0")
     cv.contract.__pydantic_extra__["customField"] = {"nested": [1, "x"]}  # type: ignore[index]
     store.create(S, cv)

@@ -7,11 +7,19 @@ about are typed.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
-from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr, UtcDatetime
+from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr, UtcDatetime, refuse_non_json
 
 __all__ = [
     "ODCS_API_VERSIONS",
@@ -30,7 +38,13 @@ ODCS_API_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2", "v3.1.0", "v3.2.0")
 
 
 class _OdcsModel(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _extra_values_are_json(self) -> Self:
+        # extra fields keep whatever they are given: only exact JSON may be kept
+        refuse_non_json(self)
+        return self
 
 
 class SchemaProperty(_OdcsModel):

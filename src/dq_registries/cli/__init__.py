@@ -6,81 +6,56 @@ the ``quickstart`` command. Scoped commands share ``--tenant``, ``--env``,
 ``dq --verbose <command>`` prints what it connects to; ``dq --version`` prints the
 installed version; ``--install-completion`` / ``--show-completion`` set up shell
 completion.
+
+Exit codes (every failure is one ``error: ...`` line on stderr, never a traceback):
+
+* ``0`` success;
+* ``1`` the command failed: bad input (invalid, undecodable or too deeply nested
+  document, unknown id…), a conflict, a missing file, an unreachable backend;
+* ``2`` usage: options that make no sense (unknown option, bad ``--since``…);
+* ``130`` interrupted (Ctrl-C), at any moment including start-up.
+
+This module imports nothing heavy (not even ``typing``): the application
+(:mod:`._app`) is loaded inside :func:`main`'s interrupt guard. A Ctrl-C during
+the interpreter's own start-up, before any dq module runs, is Python's to report.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+import sys
 
-import typer
+__all__ = ["EXIT_INTERRUPTED", "app", "main"]
 
-from dq_registries.cli import actions, config, contracts, db, jobs, runs
-from dq_registries.cli._common import EXIT_CODES_HELP, set_verbose
-from dq_registries.cli.quickstart import quickstart
-
-__all__ = ["app", "main"]
-
-DISTRIBUTION = "dq-platform-core"
-
-app = typer.Typer(
-    name="dq",
-    help=(
-        "Manage data contracts, job definitions, action profiles and job runs of the "
-        "dq platform. Backends come from --config / $DQ_CONFIG / DQ_* environment "
-        "variables (default: the local filesystem under $DQ_HOME or ./.dq)."
-    ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=True,
-)
-app.add_typer(contracts.app, name="contracts")
-app.add_typer(jobs.app, name="jobs")
-app.add_typer(actions.app, name="actions")
-app.add_typer(runs.app, name="runs")
-app.add_typer(db.app, name="db")
-app.add_typer(config.app, name="config")
+EXIT_INTERRUPTED = 130
 
 
-app.command("quickstart")(quickstart)
-
-
-def _installed_version() -> str:
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
-
-
-def _print_version(wanted: bool) -> None:
-    if wanted:
-        typer.echo(f"dq {_installed_version()}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    _version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=_print_version,
-            is_eager=True,
-            help="Print the installed version and exit.",
-        ),
-    ] = False,
-    verbose: Annotated[
-        bool,
-        typer.Option(
-            "--verbose", "-v", help="Print one 'using …' line on stderr: what is connected."
-        ),
-    ] = False,
-) -> None:
-    # The options of ``dq`` itself; each command's own help comes from its docstring.
-    set_verbose(verbose)
+def _interrupted() -> SystemExit:
+    sys.stderr.write("error: interrupted\n")
+    sys.stderr.flush()
+    return SystemExit(EXIT_INTERRUPTED)
 
 
 def main() -> None:
-    """Entry point of the ``dq`` console script."""
-    app()
+    """Entry point of the ``dq`` console script (exit codes: see the module docstring)."""
+    try:
+        from dq_registries.cli._app import app
+
+        app()
+    except KeyboardInterrupt:
+        raise _interrupted() from None
+    except SystemExit as exc:
+        # Typer turns a Ctrl-C outside a command body into a silent exit 130.
+        if exc.code == EXIT_INTERRUPTED:
+            raise _interrupted() from None
+        raise
+    except RecursionError:
+        sys.stderr.write("error: input is nested too deeply to read\n")
+        raise SystemExit(1) from None
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]  # no typing import: start fast
+    if name == "app":
+        from dq_registries.cli._app import app
+
+        return app
+    raise AttributeError(f"module 'dq_registries.cli' has no attribute {name!r}")

@@ -3,7 +3,7 @@
 Each command takes ``--tenant``, ``--env``, ``--config`` and ``--json``; opens a
 ``DQContext`` with :func:`open_context`; prints with :func:`emit`; and is wrapped in
 :func:`cli_errors` so a bad input ends as one ``error: ...`` line on stderr with exit
-code 1 (2 for usage errors), never a traceback.
+code 1 (2 for usage errors, 130 when interrupted), never a traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dq_metadata.canonical import MAX_DEPTH
 from dq_metadata.errors import DQError, Problem, ValidationError
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ class UsageError(DQError):
 def fail(message: str, *, code: int = EXIT_ERROR) -> typer.Exit:
     """Print ``error: message`` as one line on stderr and return the ``Exit`` to raise."""
     one_line = " ".join(str(message).split())
+    # never fail while reporting: text that cannot be encoded is shown escaped
+    one_line = one_line.encode("utf-8", "backslashreplace").decode("utf-8")
     sys.stderr.write(f"error: {one_line}\n")
     sys.stderr.flush()
     return typer.Exit(code=code)
@@ -126,8 +129,10 @@ def _pydantic_message(exc: pydantic.ValidationError) -> str:
 def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn expected failures into one ``error: ...`` line and a non-zero exit code.
 
-    ``DQError`` (and pydantic validation errors), unreadable files and malformed
-    YAML/JSON exit with 1; :class:`UsageError` exits with 2.
+    ``DQError`` (and pydantic validation errors), unreadable, undecodable or too
+    deeply nested files and malformed YAML/JSON exit with 1; :class:`UsageError`
+    exits with 2. ``KeyboardInterrupt`` is left to :func:`dq_registries.cli.main`
+    (``error: interrupted``, exit 130).
     """
 
     @functools.wraps(func)
@@ -144,8 +149,14 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail(f"invalid YAML: {exc}") from None
         except json.JSONDecodeError as exc:
             raise fail(f"invalid JSON: {exc}") from None
-        except UnicodeDecodeError:
-            raise fail("input is not valid UTF-8 text") from None
+        except UnicodeDecodeError as exc:
+            raise fail(f"input is not valid UTF-8 text (byte {exc.start})") from None
+        except UnicodeEncodeError:
+            raise fail("input holds text that is not valid Unicode (a lone surrogate)") from None
+        except RecursionError:
+            raise fail(
+                f"input is nested too deeply (documents may nest at most {MAX_DEPTH} levels)"
+            ) from None
         except FileNotFoundError as exc:
             raise fail(f"file not found: {exc.filename}") from None
         except IsADirectoryError as exc:
@@ -155,8 +166,6 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             raise fail(f"{exc.strerror or type(exc).__name__}{where}") from None
-        except KeyboardInterrupt:
-            raise fail("interrupted", code=130) from None
 
     return wrapper
 

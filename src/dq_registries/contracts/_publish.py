@@ -8,7 +8,7 @@ import semver
 
 from dq_metadata.errors import ConflictError, Problem, ValidationError
 from dq_metadata.models import ContractVersion, DataContract, ForcedPublish
-from dq_metadata.sortkeys import parse_semver
+from dq_metadata.sortkeys import normalize_version, parse_semver
 from dq_registries.contracts.change import Change, breaking
 from dq_registries.contracts.diff import diff
 from dq_registries.contracts.errors import BreakingChangeError
@@ -18,13 +18,16 @@ __all__ = ["check_breaking", "check_increasing", "same_content"]
 
 def _without_status(contract: DataContract) -> dict[str, Any]:
     # The status of a published version moves through the lifecycle; its content does not.
+    # Two spellings of one version (2.0, 2.0.0) are the same version.
     body = contract.to_odcs()
     body.pop("status", None)
+    body["version"] = normalize_version(contract.version)
     return body
 
 
 def same_content(stored: ContractVersion, candidate: DataContract) -> bool:
-    """Whether ``candidate`` re-publishes ``stored`` unchanged (status aside).
+    """Whether ``candidate`` re-publishes ``stored`` unchanged (status and the spelling
+    of its version aside: ``2.0`` re-publishes ``2.0.0``).
 
     Raises:
         ConflictError: same version, different content — published versions are immutable.
@@ -50,10 +53,10 @@ def check_increasing(
     finishes a publish interrupted between claiming the head and writing the version.
     """
     floors = [highest_stored] if highest_stored else []
-    if head_version is not None and wanted.compare(head_version) < 0:
+    if head_version is not None and wanted.compare(parse_semver(head_version)) < 0:
         floors.append(head_version)
     for floor in floors:
-        if wanted.compare(floor) <= 0:
+        if wanted.compare(parse_semver(floor)) <= 0:
             raise ConflictError(
                 f"contract {candidate.id!r} version {candidate.version} must be greater than "
                 f"the highest published version {floor}"

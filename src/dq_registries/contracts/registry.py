@@ -18,7 +18,7 @@ from dq_metadata.models import (
     LifecycleEvent,
     utcnow,
 )
-from dq_metadata.scope import Scope
+from dq_metadata.scope import Scope, validate_document_id
 from dq_metadata.sortkeys import parse_semver, version_in_range
 from dq_registries.contracts._publish import check_breaking, check_increasing, same_content
 from dq_registries.contracts._reads import ContractReads
@@ -218,7 +218,7 @@ class ContractRegistry:
         Raises:
             NotFoundError: no such contract or version in this scope.
         """
-        contract_id = _text(contract_id, "contract_id")
+        contract_id = validate_document_id(contract_id, "contract_id")
         if version is None:
             latest = self._reads.highest(contract_id)
             if latest is None:
@@ -240,7 +240,7 @@ class ContractRegistry:
         filters: dict[str, str | Sequence[str]] = {}
         for name, value in (("contract_id", contract_id), ("dataset", dataset)):
             if value is not None:
-                filters[name] = _text(value, name)
+                filters[name] = validate_document_id(value, name)
         if status is not None:
             filters["status"] = status
         return self._store.list(
@@ -249,7 +249,7 @@ class ContractRegistry:
 
     def history(self, contract_id: str, version: str) -> _Events:
         """Lifecycle events of one version, oldest first (the publish is the first)."""
-        return [*self.get(contract_id, _text(version, "version")).lifecycle]
+        return [*self.get(contract_id, validate_document_id(version, "version")).lifecycle]
 
     def get_latest_for_dataset(self, dataset_type: str) -> ContractVersion:
         """Highest-semver version with an active status whose schema governs ``dataset_type``.
@@ -257,7 +257,7 @@ class ContractRegistry:
         Raises:
             NotFoundError: no active contract governs the dataset in this scope.
         """
-        dataset_type = _text(dataset_type, "dataset_type")
+        dataset_type = validate_document_id(dataset_type, "dataset_type")
         found = self._store.get_latest_for_dataset(self.scope, dataset_type, self._active)
         if found is None:
             raise NotFoundError(
@@ -281,7 +281,7 @@ class ContractRegistry:
             ValidationError: both given, or a malformed range.
             NotFoundError: nothing matches; the message names the reference.
         """
-        contract_id = _text(contract_id, "contract_id")
+        contract_id = validate_document_id(contract_id, "contract_id")
         if version is not None and version_range is not None:
             raise ValidationError(
                 "ambiguous reference", [Problem("version_range", "give version or range, not both")]
@@ -307,8 +307,8 @@ class ContractRegistry:
 
     def diff_versions(self, contract_id: str, old_version: str, new_version: str) -> _Changes:
         """Classified changes between two published versions of one contract."""
-        old = self.get(contract_id, _text(old_version, "old_version"))
-        new = self.get(contract_id, _text(new_version, "new_version"))
+        old = self.get(contract_id, validate_document_id(old_version, "old_version"))
+        new = self.get(contract_id, validate_document_id(new_version, "new_version"))
         return diff(old.contract, new.contract)
 
     # -- lifecycle -------------------------------------------------------------
@@ -335,7 +335,10 @@ class ContractRegistry:
         to_status = _text(to_status, "to_status")
         if reason is not None:
             reason = _text(reason, "reason")
-        current = self._reads.get(_text(contract_id, "contract_id"), _text(version, "version"))
+        current = self._reads.get(
+            validate_document_id(contract_id, "contract_id"),
+            validate_document_id(version, "version"),
+        )
         record = current.item
         check_transition(record.status, to_status)
         if to_status == "retired":

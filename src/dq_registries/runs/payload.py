@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from dq_metadata.canonical import canonical_json, loads
+from dq_metadata.canonical import canonical_json, check_json, loads
 from dq_metadata.errors import Problem, ValidationError
 
 __all__ = ["JSON_CONTENT_TYPE", "ResultsInput", "Spooled", "classify_results"]
@@ -35,6 +35,7 @@ def classify_results(results: ResultsInput, inline_limit: int, content_type: str
             mapping that is not JSON-serialisable.
     """
     if isinstance(results, Mapping):
+        check_json(dict(results), "results", what="invalid results")  # the path starts at results
         body = canonical_json(dict(results))
         if len(body) <= inline_limit:
             inline: dict[str, Any] = loads(body)

@@ -14,6 +14,13 @@ can add a ``/`` or ``..`` and climb out of its scope::
 order (``a`` names ascend, ``d`` names descend: inverted digits), followed by a
 digest of the whole index entry, so an entry's name fixes everything its
 metadata says and two writers can never leave different metadata under one name.
+
+A part longer than ``TRUNC_BYTES`` keeps its first ``TRUNC_BYTES`` bytes and a
+marker plus digest instead of the rest (blob names stop at 1,024 characters).
+Name order then still equals query order except *within* a run of entries whose
+names agree up to that marker (:func:`order_group`); such a run is contiguous in
+a listing, and the reader sorts it by the real values kept in the entry's
+metadata — so order and keyset paging are exact for every length.
 """
 
 from __future__ import annotations
@@ -28,15 +35,15 @@ from dq_stores.keys import encode_key
 __all__ = [
     "MAX_PREFIX",
     "Layout",
+    "order_group",
     "order_name",
     "order_start",
     "value_name",
 ]
 
 MAX_PREFIX = 64
-#: Budget (in hex characters) for each of the two parts of an order name.
-_ORDER_BUDGET = 240
-_TRUNC_BYTES = 100
+#: Bytes of a sort key or key kept in order names; longer ones are truncated + digest.
+TRUNC_BYTES = 120
 _VALUE_BUDGET = 80
 _HEX = "0123456789abcdefg"  # 'g' marks a truncated part: sorts after any same-prefix digit
 _INVERT = str.maketrans(_HEX, _HEX[::-1])
@@ -59,11 +66,12 @@ def normalize_prefix(prefix: str) -> str:
 
 def _ordered_hex(text: str) -> str:
     raw = text.encode("utf-8")
-    if len(raw) * 2 <= _ORDER_BUDGET:
+    if len(raw) <= TRUNC_BYTES:
         return raw.hex()
-    # Long parts keep their first bytes in order, then a digest: exact order is only
-    # lost between two long values sharing their first 100 bytes (documented limit).
-    return raw[:_TRUNC_BYTES].hex() + "g" + hashlib.sha256(raw).hexdigest()[:32]
+    # The first TRUNC_BYTES bytes in order, then 'g' (after every hex digit: a long
+    # value sorts after the exact TRUNC_BYTES-byte value it extends) and a digest.
+    # Long values sharing those bytes form one run, re-sorted by the reader.
+    return raw[:TRUNC_BYTES].hex() + "g" + hashlib.sha256(raw).hexdigest()[:32]
 
 
 def order_name(sort_key: str, key: str, descending: bool, version: str = "") -> str:
@@ -80,10 +88,28 @@ def order_name(sort_key: str, key: str, descending: bool, version: str = "") -> 
     return f"{s.translate(_INVERT)}~{k.translate(_INVERT)}~{version}"
 
 
+def order_group(suffix: str, descending: bool) -> str | None:
+    """The run an order name belongs to, or ``None`` when its name order is exact.
+
+    Names of one run agree up to a truncation marker, so their name order says
+    nothing about their real order; all names of a run are adjacent in a listing.
+    """
+    sep, marker = ("~", "0") if descending else ("!", "g")  # 'g' inverts to '0'
+    parts = suffix.split(sep, 2)
+    if len(parts) < 3:
+        return None
+    sort_part, key_part = parts[0], parts[1]
+    if marker in sort_part:
+        return sort_part[: sort_part.index(marker)]
+    if marker in key_part:
+        return sort_part + sep + key_part[: key_part.index(marker)]
+    return None
+
+
 def order_start(sort_key: str, descending: bool) -> str:
     """A name suffix ≤ every order name whose sort key is at or beyond ``sort_key``
     in the listing direction (used as a conservative ``start_from``)."""
-    raw = sort_key.encode("utf-8")[:_TRUNC_BYTES].hex()
+    raw = sort_key.encode("utf-8")[:TRUNC_BYTES].hex()
     return raw.translate(_INVERT) if descending else raw
 
 

@@ -30,7 +30,7 @@ from azure.storage.blob import BlobProperties, ContainerClient
 from dq_metadata.errors import DQError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import azure_errors
-from dq_stores.azure_blob._layout import Layout, order_start
+from dq_stores.azure_blob._layout import Layout, order_group, order_start
 from dq_stores.azure_blob._records import EntryMeta, HeadRecord, decode_entry_meta, index_digest
 from dq_stores.documents import FieldFilter, PageCursor, Query, StoredDocument
 from dq_stores.filtering import in_bounds
@@ -60,6 +60,36 @@ def _entry_holds(doc: StoredDocument, meta: EntryMeta, posting: tuple[str, str] 
 
 def _matches(fields: Mapping[str, tuple[str, ...]], filters: Sequence[FieldFilter]) -> bool:
     return all(any(v in fields.get(f.field, ()) for v in f.values) for f in filters)
+
+
+def _in_query_order(
+    listed: Iterator[tuple[str, BlobProperties, tuple[str, str] | None]], desc: bool
+) -> Iterator[_Candidate]:
+    """Entries with their metadata, in exact ``(sort_key, key)`` order.
+
+    Name order is exact except inside a run of truncated names (see
+    ``_layout.order_group``): each run is buffered and sorted by the real values.
+    """
+    run: list[_Candidate] = []
+    run_group: str | None = None
+    for suffix, props, posting in listed:
+        meta = decode_entry_meta(props.metadata)
+        if meta is None:
+            continue
+        group = order_group(suffix, desc)
+        if run and group is not None and group == run_group:
+            run.append((suffix, props, meta, posting))
+            continue
+        yield from _sorted_run(run, desc)
+        run, run_group = [(suffix, props, meta, posting)], group
+    yield from _sorted_run(run, desc)
+
+
+def _sorted_run(run: list[_Candidate], desc: bool) -> list[_Candidate]:
+    if len(run) > 1:
+        # the suffix last keeps entries of one document adjacent (deduplicated later)
+        run.sort(key=lambda c: (c[2].sort_key, c[2].key, c[0]), reverse=desc)
+    return run
 
 
 class IndexScan:
@@ -163,10 +193,7 @@ class IndexScan:
         merged = heapq.merge(*streams, key=lambda item: item[0])
         pending: list[_Candidate] = []
         last: list[str] = [""]  # suffix of the last document yielded, across batches
-        for suffix, props, posting in merged:
-            meta = decode_entry_meta(props.metadata)
-            if meta is None:
-                continue
+        for suffix, props, meta, posting in _in_query_order(merged, desc):
             if not in_bounds(meta.sort_key, query):
                 past = query.sort_key_min if desc else query.sort_key_max
                 if past is not None and (meta.sort_key < past if desc else meta.sort_key >= past):

@@ -28,6 +28,7 @@ import pytest
 from dq_stores.backend import DocumentBackend
 from dq_stores.testing.concurrency import ConcurrencyConformance
 from dq_stores.testing.crud import CrudConformance, IsolationConformance
+from dq_stores.testing.fuzz import FuzzConformance
 from dq_stores.testing.queries import QueryConformance
 from dq_stores.testing.results import ResultsStoreConformance
 
@@ -35,7 +36,7 @@ __all__ = ["DocumentBackendConformance", "ResultsStoreConformance"]
 
 
 class DocumentBackendConformance(
-    CrudConformance, IsolationConformance, QueryConformance, ConcurrencyConformance
+    CrudConformance, IsolationConformance, QueryConformance, ConcurrencyConformance, FuzzConformance
 ):
     """Every invariant of the Store contract (DESIGN §3). Subclass and supply
     ``backend_factory``."""

@@ -1,0 +1,131 @@
+"""Hostile input through the CLI: one ``error: ...`` line and a documented exit code.
+
+Undecodable bytes, lone surrogates, deep nesting and Ctrl-C at any moment
+(start-up included) never print a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    config = {"default_backend": "filesystem", "filesystem": {"root": str(tmp_path / "s")}}
+    (tmp_path / "dq.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("DQ_")}
+
+
+def _command(workspace: Path, *args: str) -> list[str]:
+    config = str(workspace / "dq.yaml")
+    return [sys.executable, "-m", "dq_registries.cli", *args, "--config", config]
+
+
+def dq(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _command(workspace, *args),
+        cwd=workspace, env=_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _contract(**extra: object) -> dict[str, object]:
+    return {"apiVersion": "v3.1.0", "kind": "DataContract", "id": "orders",
+            "version": "1.0.0", "status": "active", **extra}  # fmt: skip
+
+
+def _assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_a_file_of_invalid_utf8_is_one_error_line(workspace: Path) -> None:
+    (workspace / "latin1.yaml").write_bytes("id: caf\xe9\n".encode("latin-1"))
+
+    for args in (["contracts", "publish"], ["jobs", "save"], ["actions", "save"]):
+        _assert_one_error_line(dq(workspace, *args, "latin1.yaml"), "UTF-8")
+
+
+def test_a_lone_surrogate_in_a_contract_is_one_error_line(workspace: Path) -> None:
+    (workspace / "c.json").write_text(json.dumps(_contract(name="bad \ud83d text")))
+
+    _assert_one_error_line(dq(workspace, "contracts", "publish", "c.json"), "name", "surrogate")
+    assert dq(workspace, "contracts", "list", "--json").stdout.count('"id"') == 0
+
+
+def test_a_lone_surrogate_in_an_id_argument_is_one_error_line(workspace: Path) -> None:
+    result = subprocess.run(
+        [*_command(workspace, "contracts", "get"), "\udcff"],
+        cwd=workspace, env=_env(), capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode in (1, 2), result.stderr
+    assert b"Traceback" not in result.stderr
+    assert result.stderr.startswith(b"error: ") or b"Usage" in result.stderr
+
+
+@pytest.mark.parametrize("depth", [100, 1000, 3000])
+def test_deep_nesting_is_one_error_line(workspace: Path, depth: int) -> None:
+    profile = {"id": "p", "name": "p", "action_type": "custom", "handler": "h"}
+    deep = '{"n":' * depth + '"leaf"' + "}" * depth
+    profile["params"] = "DEEP"
+    (workspace / "p.json").write_text(json.dumps(profile).replace('"DEEP"', deep))
+    contract = json.dumps(_contract(name="DEEP")).replace('"DEEP"', deep)
+    (workspace / "c.json").write_text(contract)
+
+    _assert_one_error_line(dq(workspace, "actions", "save", "p.json"), "nest")
+    _assert_one_error_line(dq(workspace, "contracts", "publish", "c.json"))
+
+
+def _wait_until_loading_native_modules(pid: int, timeout: float = 30.0) -> None:
+    """Wait until the child maps a native module (pydantic-core: inside ``main``'s guard)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if "pydantic_core" in Path(f"/proc/{pid}/maps").read_text():
+                return
+        except OSError:
+            return
+        time.sleep(0.002)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+@pytest.mark.parametrize("delay", [None, 0.0, 0.05, 0.15, 0.3, 0.6])
+def test_ctrl_c_at_any_moment_is_error_interrupted_and_exit_130(
+    workspace: Path, delay: float | None
+) -> None:
+    """``None``: at once (usually before Python installs its handler: killed, silent);
+    otherwise that long after start-up reached dq's own imports (load-independent)."""
+    (workspace / "c.json").write_text(json.dumps(_contract()))
+    proc = subprocess.Popen(
+        _command(workspace, "contracts", "publish", "c.json"),
+        cwd=workspace, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if delay is not None:
+        _wait_until_loading_native_modules(proc.pid)
+        time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+
+    if delay is None and proc.returncode == -signal.SIGINT:
+        return  # before Python ran any code
+    assert "Traceback" not in err
+    if proc.returncode == 0:  # finished before the signal arrived
+        return
+    assert (proc.returncode, err) == (130, "error: interrupted\n")
