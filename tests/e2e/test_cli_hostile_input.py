@@ -128,4 +128,7 @@ def test_ctrl_c_at_any_moment_is_error_interrupted_and_exit_130(
     assert "Traceback" not in err
     if proc.returncode == 0:  # finished before the signal arrived
         return
-    assert (proc.returncode, err) == (130, "error: interrupted\n")
+    # 130, or (rarely, CPython's own choice) killed by SIGINT after the message: a
+    # shell reports both as 130.
+    assert err == "error: interrupted\n"
+    assert proc.returncode in (130, -signal.SIGINT)

@@ -12,7 +12,7 @@ import pytest
 from dq_metadata.errors import ConflictError, ValidationError
 from dq_metadata.scope import Scope
 from dq_registries.contracts import ContractRegistry
-from dq_stores import ContractStore, DocumentBackend, MemoryBackend
+from dq_stores import ContractStore, DocumentBackend, JobDefinitionStore, MemoryBackend
 from dq_stores.filesystem import FilesystemBackend
 
 SCOPE = Scope("acme", "prod")
@@ -24,7 +24,9 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Contrac
         MemoryBackend() if request.param == "memory" else FilesystemBackend(tmp_path / "dq")
     )
     with backend:
-        yield ContractRegistry(SCOPE, ContractStore(backend))
+        yield ContractRegistry(
+            SCOPE, ContractStore(backend), job_definitions=JobDefinitionStore(backend)
+        )
 
 
 def contract(version: str, **extra: Any) -> dict[str, Any]:

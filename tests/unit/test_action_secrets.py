@@ -13,7 +13,7 @@ from dq_metadata.errors import ValidationError
 from dq_metadata.scope import Scope
 from dq_registries.actions import ActionProfileRegistry
 from dq_stores.memory import MemoryBackend
-from dq_stores.typed import ActionProfileStore
+from dq_stores.typed import ActionProfileStore, JobDefinitionStore
 
 SCOPE = Scope("acme", "dev")
 
@@ -48,7 +48,9 @@ _benign_key = st.from_regex(r"(level|node|item|cfg)[0-9]", fullmatch=True)
 
 def _registry() -> tuple[ActionProfileRegistry, MemoryBackend]:
     backend = MemoryBackend()
-    return ActionProfileRegistry(SCOPE, ActionProfileStore(backend)), backend
+    return ActionProfileRegistry(
+        SCOPE, ActionProfileStore(backend), job_definitions=JobDefinitionStore(backend)
+    ), backend
 
 
 def _custom(params: dict[str, Any]) -> dict[str, Any]:

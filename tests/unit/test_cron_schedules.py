@@ -13,7 +13,7 @@ from dq_metadata.errors import ValidationError
 from dq_metadata.scope import Scope
 from dq_registries.jobs import CRON_HORIZON_YEARS, JobDefinitionRegistry
 from dq_stores.memory import MemoryBackend
-from dq_stores.typed import JobDefinitionStore
+from dq_stores.typed import ActionProfileStore, ContractStore, JobDefinitionStore
 
 # The longest month each month can have (29 for February, in leap years).
 _LONGEST = {month: calendar.monthrange(2024, month)[1] for month in range(1, 13)}
@@ -22,7 +22,12 @@ _LONGEST = {month: calendar.monthrange(2024, month)[1] for month in range(1, 13)
 def _registry() -> tuple[JobDefinitionRegistry, MemoryBackend]:
     backend = MemoryBackend()
     publish(backend, "1.0.0", ["orders"])
-    return JobDefinitionRegistry(SCOPE, JobDefinitionStore(backend)), backend
+    return JobDefinitionRegistry(
+        SCOPE,
+        JobDefinitionStore(backend),
+        contracts=ContractStore(backend),
+        action_profiles=ActionProfileStore(backend),
+    ), backend
 
 
 def _save(expression: str) -> None:

@@ -17,7 +17,7 @@ from dq_metadata.scope import Scope
 from dq_registries.contracts import ContractRegistry, dump_odcs, load_odcs, parse_contract
 from dq_registries.contracts._schemas import MAX_REPORTED, schema_resource
 from dq_registries.yaml12 import load_yaml
-from dq_stores import ContractStore, MemoryBackend
+from dq_stores import ContractStore, JobDefinitionStore, MemoryBackend
 
 MORE = sorted((Path(__file__).parents[1] / "data" / "odcs-more").glob("*.yaml"))
 PACKAGE = Path(__file__).parents[2] / "src" / "dq_registries" / "contracts"
@@ -39,7 +39,11 @@ def _message(exc: pytest.ExceptionInfo[ValidationError]) -> str:
 def test_real_documents_of_every_version_publish_and_export_losslessly(path: Path) -> None:
     text = path.read_text("utf-8")
     with MemoryBackend() as backend:
-        registry = ContractRegistry(Scope("acme", "prod"), ContractStore(backend))
+        registry = ContractRegistry(
+            Scope("acme", "prod"),
+            ContractStore(backend),
+            job_definitions=JobDefinitionStore(backend),
+        )
         contract = registry.import_odcs(text)
         registry.publish(contract, actor="alice")
 

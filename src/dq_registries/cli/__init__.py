@@ -13,7 +13,10 @@ Exit codes (every failure is one ``error: ...`` line on stderr, never a tracebac
 * ``1`` the command failed: bad input (invalid, undecodable or too deeply nested
   document, unknown id…), a conflict, a missing file, an unreachable backend;
 * ``2`` usage: options that make no sense (unknown option, bad ``--since``…);
-* ``130`` interrupted (Ctrl-C), at any moment including start-up.
+* ``130`` interrupted (Ctrl-C), at any moment including start-up. In rare
+  timings CPython itself marks the interrupt "unhandled" (it arrived while C code
+  ran Python code) and, after ``error: interrupted``, ends the process by SIGINT
+  instead; a shell reports that as 130 too.
 
 This module imports nothing heavy (not even ``typing``): the application
 (:mod:`._app`) is loaded inside :func:`main`'s interrupt guard. A Ctrl-C during
@@ -35,8 +38,20 @@ def _interrupted() -> SystemExit:
     return SystemExit(EXIT_INTERRUPTED)
 
 
+def _quiet_interrupts(hook):  # type: ignore[no-untyped-def]  # no typing import
+    # A Ctrl-C landing in a callback CPython runs for itself (an import lock's weakref
+    # callback, a finaliser) cannot stop the command; CPython would print it as an
+    # "Exception ignored … Traceback". The command then simply goes on to its end.
+    def hook_without_interrupts(unraisable):  # type: ignore[no-untyped-def]
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            hook(unraisable)
+
+    return hook_without_interrupts
+
+
 def main() -> None:
     """Entry point of the ``dq`` console script (exit codes: see the module docstring)."""
+    sys.unraisablehook = _quiet_interrupts(sys.unraisablehook)  # type: ignore[no-untyped-call]
     try:
         from dq_registries.cli._app import app
 
