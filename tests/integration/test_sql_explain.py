@@ -24,7 +24,7 @@ from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.scope import Scope
 from dq_metadata.sortkeys import semver_sort_key
 from dq_stores import DocumentWrite, FieldFilter, IndexEntry, PageCursor, Query
-from dq_stores.sql import SqlBackend
+from dq_stores.sql import SqlBackend, schema
 from dq_stores.sql._postgres import _SCOPE
 from dq_stores.sql._statements import select_documents
 
@@ -360,3 +360,37 @@ def test_listing_environments_probes_the_index_once_per_environment(backend: Sql
     types = [node["Node Type"] for node in _nodes(plan)]
     assert "Seq Scan" not in types, types
     assert "Recursive Union" in types, types
+
+
+def _analysed(backend: SqlBackend) -> bool:
+    stats = _statistics(backend)
+    assert len(stats) == len(_TABLES)
+    analysed = {manual is not None for _, manual, _, _ in stats}
+    assert len(analysed) == 1, stats  # the three tables together
+    return analysed.pop()
+
+
+def _heads_rows(backend: SqlBackend) -> float:
+    """What dq_heads' statistics say it holds."""
+    return next(rows for table, _, _, rows in _statistics(backend) if table == "dq_heads")
+
+
+def test_large_bulk_writes_and_upgrades_refresh_statistics(postgres_url: str) -> None:
+    with SqlBackend(postgres_url, analyze_after=100) as backend:
+        for table in _TABLES:
+            backend._run(
+                lambda conn, t=table: conn.execute(
+                    f"ALTER TABLE {t} SET (autovacuum_enabled = false)"
+                ),
+                safe=True,
+            )
+        backend.put_many(SCOPE, "contract", (_contract(i) for i in range(99)))
+        assert not _analysed(backend)  # below the threshold
+        backend.put_many(SCOPE, "contract", (_contract(i) for i in range(100, 300)))
+        assert _analysed(backend)
+        assert _heads_rows(backend) == 299
+    with SqlBackend(postgres_url, analyze_after=None) as backend:
+        backend.put_many(SCOPE, "contract", (_contract(i) for i in range(300, 3000)))
+        assert _heads_rows(backend) == 299  # turned off
+        assert schema.upgrade(postgres_url) == schema.head_revision()
+        assert _heads_rows(backend) == 2999  # `dq db upgrade` analyses
