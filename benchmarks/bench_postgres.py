@@ -324,9 +324,17 @@ def bench_state(url: str, docs: int, analysed: bool, runs: int) -> None:
         "SELECT environment, kind, key, revision, body, sha256, fields, sort_key, written_at,"
         " deleted FROM dq_heads WHERE tenant = %s AND environment = %s AND kind = %s AND key = %s"
     )
+    get_params = (SCOPE.tenant, SCOPE.environment, KIND, "c7")
     fresh = iter(range(10 * docs, 10**9))
 
-    def raw_write(write: DocumentWrite, expect: Any) -> None:
+    def same(statements: list[tuple[str, Any]]) -> Any:
+        """The backend's statements sent as it sends them: scope + pipeline, one Sync."""
+        with raw.pipeline():
+            raw.execute(_SCOPE, (SCOPE.tenant, SCOPE.environment), prepare=True)
+            cursors = [raw.execute(q, p, prepare=True) for q, p in statements]
+        return cursors[0].fetchall()
+
+    def write_statements(write: DocumentWrite, expect: Any) -> list[tuple[str, Any]]:
         rev = Revision.of(write)
         params: dict[str, Any] = {
             **rev.params(SCOPE, KIND, datetime.now(UTC)),
@@ -334,37 +342,44 @@ def bench_state(url: str, docs: int, analysed: bool, runs: int) -> None:
             "pf": [f for f, _ in rev.postings],
             "pv": [v for _, v in rev.postings],
         }
+        return [(q, params) for q in _write_statements(expect, rev)]
+
+    def raw_write(write: DocumentWrite, expect: Any) -> None:  # the floor: no scope per write
         with raw.transaction():
-            for stmt in _write_statements(expect, rev):
+            for stmt, params in write_statements(write, expect):
                 raw.execute(stmt, params, prepare=True)
 
     update = contract(7, datasets)
     cases: dict[str, tuple[Callable[[], Any], ...]] = {
         "get": (
             lambda: backend.get(SCOPE, KIND, "c7"),
-            lambda: raw.execute(
-                get_sql, (SCOPE.tenant, SCOPE.environment, KIND, "c7"), prepare=True
-            ).fetchone(),
+            lambda: raw.execute(get_sql, get_params, prepare=True).fetchone(),
+            lambda: same([(get_sql, get_params)]),
         ),
         "create": (
             lambda: backend.put(SCOPE, KIND, contract(next(fresh), datasets), ABSENT),
             lambda: raw_write(contract(next(fresh), datasets), ABSENT),
+            lambda: same(write_statements(contract(next(fresh), datasets), ABSENT)),
         ),
         "update": (
             lambda: backend.put(SCOPE, KIND, update, ANY),
             lambda: raw_write(update, ANY),
+            lambda: same(write_statements(update, ANY)),
         ),
         "filtered_page_50": (
             lambda: backend.query(SCOPE, KIND, page),
             lambda: raw.execute(page_sql, page_params, prepare=True).fetchall(),
+            lambda: same([(page_sql, page_params)]),
         ),
     }
     state = "analysed" if analysed else "never analysed"
     print(f"\n== {docs:,} documents, {state} (reltuples {reltuples and reltuples[0]}) ==")
-    print(f"{'operation':<20}{'backend':>9}{'raw':>9}{'÷raw':>7}")
+    print(
+        f"{'operation':<20}{'backend':>9}{'raw floor':>11}{'raw same':>10}{'÷floor':>8}{'÷same':>7}"
+    )
     for name, fns in cases.items():
-        b, r = medians_us(fns, runs)
-        print(f"{name:<20}{b:>9.0f}{r:>9.0f}{b / r:>7.2f}")
+        b, f, r = medians_us(fns, runs)
+        print(f"{name:<20}{b:>9.0f}{f:>11.0f}{r:>10.0f}{b / f:>8.2f}{b / r:>7.2f}")
     raw.close()
     backend.close()
 
