@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -343,20 +343,35 @@ def test_a_count_is_a_posting_range(backend: SqlBackend, filters: tuple[FieldFil
     assert "(field = $4)" in driving["Index Cond"], driving["Index Cond"]
 
 
-def test_listing_environments_probes_the_index_once_per_environment(backend: SqlBackend) -> None:
-    captured: list[str] = []
+def _captured_reads(backend: SqlBackend, action: Callable[[], object]) -> list[Any]:
+    """``(sql, params)`` of every read ``action`` makes through the backend."""
+    captured: list[Any] = []
     real_read = backend._read
 
     def spy(tenant: str, environment: str, sql: str, params: list[Any]) -> list[Any]:
-        captured.append(sql)
+        captured.append((sql, list(params)))
         return real_read(tenant, environment, sql, params)
 
     backend._read = spy  # type: ignore[method-assign]
     try:
-        assert backend.list_environments("acme") == ["dev", "prod"]
+        action()
     finally:
         del backend._read
-    plan = _plan(backend, captured[0], [SCOPE.tenant, SCOPE.tenant], environment="*")
+    return captured
+
+
+def test_exporting_reads_heads_in_primary_key_order(backend: SqlBackend) -> None:
+    reads = _captured_reads(backend, lambda: next(iter(backend.iter_documents(SCOPE, "contract"))))
+    sql, params = reads[0]
+    plan = _plan(backend, sql, params)
+    _assert_index_range_scan(plan)
+    assert {n["Index Name"] for n in _nodes(plan) if "Index Name" in n} == {"pk_dq_heads"}
+
+
+def test_listing_environments_probes_the_index_once_per_environment(backend: SqlBackend) -> None:
+    reads = _captured_reads(backend, lambda: backend.list_environments("acme"))
+    assert backend.list_environments("acme") == ["dev", "prod"]
+    plan = _plan(backend, reads[0][0], [SCOPE.tenant, SCOPE.tenant], environment="*")
     types = [node["Node Type"] for node in _nodes(plan)]
     assert "Seq Scan" not in types, types
     assert "Recursive Union" in types, types
