@@ -1,6 +1,12 @@
 """PostgreSQL document backend vs raw psycopg on the same server, in one run.
 
     .venv/bin/python benchmarks/bench_postgres.py [--url URL] [--docs 10000] [--big 1000000]
+        [--states] [--states-big]
+
+``--states`` measures instead get / create / update / filtered page on tables loaded
+through ``put_many`` and never analysed (autovacuum off: the state right after a bulk
+import, restore or migration) and on the same load analysed, at ``--docs`` documents
+(and also 100,000 with ``--states-big``), against raw psycopg in the same database.
 
 URL: ``--url``, else ``DQ_BENCH_POSTGRES_URL``, else
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test`` if it answers, else a throw-away
@@ -35,6 +41,7 @@ from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.scope import Scope
 from dq_metadata.sortkeys import semver_sort_key
 from dq_stores import ANY, DocumentWrite, FieldFilter, IndexEntry, Query
+from dq_stores.documents import MUST_NOT_EXIST as ABSENT
 from dq_stores.sql import SqlBackend
 from dq_stores.sql._executor import Revision
 from dq_stores.sql._postgres import _SCOPE, _write_statements
@@ -234,10 +241,19 @@ def main() -> None:
         "--big", type=int, default=0, help="also measure at this size (e.g. 1000000)"
     )
     parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--states", action="store_true", help="never analysed vs analysed")
+    parser.add_argument("--states-big", action="store_true", help="--states, also at 100k")
     args = parser.parse_args()
     datasets = max(1, args.docs // 10)
     with contextlib.ExitStack() as stack:
         admin_url = args.url or stack.enter_context(find_server())
+        if args.states or args.states_big:
+            sizes = [args.docs, *([100_000] if args.states_big else [])]
+            for docs in sizes:
+                for analysed in (False, True):
+                    with fresh_database(admin_url) as url:
+                        bench_state(url, docs, analysed, min(args.runs, 500))
+            return
         run(stack.enter_context(fresh_database(admin_url)), args, datasets)
 
 
@@ -282,6 +298,90 @@ def run(url: str, args: argparse.Namespace, datasets: int) -> None:
                 print(f"{name:<20}{big[name] / small[name]:>8.2f}x")
     finally:
         backend.close()
+
+
+def _never_analysed_load(url: str, docs: int, datasets: int) -> SqlBackend:
+    """``docs`` contracts loaded through ``put_many`` with every statistics refresh off."""
+    backend = SqlBackend(url, analyze_after=None)
+    with raw_connection(url) as conn:
+        for table in ("dq_revisions", "dq_heads", "dq_postings"):
+            conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    load(backend, 0, docs, datasets)
+    return backend
+
+
+def bench_state(url: str, docs: int, analysed: bool, runs: int) -> None:
+    """get / create / update / filtered page in one statistics state, ÷ raw psycopg."""
+    datasets = max(1, docs // 10)
+    backend = _never_analysed_load(url, docs, datasets)
+    raw = raw_connection(url)
+    if analysed:
+        raw.execute("ANALYZE dq_revisions, dq_heads, dq_postings")
+    reltuples = raw.execute("SELECT reltuples FROM pg_class WHERE relname = 'dq_heads'").fetchone()
+    page = Query(filters=(FieldFilter("dataset", ("dataset_7",)),), descending=True, limit=50)
+    page_sql, page_params = query_sql(page)
+    get_sql = (
+        "SELECT environment, kind, key, revision, body, sha256, fields, sort_key, written_at,"
+        " deleted FROM dq_heads WHERE tenant = %s AND environment = %s AND kind = %s AND key = %s"
+    )
+    get_params = (SCOPE.tenant, SCOPE.environment, KIND, "c7")
+    fresh = iter(range(10 * docs, 10**9))
+
+    def same(statements: list[tuple[str, Any]]) -> Any:
+        """The backend's statements sent as it sends them: scope + pipeline, one Sync."""
+        with raw.pipeline():
+            raw.execute(_SCOPE, (SCOPE.tenant, SCOPE.environment), prepare=True)
+            cursors = [raw.execute(q, p, prepare=True) for q, p in statements]
+        return cursors[0].fetchall()
+
+    def write_statements(write: DocumentWrite, expect: Any) -> list[tuple[str, Any]]:
+        rev = Revision.of(write)
+        params: dict[str, Any] = {
+            **rev.params(SCOPE, KIND, datetime.now(UTC)),
+            "rev": None,
+            "pf": [f for f, _ in rev.postings],
+            "pv": [v for _, v in rev.postings],
+        }
+        return [(q, params) for q in _write_statements(expect, rev)]
+
+    def raw_write(write: DocumentWrite, expect: Any) -> None:  # the floor: no scope per write
+        with raw.transaction():
+            for stmt, params in write_statements(write, expect):
+                raw.execute(stmt, params, prepare=True)
+
+    update = contract(7, datasets)
+    cases: dict[str, tuple[Callable[[], Any], ...]] = {
+        "get": (
+            lambda: backend.get(SCOPE, KIND, "c7"),
+            lambda: raw.execute(get_sql, get_params, prepare=True).fetchone(),
+            lambda: same([(get_sql, get_params)]),
+        ),
+        "create": (
+            lambda: backend.put(SCOPE, KIND, contract(next(fresh), datasets), ABSENT),
+            lambda: raw_write(contract(next(fresh), datasets), ABSENT),
+            lambda: same(write_statements(contract(next(fresh), datasets), ABSENT)),
+        ),
+        "update": (
+            lambda: backend.put(SCOPE, KIND, update, ANY),
+            lambda: raw_write(update, ANY),
+            lambda: same(write_statements(update, ANY)),
+        ),
+        "filtered_page_50": (
+            lambda: backend.query(SCOPE, KIND, page),
+            lambda: raw.execute(page_sql, page_params, prepare=True).fetchall(),
+            lambda: same([(page_sql, page_params)]),
+        ),
+    }
+    state = "analysed" if analysed else "never analysed"
+    print(f"\n== {docs:,} documents, {state} (reltuples {reltuples and reltuples[0]}) ==")
+    print(
+        f"{'operation':<20}{'backend':>9}{'raw floor':>11}{'raw same':>10}{'÷floor':>8}{'÷same':>7}"
+    )
+    for name, fns in cases.items():
+        b, f, r = medians_us(fns, runs)
+        print(f"{name:<20}{b:>9.0f}{f:>11.0f}{r:>10.0f}{b / f:>8.2f}{b / r:>7.2f}")
+    raw.close()
+    backend.close()
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ def _snapshot(backend: SqlBackend) -> dict[object, object]:
         snap[(scope, "deleted")] = backend.history(scope, "contract", "k2")
         active = Query(filters=(FieldFilter("status", ("active",)),), limit=1000)
         snap[(scope, "active")] = [d.key for d in backend.query(scope, "contract", active).items]
+        every = backend.query(scope, "contract", Query(limit=1000, descending=True)).items
+        snap[(scope, "live")] = ([d.key for d in every], backend.count(scope, "contract"))
     return snap
 
 
@@ -66,6 +68,8 @@ def test_down_and_up_again_keeps_every_document(url: str) -> None:
     with SqlBackend(url) as backend:
         _fill(backend)
         before = _snapshot(backend)
+    assert before[(SCOPES[0], "live")][1] == 29  # k2 is deleted
+    assert len(before[(SCOPES[0], "live")][0]) == 29
     assert schema.downgrade(url, "0001") == "0001"
     with pytest.raises(SchemaOutOfDateError, match="dq db upgrade"):
         SqlBackend(url)

@@ -143,6 +143,10 @@ class Executor(ABC):
     ) -> int | None:
         """Append ``rev`` if ``expect`` holds; the new revision number, or ``None``."""
 
+    def refresh_statistics(self, conn: Any, written: int) -> None:
+        """After a bulk write of ``written`` documents: refresh planner statistics if due."""
+        return
+
     @abstractmethod
     def write_many(
         self, conn: Any, scope: Scope, kind: str, revs: Sequence[Revision], at: datetime

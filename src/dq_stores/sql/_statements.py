@@ -17,6 +17,7 @@ from dq_stores.documents import FieldFilter, IndexEntry, PageCursor, Query, Stor
 
 __all__ = [
     "DOC_COLUMNS",
+    "LIVE",
     "decode_document",
     "decode_documents",
     "encode_fields",
@@ -31,6 +32,12 @@ DOC_COLUMNS = (
 )
 Row = Sequence[Any]
 
+#: The posting every live document has: ``(field, value) = ("", "")`` (field names are
+#: ids, never empty). Unfiltered pages and counts are ranges of it, so every page
+#: is driven by the postings primary key and ``dq_heads`` needs no index but its
+#: own primary key (ADR 0003, "Plans without statistics").
+LIVE = ("", "")
+
 
 def encode_fields(fields: Mapping[str, tuple[str, ...]]) -> str:
     return json.dumps(
@@ -42,8 +49,8 @@ def encode_fields(fields: Mapping[str, tuple[str, ...]]) -> str:
 
 
 def postings(fields: Mapping[str, tuple[str, ...]]) -> list[tuple[str, str]]:
-    """Distinct ``(field, value)`` pairs a document is found by."""
-    return sorted({(name, value) for name, values in fields.items() for value in values})
+    """Distinct ``(field, value)`` pairs a live document is found by, ``LIVE`` first."""
+    return [LIVE, *sorted({(name, value) for name, values in fields.items() for value in values})]
 
 
 def _as_datetime(value: Any) -> datetime:
@@ -152,7 +159,7 @@ def _driving(filters: tuple[FieldFilter, ...]) -> tuple[FieldFilter, list[FieldF
     return filters[first], [f for i, f in enumerate(filters) if i != first]
 
 
-def _filter_clauses(b: _Builder, filters: tuple[FieldFilter, ...]) -> str:
+def _filter_clauses(b: _Builder, filters: tuple[FieldFilter, ...]) -> None:
     """WHERE terms over postings alias ``p`` (one row per matching document)."""
     drive, others = _driving(filters)
     values = sorted(set(drive.values))
@@ -176,7 +183,6 @@ def _filter_clauses(b: _Builder, filters: tuple[FieldFilter, ...]) -> str:
             f" AND q.field = {b.bind(flt.field)} AND q.value IN ({b.bind_all(vals)})"
             f" AND q.sort_key = p.sort_key AND q.key = p.key{b.fence})"
         )
-    return "p"
 
 
 def select_documents(
@@ -190,50 +196,58 @@ def select_documents(
 ) -> tuple[str, list[Any]]:
     """SELECT of live documents matching ``query`` (``fetch=None``: a count).
 
-    With filters, the first posting range (``field = value``) drives the scan in
-    ``(sort_key, key)`` order and the other filters are primary-key probes, so
-    the cost follows the page, not the table. ``environment=None`` spans the tenant.
-    ``dialect`` is ``(placeholder, subquery fence)`` of the executor.
+    One shape for every page: a posting range in ``(sort_key, key)`` order (the
+    first filter's, or ``LIVE`` without filters; the other filters are
+    primary-key probes) picks the page, then each of its rows fetches its head by
+    primary key. On PostgreSQL that fetch is a fenced ``LATERAL`` subquery, so it
+    cannot be planned as a scan of the heads repeated per row whatever the
+    statistics say. ``environment=None`` spans the tenant. ``dialect`` is
+    ``(placeholder, subquery fence)`` of the executor.
     """
     b = _Builder(*dialect)
     if query.filters:
-        src = _filter_clauses(b, query.filters)
-        from_ = "dq_postings p"
+        _filter_clauses(b, query.filters)
     else:
-        src = "h"
-        from_ = "dq_heads h"
-        b.where.append("h.deleted = false")
-    b.where[:0] = [f"{src}.tenant = {b.ph}", f"{src}.kind = {b.ph}"]
+        b.where += [f"p.field = {b.bind(LIVE[0])}", f"p.value = {b.bind(LIVE[1])}"]
+    b.where[:0] = [f"p.tenant = {b.ph}", f"p.kind = {b.ph}"]
     scope_params: list[Any] = [tenant, kind]
     if environment is not None:
-        b.where.insert(1, f"{src}.environment = {b.ph}")
+        b.where.insert(1, f"p.environment = {b.ph}")
         scope_params.insert(1, environment)
     b.params[:0] = scope_params
     if query.sort_key_min is not None:
-        b.where.append(f"{src}.sort_key >= {b.bind(query.sort_key_min)}")
+        b.where.append(f"p.sort_key >= {b.bind(query.sort_key_min)}")
     if query.sort_key_max is not None:
-        b.where.append(f"{src}.sort_key < {b.bind(query.sort_key_max)}")
-    order_cols = [f"{src}.sort_key", f"{src}.key"]
+        b.where.append(f"p.sort_key < {b.bind(query.sort_key_max)}")
+    order_cols = ["sort_key", "key"]
     mark: list[str] = [] if cursor is None else [cursor.sort_key, cursor.key]
     if environment is None:
-        order_cols.insert(1, f"{src}.environment")
+        order_cols.insert(1, "environment")
         if cursor is not None:
             mark.insert(1, cursor.environment)
     if mark:
         op = "<" if query.descending else ">"
-        b.where.append(f"({', '.join(order_cols)}) {op} ({b.bind_all(mark)})")
+        cols = ", ".join(f"p.{c}" for c in order_cols)
+        b.where.append(f"({cols}) {op} ({b.bind_all(mark)})")
     where = " AND ".join(b.where)
     if fetch is None:
-        return f"SELECT count(*) FROM {from_} WHERE {where}", b.params
-    if src == "p":
-        from_ += (
-            " JOIN dq_heads h ON h.tenant = p.tenant AND h.environment = p.environment"
-            " AND h.kind = p.kind AND h.key = p.key"
-        )
+        return f"SELECT count(*) FROM dq_postings p WHERE {where}", b.params
     direction = " DESC" if query.descending else ""
-    order = ", ".join(c + direction for c in order_cols)
-    sql = (
-        f"SELECT {DOC_COLUMNS.format(a='h.')} FROM {from_} WHERE {where}"
-        f" ORDER BY {order} LIMIT {b.bind(fetch)}"
+
+    def order(alias: str) -> str:
+        return ", ".join(f"{alias}.{c}{direction}" for c in order_cols)
+
+    page = (
+        "SELECT p.tenant, p.environment, p.kind, p.sort_key, p.key FROM dq_postings p"
+        f" WHERE {where} ORDER BY {order('p')} LIMIT {b.bind(fetch)}"
     )
-    return sql, b.params
+    match = (
+        "h.tenant = p.tenant AND h.environment = p.environment AND h.kind = p.kind"
+        " AND h.key = p.key"
+    )
+    columns = DOC_COLUMNS.format(a="h.")
+    if b.fence:  # PostgreSQL: one primary-key probe per row of the page, by construction
+        join = f"CROSS JOIN LATERAL (SELECT {columns} FROM dq_heads h WHERE {match}{b.fence}) h"
+    else:  # SQLite: CROSS JOIN keeps the page as the outer loop of its nested loops
+        join = f"CROSS JOIN dq_heads h ON {match}"
+    return f"SELECT {columns} FROM ({page}) p {join} ORDER BY {order('p')}", b.params

@@ -65,6 +65,10 @@ class SqlBackend(DocumentBackend):
 
     Raises ``SchemaOutOfDateError`` at construction when the database is not at the
     migration head (an empty database is migrated first when ``auto_create``).
+
+    ``analyze_after``: a ``put_many`` that wrote at least this many documents ends by
+    refreshing PostgreSQL's planner statistics of the document tables (``ANALYZE``)
+    when the write is at least a tenth of what they last covered; ``None`` never does.
     """
 
     def __init__(
@@ -80,8 +84,10 @@ class SqlBackend(DocumentBackend):
         auto_create: bool = True,
         row_level_security: bool = True,
         retry_attempts: int = 6,
+        analyze_after: int | None = _BATCH,
     ) -> None:
         self._url = parse_url(url)
+        self._analyze_after = analyze_after
         self._secrets = (self._url.password,) if self._url.password else ()
         self._attempts = max(1, retry_attempts)
         self._executor: Executor
@@ -384,7 +390,16 @@ class SqlBackend(DocumentBackend):
             batch[write.key] = Revision.of(write)
         if batch:
             count += self._write_batch(scope, kind, list(batch.values()))
+        if self._analyze_after is not None and count >= self._analyze_after:
+            self._refresh_statistics(count)
         return count
+
+    def _refresh_statistics(self, written: int) -> None:
+        """Statistics are an optimisation: failing to refresh them fails no write."""
+        try:
+            self._run(lambda conn: self._executor.refresh_statistics(conn, written), safe=True)
+        except DQError as exc:
+            log.warning("could not refresh planner statistics after a bulk write: %s", exc)
 
     def _write_batch(self, scope: Scope, kind: str, revs: list[Revision]) -> int:
         at = datetime.now(UTC)

@@ -24,7 +24,9 @@ from dq_stores.sql import _errors
 from dq_stores.sql._url import parse_url
 
 __all__ = [
+    "DOCUMENT_TABLES",
     "MigrationInfo",
+    "analyze",
     "current_revision",
     "database_revision",
     "downgrade",
@@ -147,11 +149,29 @@ def database_revision(engine_or_url: Engine | str) -> str | None:
         engine.dispose()
 
 
+#: The tables whose statistics the document statements' plans rest on.
+DOCUMENT_TABLES = ("dq_revisions", "dq_heads", "dq_postings")
+
+
+def analyze(conn: Connection) -> None:
+    """Refresh PostgreSQL's planner statistics of the document tables (no-op elsewhere).
+
+    Migrations rebuild indexes and may rewrite rows; a restored or bulk-loaded
+    database has no statistics until autovacuum gets to it. Tables another
+    session is already analysing or vacuuming are skipped, not waited for.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE (SKIP_LOCKED) {', '.join(DOCUMENT_TABLES)}")
+
+
 def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
-    """Migrate up to ``revision``; returns the revision reached."""
+    """Migrate up to ``revision`` and refresh planner statistics; the revision reached."""
     with _translated(engine_or_url), _locked(engine_or_url) as conn:
         _migrate(conn, "up", revision)
-        return current_revision(conn)
+        reached = current_revision(conn)
+        if reached is not None:
+            analyze(conn)
+        return reached
 
 
 def downgrade(engine_or_url: Engine | str, revision: str) -> str | None:
