@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from dq_stores.backend import DocumentBackend
+from dq_stores.testing.commit import CommitConformance
 from dq_stores.testing.concurrency import ConcurrencyConformance
 from dq_stores.testing.crud import CrudConformance, IsolationConformance
 from dq_stores.testing.queries import QueryConformance
@@ -35,7 +36,11 @@ __all__ = ["DocumentBackendConformance", "ResultsStoreConformance"]
 
 
 class DocumentBackendConformance(
-    CrudConformance, IsolationConformance, QueryConformance, ConcurrencyConformance
+    CrudConformance,
+    IsolationConformance,
+    QueryConformance,
+    ConcurrencyConformance,
+    CommitConformance,
 ):
     """Every invariant of the Store contract (DESIGN §3). Subclass and supply
     ``backend_factory``."""
