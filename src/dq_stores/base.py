@@ -16,17 +16,26 @@ from typing import ClassVar, Generic, TypeVar
 import pydantic
 
 from dq_metadata.canonical import canonical_json, content_hash
-from dq_metadata.errors import ConflictError, IntegrityError, Problem, ValidationError
+from dq_metadata.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    Problem,
+    ValidationError,
+)
 from dq_metadata.models.base import parse_model
 from dq_metadata.scope import Scope
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
     ANY,
     MUST_NOT_EXIST,
+    ConditionCheck,
+    Delete,
     DocumentWrite,
     Expectation,
     FieldFilter,
     IndexEntry,
+    Put,
     Query,
     StoredDocument,
     at_revision,
@@ -233,6 +242,28 @@ class Store(ABC, Generic[M]):
                 return self.decode(current), False
             raise
         return self.decode(doc), True
+
+    # -- operations of an atomic multi-document commit (``DocumentBackend.commit``) ----
+    def put_operation(self, item: M, expect: Expectation = ANY) -> Put:
+        """A ``Put`` of ``item`` for a commit (encoded and validated now, before any I/O)."""
+        return Put(self.kind, self.encode(item), expect)
+
+    def delete_operation(self, key: str, expected_revision: int | None = None) -> Delete:
+        """A ``Delete`` of ``key`` for a commit (``None``: whatever its revision)."""
+        expect = ANY if expected_revision is None else at_revision(expected_revision)
+        return Delete(self.kind, key, expect)
+
+    def check_operation(self, key: str, revision: int | None) -> ConditionCheck:
+        """A guard that ``key`` is still at ``revision`` (``None``: still absent)."""
+        expect = MUST_NOT_EXIST if revision is None else at_revision(revision)
+        return ConditionCheck(self.kind, key, expect)
+
+    def find(self, scope: Scope, key: str) -> Versioned[M] | None:
+        """The current revision, or ``None`` when ``key`` is absent or deleted."""
+        try:
+            return self.get(scope, key)
+        except NotFoundError:
+            return None
 
     def delete(self, scope: Scope, key: str, expected_revision: int | None = None) -> int:
         """Delete ``key`` (a tombstone revision); returns that revision number."""
