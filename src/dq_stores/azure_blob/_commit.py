@@ -253,8 +253,17 @@ class CommitMixin:
         record = TxRecord(
             txid, tuple(TxOp(n, op.kind, op.key) for n, op in zip(names, operations, strict=True))
         )
-        pending_etag, entries = self._prepare_all(scope, record, operations, known, docs)
-        locks = self._lock_all(scope, txid, names, blobs)
+        try:
+            pending_etag, entries = self._prepare_all(scope, record, operations, known, docs)
+        except DQError:  # nothing points at the record yet: it can simply go
+            self._delete_record(scope, txid)
+            raise
+        try:
+            locks = self._lock_all(scope, txid, names, blobs)
+        except DQError:  # e.g. the store became unreachable: release what we can
+            with contextlib.suppress(DQError):
+                self._abandon(scope, record, pending_etag)
+            raise
         if locks is None:
             self._abandon(scope, record, pending_etag)
             return None
@@ -380,7 +389,10 @@ class CommitMixin:
             return False  # only guards: nothing to apply, start again
 
     def _abandon(self, scope: Scope, record: TxRecord, pending_etag: str) -> None:
-        """Abort our own attempt (if still pending) and release whatever it still holds."""
+        """Abort our own attempt (if still pending) and release whatever it still holds.
+
+        Only called where the commit point was not reached, or was refused for sure.
+        """
         # Never committed here (only this writer commits, and it did not): abort the
         # record if still pending, then release every head that still points at it.
         self._set_state(scope, TxRecord(record.txid, record.ops, PENDING, pending_etag), ABORTED)
