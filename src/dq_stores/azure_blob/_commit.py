@@ -35,13 +35,13 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from dq_metadata.errors import ConflictError, DQError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import azure_errors
+from dq_stores.azure_blob._locks import TxBlobs, best_effort
 from dq_stores.azure_blob._records import HeadRecord
 from dq_stores.azure_blob._txn import (
     ABORTED,
     COMMITTED,
     PENDING,
     STATE,
-    TX,
     Blob,
     TxOp,
     TxRecord,
@@ -74,12 +74,6 @@ def _head_metadata(doc: StoredDocument) -> dict[str, str]:
     return {"rev": str(doc.revision), "deleted": "1" if doc.deleted else "0"}
 
 
-def _best_effort(call: Callable[[], object], what: str) -> None:
-    """A conditional clean-up step: losing the race to someone doing the same is fine."""
-    with contextlib.suppress(DQError), azure_errors(what), contextlib.suppress(*_IGNORED):
-        call()
-
-
 class CommitMixin:
     """``_commit`` and head-lock resolution for :class:`AzureBlobBackend`."""
 
@@ -87,6 +81,7 @@ class CommitMixin:
     _layout: Layout
     _scan: IndexScan
     _lease: float
+    _txb: TxBlobs
 
     if TYPE_CHECKING:  # provided by AzureBlobBackend
 
@@ -165,12 +160,12 @@ class CommitMixin:
             if record is None:  # finished and cleaned, or abandoned: restore a leftover lock
                 again = self._fetch(name, f"reading {name!r}")
                 if again is not None and again.tx == tx:
-                    self._unlock(name, again)
+                    self._txb.unlock(name, again)
                 return
             if record.state == PENDING:
                 if self._wait_for(name, tx, record.age()):
                     return
-                if not self._set_state(scope, record, ABORTED):
+                if not self._txb.set_state(scope, record, ABORTED):
                     continue  # it committed (or was aborted) meanwhile: read it again
                 record = TxRecord(record.txid, record.ops, ABORTED)
             self._recover(scope, record)
@@ -201,9 +196,9 @@ class CommitMixin:
                 old = None if blob.placeholder else self._parse(blob, scope, op.kind, op.key)[0]
                 calls.append(functools.partial(self._roll, scope, op, blob.etag, old))
             else:
-                calls.append(functools.partial(self._unlock, op.head, blob))
+                calls.append(functools.partial(self._txb.unlock, op.head, blob))
         self._parallel(calls)
-        self._delete_record(scope, record.txid)
+        self._txb.delete_record(scope, record.txid)
 
     # -- the commit ---------------------------------------------------------------
     def _commit(
@@ -256,7 +251,7 @@ class CommitMixin:
         try:
             pending_etag, entries = self._prepare_all(scope, record, operations, known, docs)
         except DQError:  # nothing points at the record yet: it can simply go
-            self._delete_record(scope, txid)
+            self._txb.delete_record(scope, txid)
             raise
         try:
             locks = self._lock_all(scope, txid, names, blobs)
@@ -279,13 +274,13 @@ class CommitMixin:
         for i, tx_op in enumerate(committed.ops):
             head = known[i]
             if tx_op.new is None:
-                locked = self._locked(blobs[i], locks[i], txid)
-                calls.append(functools.partial(self._unlock, tx_op.head, locked))
+                locked = self._txb.locked(blobs[i], locks[i], txid)
+                calls.append(functools.partial(self._txb.unlock, tx_op.head, locked))
             else:
                 old = head[0] if head else None
                 calls.append(functools.partial(self._roll, scope, tx_op, locks[i], old))
         self._parallel(calls)
-        self._delete_record(scope, txid)
+        self._txb.delete_record(scope, txid)
         return docs
 
     def _prepare_all(
@@ -298,7 +293,7 @@ class CommitMixin:
     ) -> tuple[str, list[dict[str, str]]]:
         """Archive, index and create the pending record, all in one parallel round."""
         entries: list[dict[str, str]] = []
-        calls: list[Callable[[], Any]] = [functools.partial(self._create_record, scope, record)]
+        calls: list[Callable[[], Any]] = [functools.partial(self._txb.create_record, scope, record)]
         owners: list[int] = []
         for i, (op, doc) in enumerate(zip(operations, docs, strict=True)):
             if doc is None:
@@ -320,43 +315,11 @@ class CommitMixin:
         """Lock every head in name order; their lock etags, or ``None`` if one moved."""
         locks: dict[int, str] = {}
         for i in sorted(range(len(names)), key=names.__getitem__):
-            etag = self._lock(names[i], blobs[i], txid)
+            etag = self._txb.lock(names[i], blobs[i], txid)
             if etag is None:
                 return None  # the caller aborts the record and releases what we hold
             locks[i] = etag
         return [locks[i] for i in range(len(names))]
-
-    @staticmethod
-    def _locked(blob: Blob | None, etag: str, txid: str) -> Blob:
-        """The head as our lock left it (to release it ``If-Match`` that etag)."""
-        if blob is None:
-            return Blob(b"", etag, {"rev": "0", "deleted": "1", TX: txid})
-        return Blob(blob.raw, etag, {**blob.metadata, TX: txid})
-
-    def _lock(self, name: str, blob: Blob | None, txid: str) -> str | None:
-        """Point one head at our record; its new etag, or ``None`` if it changed."""
-        client = self._container.get_blob_client(name)
-        try:
-            with azure_errors(f"locking {name!r}"):
-                if blob is None:
-                    meta = {"rev": "0", "deleted": "1", TX: txid}
-                    done = client.upload_blob(
-                        b"",
-                        overwrite=True,
-                        metadata=meta,
-                        match_condition=MatchConditions.IfMissing,
-                    )
-                else:
-                    done = client.set_blob_metadata(
-                        {**blob.metadata, TX: txid},
-                        etag=blob.etag,
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-            return str(done["etag"])
-        except (ConflictError, NotFoundError):
-            # A retried request whose first try landed looks like a conflict: look.
-            again = self._fetch(name, f"reading {name!r}")
-            return again.etag if again is not None and again.tx == txid else None
 
     def _commit_point(
         self,
@@ -395,7 +358,9 @@ class CommitMixin:
         """
         # Never committed here (only this writer commits, and it did not): abort the
         # record if still pending, then release every head that still points at it.
-        self._set_state(scope, TxRecord(record.txid, record.ops, PENDING, pending_etag), ABORTED)
+        self._txb.set_state(
+            scope, TxRecord(record.txid, record.ops, PENDING, pending_etag), ABORTED
+        )
         self._recover(scope, TxRecord(record.txid, record.ops, ABORTED))
 
     # -- single blob steps ----------------------------------------------------------
@@ -404,7 +369,7 @@ class CommitMixin:
         assert op.new is not None
         new = HeadRecord.from_bytes(op.new, scope, op.kind, op.head)
         client = self._container.get_blob_client(op.head)
-        _best_effort(
+        best_effort(
             functools.partial(
                 client.upload_blob,
                 op.new,
@@ -421,51 +386,7 @@ class CommitMixin:
                 if suffix not in new.entries:
                     self._scan.remove(base + suffix, etag)
 
-    def _unlock(self, name: str, blob: Blob) -> None:
-        """Release a lock without a new revision (guard, aborted or abandoned commit)."""
-        client = self._container.get_blob_client(name)
-        cond: dict[str, Any] = {"etag": blob.etag, "match_condition": MatchConditions.IfNotModified}
-        if blob.placeholder:
-            _best_effort(functools.partial(client.delete_blob, **cond), f"unlocking {name!r}")
-        else:
-            meta = clean_metadata(blob.metadata)
-            _best_effort(
-                functools.partial(client.set_blob_metadata, meta, **cond), f"unlocking {name!r}"
-            )
-
-    # -- records ------------------------------------------------------------------
-    def _create_record(self, scope: Scope, record: TxRecord) -> str:
-        client = self._container.get_blob_client(self._layout.txn(scope, record.txid))
-        try:
-            with azure_errors(f"starting a commit in {scope}"):
-                done = client.upload_blob(
-                    record.to_bytes(),
-                    overwrite=True,
-                    metadata={STATE: PENDING},
-                    match_condition=MatchConditions.IfMissing,
-                )
-            return str(done["etag"])
-        except ConflictError:  # our own first try landed (the id is unique)
-            with azure_errors(f"starting a commit in {scope}"):
-                return str(client.get_blob_properties().etag)
-
     def _read_record(self, scope: Scope, txid: str) -> TxRecord | None:
         name = self._layout.txn(scope, txid)
         blob = self._fetch(name, f"reading commit {txid} in {scope}")
         return None if blob is None else TxRecord.from_blob(blob, name)
-
-    def _set_state(self, scope: Scope, record: TxRecord, state: str) -> bool:
-        """Move a pending record to ``state`` if still at its etag; whether we did."""
-        client = self._container.get_blob_client(self._layout.txn(scope, record.txid))
-        try:
-            with azure_errors(f"aborting commit {record.txid} in {scope}"):
-                client.set_blob_metadata(
-                    {STATE: state}, etag=record.etag, match_condition=MatchConditions.IfNotModified
-                )
-            return True
-        except (ConflictError, NotFoundError):
-            return False
-
-    def _delete_record(self, scope: Scope, txid: str) -> None:
-        client = self._container.get_blob_client(self._layout.txn(scope, txid))
-        _best_effort(client.delete_blob, f"finishing commit {txid} in {scope}")

@@ -40,6 +40,7 @@ from dq_stores.azure_blob._client import (
 )
 from dq_stores.azure_blob._commit import CommitMixin
 from dq_stores.azure_blob._layout import Layout, order_name
+from dq_stores.azure_blob._locks import TxBlobs
 from dq_stores.azure_blob._query import IndexScan
 from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_digest
 from dq_stores.azure_blob._txn import Blob
@@ -122,6 +123,7 @@ class AzureBlobBackend(CommitMixin, DocumentBackend):
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
+        self._txb = TxBlobs(self._container, self._layout, self._fetch)
         self._scan = IndexScan(self._container, self._layout, self._read_blobs, self._background)
         if create_container:
             with (
