@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from functools import lru_cache
 
 from dq_metadata.errors import IntegrityError
 from dq_metadata.scope import ID_PATTERN, Scope
@@ -29,7 +30,7 @@ from dq_stores.filesystem._writes import (
     read_note,
 )
 
-__all__ = ["rebuild", "replay_intent"]
+__all__ = ["boot_id", "open_scope", "rebuild", "replay_intent"]
 
 _HEAD = ".head"
 
@@ -46,6 +47,34 @@ def _read_head(scope: Scope, kind: str, kind_dir: str, key: str) -> StoredDocume
 def _discard(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+@lru_cache(maxsize=1)
+def boot_id() -> str | None:
+    """The kernel's boot id (Linux), ``None`` where there is none."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def open_scope(path: str, scope: Scope, scope_dir: str, lock_fd: int, flag: ApplyFlag) -> None:
+    """First use of a scope in a process: schema, note replay, boot check. Hold the lock."""
+    conn = index.connect(path, durable=boot_id() is None)
+    try:
+        index.ensure_schema(conn)
+        # A commit journal first: it moves heads, which a rebuild reads.
+        replay_intent(conn, scope, scope_dir, lock_fd, flag)
+        boot = boot_id() or "unknown"
+        if index.get_meta(conn, "boot_id") != boot:
+            # New index, or the machine restarted since the last write: commits
+            # not yet on disk may be lost, so derive the index from the files.
+            rebuild(conn, scope, scope_dir)
+            with index.transaction(conn):
+                index.set_meta(conn, "boot_id", boot)
+    finally:
+        conn.close()
 
 
 def replay_intent(

@@ -15,21 +15,18 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
 from mmap import mmap
 
 from dq_metadata.errors import IntegrityError, NotFoundError
 from dq_metadata.scope import ID_PATTERN, Scope
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
-    ConditionCheck,
     DocumentWrite,
     Expectation,
     FieldFilter,
     IndexEntry,
     Operation,
     PageCursor,
-    Put,
     Query,
     StoredDocument,
 )
@@ -44,9 +41,10 @@ from dq_stores.filesystem._layout import (
 )
 from dq_stores.filesystem._process import ProcessHandles
 from dq_stores.filesystem._records import Header, HeaderCache, decode_header, decode_record
-from dq_stores.filesystem._recovery import rebuild, replay_intent
-from dq_stores.filesystem._writes import Staged, commit_journal, commit_revisions
-from dq_stores.filtering import check_expectation, check_operation
+from dq_stores.filesystem._recovery import boot_id, open_scope, replay_intent
+from dq_stores.filesystem._staging import stage
+from dq_stores.filesystem._writes import commit_journal, commit_revisions
+from dq_stores.filtering import check_expectation
 
 __all__ = ["FilesystemBackend"]
 
@@ -55,15 +53,6 @@ ITER_BATCH = 256
 _INDEX_FILE = "index.sqlite3"
 _MAX_CACHED_DIRS = 4096
 _IDLE = b"\x00"  # the flag of a scope that does not exist yet: nothing to wait for
-
-
-@lru_cache(maxsize=1)
-def _boot_id() -> str | None:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
 
 
 class FilesystemBackend(DocumentBackend):
@@ -123,7 +112,7 @@ class FilesystemBackend(DocumentBackend):
             self._open_scope(handles, scope, scope_dir, path)
         elif scope_dir not in self._flags:  # closed and reopened by another thread
             self._open_scope(handles, scope, scope_dir, path)
-        conn = index.connect(path, durable=_boot_id() is None)
+        conn = index.connect(path, durable=boot_id() is None)
         handles.keep_connection(path, conn)
         return conn
 
@@ -131,20 +120,7 @@ class FilesystemBackend(DocumentBackend):
         """First use of a scope in this process: flag, schema, note replay, boot check."""
         with handles.exclusive(scope_dir) as lock_fd:
             flag = self._flags.get(scope_dir) or ApplyFlag(scope_dir)
-            conn = index.connect(path, durable=_boot_id() is None)
-            try:
-                index.ensure_schema(conn)
-                # A commit journal first: it moves heads, which a rebuild reads.
-                replay_intent(conn, scope, scope_dir, lock_fd, flag)
-                boot = _boot_id() or "unknown"
-                if index.get_meta(conn, "boot_id") != boot:
-                    # New index, or the machine restarted since the last write: commits
-                    # not yet on disk may be lost, so derive the index from the files.
-                    rebuild(conn, scope, scope_dir)
-                    with index.transaction(conn):
-                        index.set_meta(conn, "boot_id", boot)
-            finally:
-                conn.close()
+            open_scope(path, scope, scope_dir, lock_fd, flag)
             self._flags[scope_dir] = flag
         handles.ready.add(scope_dir)
 
@@ -412,7 +388,7 @@ class FilesystemBackend(DocumentBackend):
             with handles.exclusive(scope_dir) as lock_fd:
                 flag = self._flags[scope_dir]
                 replay_intent(conn, scope, scope_dir, lock_fd, flag)
-                staged, out = self._stage(scope, operations)
+                staged, out = stage(scope, operations, self._kind_dir)
                 for kind_dir in {s.kind_dir for s in staged} - handles.known_dirs:
                     make_dirs(kind_dir)
                     handles.known_dirs.add(kind_dir)
@@ -424,32 +400,3 @@ class FilesystemBackend(DocumentBackend):
                 elif staged:
                     commit_journal(conn, lock_fd, flag, staged)
             return out
-
-    def _stage(
-        self, scope: Scope, operations: tuple[Operation, ...]
-    ) -> tuple[list[Staged], list[StoredDocument | None]]:
-        """Check every operation against the heads (in order) and build the new
-        revisions. Hold the lock. Raises the first failure; nothing is written."""
-        staged: list[Staged] = []
-        out: list[StoredDocument | None] = []
-        now = datetime.now(UTC)
-        for op in operations:
-            kind_dir = self._kind_dir(scope, op.kind)
-            head = self._head(kind_dir, op.kind, op.key)
-            check_operation(op, None if head is None or head.deleted else head.revision)
-            if isinstance(op, ConditionCheck):
-                out.append(None)
-                continue
-            revision = 1 if head is None else head.revision + 1
-            if isinstance(op, Put):
-                w = op.write
-                doc = StoredDocument(
-                    scope, op.kind, w.key, revision, w.body, w.sha256, w.index, now
-                )
-            else:
-                doc = StoredDocument(
-                    scope, op.kind, op.key, revision, b"", "", IndexEntry(), now, deleted=True
-                )
-            staged.append(Staged(op.kind, kind_dir, doc))
-            out.append(doc)
-        return staged, out
