@@ -85,6 +85,9 @@ def replay_intent(
     if note is None:
         rebuild(conn, scope, scope_dir)  # a torn note (power loss): heads are the truth
     elif note.journal:
+        # The writer may have died before raising the flag: raise it before moving
+        # any head, so that if *this* process dies half-way, readers still notice.
+        flag.raise_()
         _roll_forward(conn, scope, scope_dir, note.intents)
     elif note.intents:
         with index.transaction(conn):
