@@ -159,7 +159,7 @@ def _crash_loop(root: Path, kills: int, writers: int) -> None:
         procs = [
             ctx.Process(
                 target=_writer,
-                args=(str(root), rng.randrange(1 << 30), writers == 1),
+                args=(str(root), rng.randrange(1 << 30)),
                 daemon=True,
             )
             for _ in range(writers)
