@@ -9,17 +9,21 @@ index and the key's live revision, so the client can raise the right error
 without reading again. See ADR 0003, "Atomic commits".
 
 Locking under READ COMMITTED (each statement sees what committed before it
-started, and waits for row locks held by others):
+started, and waits for row locks held by others). A commit of several steps
+first takes every head row it names, in ``(kind, key)`` order:
 
-* the first statement locks every *existing* head row the commit names, sorted by
-  ``(kind, key)`` — commits touching the same rows queue in one order instead of
-  deadlocking, and no row a step checks can change before COMMIT;
-* a write step's conditional upsert/update locks (or creates) its row;
-* a read-guard takes ``FOR SHARE`` on its row, so it holds until COMMIT; a
-  guard that a key stays absent first inserts a placeholder head row
-  (revision 0, deleted) that makes a concurrent insert of that key wait for this
-  transaction, and deletes it again as the commit's last statement — it is never
-  visible to anyone else.
+1. it inserts a placeholder head row (revision 0, deleted) for each key that has
+   none (``ON CONFLICT DO NOTHING``): a concurrent insert of that key — by a
+   write, another commit or a bulk import — now waits for this transaction;
+2. it locks every head row of its keys (``FOR NO KEY UPDATE``).
+
+From then on nothing this commit checks can change before it commits, so every
+step's check holds at commit time (no lost update, no write skew), and commits
+wait for each other in one global order instead of deadlocking. A write step on
+a placeholder turns it into revision 1; the last statement deletes the
+placeholders only guards touched. Placeholders are never visible to anyone
+else: inserted and deleted within one transaction, they read as absent keys.
+A single-step commit is one conditional statement, like a single write.
 """
 
 from __future__ import annotations
@@ -47,29 +51,36 @@ _MARKER = "dq-commit-refused"
 _REFUSE = f"CAST('{_MARKER}:' || %(i)s::text || ':' || {_LIVE} AS integer)"
 _REFUSED = re.compile(_MARKER + r":(\d+):(\d+|-)")
 
+_KEYS = "unnest(%(kinds)s::text[], %(keys)s::text[]) AS u(kind, key)"
+_RESERVE = (
+    f"INSERT INTO dq_heads ({HEAD_COLUMNS}) SELECT %(t)s, %(e)s, u.kind, u.key, 0, true,"
+    f" ''::bytea, '', '{{}}', '', now() FROM {_KEYS}"
+    ' ORDER BY u.kind COLLATE "C", u.key COLLATE "C"'
+    " ON CONFLICT (tenant, environment, kind, key) DO NOTHING"
+)
 _LOCK = (
-    "SELECT 1 FROM dq_heads h JOIN unnest(%(kinds)s::text[], %(keys)s::text[]) AS u(kind, key)"
-    " ON h.kind = u.kind AND h.key = u.key WHERE h.tenant = %(t)s AND h.environment = %(e)s"
+    f"SELECT 1 FROM dq_heads h JOIN {_KEYS} ON h.kind = u.kind AND h.key = u.key"
+    " WHERE h.tenant = %(t)s AND h.environment = %(e)s"
     " ORDER BY h.kind, h.key FOR NO KEY UPDATE OF h"
+)
+_RELEASE = (
+    f"DELETE FROM dq_heads h USING {_KEYS} WHERE h.tenant = %(t)s AND h.environment = %(e)s"
+    " AND h.kind = u.kind AND h.key = u.key AND h.revision = 0"
 )
 _WRITE = (
     "WITH h AS ({head}{returning}), r AS (INSERT INTO dq_revisions ({cols})"
     " SELECT {cols} FROM h) SELECT CASE WHEN count(*) = 1 THEN min(h.revision)"
     " ELSE {refuse} END FROM h"
 )
+# Guards read rows this commit already locked (a single-step commit only reads).
 _GUARD_REVISION = (
-    f"SELECT CASE WHEN count(*) = 1 THEN 0 ELSE {_REFUSE} END FROM (SELECT 1 FROM dq_heads"
-    f" WHERE {_PK.format(a='')} AND NOT deleted AND revision = %(rev)s FOR SHARE) g"
-)
-_PLACEHOLDER = (
-    f"INSERT INTO dq_heads ({HEAD_COLUMNS}) VALUES (%(t)s, %(e)s, %(k)s, %(key)s, 0, true,"
-    " ''::bytea, '', '{}', '', now()) ON CONFLICT (tenant, environment, kind, key) DO NOTHING"
+    f"SELECT CASE WHEN count(*) = 1 THEN 0 ELSE {_REFUSE} END FROM dq_heads"
+    f" WHERE {_PK.format(a='')} AND NOT deleted AND revision = %(rev)s"
 )
 _GUARD_ABSENT = (
-    f"SELECT CASE WHEN coalesce(bool_or(NOT g.deleted), false) THEN {_REFUSE} ELSE 0 END"
-    f" FROM (SELECT deleted FROM dq_heads WHERE {_PK.format(a='')} FOR SHARE) g"
+    f"SELECT CASE WHEN count(*) = 0 THEN 0 ELSE {_REFUSE} END FROM dq_heads"
+    f" WHERE {_PK.format(a='')} AND NOT deleted"
 )
-_DROP_PLACEHOLDER = f"DELETE FROM dq_heads WHERE {_PK.format(a='')} AND revision = 0"
 _DELETE_POSTINGS = f"DELETE FROM dq_postings WHERE {_PK.format(a='')}"
 _INSERT_POSTINGS = (
     "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key)"
@@ -92,20 +103,18 @@ def commit_statements(
     t, e = scope.tenant, scope.environment
     statements: list[tuple[str, dict[str, Any]]] = []
     if len(steps) > 1:
-        kinds = [s.kind for s in steps]
-        keys = [s.key for s in steps]
-        statements.append((_LOCK, {"t": t, "e": e, "kinds": kinds, "keys": keys}))
+        every = {"t": t, "e": e, "kinds": [s.kind for s in steps], "keys": [s.key for s in steps]}
+        statements += [(_RESERVE, every), (_LOCK, every)]
     results: list[int | None] = []
-    cleanup: list[tuple[str, dict[str, Any]]] = []
+    guarded: list[Step] = []
     for i, step in enumerate(steps):
         base = {"t": t, "e": e, "k": step.kind, "key": step.key, "i": i}
         rev = step.rev
         if rev is None:
             results.append(None)
+            guarded.append(step)
             if step.expect.kind is ExpectKind.ABSENT:
-                statements.append((_PLACEHOLDER, base))
                 statements.append((_GUARD_ABSENT, base))
-                cleanup.append((_DROP_PLACEHOLDER, base))
             else:
                 statements.append((_GUARD_REVISION, {**base, "rev": step.expect.revision}))
             continue
@@ -122,7 +131,10 @@ def commit_statements(
                 "pv": [v for _, v in rev.postings],
             }
             statements.append((_INSERT_POSTINGS, posting))
-    return statements + cleanup, results
+    if guarded and len(steps) > 1:
+        kinds, keys = [s.kind for s in guarded], [s.key for s in guarded]
+        statements.append((_RELEASE, {"t": t, "e": e, "kinds": kinds, "keys": keys}))
+    return statements, results
 
 
 def refused(exc: BaseException) -> Refused | None:

@@ -182,14 +182,21 @@ class PostgresExecutor(Executor):
         self, conn: Any, scope: Scope, steps: Sequence[Step], at: datetime
     ) -> list[int | None] | Refused:
         statements, results = commit_statements(scope, steps, at)
+        cursors: list[Any] = []
+        error: Exception | None = None
         try:
             with conn.pipeline():
-                if self._rls:
-                    conn.execute(_SCOPE, (scope.tenant, scope.environment), prepare=True)
-                cursors = [conn.execute(sql, params, prepare=True) for sql, params in statements]
-        except Exception as exc:
-            refusal = refused(exc)
+                try:
+                    if self._rls:
+                        conn.execute(_SCOPE, (scope.tenant, scope.environment), prepare=True)
+                    cursors = [conn.execute(q, params, prepare=True) for q, params in statements]
+                except Exception as exc:  # an error result arrived while still sending
+                    error = exc  # (leaving the block normally spares psycopg's warning)
+        except Exception as exc:  # the error result, or "pipeline aborted" after it
+            error = error or exc
+        if error is not None:
+            refusal = refused(error)
             if refusal is None:
-                raise
+                raise error
             return refusal
         return [None if at_ is None else int(cursors[at_].fetchone()[0]) for at_ in results]
