@@ -75,8 +75,10 @@ def check_snapshot(docs: dict[str, StoredDocument]) -> int:
     counter = docs["counter"]
     n = int(value(counter)["n"])
     assert counter.revision == n + 1, (counter.revision, n)
-    assert sum(value(docs[a])["balance"] for a in ACCOUNTS) == START * len(ACCOUNTS)
-    assert sum(docs[a].revision - 1 for a in ACCOUNTS) == 2 * n
+    balances = {a: value(docs[a])["balance"] for a in ACCOUNTS}
+    assert sum(balances.values()) == START * len(ACCOUNTS), balances
+    revisions = {a: docs[a].revision for a in ACCOUNTS}
+    assert sum(r - 1 for r in revisions.values()) == 2 * n, (revisions, n)
     return n
 
 
