@@ -1,6 +1,7 @@
 """PostgreSQL document backend vs raw psycopg on the same server, in one run.
 
     .venv/bin/python benchmarks/bench_postgres.py [--url URL] [--docs 10000] [--big 1000000]
+    .venv/bin/python benchmarks/bench_postgres.py --sqlite   # commit vs puts on SQLite only
 
 URL: ``--url``, else ``DQ_BENCH_POSTGRES_URL``, else
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test`` if it answers, else a throw-away
@@ -24,6 +25,7 @@ import os
 import socket
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -301,6 +303,15 @@ def bench_commit(url: str, datasets: int, runs: int) -> None:
         "publish commit": publish,
     }
     medians = medians_us(tuple(functools.partial(fn, backend) for fn in cases.values()), runs)
+    backend.close()
+    trips = count_round_trips(url, cases) if url.startswith("postgresql") else [0.0] * len(cases)
+    print(f"\n== commits vs single puts ({runs} runs each; µs medians, round trips per call) ==")
+    for name, median, trip in zip(cases, medians, trips, strict=True):
+        print(f"{name:<22}{median:>9.0f}{trip:>8.1f}")
+
+
+def count_round_trips(url: str, cases: dict[str, Callable[[SqlBackend], Any]]) -> list[float]:
+    """Round trips per call of each case, through a counting proxy (one connection)."""
     info = psycopg.conninfo.conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://"))
     target = (str(info.get("host", "127.0.0.1")), int(info.get("port", 5432)))
     proxy = TurnCounter(target)
@@ -315,10 +326,7 @@ def bench_commit(url: str, datasets: int, runs: int) -> None:
         trips.append((proxy.turns - before) / 20)
     counted.close()
     proxy.close()
-    backend.close()
-    print(f"\n== commits vs single puts ({runs} runs each; µs medians, round trips per call) ==")
-    for name, median, trip in zip(cases, medians, trips, strict=True):
-        print(f"{name:<22}{median:>9.0f}{trip:>8.1f}")
+    return trips
 
 
 def main() -> None:
@@ -329,8 +337,17 @@ def main() -> None:
         "--big", type=int, default=0, help="also measure at this size (e.g. 1000000)"
     )
     parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="only the commit benchmark, on a temporary SQLite file",
+    )
     args = parser.parse_args()
     datasets = max(1, args.docs // 10)
+    if args.sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_commit(f"sqlite:///{tmp}/bench.sqlite", datasets, args.runs)
+        return
     with contextlib.ExitStack() as stack:
         admin_url = args.url or stack.enter_context(find_server())
         run(stack.enter_context(fresh_database(admin_url)), args, datasets)
