@@ -13,6 +13,9 @@ latest-for-dataset at a small and a large store (flat = index works).
 ``--big``: a 1 GiB result streamed up and back through AzureBlobResultsStore,
 generated on the fly, with this process's peak RSS (target < 200 MB).
 
+Also: a two-document commit (ADR 0010) against two single puts of the same documents
+(latency and requests; the "raw ms" column there is the two puts).
+
 Targets (DESIGN §7): get / put ≤ 1.2x raw; latest large/small ≤ 1.5x.
 """
 
@@ -48,6 +51,7 @@ from dq_stores.documents import (
     DocumentWrite,
     FieldFilter,
     IndexEntry,
+    Put,
     Query,
     at_revision,
 )
@@ -276,9 +280,34 @@ def bench_ops(cs: str, container: str, samples: int, docs: int) -> None:
     )
 
     pool.shutdown()
+    bench_commit(backend, counter, samples)
     bench_scale(backend, counter, samples, docs)
     backend.close()
     client.close()
+
+
+def bench_commit(backend: AzureBlobBackend, counter: Counter, samples: int) -> None:
+    """A two-document commit (updates, unchanged index) vs two single puts, interleaved."""
+    body = _body(1)
+    index = IndexEntry({"dataset": ("pair",)}, "1")
+    pair = [DocumentWrite(k, body, content_hash(body), index) for k in ("pair-a", "pair-b")]
+    revs = {w.key: backend.put(SCOPE, KIND, w, MUST_NOT_EXIST).revision for w in pair}
+
+    def commit(i: int) -> None:
+        ops = [Put(KIND, w, at_revision(revs[w.key])) for w in pair]
+        for w, stored in zip(pair, backend.commit(SCOPE, ops), strict=True):
+            assert stored is not None
+            revs[w.key] = stored.revision
+
+    def two_puts(i: int) -> None:
+        for w in pair:
+            revs[w.key] = backend.put(SCOPE, KIND, w, at_revision(revs[w.key])).revision
+
+    ours, floor = _pair(commit, two_puts, samples)
+    print(
+        f"{'commit of 2 docs vs 2 single puts':34} {ours:10.2f} {floor:8.2f} {ours / floor:6.2f} "
+        f"{counter.count(lambda: commit(0)):>4} vs {counter.count(lambda: two_puts(0))}"
+    )
 
 
 def bench_scale(backend: AzureBlobBackend, counter: Counter, samples: int, docs: int) -> None:

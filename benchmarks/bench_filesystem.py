@@ -6,6 +6,8 @@ Times (medians of many single operations, interleaved with their raw twin):
 
 * ``put``  vs a raw atomic write of the same body (tmp + fsync + replace + dir fsync);
 * ``get``  vs a raw ``open(...).read()`` of a file of the same body;
+* a two-document ``commit`` (two updates, each guarded by its revision) vs the
+  same two documents written by two single guarded ``put``s;
 * latest-for-dataset (dataset + status=active, descending, limit 1) and a filtered
   page of 50, at a small and a large store, to show they stay flat. ``latest`` runs
   the same random datasets twice: the first pass ("first touch") includes the OS
@@ -29,7 +31,15 @@ from collections.abc import Callable
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.scope import Scope
 from dq_metadata.sortkeys import semver_sort_key
-from dq_stores.documents import ANY, DocumentWrite, FieldFilter, IndexEntry, Query
+from dq_stores.documents import (
+    ANY,
+    DocumentWrite,
+    FieldFilter,
+    IndexEntry,
+    Put,
+    Query,
+    at_revision,
+)
 from dq_stores.filesystem import FilesystemBackend
 from dq_stores.filesystem._layout import Layout
 
@@ -151,6 +161,34 @@ def _cold_gets(backend: FilesystemBackend, scope: Scope, n: int) -> tuple[float,
     )
 
 
+def _commit_vs_puts(
+    backend: FilesystemBackend, scope: Scope, body: bytes, index: IndexEntry, n: int
+) -> tuple[float, float]:
+    """Two guarded updates in one commit vs the same two as single guarded puts."""
+    sha = content_hash(body)
+    revs = {}
+    for key in ("c1", "c2", "p1", "p2"):
+        revs[key] = backend.put(scope, KIND, DocumentWrite(key, body, sha, index), ANY).revision
+
+    def commit(i: int) -> object:
+        ops = [
+            Put(KIND, DocumentWrite(k, body, sha, index), at_revision(revs[k]))
+            for k in ("c1", "c2")
+        ]
+        for doc in backend.commit(scope, ops):
+            assert doc is not None
+            revs[doc.key] = doc.revision
+        return None
+
+    def puts(i: int) -> object:
+        for k in ("p1", "p2"):
+            doc = backend.put(scope, KIND, DocumentWrite(k, body, sha, index), at_revision(revs[k]))
+            revs[k] = doc.revision
+        return None
+
+    return _pair(commit, puts, n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller stores, fewer samples")
@@ -187,6 +225,8 @@ def main() -> None:
             lambda i: backend.get(scope, KIND, write.key), lambda i: _raw_read(raw_path), reps * 10
         )
         rows.append(("get", ours, raw, "raw open+read"))
+        ours, raw = _commit_vs_puts(backend, scope, body, write.index, reps // 2)
+        rows.append(("commit of 2 documents", ours, raw, "2 single puts"))
 
         timings: dict[int, tuple[float, float, float, float]] = {}
         for n in (small, large):

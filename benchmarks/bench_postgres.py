@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_postgres.py [--url URL] [--docs 10000] [--big 1000000]
         [--states] [--states-big]
+    .venv/bin/python benchmarks/bench_postgres.py --sqlite   # commit vs puts on SQLite only
 
 ``--states`` measures instead get / create / update / filtered page on tables loaded
 through ``put_many`` and never analysed (autovacuum off: the state right after a bulk
@@ -24,9 +25,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import itertools
 import os
+import socket
 import statistics
 import sys
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,6 +47,7 @@ from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.scope import Scope
 from dq_metadata.sortkeys import semver_sort_key
 from dq_stores import ANY, DocumentWrite, FieldFilter, IndexEntry, Query
+from dq_stores.documents import MUST_NOT_EXIST, Put, at_revision
 from dq_stores.documents import MUST_NOT_EXIST as ABSENT
 from dq_stores.sql import SqlBackend
 from dq_stores.sql._executor import Revision
@@ -233,6 +240,102 @@ def bench_ops(
     return results
 
 
+class TurnCounter:
+    """A loopback TCP proxy that counts round trips: client sends that follow a reply.
+
+    Used with one pooled connection, so the count is the operation's round trips.
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.turns = 0
+        self._last_from_server = True
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._target = target
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(self._target, timeout=10)
+                for a, b, to_server in ((client, upstream, True), (upstream, client, False)):
+                    threading.Thread(target=self._pump, args=(a, b, to_server), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, to_server: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                with self._lock:
+                    if to_server and self._last_from_server:
+                        self.turns += 1
+                    self._last_from_server = not to_server
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def bench_commit(url: str, datasets: int, runs: int) -> None:
+    """Two-document commits vs two single puts: µs medians and round trips per call."""
+    backend = SqlBackend(url)
+    a, b = contract(7, datasets), contract(8, datasets)
+    counter = itertools.count()
+    head = {"revision": backend.put(SCOPE, "head", b, ANY).revision}
+
+    def publish(target: SqlBackend) -> None:  # a new version document + its head, guarded
+        version = contract(next(counter) + 10_000_000, datasets)
+        target.commit(
+            SCOPE,
+            [
+                Put(KIND, version, MUST_NOT_EXIST),
+                Put("head", b, at_revision(head["revision"])),
+            ],
+        )
+        head["revision"] += 1
+
+    def publish_as_puts(target: SqlBackend) -> None:
+        version = contract(next(counter) + 10_000_000, datasets)
+        target.put(SCOPE, KIND, version, MUST_NOT_EXIST)
+        target.put(SCOPE, "head", b, at_revision(head["revision"]))
+        head["revision"] += 1
+
+    cases: dict[str, Callable[[SqlBackend], Any]] = {
+        "put (one document)": lambda t: t.put(SCOPE, KIND, a, ANY),
+        "2 single puts": lambda t: (t.put(SCOPE, KIND, a, ANY), t.put(SCOPE, KIND, b, ANY)),
+        "commit of 2 puts": lambda t: t.commit(SCOPE, [Put(KIND, a), Put(KIND, b)]),
+        "publish as 2 puts": publish_as_puts,
+        "publish commit": publish,
+    }
+    medians = medians_us(tuple(functools.partial(fn, backend) for fn in cases.values()), runs)
+    backend.close()
+    trips = count_round_trips(url, cases) if url.startswith("postgresql") else [0.0] * len(cases)
+    print(f"\n== commits vs single puts ({runs} runs each; µs medians, round trips per call) ==")
+    for name, median, trip in zip(cases, medians, trips, strict=True):
+        print(f"{name:<22}{median:>9.0f}{trip:>8.1f}")
+
+
+def count_round_trips(url: str, cases: dict[str, Callable[[SqlBackend], Any]]) -> list[float]:
+    """Round trips per call of each case, through a counting proxy (one connection)."""
+    info = psycopg.conninfo.conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://"))
+    target = (str(info.get("host", "127.0.0.1")), int(info.get("port", 5432)))
+    proxy = TurnCounter(target)
+    via = url.replace(f"@{target[0]}:{target[1]}/", f"@127.0.0.1:{proxy.port}/")
+    counted = SqlBackend(via, pool_size=1, max_overflow=0)
+    trips: list[float] = []
+    for fn in cases.values():
+        fn(counted)  # prepares the statements on this connection
+        before = proxy.turns
+        for _ in range(20):
+            fn(counted)
+        trips.append((proxy.turns - before) / 20)
+    counted.close()
+    proxy.close()
+    return trips
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("DQ_BENCH_POSTGRES_URL"))
@@ -243,8 +346,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--states", action="store_true", help="never analysed vs analysed")
     parser.add_argument("--states-big", action="store_true", help="--states, also at 100k")
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="only the commit benchmark, on a temporary SQLite file",
+    )
     args = parser.parse_args()
     datasets = max(1, args.docs // 10)
+    if args.sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_commit(f"sqlite:///{tmp}/bench.sqlite", datasets, args.runs)
+        return
     with contextlib.ExitStack() as stack:
         admin_url = args.url or stack.enter_context(find_server())
         if args.states or args.states_big:
@@ -287,6 +399,7 @@ def run(url: str, args: argparse.Namespace, datasets: int) -> None:
         with raw_connection(url) as conn:
             conn.execute("VACUUM ANALYZE")  # what autovacuum does after a bulk load
         small = bench_ops(backend, url, args.docs, datasets, args.runs)
+        bench_commit(url, datasets, args.runs)
         if args.big > args.docs:
             rate = load(backend, args.docs, args.big, datasets)
             print(f"bulk load (put_many): {rate:,.0f} docs/s up to {args.big:,} documents")

@@ -26,7 +26,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any, get_args
 
 from dq_metadata.canonical import check_json
-from dq_metadata.errors import ConflictError, Problem, ValidationError
+from dq_metadata.errors import (
+    ConflictError,
+    MisconfiguredError,
+    NotFoundError,
+    Problem,
+    ValidationError,
+)
 from dq_metadata.models import ActionProfile
 from dq_metadata.models.action_profile import is_secret_ref
 from dq_metadata.scope import Scope
@@ -37,9 +43,12 @@ from dq_registries._storeops import (
     write,
 )
 from dq_stores.base import ItemPage, Revision, Versioned
-from dq_stores.typed import ActionProfileStore, JobDefinitionStore
+from dq_stores.documents import Operation
+from dq_stores.typed import ActionProfileStore, JobDefinitionStore, UsageStampStore
 
 __all__ = ["ACTION_TYPES", "ActionProfileRegistry", "find_inline_secrets"]
+
+_DELETE_ATTEMPTS = 5
 
 #: The ``action_type`` values a profile may have.
 ACTION_TYPES: tuple[str, ...] = tuple(
@@ -164,6 +173,12 @@ class ActionProfileRegistry:
         self.scope = scope
         self.store = store
         self.job_definitions = job_definitions
+        if self.job_definitions.backend is not self.store.backend:
+            raise MisconfiguredError(
+                "action profiles and job definitions must share one backend: deleting a "
+                "profile and saving a job that references it commit atomically"
+            )
+        self._usage = UsageStampStore(self.store.backend)
 
     def validate(self, profile: ActionProfile | Mapping[str, Any]) -> ActionProfile:
         """Validate ``profile`` (type, parameters, no inline secrets) without saving it."""
@@ -249,14 +264,36 @@ class ActionProfileRegistry:
         """
         check_id(profile_id, "profile_id")
         check_revision(expected_revision, allow_zero=False)
-        self.store.get(self.scope, profile_id)
-        users = self.referencing_jobs(profile_id)
-        if users:
-            shown = ", ".join(users[:20]) + (" ..." if len(users) > 20 else "")
-            raise ConflictError(
-                f"action profile {profile_id!r} is used by enabled job definitions: {shown}"
-            )
-        return self.store.delete(self.scope, profile_id, expected_revision)
+        stamp_key = self._usage.key_for("action_profile", profile_id)
+        for _ in range(_DELETE_ATTEMPTS):
+            # The stamp is read BEFORE the jobs are: a job saved after this read moves it,
+            # and the guard below then refuses the delete instead of racing the save.
+            stamp = self._usage.revision_of(self.scope, "action_profile", profile_id)
+            current = self.store.get(self.scope, profile_id)
+            if expected_revision is not None and current.revision != expected_revision:
+                raise ConflictError(
+                    f"action profile {profile_id!r} is at revision {current.revision}, "
+                    f"expected revision {expected_revision}"
+                )
+            users = self.referencing_jobs(profile_id)
+            if users:
+                shown = ", ".join(users[:20]) + (" ..." if len(users) > 20 else "")
+                raise ConflictError(
+                    f"action profile {profile_id!r} is used by enabled job definitions: {shown}"
+                )
+            operations: list[Operation] = [
+                self.store.delete_operation(profile_id, current.revision),
+                self._usage.check_operation(stamp_key, stamp),
+            ]
+            try:
+                tombstone = self.store.backend.commit(self.scope, operations)[0]
+            except (ConflictError, NotFoundError):
+                continue  # the profile or a job referencing it changed: check again
+            assert tombstone is not None
+            return tombstone.revision
+        raise ConflictError(
+            f"action profile {profile_id!r} or the jobs referencing it keep changing; retry"
+        )
 
     def referencing_jobs(self, profile_id: str, *, enabled_only: bool = True) -> builtins.list[str]:
         """Ids of the job definitions referencing ``profile_id`` (index lookups only)."""

@@ -8,39 +8,92 @@ Rules enforced on save, before anything is written:
   :data:`CRON_HORIZON_YEARS` years from now (``0 0 31 2 *`` never does; ``0 0 29 2 *``
   does, in leap years), and its timezone exists (zoneinfo);
 * the contract reference resolves in the SAME scope — an exact version, or the
-  highest version matching ``version_range`` — and the job's ``dataset`` is one
-  of that version's datasets;
+  highest non-retired version matching ``version_range`` — and the job's
+  ``dataset`` is one of that version's datasets; an enabled job never references
+  a retired version;
 * every ``on_success`` / ``on_failure`` / ``on_anomaly`` action profile exists in
-  the same scope.
+  the same scope;
+* the job is written in one atomic commit with guards on what was checked, so a
+  concurrent retire or profile delete cannot slip in between check and write.
 """
 
 from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from croniter import CroniterBadDateError, croniter
 
-from dq_metadata.errors import NotFoundError, Problem, ValidationError
-from dq_metadata.models import ContractRef, ContractVersion, CronTrigger, JobDefinition, JobType
+from dq_metadata.errors import (
+    ConflictError,
+    MisconfiguredError,
+    NotFoundError,
+    Problem,
+    ValidationError,
+)
+from dq_metadata.models import (
+    ContractRef,
+    ContractVersion,
+    CronTrigger,
+    JobDefinition,
+    JobType,
+    UsageStamp,
+    utcnow,
+)
 from dq_metadata.scope import Scope
-from dq_metadata.sortkeys import parse_semver, parse_version_range, version_in_range
+from dq_metadata.sortkeys import parse_semver, parse_version_range
 from dq_registries._storeops import (
     check_id,
     check_limit,
     check_revision,
-    write,
 )
+from dq_registries.contracts import resolve_contract_ref
 from dq_stores.base import FilterValue, ItemPage, Revision, Versioned
-from dq_stores.typed import ActionProfileStore, ContractStore, JobDefinitionStore
+from dq_stores.documents import (
+    MUST_NOT_EXIST,
+    Expectation,
+    ExpectKind,
+    Operation,
+    Put,
+    StoredDocument,
+    at_revision,
+)
+from dq_stores.typed import (
+    ActionProfileStore,
+    ContractStore,
+    JobDefinitionStore,
+    UsageStampStore,
+)
 
-__all__ = ["CRON_HORIZON_YEARS", "JobDefinitionRegistry", "resolve_contract_ref"]
+__all__ = ["CRON_HORIZON_YEARS", "MAX_PROFILES_PER_JOB", "JobDefinitionRegistry"]
 
 #: A cron schedule must fire within this many years from now. Eight, because the
 #: rarest schedule that does fire, 29 February, can be 8 years apart (2096 → 2104).
 CRON_HORIZON_YEARS = 8
+
+#: Distinct action profiles one job may reference: each costs two operations of the
+#: job's atomic save (a guard and a usage stamp), bounded by ``MAX_COMMIT_OPERATIONS``.
+MAX_PROFILES_PER_JOB = 40
+_SAVE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A checked job with the revisions of what it references, read during the check."""
+
+    item: JobDefinition
+    contract: Versioned[ContractVersion]
+    profiles: dict[str, int]
+
+
+def _holds(expect: Expectation, current: StoredDocument | None) -> bool:
+    """Whether ``expect`` held for the job as read before the commit."""
+    if expect.kind is ExpectKind.ABSENT:
+        return current is None
+    return current is not None and current.revision == expect.revision
 
 
 def _check_trigger(job: JobDefinition) -> list[Problem]:
@@ -89,36 +142,6 @@ def _check_ref_syntax(ref: ContractRef) -> list[Problem]:
     return []
 
 
-def resolve_contract_ref(
-    contracts: ContractStore, scope: Scope, ref: ContractRef
-) -> ContractVersion:
-    """The contract version ``ref`` points at in ``scope``: the exact version, or the
-    highest published version inside ``version_range``.
-
-    Raises:
-        NotFoundError: naming the reference, when nothing matches.
-    """
-    if ref.version is not None:
-        try:
-            return contracts.get_version(scope, ref.id, ref.version).item
-        except NotFoundError as exc:
-            raise NotFoundError(
-                f"contract {ref.id!r} version {ref.version} not found in {scope}"
-            ) from exc
-    assert ref.version_range is not None
-    token: str | None = None
-    while True:
-        page = contracts.list_versions(scope, ref.id, limit=200, page_token=token, descending=True)
-        for versioned in page.items:
-            if version_in_range(versioned.item.version, ref.version_range):
-                return versioned.item
-        token = page.next_token
-        if token is None:
-            raise NotFoundError(
-                f"no version of contract {ref.id!r} matches {ref.version_range!r} in {scope}"
-            )
-
-
 class JobDefinitionRegistry:
     """Job definitions of one scope.
 
@@ -140,15 +163,39 @@ class JobDefinitionRegistry:
         self.store = store
         self.contracts = contracts
         self.action_profiles = action_profiles
+        if not self.contracts.backend is self.store.backend is self.action_profiles.backend:
+            raise MisconfiguredError(
+                "job definitions, contracts and action profiles must share one backend: "
+                "a job and the references it checks commit atomically"
+            )
+        self._usage = UsageStampStore(self.store.backend)
 
     # -- writes ----------------------------------------------------------------
     def validate(self, job: JobDefinition | Mapping[str, Any]) -> JobDefinition:
         """Check ``job`` and its references without saving it (see the module rules)."""
-        item = self.store.validate(job)
+        return self._prepare(self.store.trusted(job)).item
+
+    def _prepare(self, item: JobDefinition) -> _Prepared:
         problems = _check_trigger(item) + _check_ref_syntax(item.contract)
         if problems:
             raise ValidationError("invalid job definition", problems)
-        contract = resolve_contract_ref(self.contracts, self.scope, item.contract)
+        ref = item.contract
+        found = resolve_contract_ref(
+            self.contracts, self.scope, ref.id, version=ref.version,
+            version_range=ref.version_range,
+        )  # fmt: skip
+        contract = found.item
+        if item.enabled and contract.status == "retired":
+            raise ValidationError(
+                "invalid job definition",
+                [
+                    Problem(
+                        "contract.version",
+                        f"contract {contract.id!r} version {contract.version} is retired; "
+                        "reference a version that is not retired, or save the job disabled",
+                    )
+                ],
+            )
         datasets = contract.contract.dataset_names()
         if item.dataset not in datasets:
             raise ValidationError(
@@ -161,27 +208,27 @@ class JobDefinitionRegistry:
                     )
                 ],
             )
-        self._check_profiles(item)
-        return item
+        return _Prepared(item, found, self._profiles(item))
 
-    def _check_profiles(self, job: JobDefinition) -> None:
+    def _profiles(self, job: JobDefinition) -> dict[str, int]:
+        """Revision of every referenced action profile, by id."""
         missing: list[str] = []
-        checked: dict[str, bool] = {}
+        found: dict[str, int | None] = {}
         for field in ("on_success", "on_failure", "on_anomaly"):
             for i, profile_id in enumerate(getattr(job, field)):
-                if profile_id not in checked:
-                    checked[profile_id] = self._profile_exists(profile_id)
-                if not checked[profile_id]:
+                if profile_id not in found:
+                    current = self.action_profiles.find_document(self.scope, profile_id)
+                    found[profile_id] = None if current is None else current.revision
+                if found[profile_id] is None:
                     missing.append(f"{field}[{i}]={profile_id!r}")
         if missing:
             raise NotFoundError(f"action profiles not found in {self.scope}: {', '.join(missing)}")
-
-    def _profile_exists(self, profile_id: str) -> bool:
-        try:
-            self.action_profiles.get(self.scope, profile_id)
-        except NotFoundError:
-            return False
-        return True
+        if len(found) > MAX_PROFILES_PER_JOB:
+            raise ValidationError(
+                "invalid job definition",
+                [Problem("on_success", f"reference at most {MAX_PROFILES_PER_JOB} profiles")],
+            )
+        return {k: v for k, v in found.items() if v is not None}
 
     def save(
         self, job: JobDefinition | Mapping[str, Any], *, expected_revision: int | None = None
@@ -192,8 +239,14 @@ class JobDefinitionRegistry:
         content is unchanged); ``0`` means "must not exist yet"; ``n`` means the
         current revision must be ``n``.
 
+        The job, guards that its contract version and action profiles are unchanged
+        since they were checked, and the usage stamps of what it references are one
+        atomic commit, so a concurrent retire or profile delete either sees the job
+        or makes this save re-check (and refuse) its references.
+
         Raises:
-            ValidationError: bad definition, cron/timezone, or dataset not in the contract.
+            ValidationError: bad definition, cron/timezone, dataset not in the contract,
+                or an enabled job referencing a retired version.
             NotFoundError: the contract version or an action profile is missing.
             ConflictError: ``expected_revision`` is stale.
         """
@@ -204,8 +257,51 @@ class JobDefinitionRegistry:
     ) -> Versioned[JobDefinition]:
         """Like :meth:`save`, returning the stored revision too."""
         check_revision(expected_revision)
-        item = self.validate(job)
-        return write(self.store, self.scope, item, expected_revision)
+        item = self.store.trusted(job)
+        write = self.store.encode(item)  # validated and hashed once, whatever the retries
+        for _ in range(_SAVE_ATTEMPTS):
+            prepared = self._prepare(item)
+            current = self.store.find_document(self.scope, item.id)
+            if expected_revision is None:
+                if current is not None and current.sha256 == write.sha256:
+                    return self.store.written(item, current)
+                expect = MUST_NOT_EXIST if current is None else at_revision(current.revision)
+            else:
+                expect = (
+                    MUST_NOT_EXIST if expected_revision == 0 else at_revision(expected_revision)
+                )
+            try:
+                return self._commit(prepared, Put(self.store.kind, write, expect))
+            except ConflictError:
+                if expected_revision is not None and not _holds(
+                    expect, self.store.find_document(self.scope, item.id)
+                ):
+                    raise  # the caller's expectation is stale
+                continue  # a reference (or, unconditionally saved, the job) moved: re-check
+        raise ConflictError(f"job definition {item.id!r}: its references keep changing; retry")
+
+    def _commit(self, prepared: _Prepared, job: Put) -> Versioned[JobDefinition]:
+        now = utcnow()
+        contract = prepared.contract
+        operations: list[Operation] = [
+            job,
+            self.contracts.check_operation(contract.key, contract.revision),
+            self._usage.put_operation(
+                UsageStamp(target_kind="contract", target_id=contract.item.id, referenced_at=now)
+            ),
+        ]
+        for profile_id, revision in prepared.profiles.items():
+            operations.append(self.action_profiles.check_operation(profile_id, revision))
+            operations.append(
+                self._usage.put_operation(
+                    UsageStamp(
+                        target_kind="action_profile", target_id=profile_id, referenced_at=now
+                    )
+                )
+            )
+        stored = self.store.backend.commit(self.scope, operations)[0]
+        assert stored is not None
+        return self.store.written(prepared.item, stored)
 
     def delete(self, job_id: str, *, expected_revision: int | None = None) -> int:
         """Delete a job definition (its runs stay); returns the tombstone revision."""

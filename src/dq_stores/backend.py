@@ -12,6 +12,8 @@ Contract, proven for each adapter by ``dq_stores.testing``:
 * A write's ``Expectation`` is checked atomically with the write by the backend
   itself (constraint, conditional request, lock) — a stale one raises
   ``ConflictError`` and writes nothing.
+* :meth:`commit` applies several writes and read-guards all-or-nothing: no reader
+  ever sees part of a commit, and a failed one writes nothing.
 * A scope never sees another scope's documents, counts or pages.
 * Queries are answered from an index: cost grows with the page, not the store.
 """
@@ -30,13 +32,18 @@ from dq_metadata.errors import InvalidScopeError, Problem, ValidationError
 from dq_metadata.scope import Scope, validate_id
 from dq_stores.documents import (
     ANY,
+    MAX_COMMIT_OPERATIONS,
+    ConditionCheck,
+    Delete,
     DocumentWrite,
     Expectation,
     ExpectKind,
     FieldFilter,
     IndexEntry,
+    Operation,
     Page,
     PageCursor,
+    Put,
     Query,
     StoredDocument,
     search_text_problem,
@@ -112,6 +119,53 @@ def _check_write(write: DocumentWrite) -> DocumentWrite:
         raise ValidationError("invalid document", [Problem("sha256", "does not match the body")])
     _check_index(write.index)
     return write
+
+
+def _check_expectation_arg(expect: object, allowed: tuple[ExpectKind, ...], where: str) -> None:
+    if not isinstance(expect, Expectation) or expect.kind not in allowed:
+        names = " or ".join(
+            {"absent": "MUST_NOT_EXIST", "revision": "at_revision(n)", "any": "ANY"}[k.value]
+            for k in allowed
+        )
+        raise ValidationError("invalid commit", [Problem(where, f"expect must be {names}")])
+
+
+def _check_operations(operations: object) -> tuple[Operation, ...]:
+    """Validate a commit's operations before any I/O (see :meth:`DocumentBackend.commit`)."""
+    if isinstance(operations, (str, bytes)) or not isinstance(operations, Sequence):
+        raise ValidationError("invalid commit", [Problem("operations", "must be a sequence")])
+    ops = tuple(operations)
+    if not 1 <= len(ops) <= MAX_COMMIT_OPERATIONS:
+        raise ValidationError(
+            "invalid commit",
+            [Problem("operations", f"give between 1 and {MAX_COMMIT_OPERATIONS} operations")],
+        )
+    seen: set[tuple[str, str]] = set()
+    every = (ExpectKind.ABSENT, ExpectKind.REVISION, ExpectKind.ANY)
+    for i, op in enumerate(ops):
+        where = f"operations[{i}]"
+        if isinstance(op, Put):
+            _check_write(op.write)
+            _check_expectation_arg(op.expect, every, where)
+        elif isinstance(op, Delete):
+            validate_key(op.key)
+            _check_expectation_arg(op.expect, (ExpectKind.ANY, ExpectKind.REVISION), where)
+        elif isinstance(op, ConditionCheck):
+            validate_key(op.key)
+            _check_expectation_arg(op.expect, (ExpectKind.ABSENT, ExpectKind.REVISION), where)
+        else:
+            raise ValidationError(
+                "invalid commit",
+                [Problem(where, f"must be Put, Delete or ConditionCheck, got {type(op).__name__}")],
+            )
+        validate_id(op.kind, "kind")
+        if (op.kind, op.key) in seen:
+            raise ValidationError(
+                "invalid commit",
+                [Problem(where, f"{op.kind} {op.key!r} appears twice; one operation per key")],
+            )
+        seen.add((op.kind, op.key))
+    return ops
 
 
 class DocumentBackend(ABC):
@@ -230,6 +284,32 @@ class DocumentBackend(ABC):
         validate_id(kind, "kind")
         return self._put_many(scope, kind, (_check_write(w) for w in writes))
 
+    def commit(self, scope: Scope, operations: Sequence[Operation]) -> list[StoredDocument | None]:
+        """Apply ``operations`` (``Put``, ``Delete``, ``ConditionCheck``) atomically.
+
+        All of them take effect or none does. Each ``Put``/``Delete`` makes the next
+        revision of its key exactly as :meth:`put`/:meth:`delete` would; a
+        ``ConditionCheck`` writes nothing and only guards that its key is still
+        absent or still at one revision. Concurrent commits and single writes are
+        serialised: a reader never sees part of a commit, and an expectation is
+        checked against the state the commit is applied to (no lost update).
+
+        Returns, aligned with ``operations``, the stored revision of each
+        ``Put``/``Delete`` (tombstones with ``deleted=True``) and ``None`` for each
+        ``ConditionCheck``.
+
+        Raises:
+            ValidationError: no operations, more than ``MAX_COMMIT_OPERATIONS``, two
+                operations on one ``(kind, key)``, or any invalid write, key, kind or
+                expectation; raised before any I/O.
+            ConflictError: the first operation (in order) whose expectation does not
+                hold; nothing was written.
+            NotFoundError: a ``Delete`` names a key that does not currently exist
+                (and no earlier operation failed); nothing was written.
+        """
+        _check_scope(scope)
+        return self._commit(scope, _check_operations(operations))
+
     def delete(
         self, scope: Scope, kind: str, key: str, expect: Expectation = ANY
     ) -> StoredDocument:
@@ -320,6 +400,20 @@ class DocumentBackend(ABC):
 
     @abstractmethod
     def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument: ...
+
+    @abstractmethod
+    def _commit(
+        self, scope: Scope, operations: tuple[Operation, ...]
+    ) -> list[StoredDocument | None]:
+        """Apply validated ``operations`` all-or-nothing (see :meth:`commit`).
+
+        Check every operation against the state the commit is applied to, in order
+        (``dq_stores.filtering.check_operation`` does it for one operation given the
+        live head revision); on the first failure raise its ``ConflictError`` /
+        ``NotFoundError`` having written nothing. Use the technology's transaction
+        where it has one; otherwise a design in which no reader can observe a partial
+        commit, including after the writer dies at any point.
+        """
 
     @abstractmethod
     def _query(

@@ -29,10 +29,13 @@ from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
     ANY,
     MUST_NOT_EXIST,
+    ConditionCheck,
+    Delete,
     DocumentWrite,
     Expectation,
     FieldFilter,
     IndexEntry,
+    Put,
     Query,
     StoredDocument,
     at_revision,
@@ -144,6 +147,11 @@ class Store(ABC, Generic[M]):
         return Versioned(
             self._load(doc), doc.key, doc.revision, doc.sha256, doc.written_at, doc.scope
         )
+
+    def written(self, item: M, doc: StoredDocument) -> Versioned[M]:
+        """``item`` as just written in ``doc`` (e.g. one result of a commit of
+        :meth:`put_operation`), without decoding the bytes back."""
+        return self._written(item, doc)
 
     @staticmethod
     def _written(item: M, doc: StoredDocument) -> Versioned[M]:
@@ -302,6 +310,35 @@ class Store(ABC, Generic[M]):
             return trusted, write, self.backend.put(scope, self.kind, write, MUST_NOT_EXIST)
         except ConflictError:
             return trusted, write, None
+
+    # -- operations of an atomic multi-document commit (``DocumentBackend.commit``) ----
+    def put_operation(self, item: M, expect: Expectation = ANY) -> Put:
+        """A ``Put`` of ``item`` for a commit (encoded and validated now, before any I/O)."""
+        return Put(self.kind, self.encode(item), expect)
+
+    def delete_operation(self, key: str, expected_revision: int | None = None) -> Delete:
+        """A ``Delete`` of ``key`` for a commit (``None``: whatever its revision)."""
+        expect = ANY if expected_revision is None else at_revision(expected_revision)
+        return Delete(self.kind, key, expect)
+
+    def check_operation(self, key: str, revision: int | None) -> ConditionCheck:
+        """A guard that ``key`` is still at ``revision`` (``None``: still absent)."""
+        expect = MUST_NOT_EXIST if revision is None else at_revision(revision)
+        return ConditionCheck(self.kind, key, expect)
+
+    def find_document(self, scope: Scope, key: str) -> StoredDocument | None:
+        """The current stored revision, undecoded; ``None`` when absent or deleted."""
+        try:
+            return self.backend.get(scope, self.kind, key)
+        except NotFoundError:
+            return None
+
+    def find(self, scope: Scope, key: str) -> Versioned[M] | None:
+        """The current revision, or ``None`` when ``key`` is absent or deleted."""
+        try:
+            return self.get(scope, key)
+        except NotFoundError:
+            return None
 
     def delete(self, scope: Scope, key: str, expected_revision: int | None = None) -> int:
         """Delete ``key`` (a tombstone revision); returns that revision number."""

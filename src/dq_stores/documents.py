@@ -17,14 +17,19 @@ from dq_metadata.scope import Scope, validate_id
 
 __all__ = [
     "ANY",
+    "MAX_COMMIT_OPERATIONS",
     "MUST_NOT_EXIST",
+    "ConditionCheck",
+    "Delete",
     "DocumentWrite",
     "ExpectKind",
     "Expectation",
     "FieldFilter",
     "IndexEntry",
+    "Operation",
     "Page",
     "PageCursor",
+    "Put",
     "Query",
     "StoredDocument",
     "at_revision",
@@ -32,6 +37,11 @@ __all__ = [
 ]
 
 MAX_PAGE_SIZE = 1000
+
+#: The most operations one :meth:`DocumentBackend.commit` may hold (as DynamoDB's
+#: ``TransactWriteItems``): enough for every registry operation, small enough for a
+#: commit record on backends without transactions.
+MAX_COMMIT_OPERATIONS = 100
 
 # Built once: ``json.dumps`` with keyword arguments constructs an encoder per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -128,6 +138,44 @@ class DocumentWrite:
     def hash_is_derived(self) -> bool:
         """Whether :meth:`hashing` computed ``sha256`` from ``body`` (no re-hash needed)."""
         return self._derived
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Commit operation: write ``write`` as a new revision of its key in ``kind``
+    if ``expect`` holds."""
+
+    kind: str
+    write: DocumentWrite
+    expect: Expectation = field(default_factory=lambda: ANY)
+
+    @property
+    def key(self) -> str:
+        return self.write.key
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Commit operation: write a tombstone revision of ``key`` (which must exist)
+    if ``expect`` (``ANY`` or ``at_revision(n)``) holds."""
+
+    kind: str
+    key: str
+    expect: Expectation = field(default_factory=lambda: ANY)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionCheck:
+    """Commit operation that writes nothing: a read-guard that ``key`` is still absent
+    (``MUST_NOT_EXIST``) or still at one revision (``at_revision(n)``)."""
+
+    kind: str
+    key: str
+    expect: Expectation
+
+
+#: One step of an atomic :meth:`DocumentBackend.commit`.
+Operation = Put | Delete | ConditionCheck
 
 
 @dataclass(frozen=True, slots=True)

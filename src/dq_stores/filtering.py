@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from dq_metadata.errors import ConflictError
-from dq_stores.documents import Expectation, ExpectKind, PageCursor, Query, StoredDocument
+from dq_metadata.errors import ConflictError, NotFoundError
+from dq_stores.documents import (
+    Delete,
+    Expectation,
+    ExpectKind,
+    Operation,
+    PageCursor,
+    Query,
+    StoredDocument,
+)
 
-__all__ = ["after_cursor", "check_expectation", "in_bounds"]
+__all__ = ["after_cursor", "check_expectation", "check_operation", "in_bounds"]
 
 
 def in_bounds(sort_key: str, query: Query) -> bool:
@@ -34,3 +42,14 @@ def check_expectation(current: int | None, expect: Expectation, kind: str, key: 
     if expect.kind is ExpectKind.REVISION and current != expect.revision:
         found = "absent" if current is None else f"at revision {current}"
         raise ConflictError(f"{kind} {key!r} is {found}, expected revision {expect.revision}")
+
+
+def check_operation(operation: Operation, current: int | None) -> None:
+    """Raise unless one commit operation may apply to a key whose live head is ``current``.
+
+    ``current`` is ``None`` when the key is absent or deleted. Raises ``NotFoundError``
+    for a ``Delete`` of an absent key, ``ConflictError`` for a stale expectation.
+    """
+    if isinstance(operation, Delete) and current is None:
+        raise NotFoundError(f"{operation.kind} {operation.key!r} does not exist; cannot delete it")
+    check_expectation(current, operation.expect, operation.kind, operation.key)

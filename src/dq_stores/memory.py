@@ -15,15 +15,19 @@ from dq_metadata.errors import NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
+    ANY,
+    Delete,
     DocumentWrite,
     Expectation,
     FieldFilter,
     IndexEntry,
+    Operation,
     PageCursor,
+    Put,
     Query,
     StoredDocument,
 )
-from dq_stores.filtering import after_cursor, check_expectation, in_bounds
+from dq_stores.filtering import after_cursor, check_expectation, check_operation, in_bounds
 
 __all__ = ["MemoryBackend"]
 
@@ -137,6 +141,24 @@ class MemoryBackend(DocumentBackend):
             if head is None or head.deleted:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
             return self._append(scope, kind, key, expect, make)
+
+    def _commit(
+        self, scope: Scope, operations: tuple[Operation, ...]
+    ) -> list[StoredDocument | None]:
+        # One lock around check and apply: readers take it too, so none sees a part.
+        with self._lock:
+            for op in operations:
+                head = self._head(scope, op.kind, op.key)
+                check_operation(op, None if head is None or head.deleted else head.revision)
+            out: list[StoredDocument | None] = []
+            for op in operations:
+                if isinstance(op, Put):
+                    out.append(self._put(scope, op.kind, op.write, ANY))
+                elif isinstance(op, Delete):
+                    out.append(self._delete(scope, op.kind, op.key, ANY))
+                else:
+                    out.append(None)
+            return out
 
     def _matching(self, bucket: _Kind, filters: tuple[FieldFilter, ...]) -> set[str]:
         keys: set[str] | None = None

@@ -18,6 +18,8 @@ from dq_metadata.models import (
     JobRun,
     Report,
     RunStatus,
+    UsageStamp,
+    UsageTarget,
 )
 from dq_metadata.scope import Scope, validate_id
 from dq_metadata.sortkeys import normalize_version, semver_sort_key, time_sort_key
@@ -32,6 +34,7 @@ __all__ = [
     "JobDefinitionStore",
     "JobRunStore",
     "ReportStore",
+    "UsageStampStore",
     "contract_key",
 ]
 
@@ -338,3 +341,27 @@ class ReportStore(Store[Report]):
         return self.list(
             scope, filters={"dataset": dataset}, limit=limit, page_token=page_token, descending=True
         )
+
+
+class UsageStampStore(Store[UsageStamp]):
+    """Usage stamps keyed ``<target_kind>/<target_id>`` (see ``dq_metadata.models.usage``)."""
+
+    kind = "usage_stamp"
+
+    def __init__(self, backend: DocumentBackend) -> None:
+        super().__init__(backend, TypeAdapter(UsageStamp))
+
+    @staticmethod
+    def key_for(target_kind: UsageTarget, target_id: str) -> str:
+        return f"{target_kind}/{target_id}"
+
+    def key_of(self, item: UsageStamp) -> str:
+        return self.key_for(item.target_kind, item.target_id)
+
+    def index_of(self, item: UsageStamp) -> IndexEntry:
+        return IndexEntry({}, "")
+
+    def revision_of(self, scope: Scope, target_kind: UsageTarget, target_id: str) -> int | None:
+        """The stamp's current revision, ``None`` if the target was never referenced."""
+        found = self.find(scope, self.key_for(target_kind, target_id))
+        return None if found is None else found.revision

@@ -1,5 +1,10 @@
 """SIGKILL a writer at random moments; the store must stay whole and self-consistent.
 
+The second half kills writers in the middle of multi-document commits: each commit
+must then be visible whole or not at all, to fresh readers and to readers that had
+the store open all along (one in this process, one in another process that reads
+continuously while the writers are being killed).
+
 After every kill a *fresh* backend (a reopen: it replays the dead writer's intent)
 must read every key as a complete revision, and its index must answer queries
 and counts exactly as the documents do. At the end every history is checked for
@@ -17,13 +22,27 @@ import signal
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dq_metadata.canonical import canonical_json, content_hash
-from dq_metadata.errors import NotFoundError
+from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.scope import Scope
-from dq_stores.documents import ANY, DocumentWrite, FieldFilter, IndexEntry, Query
+from dq_stores.documents import (
+    ANY,
+    MUST_NOT_EXIST,
+    ConditionCheck,
+    Delete,
+    DocumentWrite,
+    FieldFilter,
+    IndexEntry,
+    Operation,
+    Put,
+    Query,
+    StoredDocument,
+    at_revision,
+)
 from dq_stores.filesystem import FilesystemBackend
 
 SCOPE = Scope("crash", "test")
@@ -68,10 +87,12 @@ def _live(backend: FilesystemBackend) -> dict[str, tuple[int, IndexEntry]]:
     return live
 
 
-def _query_all(backend: FilesystemBackend, query: Query) -> list[tuple[str, int]]:
+def _query_all(
+    backend: FilesystemBackend, query: Query, scope: Scope = SCOPE, kind: str = KIND
+) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     while True:
-        page = backend.query(SCOPE, KIND, query)
+        page = backend.query(scope, kind, query)
         out += [(d.key, d.revision) for d in page.items]
         if page.next_token is None:
             return out
@@ -136,7 +157,11 @@ def _crash_loop(root: Path, kills: int, writers: int) -> None:
     rng = random.Random(2024)
     for round_ in range(kills):
         procs = [
-            ctx.Process(target=_writer, args=(str(root), rng.randrange(1 << 30)), daemon=True)
+            ctx.Process(
+                target=_writer,
+                args=(str(root), rng.randrange(1 << 30)),
+                daemon=True,
+            )
             for _ in range(writers)
         ]
         for proc in procs:
@@ -162,3 +187,240 @@ def test_sigkilled_writer_leaves_whole_documents_and_an_agreeing_index(tmp_path:
 @pytest.mark.slow
 def test_many_sigkilled_concurrent_writers(tmp_path: Path) -> None:
     _crash_loop(tmp_path / "store", kills=400, writers=3)
+
+
+# -- multi-document commits ------------------------------------------------------
+# A ledger: accounts whose values always sum to TOTAL, changed only by commits that
+# move value between accounts (and bump a clock), plus single puts and bulk batches
+# that rewrite an account with its own value. A commit seen in part breaks the sum.
+LEDGER = Scope("crash", "ledger")
+ACCT, META = "acct", "meta"
+ACCOUNTS = (*(f"acct-{i}" for i in range(6)), "Acct/With/Slashes", "y" * 300)
+TOTAL = 100 * len(ACCOUNTS)
+
+
+def _account(key: str, value: int, stamp: int, rng: random.Random) -> DocumentWrite:
+    body = canonical_json(
+        {"key": key, "value": value, "stamp": stamp, "pad": "p" * rng.randrange(8_000)}
+    )
+    tags = tuple(rng.sample(BUCKETS, rng.randrange(1, 3)))
+    return DocumentWrite(
+        key, body, content_hash(body), IndexEntry({"bucket": tags}, f"{rng.randrange(50):03d}")
+    )
+
+
+def _clock(value: int) -> DocumentWrite:
+    body = canonical_json({"key": "clock", "value": value})
+    return DocumentWrite("clock", body, content_hash(body))
+
+
+def _val(doc: StoredDocument) -> int:
+    return int(json.loads(doc.body)["value"])
+
+
+def _ledger_step(backend: FilesystemBackend, rng: random.Random, bulk: bool) -> None:
+    clock = backend.get(LEDGER, META, "clock")
+    stamp = _val(clock) + 1
+    tick = Put(META, _clock(stamp), at_revision(clock.revision))
+    live = {}
+    for key in ACCOUNTS:
+        with contextlib.suppress(NotFoundError):
+            live[key] = backend.get(LEDGER, ACCT, key)
+    dead = [k for k in ACCOUNTS if k not in live]
+    keys = rng.sample(sorted(live), min(3, len(live)))
+    roll = rng.random()
+    ops: list[Operation]
+    if roll < 0.45 and len(keys) >= 2:  # transfer between two accounts
+        (a, da), (b, db) = ((k, live[k]) for k in keys[:2])
+        amount = rng.randrange(1, 6)
+        ops = [
+            Put(ACCT, _account(a, _val(da) - amount, stamp, rng), at_revision(da.revision)),
+            Put(ACCT, _account(b, _val(db) + amount, stamp, rng), at_revision(db.revision)),
+            tick,
+        ]
+    elif roll < 0.6 and len(keys) == 3:  # rotate three, guarded by a fourth key
+        ops = [
+            Put(
+                ACCT,
+                _account(k, _val(live[keys[i - 1]]), stamp, rng),
+                at_revision(live[k].revision),
+            )
+            for i, k in enumerate(keys)
+        ]
+        guard = rng.choice(ACCOUNTS)
+        if guard not in keys:
+            expect = at_revision(live[guard].revision) if guard in live else MUST_NOT_EXIST
+            ops.append(ConditionCheck(ACCT, guard, expect))
+        ops.append(tick)
+    elif roll < 0.7 and len(keys) >= 2:  # close an account into another
+        (a, da), (b, db) = ((k, live[k]) for k in keys[:2])
+        ops = [
+            Delete(ACCT, a, at_revision(da.revision)),
+            Put(ACCT, _account(b, _val(db) + _val(da), stamp, rng), at_revision(db.revision)),
+            tick,
+        ]
+    elif roll < 0.8 and dead:  # reopen an account empty: a one-document commit
+        ops = [Put(ACCT, _account(rng.choice(dead), 0, stamp - 1, rng), MUST_NOT_EXIST)]
+    elif roll < 0.9 and keys:  # single put rewriting one account with its own value
+        key = keys[0]
+        backend.put(
+            LEDGER,
+            ACCT,
+            _account(key, _val(live[key]), stamp - 1, rng),
+            at_revision(live[key].revision),
+        )
+        return
+    elif bulk:  # unconditional rewrites: only safe with one writer (no lost update)
+        backend.put_many(LEDGER, ACCT, (_account(k, _val(live[k]), stamp - 1, rng) for k in keys))
+        return
+    else:
+        return
+    rng.shuffle(ops)
+    backend.commit(LEDGER, ops)
+
+
+def _ledger_writer(root: str, seed: int, bulk: bool) -> None:
+    rng = random.Random(seed)
+    backend = FilesystemBackend(root)
+    while True:
+        with contextlib.suppress(ConflictError, NotFoundError):  # concurrent writers
+            _ledger_step(backend, rng, bulk)
+
+
+def _check_snapshot(docs: list[StoredDocument]) -> None:
+    """One consistent snapshot: the sum holds and no account is ahead of the clock."""
+    accounts = [d for d in docs if d.kind == ACCT]
+    (clock,) = [d for d in docs if d.kind == META]
+    assert sum(_val(d) for d in accounts) == TOTAL, "a commit is visible in part"
+    assert all(json.loads(d.body)["stamp"] <= _val(clock) for d in accounts)
+
+
+def check_ledger(backend: FilesystemBackend) -> dict[str, int]:
+    """Every read path agrees with ``get``, and the ledger is whole. Returns revisions."""
+    gets = {}
+    for key in ACCOUNTS:
+        with contextlib.suppress(NotFoundError):
+            gets[key] = backend.get(LEDGER, ACCT, key)
+    clock = backend.get(LEDGER, META, "clock")
+    assert all(json.loads(d.body)["key"] == k for k, d in gets.items()), "torn or misplaced"
+    _check_snapshot([*gets.values(), clock])
+    revisions = {k: d.revision for k, d in gets.items()}
+    listed = _query_all(backend, Query(limit=3), LEDGER, ACCT)
+    assert sorted(listed) == sorted(revisions.items())
+    assert [k for k, _ in listed] == sorted(gets, key=lambda k: (gets[k].index.sort_key, k))
+    assert backend.count(LEDGER, ACCT) == len(gets)
+    iterated = list(backend.iter_documents(LEDGER))
+    assert {(d.kind, d.key): d.revision for d in iterated} == {
+        **{(ACCT, k): r for k, r in revisions.items()},
+        (META, "clock"): clock.revision,
+    }
+    for bucket in BUCKETS:
+        expected = sorted(k for k, d in gets.items() if bucket in d.index.fields["bucket"])
+        query = Query((FieldFilter("bucket", (bucket,)),), descending=True, limit=2)
+        assert sorted(k for k, _ in _query_all(backend, query, LEDGER, ACCT)) == expected
+        assert backend.count(LEDGER, ACCT, [FieldFilter("bucket", (bucket,))]) == len(expected)
+    return revisions
+
+
+def _ledger_reader(root: str, stop: Any, failures: Any) -> None:
+    """A long-lived reader running through every kill: snapshots must stay whole, and
+    ``get`` and ``query`` must never go back in time relative to each other."""
+    backend = FilesystemBackend(root)
+    rng = random.Random(5)
+    while not stop.is_set():
+        try:
+            _check_snapshot(list(backend.iter_documents(LEDGER)))
+            key = rng.choice(ACCOUNTS)
+            got_first = rng.random() < 0.5
+            if got_first:
+                got = _revision_or_zero(backend, key)
+            listed = dict(_query_all(backend, Query(limit=50), LEDGER, ACCT))
+            after = _revision_or_zero(backend, key)
+            if got_first and 0 < listed.get(key, got) < got:
+                raise AssertionError(f"query saw {key} at {listed[key]} after get saw {got}")
+            if 0 < after < listed.get(key, 0):
+                raise AssertionError(f"get saw {key} at {after} after query saw {listed[key]}")
+        except Exception as exc:  # report to the test, which fails on any
+            with failures.get_lock():
+                failures.value += 1
+            print(f"ledger reader: {exc!r}", flush=True)
+
+
+def _revision_or_zero(backend: FilesystemBackend, key: str) -> int:
+    try:
+        return backend.get(LEDGER, ACCT, key).revision
+    except NotFoundError:
+        return 0
+
+
+def _interrupted(root: Path) -> str:
+    scope_dir = root / LEDGER.tenant / LEDGER.environment
+    note = (scope_dir / ".lock").read_bytes()
+    if (scope_dir / ".applying").read_bytes()[:1] == b"\x01":
+        return "applying"
+    return "journal" if note.startswith(b"commit ") else "intent" if note else "idle"
+
+
+def _ledger_crash_loop(root: Path, kills: int, writers: int) -> Counter[str]:
+    ctx = multiprocessing.get_context("fork")
+    seed = FilesystemBackend(root)
+    seed.commit(
+        LEDGER,
+        [
+            Put(META, _clock(0)),
+            *(Put(ACCT, _account(k, 100, 0, random.Random(k))) for k in ACCOUNTS),
+        ],
+    )
+    long_lived = seed  # opened before the first kill, kept open across all of them
+    stop, failures = ctx.Event(), ctx.Value("i", 0)
+    reader = ctx.Process(target=_ledger_reader, args=(str(root), stop, failures), daemon=True)
+    reader.start()
+    rng = random.Random(99)
+    seen: Counter[str] = Counter()
+    try:
+        for round_ in range(kills):
+            procs = [
+                ctx.Process(
+                    target=_ledger_writer,
+                    args=(str(root), rng.randrange(1 << 30), writers == 1),
+                    daemon=True,
+                )
+                for _ in range(writers)
+            ]
+            for proc in procs:
+                proc.start()
+            time.sleep(rng.uniform(0.03, 0.15))
+            for proc in procs:
+                assert proc.is_alive(), "the writer died on its own"
+                assert proc.pid is not None
+                os.kill(proc.pid, signal.SIGKILL)
+            for proc in procs:
+                proc.join(10)
+                assert proc.exitcode == -signal.SIGKILL
+            seen[_interrupted(root)] += 1
+            check_ledger(long_lived)
+            if round_ % 5 == 4:
+                with FilesystemBackend(root) as fresh:
+                    check_ledger(fresh)
+    finally:
+        stop.set()
+        reader.join(30)
+    assert reader.exitcode == 0
+    assert failures.value == 0, "the long-lived reader saw a partial commit (see stdout)"
+    seen["commits"] = _val(long_lived.get(LEDGER, META, "clock"))
+    long_lived.close()
+    return seen
+
+
+def test_sigkilled_committer_leaves_each_commit_whole_or_absent(tmp_path: Path) -> None:
+    seen = _ledger_crash_loop(tmp_path / "store", kills=200, writers=1)
+    print(dict(seen))
+    # commits cost ~4 fsyncs each: on a loaded machine a round fits only a few
+    assert seen["commits"] > 50, "the writers barely committed anything"
+    assert seen["applying"] + seen["journal"] > 0, "no kill landed inside a commit's apply"
+
+
+@pytest.mark.slow
+def test_many_sigkilled_concurrent_committers(tmp_path: Path) -> None:
+    seen = _ledger_crash_loop(tmp_path / "store", kills=400, writers=3)
+    assert seen["commits"] > 100

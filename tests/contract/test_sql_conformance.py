@@ -1,19 +1,136 @@
-"""The shared document-backend conformance suite on PostgreSQL and on SQLite."""
+"""The shared document-backend conformance suite on PostgreSQL and on SQLite, plus
+SQL-specific checks of atomic commits (placeholders, lock order, error order)."""
 
 import functools
+import logging
+import sqlite3
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dq_metadata.errors import ConflictError, NotFoundError
+from dq_metadata.scope import Scope
 from dq_stores import DocumentBackend
+from dq_stores.documents import (
+    MUST_NOT_EXIST,
+    ConditionCheck,
+    Delete,
+    Operation,
+    Put,
+    at_revision,
+)
 from dq_stores.testing import DocumentBackendConformance
+from dq_stores.testing._helpers import KIND, SCOPE, doc
 
 sql = pytest.importorskip("dq_stores.sql")
 
+Raw = Callable[[str], Any]  # one scalar of a SQL query run as a superuser / on the file
+
+
+class SqlCommitChecks:
+    """What the SQL commit design promises beyond the port's conformance suite."""
+
+    def test_the_first_failing_operation_in_order_is_the_one_raised(
+        self, backend: DocumentBackend
+    ) -> None:
+        backend.put(SCOPE, KIND, doc("p", 1), MUST_NOT_EXIST)
+        missing_first: list[Operation] = [
+            Put(KIND, doc("p", 2), at_revision(1)),
+            Delete(KIND, "missing"),
+            Put(KIND, doc("q", 1), at_revision(7)),
+        ]
+        with pytest.raises(NotFoundError, match="missing"):
+            backend.commit(SCOPE, missing_first)
+        stale_first = [missing_first[2], missing_first[1], missing_first[0]]
+        with pytest.raises(ConflictError, match="'q'"):
+            backend.commit(SCOPE, stale_first)
+        with pytest.raises(ConflictError, match="'p' already exists"):
+            backend.commit(SCOPE, [ConditionCheck(KIND, "p", MUST_NOT_EXIST), Delete(KIND, "x")])
+        assert backend.history(SCOPE, KIND, "p")[-1].revision == 1
+
+    def test_guards_on_absent_keys_leave_no_trace(
+        self, backend: DocumentBackend, raw_scalar: Raw
+    ) -> None:
+        quiet = Scope(SCOPE.tenant, "guarded-only")
+        backend.put(SCOPE, KIND, doc("w", 1), MUST_NOT_EXIST)
+        ops: list[Operation] = [
+            ConditionCheck(KIND, "ghost", MUST_NOT_EXIST),
+            ConditionCheck("gadget", "ghost", MUST_NOT_EXIST),
+        ]
+        assert backend.commit(quiet, ops) == [None, None]
+        with pytest.raises(ConflictError):
+            backend.commit(quiet, [*ops, ConditionCheck(KIND, "nothing", at_revision(1))])
+        backend.commit(
+            SCOPE, [ConditionCheck(KIND, "ghost", MUST_NOT_EXIST), Put(KIND, doc("v", 1))]
+        )
+        assert list(backend.list_environments(SCOPE.tenant)) == [SCOPE.environment]
+        assert quiet not in list(backend.iter_scopes())
+        with pytest.raises(NotFoundError):
+            backend.history(quiet, KIND, "ghost")
+        assert raw_scalar("SELECT count(*) FROM dq_heads WHERE revision = 0") == 0
+
+    def test_absent_guards_prevent_write_skew(self, backend: DocumentBackend) -> None:
+        # Each commit creates its key only if the other's is still absent.
+        for round_ in range(15):
+            x, y = f"x{round_}", f"y{round_}"
+            barrier = threading.Barrier(2)
+
+            def claim(mine: str, theirs: str, barrier: Any = barrier) -> bool:
+                barrier.wait()
+                try:
+                    backend.commit(
+                        SCOPE,
+                        [ConditionCheck(KIND, theirs, MUST_NOT_EXIST), Put(KIND, doc(mine, 1))],
+                    )
+                except ConflictError:
+                    return False
+                return True
+
+            with ThreadPoolExecutor(2) as pool:
+                wins = [pool.submit(claim, x, y), pool.submit(claim, y, x)]
+                outcome = [w.result() for w in wins]
+            assert outcome.count(True) == 1, f"round {round_}: {outcome}"
+            written = [k for k in (x, y) if _exists(backend, k)]
+            assert written == [x if outcome[0] else y]
+
+    def test_crossing_commits_queue_in_one_order(
+        self, backend: DocumentBackend, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Opposite operation orders over the same keys (existing and new ones) must
+        # neither deadlock (the backend would retry: see its debug log) nor lose an update.
+        caplog.set_level(logging.DEBUG, logger="dq_stores.sql.backend")
+        backend.commit(SCOPE, [Put(KIND, doc("a", 0)), Put(KIND, doc("b", 0))])
+        keys = ("a", "b")
+
+        def run(order: tuple[str, ...], rounds: int = 25) -> None:
+            for i in range(rounds):
+                ops: list[Operation] = [Put(KIND, doc(k, i)) for k in order]
+                ops.append(Put(KIND, doc(f"n-{i}", i)))  # both create it
+                backend.commit(SCOPE, ops)
+
+        orders = [keys, keys[::-1]] * 2
+        with ThreadPoolExecutor(len(orders)) as pool:
+            for f in [pool.submit(run, order) for order in orders]:
+                f.result()
+        assert [backend.get(SCOPE, KIND, k).revision for k in keys] == [101, 101]
+        assert backend.get(SCOPE, KIND, "n-3").revision == 4
+        assert not [r for r in caplog.records if "Deadlock" in r.getMessage()]
+
+
+def _exists(backend: DocumentBackend, key: str) -> bool:
+    try:
+        backend.get(SCOPE, KIND, key)
+    except NotFoundError:
+        return False
+    return True
+
 
 @pytest.mark.postgres
-class TestPostgresConformance(DocumentBackendConformance):
+class TestPostgresConformance(DocumentBackendConformance, SqlCommitChecks):
     supports_multiprocess = True
 
     @pytest.fixture
@@ -21,10 +138,30 @@ class TestPostgresConformance(DocumentBackendConformance):
         # picklable: child processes build their own engine and pool
         return functools.partial(sql.SqlBackend, postgres_url, pool_size=2)
 
+    @pytest.fixture
+    def raw_scalar(self, postgres_admin_url: str) -> Raw:
+        def scalar(query: str) -> Any:
+            import psycopg
 
-class TestSqliteConformance(DocumentBackendConformance):
+            with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+                row = conn.execute(query).fetchone()
+                assert row is not None
+                return row[0]
+
+        return scalar
+
+
+class TestSqliteConformance(DocumentBackendConformance, SqlCommitChecks):
     supports_multiprocess = True
 
     @pytest.fixture
     def backend_factory(self, tmp_path: Path) -> Callable[[], DocumentBackend]:
         return functools.partial(sql.SqlBackend, f"sqlite:///{tmp_path / 'dq.sqlite'}")
+
+    @pytest.fixture
+    def raw_scalar(self, tmp_path: Path) -> Raw:
+        def scalar(query: str) -> Any:
+            with sqlite3.connect(tmp_path / "dq.sqlite") as conn:
+                return conn.execute(query).fetchone()[0]
+
+        return scalar

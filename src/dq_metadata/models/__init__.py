@@ -37,6 +37,7 @@ from dq_metadata.models.job_run import (
     ResultObject,
     RunStatus,
 )
+from dq_metadata.models.usage import UsageStamp, UsageTarget
 
 __all__ = [
     "ACTION_PROFILE_ADAPTER",
@@ -68,6 +69,8 @@ __all__ = [
     "SchemaProperty",
     "SendNotificationProfile",
     "Severity",
+    "UsageStamp",
+    "UsageTarget",
     "parse_model",
     "utcnow",
 ]

@@ -1,5 +1,6 @@
 """Data contracts: publishing, lifecycle, breaking-change detection and ODCS I/O."""
 
+from dq_registries.contracts._reads import resolve_contract_ref
 from dq_registries.contracts.change import Change, Severity, breaking
 from dq_registries.contracts.diff import diff
 from dq_registries.contracts.errors import BreakingChangeError, ContractInUseError
@@ -21,5 +22,6 @@ __all__ = [
     "dump_odcs",
     "load_odcs",
     "parse_contract",
+    "resolve_contract_ref",
     "validate_odcs",
 ]

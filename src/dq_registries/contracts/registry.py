@@ -9,7 +9,13 @@ from typing import Any
 
 import semver
 
-from dq_metadata.errors import ConflictError, NotFoundError, Problem, ValidationError
+from dq_metadata.errors import (
+    ConflictError,
+    MisconfiguredError,
+    NotFoundError,
+    Problem,
+    ValidationError,
+)
 from dq_metadata.models import (
     ContractHead,
     ContractVersion,
@@ -21,14 +27,20 @@ from dq_metadata.models import (
 from dq_metadata.scope import Scope, validate_document_id
 from dq_metadata.sortkeys import parse_semver, version_in_range
 from dq_registries.contracts._publish import check_breaking, check_increasing, same_content
-from dq_registries.contracts._reads import ContractReads
+from dq_registries.contracts._reads import ContractReads, resolve_contract_ref
 from dq_registries.contracts.change import Change
 from dq_registries.contracts.diff import diff
 from dq_registries.contracts.errors import ContractInUseError
 from dq_registries.contracts.lifecycle import check_transition
 from dq_registries.contracts.odcs import Format, dump_odcs, load_odcs, parse_contract
 from dq_stores.base import ItemPage, Versioned
-from dq_stores.typed import ContractHeadStore, ContractStore, JobDefinitionStore
+from dq_stores.documents import MUST_NOT_EXIST, Operation, at_revision
+from dq_stores.typed import (
+    ContractHeadStore,
+    ContractStore,
+    JobDefinitionStore,
+    UsageStampStore,
+)
 
 __all__ = ["ContractRegistry", "PublishResult"]
 
@@ -36,6 +48,7 @@ _Changes = list[Change]
 _Events = list[LifecycleEvent]
 
 _PUBLISH_ATTEMPTS = 5
+_TRANSITION_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +66,10 @@ class PublishResult:
 
 class _HeadMoved(Exception):
     """Another publish of the same contract won the race; re-check and retry."""
+
+
+class _UsageMoved(Exception):
+    """A job referencing the contract was saved while retiring it; check again."""
 
 
 def _text(value: object, name: str) -> str:
@@ -98,6 +115,13 @@ class ContractRegistry:
         self.scope = scope
         self._store = store
         self._heads = ContractHeadStore(store.backend)
+        if job_definitions.backend is not store.backend:
+            raise MisconfiguredError(
+                "contracts and job definitions must share one backend: retiring a version "
+                "and saving a job that references it commit atomically against each other"
+            )
+        # The registry's own bookkeeping documents live beside its contracts.
+        self._usage = UsageStampStore(store.backend)
         self._reads = ContractReads(scope, store, self._heads, job_definitions)
         self._clock = clock
 
@@ -187,29 +211,23 @@ class ContractRegistry:
             contract=candidate, published_by=actor, published_at=now, lifecycle=[first],
             forced=forced,
         )  # fmt: skip
-        self._claim_head(candidate, head, now)
-        try:
-            stored = self._store.create(self.scope, record)
-        except ConflictError:
-            # An identical publish finishing an interrupted claim got there first.
-            again = self._reads.get(candidate.id, candidate.version).item
-            same_content(again, candidate)
-            return PublishResult(again, False, [])
-        return PublishResult(stored.item, True, changes)
-
-    def _claim_head(
-        self, candidate: DataContract, head: Versioned[ContractHead] | None, now: datetime
-    ) -> None:
         new_head = ContractHead(
             contract_id=candidate.id, latest_version=candidate.version, updated_at=now
         )
+        # Head and version in one atomic commit: a refused publish leaves no trace,
+        # and of racing publishes of one contract exactly one moves the head.
+        operations = [
+            self._heads.put_operation(
+                new_head, MUST_NOT_EXIST if head is None else at_revision(head.revision)
+            ),
+            self._store.put_operation(record, MUST_NOT_EXIST),
+        ]
         try:
-            if head is None:
-                self._heads.create(self.scope, new_head)
-            else:
-                self._heads.update(self.scope, new_head, head.revision)
+            stored = self._store.backend.commit(self.scope, operations)[1]
         except ConflictError as exc:
-            raise _HeadMoved from exc
+            raise _HeadMoved from exc  # re-read: an identical publish may have won
+        assert stored is not None
+        return PublishResult(record, True, changes)
 
     # -- lookups ---------------------------------------------------------------
     def get(self, contract_id: str, version: str | None = None) -> ContractVersion:
@@ -286,19 +304,9 @@ class ContractRegistry:
             raise ValidationError(
                 "ambiguous reference", [Problem("version_range", "give version or range, not both")]
             )
-        if version is not None:
-            return self._reads.get(contract_id, version).item
-        if version_range is not None:
-            version_in_range("0.0.0", version_range)  # validates the range up front
-        for item in self._reads.iter_versions(contract_id, descending=True):
-            if item.status == "retired":
-                continue
-            if version_range is None or version_in_range(item.version, version_range):
-                return item
-        wanted = f" matching {version_range!r}" if version_range else ""
-        raise NotFoundError(
-            f"contract reference {contract_id!r}{wanted}: no non-retired version in {self.scope}"
-        )
+        return resolve_contract_ref(
+            self._store, self.scope, contract_id, version=version, version_range=version_range
+        ).item
 
     @staticmethod
     def diff(old: DataContract, new: DataContract) -> _Changes:
@@ -335,14 +343,37 @@ class ContractRegistry:
         to_status = _text(to_status, "to_status")
         if reason is not None:
             reason = _text(reason, "reason")
-        current = self._reads.get(
-            validate_document_id(contract_id, "contract_id"),
-            validate_document_id(version, "version"),
+        contract_id = validate_document_id(contract_id, "contract_id")
+        version = validate_document_id(version, "version")
+        for _ in range(_TRANSITION_ATTEMPTS):
+            current = self._reads.get(contract_id, version)
+            try:
+                return self._transition_once(current, to_status, actor, reason)
+            except _UsageMoved:
+                continue  # a job referencing the contract was saved meanwhile: check again
+        raise ConflictError(
+            f"contract {contract_id!r} version {version}: job definitions referencing it keep "
+            "changing; retry later"
         )
+
+    def _transition_once(
+        self,
+        current: Versioned[ContractVersion],
+        to_status: str,
+        actor: str,
+        reason: str | None,
+    ) -> ContractVersion:
         record = current.item
         check_transition(record.status, to_status)
+        guards: list[Operation] = []
         if to_status == "retired":
+            # Read the stamp BEFORE looking for jobs: a job saved after this read moves
+            # it, and the guard below then refuses the retire instead of racing it.
+            stamp = self._usage.revision_of(self.scope, "contract", record.id)
             self._check_not_referenced(record)
+            guards.append(
+                self._usage.check_operation(self._usage.key_for("contract", record.id), stamp)
+            )
         event = LifecycleEvent(
             from_status=record.status, to_status=to_status, actor=actor, at=self._clock(),
             reason=reason,
@@ -351,13 +382,18 @@ class ContractRegistry:
         updated = record.model_copy(
             update={"contract": contract, "lifecycle": [*record.lifecycle, event]}
         )
+        operations = [self._store.put_operation(updated, at_revision(current.revision)), *guards]
         try:
-            return self._store.update(self.scope, updated, current.revision).item
+            stored = self._store.backend.commit(self.scope, operations)[0]
         except ConflictError as exc:
+            if guards and self._reads.get(record.id, record.version).revision == current.revision:
+                raise _UsageMoved from exc
             raise ConflictError(
                 f"contract {record.id!r} version {record.version} changed concurrently; "
                 "re-read it and retry"
             ) from exc
+        assert stored is not None
+        return updated
 
     def activate(
         self, contract_id: str, version: str, *, actor: str, reason: str | None = None

@@ -34,6 +34,7 @@ from dq_registries.runs.lifecycle import check_transition, parse_status
 from dq_registries.runs.payload import ResultsInput, classify_results
 from dq_registries.runs.reports import RunReports
 from dq_stores.base import ItemPage, Revision, Versioned
+from dq_stores.documents import MUST_NOT_EXIST, Operation
 from dq_stores.results import ResultRef, ResultsStore
 from dq_stores.typed import JobDefinitionStore, JobRunStore, ReportStore
 
@@ -42,6 +43,7 @@ __all__ = ["DEFAULT_INLINE_RESULT_LIMIT", "JobRunRegistry"]
 DEFAULT_INLINE_RESULT_LIMIT = 256 * 1024
 _CHECKPOINT_RETRIES = 8
 _CHANGES = pydantic.TypeAdapter(dict[str, Any])
+_START_ATTEMPTS = 5
 
 
 def _run_id_for_key(effective_key: str) -> str:
@@ -120,25 +122,44 @@ class JobRunRegistry(RunReports):
             check_id(idempotency_key, "idempotency_key")
         if triggered_by is not None and not isinstance(triggered_by, str):
             raise ValidationError("invalid triggered_by", [Problem("triggered_by", "not a str")])
-        job = self.job_definitions.get(self.scope, job_id).item
-        if not job.enabled:
-            raise ConflictError(f"job definition {job_id!r} is disabled")
-        now = self._clock()
-        if idempotency_key is None:
-            run = self._new_run(f"run-{uuid.uuid4().hex}", job_id, None, triggered_by, now)
+        for _ in range(_START_ATTEMPTS):
+            job = self.job_definitions.get(self.scope, job_id)
+            if not job.item.enabled:
+                raise ConflictError(f"job definition {job_id!r} is disabled")
+            now = self._clock()
+            if idempotency_key is None:
+                run = self._new_run(f"run-{uuid.uuid4().hex}", job_id, None, triggered_by, now)
+            else:
+                key = _effective_key(job.item, idempotency_key, triggered_by, now)
+                run = self._new_run(_run_id_for_key(key), job_id, key, triggered_by, now)
+            try:
+                return self._create_guarded(run, job)
+            except ConflictError:
+                if idempotency_key is None:
+                    continue  # the job changed meanwhile: check it again
+                existing = self.store.find(self.scope, run.run_id)
+                if existing is None:
+                    continue
+            if existing.item.job_id != job_id or existing.item.idempotency_key != key:
+                raise ConflictError(
+                    f"idempotency key {idempotency_key!r} already started run "
+                    f"{existing.item.run_id!r} of job {existing.item.job_id!r}"
+                )
+            return existing.item
+        raise ConflictError(f"job definition {job_id!r} keeps changing; retry the start")
+
+    def _create_guarded(self, run: JobRun, job: Versioned[JobDefinition]) -> JobRun:
+        """Create ``run`` together with a guard that ``job`` is unchanged (not disabled
+        or deleted meanwhile) when both live on one backend; else a plain create."""
+        if self.job_definitions.backend is not self.store.backend:
             return self.store.create(self.scope, run).item
-        key = _effective_key(job, idempotency_key, triggered_by, now)
-        run = self._new_run(_run_id_for_key(key), job_id, key, triggered_by, now)
-        try:
-            return self.store.create(self.scope, run).item
-        except ConflictError:
-            existing = self.store.get(self.scope, run.run_id).item
-        if existing.job_id != job_id or existing.idempotency_key != key:
-            raise ConflictError(
-                f"idempotency key {idempotency_key!r} already started run "
-                f"{existing.run_id!r} of job {existing.job_id!r}"
-            )
-        return existing
+        operations: list[Operation] = [
+            self.store.put_operation(run, MUST_NOT_EXIST),
+            self.job_definitions.check_operation(job.key, job.revision),
+        ]
+        stored = self.store.backend.commit(self.scope, operations)[0]
+        assert stored is not None
+        return run
 
     def _new_run(
         self,

@@ -9,6 +9,7 @@ can add a ``/`` or ``..`` and climb out of its scope::
     {base}r/{key}/{revision:012d}      immutable copy of every superseded head
     {base}s/{a|d}/{order}              sort index over every live document
     {base}x/{field}/{value}/{a|d}/{order}   one posting per (field, value)
+    {scope}_tx/{id}                    record of a multi-document commit (ADR 0010)
 
 ``order`` encodes ``(sort_key, key)`` so that plain name order is the query
 order (``a`` names ascend, ``d`` names descend: inverted digits), followed by a
@@ -141,6 +142,10 @@ class Layout:
 
     def head(self, scope: Scope, kind: str, key: str) -> str:
         return f"{self.heads(scope, kind)}{encode_key(key)}"
+
+    def txn(self, scope: Scope, txid: str) -> str:
+        """Commit record of a multi-document commit (``_tx`` is never an id: no kind)."""
+        return f"{self.scope(scope)}_tx/{txid}"
 
     def revisions(self, scope: Scope, kind: str, key: str) -> str:
         return f"{self.base(scope, kind)}r/{encode_key(key)}/"

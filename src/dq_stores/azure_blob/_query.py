@@ -32,6 +32,7 @@ from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import azure_errors
 from dq_stores.azure_blob._layout import Layout, order_group, order_start
 from dq_stores.azure_blob._records import EntryMeta, HeadRecord, decode_entry_meta, index_digest
+from dq_stores.azure_blob._txn import TX
 from dq_stores.documents import FieldFilter, PageCursor, Query, StoredDocument
 from dq_stores.filtering import in_bounds
 from dq_stores.keys import decode_key, is_digest_name
@@ -49,6 +50,12 @@ ORPHAN_GRACE = timedelta(minutes=10)
 _MAX_BATCH = 64
 #: (order suffix, listing entry, its metadata, the (field, value) it posts, or None)
 _Candidate = tuple[str, BlobProperties, EntryMeta, tuple[str, str] | None]
+
+
+def _key_of(name: str) -> str | None:
+    """The key a head's name stands for (``None`` for a digest name: read it)."""
+    leaf = name.rsplit("/", 1)[1]
+    return None if is_digest_name(leaf) else decode_key(leaf)
 
 
 def _entry_holds(doc: StoredDocument, meta: EntryMeta, posting: tuple[str, str] | None) -> bool:
@@ -121,15 +128,23 @@ class IndexScan:
 
     def count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
         if not filters:  # heads carry a 'deleted' flag in their metadata: no reads needed
-            return sum(1 for _ in self._live_heads(scope, kind))
+            total = 0
+            locked: list[tuple[str, str | None]] = []
+            for name, is_locked in self._live_heads(scope, kind):
+                if is_locked:  # a commit holds it: its record decides (read it)
+                    locked.append((name, _key_of(name)))
+                else:
+                    total += 1
+            for start in range(0, len(locked), _MAX_BATCH):
+                total += sum(1 for _ in self._docs(scope, kind, locked[start : start + _MAX_BATCH]))
+            return total
         return sum(1 for _ in self._scan(scope, kind, Query(filters), None, batch=64, page=1000))
 
     def iter_heads(self, scope: Scope, kind: str) -> Iterator[StoredDocument]:
         """Live heads of ``kind``, read 16 at a time: bounded memory."""
         batch: list[tuple[str, str | None]] = []
-        for name in self._live_heads(scope, kind):
-            leaf = name.rsplit("/", 1)[1]
-            batch.append((name, None if is_digest_name(leaf) else decode_key(leaf)))
+        for name, _locked in self._live_heads(scope, kind):
+            batch.append((name, _key_of(name)))
             if len(batch) >= 16:
                 yield from self._docs(scope, kind, batch)
                 batch = []
@@ -159,14 +174,17 @@ class IndexScan:
             if found is not None and not found[0].doc.deleted:
                 yield found[0].doc
 
-    def _live_heads(self, scope: Scope, kind: str) -> Iterator[str]:
+    def _live_heads(self, scope: Scope, kind: str) -> Iterator[tuple[str, bool]]:
+        """Heads that may be live: (name, locked by a multi-document commit)."""
         prefix = self._layout.heads(scope, kind)
         with azure_errors(f"listing {kind} in {scope}"):
             for props in self._container.list_blobs(
                 name_starts_with=prefix, include=["metadata"], results_per_page=1000
             ):
-                if (props.metadata or {}).get("deleted") != "1":
-                    yield str(props.name)
+                meta = props.metadata or {}
+                locked = TX in meta
+                if locked or meta.get("deleted") != "1":
+                    yield str(props.name), locked
 
     def _scan(
         self,

@@ -7,6 +7,10 @@ replaces the head conditionally (``If-Match``; ``If-None-Match: *`` for a new
 key), then retires the old revision's index entries (``If-Match`` on the etags the
 old head recorded). A crash at any point leaves the old or the new head, a
 complete history, and at worst index entries that readers verify and clean.
+
+Multi-document commits (``_commit``, in ``_commit.py``, ADR 0010) lock heads with
+blob metadata pointing at a commit record; reads resolve such heads through the
+record, writes settle them first. A head without a lock costs nothing extra.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ from dq_stores.azure_blob._client import (
     container_missing,
     make_service_client,
 )
+from dq_stores.azure_blob._commit import CommitMixin
 from dq_stores.azure_blob._layout import Layout, order_name
+from dq_stores.azure_blob._locks import TxBlobs
 from dq_stores.azure_blob._query import IndexScan
 from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_digest
+from dq_stores.azure_blob._txn import Blob
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
     DocumentWrite,
@@ -71,12 +78,14 @@ def _validate_container(container: str) -> str:
     return container
 
 
-class AzureBlobBackend(DocumentBackend):
+class AzureBlobBackend(CommitMixin, DocumentBackend):
     """Documents as blobs in one container: heads, archived revisions, index entries.
 
     Give exactly one of ``connection_string`` (Azurite, keys) or ``account_url``
     (with ``credential``, default ``DefaultAzureCredential``), or a ready ``client``
-    (which the caller then owns and closes).
+    (which the caller then owns and closes). ``commit_lease`` (seconds): how long a
+    multi-document commit may stay pending before another writer that needs one of
+    its documents aborts it (its writer is then presumed dead).
     """
 
     def __init__(
@@ -91,6 +100,7 @@ class AzureBlobBackend(DocumentBackend):
         client: BlobServiceClient | None = None,
         settings: ClientSettings | None = None,
         max_workers: int = 8,
+        commit_lease: float = 30.0,
     ) -> None:
         self._layout = Layout(prefix)
         self._container_name = _validate_container(container)
@@ -109,9 +119,11 @@ class AzureBlobBackend(DocumentBackend):
         self._service = client
         self._container: ContainerClient = client.get_container_client(container)
         self._max_workers = max_workers
+        self._lease = float(commit_lease)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
+        self._txb = TxBlobs(self._container, self._layout, self._fetch)
         self._scan = IndexScan(self._container, self._layout, self._read_blobs, self._background)
         if create_container:
             with (
@@ -154,10 +166,9 @@ class AzureBlobBackend(DocumentBackend):
         return self._executor().submit(call)
 
     # -- heads ---------------------------------------------------------------
-    def _read(
-        self, name: str, scope: Scope, kind: str, key: str | None, rev: int = 0
-    ) -> _Read | None:
-        with azure_errors(f"reading {kind} {key or name!r} in {scope}"):
+    def _fetch(self, name: str, what: str) -> Blob | None:
+        """One GET: bytes, etag and metadata; ``None`` if the blob does not exist."""
+        with azure_errors(what):
             try:
                 downloader = self._container.get_blob_client(name).download_blob()
                 raw = downloader.readall()
@@ -165,11 +176,25 @@ class AzureBlobBackend(DocumentBackend):
                 if container_missing(exc):
                     raise
                 return None
-            etag = str(downloader.properties.etag)
-        record = HeadRecord.from_bytes(raw, scope, kind, name)
+            props = downloader.properties
+        return Blob(raw, str(props.etag), dict(props.metadata or {}), props.last_modified)
+
+    def _parse(
+        self, blob: Blob, scope: Scope, kind: str, key: str | None, rev: int = 0, name: str = ""
+    ) -> _Read:
+        record = HeadRecord.from_bytes(blob.raw, scope, kind, name or str(key))
         if (key is not None and record.doc.key != key) or (rev and record.doc.revision != rev):
             raise IntegrityError(f"blob for {kind} {key!r} in {scope} holds another document")
-        return record, etag, raw
+        return record, blob.etag, blob.raw
+
+    def _read(
+        self, name: str, scope: Scope, kind: str, key: str | None, rev: int = 0
+    ) -> _Read | None:
+        """Read and verify a head or revision; a locked head as its readers must see it."""
+        found = self._fetch(name, f"reading {kind} {key or name!r} in {scope}")
+        if found is not None and found.tx is not None:
+            found = self._visible(scope, name, found)
+        return None if found is None else self._parse(found, scope, kind, key, rev, name)
 
     def _read_head(self, scope: Scope, kind: str, key: str) -> _Read | None:
         return self._read(self._layout.head(scope, kind, key), scope, kind, key)
@@ -274,7 +299,7 @@ class AzureBlobBackend(DocumentBackend):
         """Commit one revision (``write=None``: a tombstone). See the module docstring."""
         name = self._layout.head(scope, kind, key)
         writer = uuid.uuid4().hex
-        known = None if assume_new else self._read_head(scope, kind, key)
+        known = None if assume_new else self._clean_read(scope, kind, key)
         for _ in range(_MAX_ATTEMPTS):
             old = known[0] if known else None
             live = _live_revision(known)
@@ -284,9 +309,11 @@ class AzureBlobBackend(DocumentBackend):
             doc = self._next_doc(scope, kind, key, write, old)
             entries = self._prepare(scope, kind, known, doc)
             try:
-                self._commit(name, HeadRecord(doc, writer, entries), known[1] if known else None)
+                self._write_head(
+                    name, HeadRecord(doc, writer, entries), known[1] if known else None
+                )
             except ConflictError:
-                known = self._read_head(scope, kind, key)
+                known = self._clean_read(scope, kind, key)
                 if not self._landed(scope, kind, key, doc.revision, writer, known):
                     if expect.kind is ExpectKind.REVISION:
                         check_expectation(_live_revision(known), expect, kind, key)
@@ -344,6 +371,15 @@ class AzureBlobBackend(DocumentBackend):
         self, scope: Scope, kind: str, known: _Read | None, doc: StoredDocument
     ) -> dict[str, str]:
         """Archive the old head and add the new index entries; return name → etag."""
+        entries, calls = self._entry_calls(scope, kind, known, doc)
+        entries.update(item for item in self._parallel(calls) if item is not None)
+        return entries
+
+    def _entry_calls(
+        self, scope: Scope, kind: str, known: _Read | None, doc: StoredDocument
+    ) -> tuple[dict[str, str], list[Callable[[], tuple[str, str] | None]]]:
+        """The entries ``doc`` keeps from ``known``, and the requests that archive
+        ``known`` and add the others (each returns ``(name, etag)`` or ``None``)."""
         base = self._layout.base(scope, kind)
         kept = known[0].entries if known and not known[0].doc.deleted else {}
         entries = {n: kept[n] for n in self._entry_names(doc) if n in kept}
@@ -360,8 +396,7 @@ class AzureBlobBackend(DocumentBackend):
         ]
         if known is not None:
             calls.append(functools.partial(self._archive, scope, kind, known))
-        entries.update(item for item in self._parallel(calls) if item is not None)
-        return entries
+        return entries, calls
 
     def _archive(self, scope: Scope, kind: str, known: _Read) -> None:
         record, _etag, raw = known
@@ -375,7 +410,7 @@ class AzureBlobBackend(DocumentBackend):
                 raw, overwrite=True, match_condition=MatchConditions.IfMissing
             )
 
-    def _commit(self, name: str, record: HeadRecord, etag: str | None) -> None:
+    def _write_head(self, name: str, record: HeadRecord, etag: str | None) -> None:
         doc = record.doc
         conditions: dict[str, Any] = (
             {"etag": etag, "match_condition": MatchConditions.IfNotModified}

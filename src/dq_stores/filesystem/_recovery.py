@@ -1,7 +1,9 @@
 """Bringing the index back in line with the documents.
 
 ``replay_intent`` handles a writer that died mid-write (cheap: one head read per
-key it named). ``rebuild`` derives the whole index from the head files; it runs
+key it named): a plain intent is *settled* (the index follows whichever head is
+on disk; uncommitted files are deleted), a complete commit journal is *rolled
+forward* (every head it names is moved to its revision first). ``rebuild`` derives the whole index from the head files; it runs
 for a new or deleted index and after a reboot, when SQLite commits made with
 ``synchronous=NORMAL`` may not have reached the disk.
 """
@@ -11,16 +13,24 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from functools import lru_cache
 
 from dq_metadata.errors import IntegrityError
 from dq_metadata.scope import ID_PATTERN, Scope
 from dq_stores.documents import StoredDocument
 from dq_stores.filesystem import _index as index
+from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._layout import Layout, fsync_dir, name_of, read_file
 from dq_stores.filesystem._records import decode_record
-from dq_stores.filesystem._writes import clear_intent, link_revision, read_intent
+from dq_stores.filesystem._writes import (
+    Intent,
+    clear_intent,
+    link_revision,
+    move_head,
+    read_note,
+)
 
-__all__ = ["rebuild", "replay_intent"]
+__all__ = ["boot_id", "open_scope", "rebuild", "replay_intent"]
 
 _HEAD = ".head"
 
@@ -39,18 +49,85 @@ def _discard(path: str) -> None:
         os.unlink(path)
 
 
-def replay_intent(conn: sqlite3.Connection, scope: Scope, scope_dir: str, lock_fd: int) -> None:
-    """Finish or undo the writes a dead writer announced. Hold the scope lock."""
-    intent = read_intent(lock_fd)
-    if intent is None:
-        rebuild(conn, scope, scope_dir)
-    elif intent:
+@lru_cache(maxsize=1)
+def boot_id() -> str | None:
+    """The kernel's boot id (Linux), ``None`` where there is none."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def open_scope(path: str, scope: Scope, scope_dir: str, lock_fd: int, flag: ApplyFlag) -> None:
+    """First use of a scope in a process: schema, note replay, boot check. Hold the lock."""
+    conn = index.connect(path, durable=boot_id() is None)
+    try:
+        index.ensure_schema(conn)
+        # A commit journal first: it moves heads, which a rebuild reads.
+        replay_intent(conn, scope, scope_dir, lock_fd, flag)
+        boot = boot_id() or "unknown"
+        if index.get_meta(conn, "boot_id") != boot:
+            # New index, or the machine restarted since the last write: commits
+            # not yet on disk may be lost, so derive the index from the files.
+            rebuild(conn, scope, scope_dir)
+            with index.transaction(conn):
+                index.set_meta(conn, "boot_id", boot)
+    finally:
+        conn.close()
+
+
+def replay_intent(
+    conn: sqlite3.Connection, scope: Scope, scope_dir: str, lock_fd: int, flag: ApplyFlag
+) -> None:
+    """Finish or undo the writes a dead writer announced; lower the flag. Hold the lock."""
+    note = read_note(lock_fd)
+    if note is None:
+        rebuild(conn, scope, scope_dir)  # a torn note (power loss): heads are the truth
+    elif note.journal:
+        # The writer may have died before raising the flag: raise it before moving
+        # any head, so that if *this* process dies half-way, readers still notice.
+        flag.raise_()
+        _roll_forward(conn, scope, scope_dir, note.intents)
+    elif note.intents:
         with index.transaction(conn):
-            for kind, key, revision in intent:
+            for kind, key, revision in note.intents:
                 _settle(conn, scope, kind, f"{scope_dir}/docs/{kind}", key, revision)
     else:
+        if flag.raised:
+            flag.lower()  # died after clearing its note, or a stale flag after a reboot
         return
+    flag.lower()
     clear_intent(lock_fd)
+
+
+def _roll_forward(
+    conn: sqlite3.Connection, scope: Scope, scope_dir: str, intents: tuple[Intent, ...]
+) -> None:
+    """Move every head the journal names to its revision, then index them all."""
+    heads: list[tuple[str, StoredDocument]] = []
+    dirs: set[str] = set()
+    for kind, key, revision in intents:
+        kind_dir = f"{scope_dir}/docs/{kind}"
+        head = _read_head(scope, kind, kind_dir, key)
+        if head is None or head.revision < revision:
+            try:
+                head = decode_record(
+                    read_file(Layout.revision(kind_dir, key, revision)), scope, kind, key
+                )
+            except FileNotFoundError:
+                raise IntegrityError(
+                    f"{kind} {key!r}: revision {revision} of an interrupted commit is missing"
+                ) from None
+            move_head(kind_dir, key, revision)
+            dirs.add(kind_dir)
+        _discard(Layout.temp(kind_dir, key))
+        heads.append((kind, head))
+    for kind_dir in sorted(dirs):
+        fsync_dir(kind_dir)
+    with index.transaction(conn):
+        for kind, doc in heads:
+            index.set_head(conn, kind, doc.key, doc.revision, None if doc.deleted else doc.index)
 
 
 def _settle(

@@ -1,32 +1,48 @@
-"""The write protocol: intent, durable files, then the index.
+"""The write protocol: a note in the lock file, durable files, then the index.
 
-Under the scope lock:
+Single puts, deletes and bulk batches (``commit_revisions``), under the scope lock:
 
 1. Record the intent ``[[kind, key, revision], ...]`` in the lock file.
 2. Write each record to ``.<name>.tmp`` and fsync it (bulk: one ``syncfs``).
-3. Link it as ``<name>.r<N>`` (immutable history), rename it over ``<name>.head``
-   (the commit point of the document), fsync the directory.
+3. Raise the scope's applying flag; link each record as ``<name>.r<N>``
+   (immutable history), rename it over ``<name>.head`` (the commit point of the
+   document), fsync the directory.
    A new key (revision 1, no head) writes ``<name>.r1`` itself in step 2 and
    links it as ``<name>.head`` in step 3: creating the head is its commit point.
-4. In one SQLite transaction, move the index rows to the new heads.
+4. In one SQLite transaction, move the index rows to the new heads; lower the flag.
 5. Clear the intent.
 
-A process killed after 1 leaves its intent behind; the next holder of the lock
-(and every process opening the scope) replays it (``_recovery``): the index is
-made to agree with whichever head file is on disk, so the old and the new
-revision are both valid outcomes. The intent lives in the page cache only — a
-power loss is covered by the rebuild after reboot instead.
+Multi-document commits (``commit_journal``) make every head move together:
+
+1. Record the intent (as above).
+2. Write every record as ``<name>.r<N>`` (invisible: no head names it yet), fsync
+   each, fsync their directories.
+3. Overwrite the intent with the **journal** ``commit <sha256> <intent line>`` and
+   fsync the lock file — the commit point of the whole commit.
+4. Raise the flag; move every head (link / rename); fsync the directories.
+5. One SQLite transaction for every index row; lower the flag; clear the journal.
+
+A process killed after 1 leaves its note behind; the next holder of the lock —
+every writer, every process opening the scope, and every reader that finds the
+flag raised — replays it (``_recovery``): an intent is settled (the index is made
+to agree with whichever head is on disk), a journal is rolled forward (every head
+it names is moved to its revision). A plain intent lives in the page cache only
+(a power loss is covered by the rebuild after reboot); the journal is fsynced,
+because after it the heads may move one by one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from dq_stores.documents import StoredDocument
 from dq_stores.filesystem import _index as index
+from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._layout import (
     Layout,
     fsync_dir,
@@ -38,32 +54,70 @@ from dq_stores.filesystem._records import encode_record
 
 __all__ = [
     "Intent",
+    "Note",
+    "Staged",
     "clear_intent",
+    "commit_journal",
     "commit_revisions",
     "encode_intent",
+    "encode_journal",
     "link_revision",
-    "read_intent",
+    "move_head",
+    "read_note",
 ]
 
 #: ``(kind, key, revision)`` of a write that may be in flight.
 Intent = tuple[str, str, int]
 _MAX_INTENT = 1 << 22
 _FIRST_READ = 1 << 12
+_JOURNAL = b"commit "
+_DIGEST = 64
 _string = json.encoder.encode_basestring  # a JSON string literal, as _ENCODE writes it
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def read_intent(lock_fd: int) -> list[Intent] | None:
-    """The intent a dead writer left, ``[]`` if none, ``None`` if it is unreadable."""
+@dataclass(frozen=True, slots=True)
+class Note:
+    """What the lock file says: writes that may be in flight, and whether they are
+    a complete commit journal (roll forward) or a plain intent (settle)."""
+
+    intents: tuple[Intent, ...]
+    journal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """One write of a multi-document commit: the new revision and its directory."""
+
+    kind: str
+    kind_dir: str
+    doc: StoredDocument
+
+
+_EMPTY = Note(())
+
+
+def _parse_intents(line: bytes) -> tuple[Intent, ...]:
+    if not line.endswith(b"\n"):
+        raise ValueError("incomplete")
+    return tuple((str(k), str(key), int(r)) for k, key, r in json.loads(line))
+
+
+def read_note(lock_fd: int) -> Note | None:
+    """The note a dead writer left (empty if none), ``None`` if it is unreadable."""
     data = os.pread(lock_fd, _FIRST_READ, 0)  # almost always empty: no 4 MiB buffer
     if len(data) == _FIRST_READ:
         data = os.pread(lock_fd, _MAX_INTENT, 0)
     if not data:
-        return []
+        return _EMPTY
     try:
-        if not data.endswith(b"\n"):
-            raise ValueError("incomplete")
-        return [(str(k), str(key), int(r)) for k, key, r in json.loads(data)]
+        if data.startswith(_JOURNAL):
+            start = len(_JOURNAL) + _DIGEST + 1
+            digest, line = data[len(_JOURNAL) : start - 1], data[start:]
+            if hashlib.sha256(line).hexdigest().encode() != digest:
+                raise ValueError("torn journal")
+            return Note(_parse_intents(line), journal=True)
+        return Note(_parse_intents(data))
     except (ValueError, TypeError):
         return None
 
@@ -76,12 +130,19 @@ def encode_intent(intents: Sequence[Intent]) -> bytes:
     return (_ENCODE([list(i) for i in intents]) + "\n").encode("utf-8")
 
 
+def encode_journal(intents: Sequence[Intent]) -> bytes:
+    """``commit <sha256 of the intent line> <intent line>``: longer than the intent it
+    overwrites, and a torn write (power loss) fails the hash."""
+    line = encode_intent(intents)
+    return _JOURNAL + hashlib.sha256(line).hexdigest().encode() + b" " + line
+
+
 def clear_intent(lock_fd: int) -> None:
     os.ftruncate(lock_fd, 0)
 
 
 def link_revision(source: str, target: str) -> None:
-    """Hard-link ``source`` as revision file ``target``.
+    """Hard-link ``source`` as ``target``, replacing a leftover ``target``.
 
     An existing ``target`` can only be the leftover of a write that died before
     its head was renamed (the caller holds the lock and read the head), so it is
@@ -97,6 +158,7 @@ def link_revision(source: str, target: str) -> None:
 def commit_revisions(
     conn: sqlite3.Connection,
     lock_fd: int,
+    flag: ApplyFlag,
     kind: str,
     kind_dir: str,
     docs: Sequence[StoredDocument],
@@ -113,6 +175,7 @@ def commit_revisions(
             write_file(Layout.temp(kind_dir, doc.key), record, sync=not bulk)
     if bulk:
         sync_filesystem(kind_dir)
+    flag.raise_()
     for doc in docs:
         head = Layout.head(kind_dir, doc.key)
         revision = Layout.revision(kind_dir, doc.key, doc.revision)
@@ -129,4 +192,47 @@ def commit_revisions(
     with index.transaction(conn):
         for doc in docs:
             index.set_head(conn, kind, doc.key, doc.revision, None if doc.deleted else doc.index)
+    flag.lower()
+    clear_intent(lock_fd)
+
+
+def move_head(kind_dir: str, key: str, revision: int) -> None:
+    """Point ``key``'s head at its (complete, durable) revision file ``revision``."""
+    source = Layout.revision(kind_dir, key, revision)
+    if revision == 1:
+        try:
+            os.link(source, Layout.head(kind_dir, key))
+            return
+        except FileExistsError:
+            pass  # a damaged or foreign head: replace it like any other
+    temp = Layout.temp(kind_dir, key)
+    link_revision(source, temp)
+    os.replace(temp, Layout.head(kind_dir, key))
+
+
+def commit_journal(
+    conn: sqlite3.Connection, lock_fd: int, flag: ApplyFlag, staged: Sequence[Staged]
+) -> None:
+    """Write ``staged`` (distinct keys, new revisions) all-or-nothing. Hold the lock."""
+    intents = [(s.kind, s.doc.key, s.doc.revision) for s in staged]
+    os.pwrite(lock_fd, encode_intent(intents), 0)
+    dirs: dict[str, None] = {}
+    for s in staged:
+        path = Layout.revision(s.kind_dir, s.doc.key, s.doc.revision)
+        write_new_file(path, encode_record(s.kind, s.doc))
+        dirs[s.kind_dir] = None
+    for kind_dir in dirs:
+        fsync_dir(kind_dir)
+    os.pwrite(lock_fd, encode_journal(intents), 0)
+    os.fsync(lock_fd)  # the commit point: from here on the commit is rolled forward
+    flag.raise_()
+    for s in staged:
+        move_head(s.kind_dir, s.doc.key, s.doc.revision)
+    for kind_dir in dirs:
+        fsync_dir(kind_dir)
+    with index.transaction(conn):
+        for s in staged:
+            doc = s.doc
+            index.set_head(conn, s.kind, doc.key, doc.revision, None if doc.deleted else doc.index)
+    flag.lower()
     clear_intent(lock_fd)

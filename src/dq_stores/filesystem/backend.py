@@ -3,7 +3,9 @@
 Documents are files (one immutable file per revision, a hard-linked ``head`` per
 key); a per-scope SQLite database is the index. See ``_layout`` for the tree and
 ``docs/adr/0002-filesystem-layout-and-index.md`` for the crash-consistency
-argument. Writers of one scope serialise on ``flock``; readers never lock.
+argument. Writers of one scope serialise on ``flock``; readers lock only when the
+scope's applying flag (``_flag``) says a writer is making changes visible or died
+doing so — then they wait for it, or finish its work, before they answer.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
+from mmap import mmap
 
 from dq_metadata.errors import IntegrityError, NotFoundError
 from dq_metadata.scope import ID_PATTERN, Scope
@@ -23,12 +25,14 @@ from dq_stores.documents import (
     Expectation,
     FieldFilter,
     IndexEntry,
+    Operation,
     PageCursor,
     Query,
     StoredDocument,
 )
 from dq_stores.filesystem import _index as index
 from dq_stores.filesystem._errors import translate, translated
+from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._layout import (
     Layout,
     make_dirs,
@@ -37,8 +41,9 @@ from dq_stores.filesystem._layout import (
 )
 from dq_stores.filesystem._process import ProcessHandles
 from dq_stores.filesystem._records import Header, HeaderCache, decode_header, decode_record
-from dq_stores.filesystem._recovery import rebuild, replay_intent
-from dq_stores.filesystem._writes import commit_revisions
+from dq_stores.filesystem._recovery import boot_id, open_scope, replay_intent
+from dq_stores.filesystem._staging import stage
+from dq_stores.filesystem._writes import commit_journal, commit_revisions
 from dq_stores.filtering import check_expectation
 
 __all__ = ["FilesystemBackend"]
@@ -47,15 +52,7 @@ BULK_BATCH = 512
 ITER_BATCH = 256
 _INDEX_FILE = "index.sqlite3"
 _MAX_CACHED_DIRS = 4096
-
-
-@lru_cache(maxsize=1)
-def _boot_id() -> str | None:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
+_IDLE = b"\x00"  # the flag of a scope that does not exist yet: nothing to wait for
 
 
 class FilesystemBackend(DocumentBackend):
@@ -64,6 +61,9 @@ class FilesystemBackend(DocumentBackend):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._layout = Layout(root)
         self._kind_dirs: dict[tuple[str, str, str], str] = {}
+        # (kind dir, the scope's mapped applying flag) per (tenant, environment, kind)
+        self._readers: dict[tuple[str, str, str], tuple[str, bytes | mmap]] = {}
+        self._flags: dict[str, ApplyFlag] = {}
         self._headers = HeaderCache()
         self._handles = ProcessHandles()
         self._inherited: list[ProcessHandles] = []
@@ -82,6 +82,10 @@ class FilesystemBackend(DocumentBackend):
     def close(self) -> None:
         with translated("close"):
             self._process().close()
+        self._readers.clear()
+        flags, self._flags = self._flags, {}
+        for flag in flags.values():
+            flag.close()
 
     # -- process, connections, locking -----------------------------------------
     def _process(self) -> ProcessHandles:
@@ -106,31 +110,69 @@ class FilesystemBackend(DocumentBackend):
                 return None
             make_dirs(scope_dir)
             self._open_scope(handles, scope, scope_dir, path)
-        conn = index.connect(path, durable=_boot_id() is None)
+        elif scope_dir not in self._flags:  # closed and reopened by another thread
+            self._open_scope(handles, scope, scope_dir, path)
+        conn = index.connect(path, durable=boot_id() is None)
         handles.keep_connection(path, conn)
         return conn
 
-    @staticmethod
-    def _open_scope(handles: ProcessHandles, scope: Scope, scope_dir: str, path: str) -> None:
-        """First use of a scope in this process: schema, boot check, intent replay."""
+    def _open_scope(self, handles: ProcessHandles, scope: Scope, scope_dir: str, path: str) -> None:
+        """First use of a scope in this process: flag, schema, note replay, boot check."""
         with handles.exclusive(scope_dir) as lock_fd:
-            conn = index.connect(path, durable=_boot_id() is None)
-            try:
-                index.ensure_schema(conn)
-                boot = _boot_id() or "unknown"
-                if index.get_meta(conn, "boot_id") != boot:
-                    # New index, or the machine restarted since the last write: commits
-                    # not yet on disk may be lost, so derive the index from the files.
-                    rebuild(conn, scope, scope_dir)
-                    with index.transaction(conn):
-                        index.set_meta(conn, "boot_id", boot)
-                replay_intent(conn, scope, scope_dir, lock_fd)
-            finally:
-                conn.close()
+            flag = self._flags.get(scope_dir) or ApplyFlag(scope_dir)
+            open_scope(path, scope, scope_dir, lock_fd, flag)
+            self._flags[scope_dir] = flag
         handles.ready.add(scope_dir)
 
+    def _await_writer(self, scope: Scope, scope_dir: str) -> None:
+        """The flag is raised: wait for the writer holding the lock, or — if it died —
+        finish its work (replay its note) before reading."""
+        conn = self._index(scope, scope_dir, create=False)
+        if conn is None:
+            return
+        flag = self._flags[scope_dir]
+        with self._process().exclusive(scope_dir) as lock_fd:
+            if flag.raised:
+                replay_intent(conn, scope, scope_dir, lock_fd, flag)
+
+    def _read_entry(self, scope: Scope, kind: str) -> tuple[str, bytes | mmap]:
+        """``(kind dir, flag view)`` for a reader, after any applying writer is done.
+
+        The first read of a scope in a process opens it (replaying what a dead
+        writer left); a scope that does not exist yet is not cached.
+        """
+        with translated("read"):
+            scope_dir = self._layout.scope_dir(scope)
+            kind_dir = self._layout.kind_dir(scope_dir, kind)
+            if self._index(scope, scope_dir, create=False) is None:
+                return kind_dir, _IDLE
+            flag = self._flags[scope_dir]
+            if flag.raised:
+                self._await_writer(scope, scope_dir)
+            entry = (kind_dir, flag.view)
+            if len(self._readers) >= _MAX_CACHED_DIRS:
+                self._readers.clear()
+            self._readers[(scope.tenant, scope.environment, kind)] = entry
+            return entry
+
+    def _reading(self, scope: Scope, kind: str) -> str:
+        """The kind directory, once no writer is applying changes in the scope."""
+        entry = self._readers.get((scope.tenant, scope.environment, kind))
+        if entry is None or entry[1][0]:
+            entry = self._read_entry(scope, kind)
+        return entry[0]
+
+    def _reading_index(self, scope: Scope, scope_dir: str) -> sqlite3.Connection | None:
+        """This thread's index connection, once no writer is applying changes."""
+        conn = self._index(scope, scope_dir, create=False)
+        if conn is not None and self._flags[scope_dir].raised:
+            self._await_writer(scope, scope_dir)
+        return conn
+
     @contextmanager
-    def _writing(self, scope: Scope, kind: str) -> Iterator[tuple[sqlite3.Connection, str, int]]:
+    def _writing(
+        self, scope: Scope, kind: str
+    ) -> Iterator[tuple[sqlite3.Connection, str, int, ApplyFlag]]:
         kind_dir = self._kind_dir(scope, kind)
         scope_dir = kind_dir[: -len(kind) - len("/docs/")]  # kind_dir is <scope_dir>/docs/<kind>
         handles = self._process()
@@ -140,8 +182,9 @@ class FilesystemBackend(DocumentBackend):
         conn = self._index(scope, scope_dir, create=True)
         assert conn is not None
         with handles.exclusive(scope_dir) as lock_fd:
-            replay_intent(conn, scope, scope_dir, lock_fd)  # a writer died holding the lock
-            yield conn, kind_dir, lock_fd
+            flag = self._flags[scope_dir]
+            replay_intent(conn, scope, scope_dir, lock_fd, flag)  # a writer died holding it
+            yield conn, kind_dir, lock_fd, flag
 
     def _kind_dir(self, scope: Scope, kind: str) -> str:
         # Keyed by the strings: a tuple of str hashes faster than a dataclass Scope.
@@ -156,11 +199,11 @@ class FilesystemBackend(DocumentBackend):
 
     # -- reads ---------------------------------------------------------------
     def _get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
-        kind_dir = self._kind_dirs.get((scope.tenant, scope.environment, kind))
-        if kind_dir is None:
-            kind_dir = self._kind_dir(scope, kind)
+        entry = self._readers.get((scope.tenant, scope.environment, kind))
+        if entry is None or entry[1][0]:  # first read here, or a writer is applying
+            entry = self._read_entry(scope, kind)
         try:
-            data = read_file(f"{kind_dir}/{name_of(key)}.head")  # Layout.head, inlined
+            data = read_file(f"{entry[0]}/{name_of(key)}.head")  # Layout.head, inlined
         except FileNotFoundError:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
         except OSError as exc:
@@ -190,7 +233,7 @@ class FilesystemBackend(DocumentBackend):
         return doc
 
     def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
-        kind_dir = self._kind_dir(scope, kind)
+        kind_dir = self._reading(scope, kind)
         with translated("get_revision"):
             head = self._head(kind_dir, kind, key)
             if head is None or revision > head.revision:
@@ -198,7 +241,7 @@ class FilesystemBackend(DocumentBackend):
             return self._read_revision(scope, kind, kind_dir, key, revision)
 
     def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
-        kind_dir = self._kind_dir(scope, kind)
+        kind_dir = self._reading(scope, kind)
         with translated("history"):
             head = self._head(kind_dir, kind, key)
             if head is None:
@@ -214,7 +257,7 @@ class FilesystemBackend(DocumentBackend):
         scope_dir = self._layout.scope_dir(scope)
         kind_dir = self._layout.kind_dir(scope_dir, kind)
         with translated("query"):
-            conn = self._index(scope, scope_dir, create=False)
+            conn = self._reading_index(scope, scope_dir)
             if conn is None:
                 return []
             with index.snapshot(conn):
@@ -226,7 +269,7 @@ class FilesystemBackend(DocumentBackend):
 
     def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
         with translated("count"):
-            conn = self._index(scope, self._layout.scope_dir(scope), create=False)
+            conn = self._reading_index(scope, self._layout.scope_dir(scope))
             if conn is None:
                 return 0
             with index.snapshot(conn):
@@ -235,7 +278,7 @@ class FilesystemBackend(DocumentBackend):
     def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
         scope_dir = self._layout.scope_dir(scope)
         with translated("iter_documents"):
-            conn = self._index(scope, scope_dir, create=False)
+            conn = self._reading_index(scope, scope_dir)
             if conn is None:
                 return
             for batch in index.iter_heads(conn, kind, ITER_BATCH):
@@ -271,12 +314,12 @@ class FilesystemBackend(DocumentBackend):
     def _put(
         self, scope: Scope, kind: str, write: DocumentWrite, expect: Expectation
     ) -> StoredDocument:
-        with translated("put"), self._writing(scope, kind) as (conn, kind_dir, lock_fd):
+        with translated("put"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
             head = self._head(kind_dir, kind, write.key)
             live = None if head is None or head.deleted else head.revision
             check_expectation(live, expect, kind, write.key)
             doc = self._revision_of(scope, kind, write, head)
-            commit_revisions(conn, lock_fd, kind, kind_dir, [doc], bulk=False)
+            commit_revisions(conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False)
             return doc
 
     @staticmethod
@@ -307,15 +350,15 @@ class FilesystemBackend(DocumentBackend):
         return total
 
     def _write_batch(self, scope: Scope, kind: str, writes: Sequence[DocumentWrite]) -> int:
-        with translated("put_many"), self._writing(scope, kind) as (conn, kind_dir, lock_fd):
+        with translated("put_many"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
             docs = [
                 self._revision_of(scope, kind, w, self._head(kind_dir, kind, w.key)) for w in writes
             ]
-            commit_revisions(conn, lock_fd, kind, kind_dir, docs, bulk=True)
+            commit_revisions(conn, lock_fd, flag, kind, kind_dir, docs, bulk=True)
         return len(docs)
 
     def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument:
-        with translated("delete"), self._writing(scope, kind) as (conn, kind_dir, lock_fd):
+        with translated("delete"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
             head = self._head(kind_dir, kind, key)
             if head is None or head.deleted:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
@@ -331,5 +374,29 @@ class FilesystemBackend(DocumentBackend):
                 datetime.now(UTC),
                 deleted=True,
             )
-            commit_revisions(conn, lock_fd, kind, kind_dir, [doc], bulk=False)
+            commit_revisions(conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False)
             return doc
+
+    def _commit(
+        self, scope: Scope, operations: tuple[Operation, ...]
+    ) -> list[StoredDocument | None]:
+        scope_dir = self._layout.scope_dir(scope)
+        with translated("commit"):
+            conn = self._index(scope, scope_dir, create=True)
+            assert conn is not None
+            handles = self._process()
+            with handles.exclusive(scope_dir) as lock_fd:
+                flag = self._flags[scope_dir]
+                replay_intent(conn, scope, scope_dir, lock_fd, flag)
+                staged, out = stage(scope, operations, self._kind_dir)
+                for kind_dir in {s.kind_dir for s in staged} - handles.known_dirs:
+                    make_dirs(kind_dir)
+                    handles.known_dirs.add(kind_dir)
+                if len(staged) == 1:  # one document: its head rename is atomic already
+                    (one,) = staged
+                    commit_revisions(
+                        conn, lock_fd, flag, one.kind, one.kind_dir, [one.doc], bulk=False
+                    )
+                elif staged:
+                    commit_journal(conn, lock_fd, flag, staged)
+            return out

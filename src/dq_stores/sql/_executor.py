@@ -14,11 +14,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dq_metadata.scope import Scope
 from dq_stores.documents import DocumentWrite, Expectation, ExpectKind
 from dq_stores.sql._statements import encode_fields, postings
+
+if TYPE_CHECKING:
+    from dq_stores.sql._commit import Refused, Step
 
 __all__ = ["ALL", "Executor", "Revision", "head_statement", "pyformat"]
 
@@ -152,3 +155,13 @@ class Executor(ABC):
         self, conn: Any, scope: Scope, kind: str, revs: Sequence[Revision], at: datetime
     ) -> None:
         """Unconditionally append one revision to each of ``revs`` (distinct keys)."""
+
+    @abstractmethod
+    def commit(
+        self, conn: Any, scope: Scope, steps: Sequence[Step], at: datetime
+    ) -> list[int | None] | Refused:
+        """Apply ``steps`` in one transaction, each only if its expectation holds.
+
+        Returns the new revision of each step (``None`` for guards), or ``Refused``
+        for the first step (in order) that did not hold, having written nothing.
+        """

@@ -17,6 +17,7 @@ from typing import Any
 
 from dq_metadata.scope import Scope
 from dq_stores.documents import Expectation, ExpectKind
+from dq_stores.sql._commit import Refused, Step
 from dq_stores.sql._executor import (
     HEAD_COLUMNS,
     RETURNING,
@@ -25,6 +26,7 @@ from dq_stores.sql._executor import (
     head_statement,
     pyformat,
 )
+from dq_stores.sql._pg_commit import commit_statements, refused
 from dq_stores.sql.schema import DOCUMENT_TABLES
 
 __all__ = ["PostgresExecutor"]
@@ -190,3 +192,26 @@ class PostgresExecutor(Executor):
                 cur.executemany(_DELETE_POSTINGS, existing)
             if params["pk"]:
                 cur.execute(_BULK_INSERT_POSTINGS, params)
+
+    def commit(
+        self, conn: Any, scope: Scope, steps: Sequence[Step], at: datetime
+    ) -> list[int | None] | Refused:
+        statements, results = commit_statements(scope, steps, at)
+        cursors: list[Any] = []
+        error: Exception | None = None
+        try:
+            with conn.pipeline():
+                try:
+                    if self._rls:
+                        conn.execute(_SCOPE, (scope.tenant, scope.environment), prepare=True)
+                    cursors = [conn.execute(q, params, prepare=True) for q, params in statements]
+                except Exception as exc:  # an error result arrived while still sending
+                    error = exc  # (leaving the block normally spares psycopg's warning)
+        except Exception as exc:  # the error result, or "pipeline aborted" after it
+            error = error or exc
+        if error is not None:
+            refusal = refused(error)
+            if refusal is None:
+                raise error
+            return refusal
+        return [None if at_ is None else int(cursors[at_].fetchone()[0]) for at_ in results]

@@ -14,6 +14,7 @@ from typing import Any
 
 from dq_metadata.scope import Scope
 from dq_stores.documents import ANY, Expectation
+from dq_stores.sql._commit import Refused, Step, guard_holds
 from dq_stores.sql._executor import RETURNING, Executor, Revision, head_statement
 
 __all__ = ["SqliteExecutor"]
@@ -24,6 +25,10 @@ _INSERT_REVISION = (
 )
 _DELETE_POSTINGS = (
     "DELETE FROM dq_postings WHERE tenant = ? AND environment = ? AND kind = ? AND key = ?"
+)
+_LIVE = (
+    "SELECT revision FROM dq_heads WHERE tenant = ? AND environment = ? AND kind = ? AND key = ?"
+    " AND NOT deleted"
 )
 _INSERT_POSTING = (
     "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key)"
@@ -103,3 +108,42 @@ class SqliteExecutor(Executor):
             _rollback(conn)
             raise
         conn.execute("COMMIT")
+
+    def commit(
+        self, conn: Any, scope: Scope, steps: Sequence[Step], at: datetime
+    ) -> list[int | None] | Refused:
+        # BEGIN IMMEDIATE takes the database's write lock: no other writer runs until
+        # COMMIT/ROLLBACK, so what a step reads is what it is applied to. WAL readers
+        # keep seeing the last committed state; a killed process leaves an
+        # uncommitted WAL tail that the next opener ignores.
+        stamp = at.isoformat()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            outcome = self._apply(conn, scope, steps, stamp)
+        except BaseException:
+            _rollback(conn)
+            raise
+        conn.execute("ROLLBACK" if isinstance(outcome, Refused) else "COMMIT")
+        return outcome
+
+    def _apply(
+        self, conn: Any, scope: Scope, steps: Sequence[Step], stamp: str
+    ) -> list[int | None] | Refused:
+        out: list[int | None] = []
+        for i, step in enumerate(steps):
+            if step.rev is None:
+                live = self._live(conn, scope, step.kind, step.key)
+                if not guard_holds(step.expect, live):
+                    return Refused(i, live)
+                out.append(None)
+                continue
+            revision = self._append(conn, scope, step.kind, step.rev, step.expect, stamp)
+            if revision is None:
+                return Refused(i, self._live(conn, scope, step.kind, step.key))
+            out.append(revision)
+        return out
+
+    @staticmethod
+    def _live(conn: Any, scope: Scope, kind: str, key: str) -> int | None:
+        row = conn.execute(_LIVE, (scope.tenant, scope.environment, kind, key)).fetchone()
+        return None if row is None else int(row[0])

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
@@ -31,11 +31,13 @@ from dq_stores.documents import (
     Expectation,
     ExpectKind,
     FieldFilter,
+    Operation,
     PageCursor,
     Query,
     StoredDocument,
 )
 from dq_stores.sql import _errors
+from dq_stores.sql._commit import Refused, refusal, steps_of
 from dq_stores.sql._executor import ALL, Executor, Revision
 from dq_stores.sql._statements import (
     DOC_COLUMNS,
@@ -340,23 +342,9 @@ class SqlBackend(DocumentBackend):
         )
         if revision is None:
             self._refuse(scope, kind, rev, expect)
-        return decode_document(
-            scope,
-            (
-                scope.environment,
-                kind,
-                rev.key,
-                revision,
-                rev.body,
-                rev.sha256,
-                rev.fields,
-                rev.sort_key,
-                at,
-                rev.deleted,
-            ),
-        )
+        return _stored(scope, kind, rev, revision, at)
 
-    def _refuse(self, scope: Scope, kind: str, rev: Revision, expect: Expectation) -> None:
+    def _refuse(self, scope: Scope, kind: str, rev: Revision, expect: Expectation) -> NoReturn:
         """The conditional write changed nothing: explain why.
 
         A create-only write fails only when the key is live, which needs no read to
@@ -379,6 +367,20 @@ class SqlBackend(DocumentBackend):
 
     def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument:
         return self._append(scope, kind, Revision.tombstone(key), expect)
+
+    def _commit(
+        self, scope: Scope, operations: tuple[Operation, ...]
+    ) -> list[StoredDocument | None]:
+        # One database transaction; see the executors and ADR 0003 "Atomic commits".
+        at = datetime.now(UTC)
+        steps = steps_of(operations)
+        outcome = self._run(lambda conn: self._executor.commit(conn, scope, steps, at), safe=False)
+        if isinstance(outcome, Refused):
+            raise refusal(operations[outcome.index], outcome.live, scope)
+        return [
+            None if s.rev is None or n is None else _stored(scope, s.kind, s.rev, n, at)
+            for s, n in zip(steps, outcome, strict=True)
+        ]
 
     def _put_many(self, scope: Scope, kind: str, writes: Iterator[DocumentWrite]) -> int:
         count = 0
@@ -434,3 +436,22 @@ class SqliteBackend(SqlBackend):
 def _require_dialect(url: str, dialect: str, example: str) -> None:
     if parse_url(url).get_backend_name() != dialect:
         raise MisconfiguredError(f"{dialect} backend needs a {dialect} URL, e.g. {example}")
+
+
+def _stored(scope: Scope, kind: str, rev: Revision, revision: int, at: datetime) -> StoredDocument:
+    """The document ``rev`` became once written as ``revision`` at ``at``."""
+    return decode_document(
+        scope,
+        (
+            scope.environment,
+            kind,
+            rev.key,
+            revision,
+            rev.body,
+            rev.sha256,
+            rev.fields,
+            rev.sort_key,
+            at,
+            rev.deleted,
+        ),
+    )

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from dq_stores.backend import DocumentBackend
+from dq_stores.testing.commit import CommitConformance
 from dq_stores.testing.concurrency import ConcurrencyConformance
 from dq_stores.testing.crud import CrudConformance, IsolationConformance
 from dq_stores.testing.fuzz import FuzzConformance
@@ -36,7 +37,12 @@ __all__ = ["DocumentBackendConformance", "ResultsStoreConformance"]
 
 
 class DocumentBackendConformance(
-    CrudConformance, IsolationConformance, QueryConformance, ConcurrencyConformance, FuzzConformance
+    CrudConformance,
+    IsolationConformance,
+    QueryConformance,
+    ConcurrencyConformance,
+    CommitConformance,
+    FuzzConformance,
 ):
     """Every invariant of the Store contract (DESIGN §3). Subclass and supply
     ``backend_factory``."""
