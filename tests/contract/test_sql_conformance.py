@@ -222,6 +222,20 @@ class TestPostgresConformance(DocumentBackendConformance, SqlCommitChecks):
 
         return scalar
 
+    def test_commits_without_row_level_security(self, postgres_url: str) -> None:
+        with sql.SqlBackend(postgres_url, row_level_security=False) as backend:
+            guarded: list[Operation] = [
+                Put(KIND, doc("r", 1)),
+                ConditionCheck(KIND, "s", MUST_NOT_EXIST),
+            ]
+            assert [d and d.revision for d in backend.commit(SCOPE, guarded)] == [1, None]
+            with pytest.raises(ConflictError, match="'r' already exists"):
+                backend.commit(
+                    SCOPE, [Put(KIND, doc("t", 1)), Put(KIND, doc("r", 2), MUST_NOT_EXIST)]
+                )
+            assert backend.get(SCOPE, KIND, "r").revision == 1
+            assert not _exists(backend, "t")
+
 
 class TestSqliteConformance(DocumentBackendConformance, SqlCommitChecks):
     supports_multiprocess = True
