@@ -2,6 +2,7 @@
 SQL-specific checks of atomic commits (placeholders, lock order, error order)."""
 
 import functools
+import itertools
 import logging
 import sqlite3
 import threading
@@ -11,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores import DocumentBackend
 from dq_stores.documents import (
+    ANY,
     MUST_NOT_EXIST,
     ConditionCheck,
     Delete,
@@ -23,12 +27,55 @@ from dq_stores.documents import (
     Put,
     at_revision,
 )
+from dq_stores.memory import MemoryBackend
 from dq_stores.testing import DocumentBackendConformance
 from dq_stores.testing._helpers import KIND, SCOPE, doc
 
 sql = pytest.importorskip("dq_stores.sql")
 
 Raw = Callable[[str], Any]  # one scalar of a SQL query run as a superuser / on the file
+
+_KEYS = st.tuples(st.sampled_from([KIND, "gadget"]), st.sampled_from(["k0", "k1", "k2"]))
+_REVISION = st.integers(1, 3).map(at_revision)
+
+
+@st.composite
+def _operation(draw: st.DrawFn) -> Operation:
+    kind, key = draw(_KEYS)
+    shape = draw(st.sampled_from(["put", "delete", "check"]))
+    if shape == "put":
+        expect = draw(st.sampled_from([ANY, MUST_NOT_EXIST]) | _REVISION)
+        return Put(kind, doc(key, draw(st.integers(0, 9))), expect)
+    if shape == "delete":
+        return Delete(kind, key, draw(st.just(ANY) | _REVISION))
+    return ConditionCheck(kind, key, draw(st.just(MUST_NOT_EXIST) | _REVISION))
+
+
+_COMMITS = st.lists(
+    st.lists(_operation(), min_size=1, max_size=5, unique_by=lambda op: (op.kind, op.key)),
+    min_size=1,
+    max_size=8,
+)
+
+
+def _outcome(backend: DocumentBackend, scope: Scope, ops: list[Operation]) -> Any:
+    try:
+        result = backend.commit(scope, ops)
+    except (ConflictError, NotFoundError) as exc:
+        return type(exc).__name__, str(exc).replace(str(scope), "<scope>")
+    return [None if d is None else (d.kind, d.key, d.revision, d.deleted, d.body) for d in result]
+
+
+def _histories(backend: DocumentBackend, scope: Scope) -> dict[tuple[str, str], Any]:
+    out: dict[tuple[str, str], Any] = {}
+    for kind in (KIND, "gadget"):
+        for key in ("k0", "k1", "k2"):
+            try:
+                history = backend.history(scope, kind, key)
+            except NotFoundError:
+                continue
+            out[kind, key] = [(d.revision, d.deleted, d.body) for d in history]
+    return out
 
 
 class SqlCommitChecks:
@@ -72,6 +119,28 @@ class SqlCommitChecks:
         with pytest.raises(NotFoundError):
             backend.history(quiet, KIND, "ghost")
         assert raw_scalar("SELECT count(*) FROM dq_heads WHERE revision = 0") == 0
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        # one backend per test (a fresh scope per example); the mixin runs in two classes
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(commits=_COMMITS)
+    def test_commits_do_what_the_reference_backend_does(
+        self, backend: DocumentBackend, commits: list[list[Operation]]
+    ) -> None:
+        # Same outcomes (revisions, or the first failing operation's error) and the
+        # same histories as the in-memory reference, for any sequence of commits.
+        scope = Scope(SCOPE.tenant, f"h{next(_EXAMPLES)}")
+        reference = MemoryBackend()
+        for ops in commits:
+            assert _outcome(backend, scope, ops) == _outcome(reference, scope, ops), ops
+        assert _histories(backend, scope) == _histories(reference, scope)
 
     def test_absent_guards_prevent_write_skew(self, backend: DocumentBackend) -> None:
         # Each commit creates its key only if the other's is still absent.
@@ -121,6 +190,9 @@ class SqlCommitChecks:
         assert not [r for r in caplog.records if "Deadlock" in r.getMessage()]
 
 
+_EXAMPLES = itertools.count()
+
+
 def _exists(backend: DocumentBackend, key: str) -> bool:
     try:
         backend.get(SCOPE, KIND, key)
@@ -149,6 +221,20 @@ class TestPostgresConformance(DocumentBackendConformance, SqlCommitChecks):
                 return row[0]
 
         return scalar
+
+    def test_commits_without_row_level_security(self, postgres_url: str) -> None:
+        with sql.SqlBackend(postgres_url, row_level_security=False) as backend:
+            guarded: list[Operation] = [
+                Put(KIND, doc("r", 1)),
+                ConditionCheck(KIND, "s", MUST_NOT_EXIST),
+            ]
+            assert [d and d.revision for d in backend.commit(SCOPE, guarded)] == [1, None]
+            with pytest.raises(ConflictError, match="'r' already exists"):
+                backend.commit(
+                    SCOPE, [Put(KIND, doc("t", 1)), Put(KIND, doc("r", 2), MUST_NOT_EXIST)]
+                )
+            assert backend.get(SCOPE, KIND, "r").revision == 1
+            assert not _exists(backend, "t")
 
 
 class TestSqliteConformance(DocumentBackendConformance, SqlCommitChecks):

@@ -104,6 +104,6 @@ def test_writers_killed_mid_commit_leave_whole_commits_only(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed_", [1, 2, 3])
+@pytest.mark.parametrize("seed_", [1, 2])
 def test_writers_killed_mid_commit_many_times(tmp_path: Path, seed_: int) -> None:
     _crash_loop(tmp_path, kills=600, seed_=seed_, timeout=600)
