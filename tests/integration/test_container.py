@@ -14,7 +14,7 @@ from dq_registries.container import DQContainer, build_container
 from dq_registries.context import DQContext
 from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore
-from dq_stores.typed import ContractStore
+from dq_stores.typed import ActionProfileStore, ContractStore, JobDefinitionStore
 
 SCOPE = Scope("acme", "prod")
 DOCS = ("contracts", "job_definitions", "action_profiles")
@@ -123,13 +123,26 @@ def test_shutdown_closes_the_backends_it_opened(monkeypatch: pytest.MonkeyPatch)
 
 def test_providers_can_be_overridden_in_tests() -> None:
     container = build_container({"default_backend": "memory"})
-    shared = ContractStore(MemoryBackend())
+    backend = MemoryBackend()
+    shared = ContractStore(backend)
     with (
         container.contract_store.override(providers.Object(shared)),
+        container.job_definition_store.override(providers.Object(JobDefinitionStore(backend))),
+        container.action_profile_store.override(providers.Object(ActionProfileStore(backend))),
         DQContext.from_container(container, SCOPE) as dq,
     ):
         dq.contracts.publish(contract(), actor="test")
     assert shared.get_version(SCOPE, "orders", "1.0.0").item.version == "1.0.0"
+
+
+def test_overriding_one_store_of_a_commit_group_onto_another_backend_fails_closed() -> None:
+    # Contracts and job definitions commit together (ADR 0011): never split silently.
+    container = build_container({"default_backend": "memory"})
+    with (
+        container.contract_store.override(providers.Object(ContractStore(MemoryBackend()))),
+        pytest.raises(MisconfiguredError, match="share one backend"),
+    ):
+        DQContext.from_container(container, SCOPE)
 
 
 def test_configured_active_statuses_and_inline_limit_reach_the_registries() -> None:

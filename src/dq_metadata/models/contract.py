@@ -91,6 +91,17 @@ class DataContract(_OdcsModel):
     # parser): an unchanged contract need not be checked again.
     _odcs_checked: dict[str, Any] | None = PrivateAttr(default=None)
 
+    def __eq__(self, other: object) -> bool:
+        # The memo above is a cache of a check, not part of the contract: two contracts
+        # are equal when their fields are, however each was made.
+        if not isinstance(other, DataContract):
+            return NotImplemented
+        return (
+            self.__dict__ == other.__dict__ and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable model, as pydantic's default
+
     @field_validator("apiVersion")
     @classmethod
     def _known_api_version(cls, value: str) -> str:
