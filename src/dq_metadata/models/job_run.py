@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from dq_metadata.models._legacy_results import parse_legacy_uri
 from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr, UtcDatetime
@@ -54,6 +54,9 @@ class CheckpointResult(DQModel):
     message: str | None = None
 
 
+# An unreadable old ``uri`` may hold a SAS: validation errors of a run (whose text
+# ends up in chained tracebacks) must not echo their input.
+_NO_INPUT_IN_ERRORS = ConfigDict(**DQModel.model_config, hide_input_in_errors=True)
 _SCOPE_ID = f"^(?:{ID_PATTERN.pattern})$"
 #: A result's run id or name: any non-empty string without NUL (a store key).
 ResultName = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00]+$")]
@@ -72,6 +75,8 @@ class ResultObject(DQModel):
     ``uri`` this version cannot read is a validation error that does not quote it
     (it may hold a SAS).
     """
+
+    model_config = _NO_INPUT_IN_ERRORS
 
     tenant: str = Field(pattern=_SCOPE_ID)
     environment: str = Field(pattern=_SCOPE_ID)
@@ -101,6 +106,7 @@ class ResultObject(DQModel):
 class JobRun(DQModel):
     """One execution of a job definition."""
 
+    model_config = _NO_INPUT_IN_ERRORS
     schema_version: Literal[1] = 1
     run_id: Identifier
     job_id: Identifier
