@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, settings
 pytest.register_assert_rewrite("dq_stores.testing")
 
 # Fixtures that find (or start) PostgreSQL and Azurite; see docs/testing.md.
-pytest_plugins = ["tests.support.postgres", "tests.support.azurite"]
+pytest_plugins = ["tests.support.postgres", "tests.support.azurite", "tests.support.canary"]
 
 # Property tests check correctness, not speed: a loaded 2-core CI machine must not
 # turn a slow example into a failure.

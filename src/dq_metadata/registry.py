@@ -79,7 +79,8 @@ class RunMetadata:
     checkpoints_total: int = 0
     failed_checkpoints: tuple[str, ...] = ()
     results: Literal["none", "inline", "object"] = "none"
-    result_uri: str | None = None
+    #: The result object's name in its results store (a logical name, ADR 0012).
+    result_name: str | None = None
     result_size: int | None = None
     result_sha256: str | None = None
     error: str | None = None
@@ -127,7 +128,7 @@ class RunMetadata:
             checkpoints_total=len(run.checkpoint_results),
             failed_checkpoints=tuple(c.name for c in run.checkpoint_results if not c.passed),
             results=results,
-            result_uri=None if obj is None else obj.uri,
+            result_name=None if obj is None else obj.name,
             result_size=None if obj is None else obj.size,
             result_sha256=None if obj is None else obj.sha256,
             error=run.error,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, SecretStr
 
 from dq_metadata.errors import MisconfiguredError
 from dq_registries.defaults import DQ_HOME_ENV
+from dq_stores._redact import redact
 
 if TYPE_CHECKING:
     from dq_registries.config import DQSettings
@@ -45,7 +46,6 @@ NON_SETTING_VARIABLES = frozenset(
 #: Prefixes of ``DQ_…`` variables owned by the test suite and the benchmarks.
 NON_SETTING_PREFIXES = ("DQ_TEST_", "DQ_BENCH_")
 _PLUGINS = "DQ_PLUGINS__"
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 _SECRET_KEY = re.compile(r"password|secret|token|credential|connection_string|key$")
 
 
@@ -99,12 +99,12 @@ def _redact(key: str, value: Any) -> Any:
     if isinstance(value, SecretStr):
         secret = value.get_secret_value()
         if key.endswith(".url") and "://" in secret:  # where it points, not how it logs in
-            return _URL_PASSWORD.sub(r"\1***@", secret.split("?", 1)[0])
+            return redact(secret)
         return "***" if secret else ""
     if isinstance(value, str):
         if key.startswith("plugins.") and _SECRET_KEY.search(key.rsplit(".", 1)[-1]):
             return "***"
-        return _URL_PASSWORD.sub(r"\1***@", value)
+        return redact(value)  # e.g. an account_url carrying a SAS
     if isinstance(value, tuple):
         return list(value)
     return value if isinstance(value, (int, float, bool, list)) or value is None else str(value)

@@ -2,80 +2,46 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Iterable, Iterator
-from typing import BinaryIO
-from urllib.parse import quote
+from collections.abc import Iterator
 
-from dq_metadata.errors import IntegrityError, NotFoundError, Problem, ValidationError
+from dq_metadata.errors import NotFoundError
 from dq_metadata.scope import Scope
-from dq_stores.keys import validate_key
-from dq_stores.results import CHUNK_SIZE, ResultRef, ResultsStore, iter_chunks
+from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore
 
 __all__ = ["MemoryResultsStore"]
 
-
-def _name(value: str, what: str) -> str:
-    try:
-        validate_key(value)
-    except ValidationError:
-        raise ValidationError(
-            "invalid result name", [Problem(what, "must be a non-empty string without NUL")]
-        ) from None
-    return quote(value, safe="")
+_Key = tuple[str, str, str, str]
 
 
 class MemoryResultsStore(ResultsStore):
-    """Result objects kept as bytes in a dictionary keyed by URI."""
+    """Result objects kept as bytes in a dictionary keyed by (tenant, env, run id, name)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._objects: dict[str, bytes] = {}
+        self._objects: dict[_Key, bytes] = {}
+
+    def __repr__(self) -> str:
+        return "MemoryResultsStore()"
 
     @staticmethod
-    def _prefix(scope: Scope) -> str:
-        return f"memory://{scope.tenant}/{scope.environment}/"
+    def _key(scope: Scope, run_id: str, name: str) -> _Key:
+        return (scope.tenant, scope.environment, run_id, name)
 
-    def _uri(self, scope: Scope, ref: ResultRef) -> str:
-        if not isinstance(scope, Scope) or not ref.uri.startswith(self._prefix(scope)):
-            raise ValidationError(
-                "invalid result reference", [Problem("uri", "does not belong to this scope")]
-            )
-        return ref.uri
-
-    def upload(
-        self,
-        scope: Scope,
-        run_id: str,
-        name: str,
-        source: BinaryIO | Iterable[bytes],
-        content_type: str = "application/octet-stream",
-    ) -> ResultRef:
-        if not isinstance(scope, Scope):
-            raise ValidationError("invalid scope", [Problem("scope", "must be a Scope")])
-        uri = self._prefix(scope) + f"{_name(run_id, 'run_id')}/{_name(name, 'name')}"
-        data = b"".join(iter_chunks(source))
+    def _write(
+        self, scope: Scope, run_id: str, name: str, chunks: HashingChunks, content_type: str
+    ) -> None:
+        data = b"".join(chunks)
         with self._lock:
-            self._objects[uri] = data
-        return ResultRef(uri, len(data), hashlib.sha256(data).hexdigest(), content_type)
+            self._objects[self._key(scope, run_id, name)] = data
 
-    def open(self, scope: Scope, ref: ResultRef) -> Iterator[bytes]:
-        uri = self._uri(scope, ref)
+    def _read(self, ref: ResultRef) -> Iterator[bytes]:
         with self._lock:
-            data = self._objects.get(uri)
+            data = self._objects.get(self._key(ref.scope, ref.run_id, ref.name))
         if data is None:
-            raise NotFoundError(f"no result object at {uri}")
-        return self._stream(data, ref)
+            raise NotFoundError(f"{ref.describe()} not found")
+        return (data[start : start + CHUNK_SIZE] for start in range(0, len(data), CHUNK_SIZE))
 
-    @staticmethod
-    def _stream(data: bytes, ref: ResultRef) -> Iterator[bytes]:
-        for start in range(0, len(data), CHUNK_SIZE):
-            yield data[start : start + CHUNK_SIZE]
-        if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
-            raise IntegrityError(f"result object {ref.uri} does not match its recorded sha256")
-
-    def delete(self, scope: Scope, ref: ResultRef) -> None:
-        uri = self._uri(scope, ref)
+    def _remove(self, ref: ResultRef) -> None:
         with self._lock:
-            self._objects.pop(uri, None)
+            self._objects.pop(self._key(ref.scope, ref.run_id, ref.name), None)

@@ -1,32 +1,118 @@
 """Results-store port: large job-run results as streamed, hash-verified objects.
 
-A run keeps only the :class:`ResultRef`; the bytes live in a filesystem directory
-or an Azure Blob container. Uploads and downloads stream in chunks, so memory
-stays bounded whatever the object's size.
+A run keeps only the :class:`ResultRef`, a **logical** name of the object in its
+store — scope, run id, name, size, content type and sha256 — never a URL, a path
+or a credential. The store resolves it at read time with its *current*
+credentials and location, so a reference survives a rotated SAS, a new password
+or another working directory (ADR 0012).
+
+The port does everything that is the same for every adapter: it validates the
+scope, names and references, hashes uploads while they stream, and verifies size
+and sha256 at the end of every download. Adapters implement three hooks —
+:meth:`ResultsStore._write`, :meth:`ResultsStore._read` and
+:meth:`ResultsStore._remove` — that only move bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from dq_metadata.errors import IntegrityError, Problem, ValidationError
+from dq_metadata.models.job_run import ResultObject
 from dq_metadata.scope import Scope
+from dq_stores.keys import validate_key
 
-__all__ = ["CHUNK_SIZE", "ResultRef", "ResultsStore", "iter_chunks"]
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_CONTENT_TYPE",
+    "HashingChunks",
+    "ResultRef",
+    "ResultsStore",
+    "iter_chunks",
+]
 
 CHUNK_SIZE = 4 * 1024 * 1024
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _name_problem(value: object, field: str) -> Problem | None:
+    try:
+        validate_key(value)
+    except ValidationError:
+        return Problem(field, "must be a non-empty string without NUL, at most 1024 bytes")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class ResultRef:
-    """Where a stored result lives and what it must hash to."""
+    """The logical name of a stored result and what its bytes must hash to.
 
-    uri: str
+    ``scope`` + ``run_id`` + ``name`` name the object inside its results store;
+    ``size`` (bytes), ``sha256`` (lower-case hex) and ``content_type`` describe it.
+    Where the bytes are (a path, a blob URL, a row) is the store's business.
+
+    Raises:
+        ValidationError: on construction, when any field is malformed.
+    """
+
+    scope: Scope
+    run_id: str
+    name: str
     size: int
     sha256: str
-    content_type: str = "application/octet-stream"
+    content_type: str = DEFAULT_CONTENT_TYPE
+
+    def __post_init__(self) -> None:
+        problems = [
+            p
+            for p in (_name_problem(self.run_id, "run_id"), _name_problem(self.name, "name"))
+            if p is not None
+        ]
+        if not isinstance(self.scope, Scope):
+            problems.append(Problem("scope", "must be a Scope"))
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
+            problems.append(Problem("size", "must be an int ≥ 0"))
+        if not isinstance(self.sha256, str) or not _SHA256.fullmatch(self.sha256):
+            problems.append(Problem("sha256", "must be 64 lower-case hex digits"))
+        if not isinstance(self.content_type, str) or not self.content_type.strip():
+            problems.append(Problem("content_type", "must be a non-empty string"))
+        if problems:
+            raise ValidationError("invalid result reference", problems)
+
+    @classmethod
+    def of(cls, obj: ResultObject) -> ResultRef:
+        """The reference a run document's :class:`ResultObject` stands for.
+
+        Old-style objects (a ``uri``) were already read into the logical form by the model.
+
+        Raises:
+            ValidationError: the object names an invalid scope or key.
+        """
+        scope = Scope(obj.tenant, obj.environment)
+        return cls(scope, obj.run_id, obj.name, obj.size, obj.sha256, obj.content_type)
+
+    def to_object(self) -> ResultObject:
+        """The :class:`ResultObject` a run document keeps for this reference."""
+        return ResultObject(
+            tenant=self.scope.tenant,
+            environment=self.scope.environment,
+            run_id=self.run_id,
+            name=self.name,
+            size=self.size,
+            sha256=self.sha256,
+            content_type=self.content_type,
+        )
+
+    def describe(self) -> str:
+        """A human-readable name for messages: ``result 'r.json' of run 'run-1' in acme/prod``."""
+        where = f"{self.scope.tenant}/{self.scope.environment}"
+        return f"result {self.name!r} of run {self.run_id!r} in {where}"
 
 
 def iter_chunks(
@@ -42,42 +128,139 @@ def iter_chunks(
                 yield bytes(chunk)
 
 
-class ResultsStore(ABC):
-    """Port for large result objects, addressed by scope, run id and name."""
+class HashingChunks:
+    """An iterator over an upload's chunks that counts and hashes them as they pass.
 
-    @abstractmethod
+    ``size`` and ``sha256`` are final once the iterator is exhausted (adapters that
+    store the digest with the object, like Azure's metadata, read it then).
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._chunks)
+        self._digest.update(chunk)
+        self.size += len(chunk)
+        return chunk
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+class ResultsStore(ABC):
+    """Port for large result objects, addressed by scope, run id and name.
+
+    ``upload``, ``open`` and ``delete`` are the same for every adapter (validation,
+    hashing, verification); adapters implement ``_write``, ``_read`` and ``_remove``.
+    """
+
     def upload(
         self,
         scope: Scope,
         run_id: str,
         name: str,
         source: BinaryIO | Iterable[bytes],
-        content_type: str = "application/octet-stream",
+        content_type: str = DEFAULT_CONTENT_TYPE,
     ) -> ResultRef:
-        """Stream ``source`` into the store; return its URI, size and sha256.
+        """Stream ``source`` into the store; return the object's logical reference.
 
         Nothing is visible under the final name until the upload is complete.
-        Re-uploading the same (run_id, name) replaces the object.
+        Re-uploading the same (scope, run_id, name) replaces the object.
 
         Raises:
-            ValidationError: bad scope, run id or name.
+            ValidationError: bad scope, run id, name or content type; nothing written.
             StoreUnavailableError: the store could not be reached after retries.
         """
+        problems = [
+            p
+            for p in (_name_problem(run_id, "run_id"), _name_problem(name, "name"))
+            if p is not None
+        ]
+        if not isinstance(scope, Scope):
+            problems.append(Problem("scope", "must be a Scope"))
+        if not isinstance(content_type, str) or not content_type.strip():
+            problems.append(Problem("content_type", "must be a non-empty string"))
+        if problems:
+            raise ValidationError("invalid result upload", problems)
+        chunks = HashingChunks(iter_chunks(source))
+        self._write(scope, run_id, name, chunks, content_type)
+        return ResultRef(scope, run_id, name, chunks.size, chunks.sha256, content_type)
 
-    @abstractmethod
     def open(self, scope: Scope, ref: ResultRef) -> Iterator[bytes]:
         """Stream the object's bytes back in chunks, verifying size and sha256.
 
         Raises:
-            NotFoundError: no object at ``ref.uri``.
+            ValidationError: ``ref`` is not a ``ResultRef`` of ``scope``.
+            NotFoundError: no such object (raised by this call, before any chunk).
             IntegrityError: raised at the end of the stream if the bytes do not
                 match ``ref.sha256`` / ``ref.size``.
-            ValidationError: ``ref.uri`` does not belong to ``scope`` in this store.
         """
+        self._check(scope, ref)
+        return _verified(self._read(ref), ref)
 
-    @abstractmethod
     def delete(self, scope: Scope, ref: ResultRef) -> None:
-        """Remove the object; a missing object is not an error."""
+        """Remove the object; a missing object is not an error.
+
+        Raises:
+            ValidationError: ``ref`` is not a ``ResultRef`` of ``scope``.
+        """
+        self._check(scope, ref)
+        self._remove(ref)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and handles."""
+
+    @staticmethod
+    def _check(scope: Scope, ref: ResultRef) -> None:
+        if not isinstance(scope, Scope):
+            raise ValidationError("invalid scope", [Problem("scope", "must be a Scope")])
+        if not isinstance(ref, ResultRef):
+            raise ValidationError(
+                "invalid result reference", [Problem("ref", "must be a ResultRef")]
+            )
+        if ref.scope != scope:
+            raise ValidationError(
+                "invalid result reference",
+                [Problem("ref.scope", f"belongs to another scope than {scope}")],
+            )
+
+    # -- adapter hooks ---------------------------------------------------------
+    @abstractmethod
+    def _write(
+        self, scope: Scope, run_id: str, name: str, chunks: HashingChunks, content_type: str
+    ) -> None:
+        """Store ``chunks`` under (scope, run_id, name) atomically, replacing any object.
+
+        Names are validated keys (any string without NUL): encode them for storage.
+        ``chunks.size``/``chunks.sha256`` are final once ``chunks`` is exhausted.
+        Leave nothing behind on failure.
+        """
+
+    @abstractmethod
+    def _read(self, ref: ResultRef) -> Iterator[bytes]:
+        """Return an iterator over the object's bytes (raise ``NotFoundError`` now)."""
+
+    @abstractmethod
+    def _remove(self, ref: ResultRef) -> None:
+        """Remove the object; a missing one is not an error."""
+
+
+def _verified(chunks: Iterator[bytes], ref: ResultRef) -> Iterator[bytes]:
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+        yield chunk
+    if size != ref.size or digest.hexdigest() != ref.sha256:
+        raise IntegrityError(
+            f"{ref.describe()} does not match its recorded size and sha256: "
+            "the stored object was changed or replaced; re-run the job to produce it again"
+        )

@@ -3,15 +3,22 @@
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from dq_metadata.scope import Scope
-from dq_stores.results import ResultsStore
+from dq_stores.results import ResultRef, ResultsStore
 from dq_stores.testing.results import ResultsStoreConformance
 
 sql = pytest.importorskip("dq_stores.sql")
 sqlalchemy = pytest.importorskip("sqlalchemy")
+
+
+def _legacy_sql_uri(store: ResultsStore, ref: ResultRef) -> str:
+    run, name = quote(ref.run_id, safe=""), quote(ref.name, safe="")
+    return f"sql://{ref.scope.tenant}/{ref.scope.environment}/{run}/{name}"
 
 
 @pytest.mark.postgres
@@ -22,6 +29,21 @@ class TestPostgresResultsStore(ResultsStoreConformance):
         yield store
         store.close()
 
+    @pytest.fixture
+    def reopened_results_store(self, postgres_database: Any) -> Iterator[ResultsStore]:
+        # the password as a query parameter instead of in the user-info part
+        db = postgres_database
+        url = db.server.sqlalchemy_url(db.name, db.role, None) + f"?password={db.password}"
+        store = sql.SqlResultsStore(url)
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def store_secrets(self, postgres_database: Any) -> list[str]:
+        return [postgres_database.password, postgres_database.name]
+
+    legacy_uri = staticmethod(_legacy_sql_uri)  # type: ignore[assignment]
+
 
 class TestSqliteResultsStore(ResultsStoreConformance):
     @pytest.fixture
@@ -29,6 +51,19 @@ class TestSqliteResultsStore(ResultsStoreConformance):
         store = sql.SqlResultsStore(f"sqlite:///{tmp_path / 'dq.sqlite'}")
         yield store
         store.close()
+
+    @pytest.fixture
+    def reopened_results_store(self, tmp_path: Path) -> Iterator[ResultsStore]:
+        (tmp_path / "link").symlink_to(tmp_path)
+        store = sql.SqlResultsStore(f"sqlite:///{tmp_path / 'link' / 'dq.sqlite'}")
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def store_secrets(self, tmp_path: Path) -> list[str]:
+        return [str(tmp_path)]
+
+    legacy_uri = staticmethod(_legacy_sql_uri)  # type: ignore[assignment]
 
 
 @pytest.mark.postgres

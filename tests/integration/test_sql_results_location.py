@@ -37,7 +37,8 @@ def _finish_large_run(config: dict[str, Any]) -> str:
         dq.runs.mark_running(run.run_id)
         done = dq.runs.finish(run.run_id, "succeeded", results={"rows": list(range(100))})
         assert done.result_object is not None
-        assert done.result_object.uri.startswith("sql://acme/prod/")
+        obj = done.result_object
+        assert (obj.tenant, obj.environment, obj.run_id) == ("acme", "prod", run.run_id)
         return run.run_id
 
 

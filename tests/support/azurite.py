@@ -163,3 +163,29 @@ def azure_container(azure_connection_string: str) -> Iterator[str]:
             yield name
         finally:
             service.delete_container(name)
+
+
+def sas_connection_string(connection_string: str, container: str, *, hours: int = 1) -> str:
+    """A connection string for the same account that authenticates with a container SAS.
+
+    The SAS (read, write, delete, list, create, add on ``container``; valid ``hours``)
+    is generated from the account key in ``connection_string`` — a different
+    credential reaching the same blobs, as after a SAS rotation.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    fields = dict(
+        part.split("=", 1) for part in connection_string.strip(";").split(";") if "=" in part
+    )
+    sas = generate_container_sas(
+        account_name=fields["AccountName"],
+        container_name=container,
+        account_key=fields["AccountKey"],
+        permission=ContainerSasPermissions(
+            read=True, write=True, delete=True, list=True, create=True, add=True
+        ),
+        expiry=datetime.now(UTC) + timedelta(hours=hours),
+    )
+    return f"BlobEndpoint={fields['BlobEndpoint']};SharedAccessSignature={sas}"

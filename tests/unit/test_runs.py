@@ -267,7 +267,8 @@ def test_concurrent_finishers_exactly_one_wins(
     assert final.result_object is not None
     # every loser removed its upload: only the winner's object is left
     assert len(results._objects) == 1
-    assert final.result_object.uri in results._objects
+    obj = final.result_object
+    assert set(results._objects) == {(obj.tenant, obj.environment, obj.run_id, obj.name)}
 
 
 # -- checkpoints and metrics --------------------------------------------------------------

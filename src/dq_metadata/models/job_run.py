@@ -5,9 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
+from dq_metadata.models._legacy_results import parse_legacy_uri
 from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr, UtcDatetime
+from dq_metadata.scope import ID_PATTERN
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -52,18 +54,59 @@ class CheckpointResult(DQModel):
     message: str | None = None
 
 
-class ResultObject(DQModel):
-    """A large result kept in a results store; the run keeps only this reference."""
+# An unreadable old ``uri`` may hold a SAS: validation errors of a run (whose text
+# ends up in chained tracebacks) must not echo their input.
+_NO_INPUT_IN_ERRORS = ConfigDict(**DQModel.model_config, hide_input_in_errors=True)
+_SCOPE_ID = f"^(?:{ID_PATTERN.pattern})$"
+#: A result's run id or name: any non-empty string without NUL (a store key).
+ResultName = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00]+$")]
 
-    uri: NonEmptyStr
+
+class ResultObject(DQModel):
+    """A large result kept in a results store; the run keeps only this reference.
+
+    A **logical** name (ADR 0012): the object's scope (``tenant``, ``environment``),
+    ``run_id`` and ``name`` inside the results store, plus ``size`` (bytes),
+    ``sha256`` (hex) and ``content_type``. Never a URL, path or credential: the
+    configured store resolves it when the results are read.
+
+    Documents written before ADR 0012 carry ``{"uri": …, "size", "sha256",
+    "content_type"}``; they are read into this form (see ``_legacy_results``). A
+    ``uri`` this version cannot read is a validation error that does not quote it
+    (it may hold a SAS).
+    """
+
+    model_config = _NO_INPUT_IN_ERRORS
+
+    tenant: str = Field(pattern=_SCOPE_ID)
+    environment: str = Field(pattern=_SCOPE_ID)
+    run_id: ResultName
+    name: ResultName
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    content_type: str = "application/octet-stream"
+    content_type: NonEmptyStr = "application/octet-stream"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_legacy_uri(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "uri" not in data:
+            return data
+        upgraded = {k: v for k, v in data.items() if k != "uri"}
+        uri = data["uri"]
+        name = parse_legacy_uri(uri) if isinstance(uri, str) else None
+        if name is None:
+            raise ValueError(
+                "uri: an old-style results reference this version cannot read "
+                "(expected memory://, sql://, file:// or an Azure blob URL)"
+            )
+        upgraded.update(zip(("tenant", "environment", "run_id", "name"), name, strict=True))
+        return upgraded
 
 
 class JobRun(DQModel):
     """One execution of a job definition."""
 
+    model_config = _NO_INPUT_IN_ERRORS
     schema_version: Literal[1] = 1
     run_id: Identifier
     job_id: Identifier

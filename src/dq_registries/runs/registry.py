@@ -23,7 +23,6 @@ from dq_metadata.models import (
     CheckpointResult,
     JobDefinition,
     JobRun,
-    ResultObject,
     RunStatus,
     utcnow,
 )
@@ -291,9 +290,7 @@ class JobRunRegistry(RunReports):
             return self._write(current, run)
         ref = self._upload(run_id, spooled.source, spooled.content_type)
         try:
-            obj = ResultObject(
-                uri=ref.uri, size=ref.size, sha256=ref.sha256, content_type=ref.content_type
-            )
+            obj = ref.to_object()
             return self._write(current, run.model_copy(update={"result_object": obj}))
         except BaseException:
             if self.results is not None:
@@ -374,9 +371,7 @@ class JobRunRegistry(RunReports):
         if run.result_object is not None:
             if self.results is None:
                 raise MisconfiguredError("this registry has no results store to read from")
-            obj = run.result_object
-            ref = ResultRef(obj.uri, obj.size, obj.sha256, obj.content_type)
-            return self.results.open(self.scope, ref)
+            return self.results.open(self.scope, ResultRef.of(run.result_object))
         if run.results is not None:
             return iter([canonical_json(run.results)])
         raise NotFoundError(f"run {run_id!r} has no results")

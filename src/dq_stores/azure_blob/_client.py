@@ -30,6 +30,7 @@ from dq_metadata.errors import (
     StoreUnavailableError,
     ValidationError,
 )
+from dq_stores._redact import install_log_redaction
 
 __all__ = ["ClientSettings", "azure_errors", "container_missing", "make_service_client"]
 
@@ -74,6 +75,7 @@ def make_service_client(
     """
     if (connection_string is None) == (account_url is None):
         raise MisconfiguredError("give exactly one of connection_string or account_url")
+    install_log_redaction()  # the SDK and urllib3 log request URLs (with any SAS) at DEBUG
     kwargs: dict[str, Any] = {
         "retry_policy": _CappedExponentialRetry(settings),
         "connection_timeout": settings.connect_timeout,

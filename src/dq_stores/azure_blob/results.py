@@ -3,43 +3,34 @@
 Uploads stage fixed-size blocks (at most ``max_concurrency`` in flight, so memory
 is about ``block_size * (max_concurrency + 1)``) while hashing incrementally, then
 commit the block list — the object appears whole or not at all. Downloads stream
-``block_size`` chunks and check size and sha256 at the end.
+``block_size`` chunks; the port checks size and sha256 at the end. References are
+logical: the blob URL (and any SAS) is derived from this store's client at read
+time, never stored.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
-import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, BinaryIO
-from urllib.parse import quote, unquote
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings
 
-from dq_metadata.errors import IntegrityError, MisconfiguredError, Problem, ValidationError
+from dq_metadata.errors import MisconfiguredError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import ClientSettings, azure_errors, make_service_client
 from dq_stores.azure_blob._layout import Layout
-from dq_stores.keys import encode_key, validate_key
-from dq_stores.results import CHUNK_SIZE, ResultRef, ResultsStore, iter_chunks
+from dq_stores.keys import encode_key
+from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore
 
 __all__ = ["AzureBlobResultsStore"]
 
-_SEGMENT = re.compile(r"[a-z0-9_-]+")
 _MIN_BLOCK = 64 * 1024
 _MAX_BLOCK = 100 * 1024 * 1024
-
-
-def _segment(value: object, what: str) -> str:
-    try:
-        return encode_key(validate_key(value))
-    except ValidationError as exc:
-        raise ValidationError("invalid result name", [Problem(what, str(exc))]) from exc
 
 
 class AzureBlobResultsStore(ResultsStore):
@@ -77,7 +68,6 @@ class AzureBlobResultsStore(ResultsStore):
             )
         self._service = client
         self._container = client.get_container_client(container)
-        self._container_url = self._container.url.rstrip("/")
         if create_container:
             with azure_errors(f"creating container {container!r}"):
                 if not self._container.exists():
@@ -90,38 +80,13 @@ class AzureBlobResultsStore(ResultsStore):
         if self._owns_client:
             self._service.close()
 
-    def _scope_prefix(self, scope: Scope) -> str:
-        if not isinstance(scope, Scope):
-            raise ValidationError("scope must be a Scope")
-        return f"{self._layout.scope(scope)}_results/"
+    def _blob_name(self, scope: Scope, run_id: str, name: str) -> str:
+        return f"{self._layout.scope(scope)}_results/{encode_key(run_id)}/{encode_key(name)}"
 
-    def _blob_name(self, scope: Scope, ref: ResultRef) -> str:
-        """The blob behind ``ref``, refusing anything outside ``scope``'s results prefix."""
-        prefix = self._scope_prefix(scope)
-        base = f"{self._container_url}/"
-        uri = ref.uri if isinstance(ref, ResultRef) else ""
-        name = unquote(uri[len(base) :]) if uri.startswith(base) else ""
-        rest = name[len(prefix) :].split("/") if name.startswith(prefix) else []
-        if len(rest) != 2 or not all(_SEGMENT.fullmatch(part) for part in rest):
-            raise ValidationError(
-                "invalid result reference", [Problem("uri", "does not belong to this scope")]
-            )
-        return name
-
-    def upload(
-        self,
-        scope: Scope,
-        run_id: str,
-        name: str,
-        source: BinaryIO | Iterable[bytes],
-        content_type: str = "application/octet-stream",
-    ) -> ResultRef:
-        blob_name = (
-            f"{self._scope_prefix(scope)}{_segment(run_id, 'run_id')}/{_segment(name, 'name')}"
-        )
-        blob = self._container.get_blob_client(blob_name)
-        digest = hashlib.sha256()
-        size = 0
+    def _write(
+        self, scope: Scope, run_id: str, name: str, chunks: HashingChunks, content_type: str
+    ) -> None:
+        blob = self._container.get_blob_client(self._blob_name(scope, run_id, name))
         upload_id = uuid.uuid4().hex[:16]  # block ids of concurrent uploads never mix
         block_ids: list[str] = []
         in_flight: list[Future[dict[str, Any]]] = []
@@ -129,9 +94,7 @@ class AzureBlobResultsStore(ResultsStore):
             azure_errors(f"uploading result {name!r} of run {run_id!r}"),
             ThreadPoolExecutor(self._max_concurrency, "dq-azure-upload") as pool,
         ):
-            for block in self._blocks(source):
-                digest.update(block)
-                size += len(block)
+            for block in self._blocks(chunks):
                 block_id = base64.b64encode(f"{upload_id}-{len(block_ids):08d}".encode()).decode()
                 block_ids.append(block_id)
                 while len(in_flight) >= self._max_concurrency:
@@ -139,18 +102,16 @@ class AzureBlobResultsStore(ResultsStore):
                 in_flight.append(pool.submit(blob.stage_block, block_id, block))
             for future in in_flight:
                 future.result()
-            sha256 = digest.hexdigest()
             blob.commit_block_list(
                 [BlobBlock(block_id=b) for b in block_ids],
                 content_settings=ContentSettings(content_type=content_type),
-                metadata={"sha256": sha256},
+                metadata={"sha256": chunks.sha256},
             )
-        return ResultRef(f"{self._container_url}/{quote(blob_name)}", size, sha256, content_type)
 
-    def _blocks(self, source: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
-        """Re-chunk ``source`` into ``block_size`` blocks (the last may be shorter)."""
+    def _blocks(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """Re-chunk ``chunks`` into ``block_size`` blocks (the last may be shorter)."""
         buffer = bytearray()
-        for chunk in iter_chunks(source, self._block_size):
+        for chunk in chunks:
             buffer += chunk
             while len(buffer) >= self._block_size:
                 yield bytes(buffer[: self._block_size])
@@ -158,28 +119,21 @@ class AzureBlobResultsStore(ResultsStore):
         if buffer:
             yield bytes(buffer)
 
-    def open(self, scope: Scope, ref: ResultRef) -> Iterator[bytes]:
-        blob_name = self._blob_name(scope, ref)
-        with azure_errors(f"reading result {ref.uri!r}"):
+    def _read(self, ref: ResultRef) -> Iterator[bytes]:
+        blob_name = self._blob_name(ref.scope, ref.run_id, ref.name)
+        with azure_errors(f"reading {ref.describe()}"):
             downloader = self._container.get_blob_client(blob_name).download_blob()
-        return self._verified(downloader.chunks(), ref)
+        return self._chunks(downloader.chunks(), ref)
 
     @staticmethod
-    def _verified(chunks: Iterator[bytes], ref: ResultRef) -> Iterator[bytes]:
-        digest = hashlib.sha256()
-        size = 0
-        with azure_errors(f"reading result {ref.uri!r}"):
-            for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                yield chunk
-        if size != ref.size or digest.hexdigest() != ref.sha256:
-            raise IntegrityError(f"result {ref.uri!r} does not match its recorded size/sha256")
+    def _chunks(chunks: Iterator[bytes], ref: ResultRef) -> Iterator[bytes]:
+        with azure_errors(f"reading {ref.describe()}"):
+            yield from chunks
 
-    def delete(self, scope: Scope, ref: ResultRef) -> None:
-        blob_name = self._blob_name(scope, ref)
+    def _remove(self, ref: ResultRef) -> None:
+        blob_name = self._blob_name(ref.scope, ref.run_id, ref.name)
         with (
-            azure_errors(f"deleting result {ref.uri!r}"),
+            azure_errors(f"deleting {ref.describe()}"),
             contextlib.suppress(ResourceNotFoundError),
         ):
             self._container.delete_blob(blob_name)

@@ -1,33 +1,32 @@
 """Filesystem results store: large run results as files under the scope directory.
 
 ``<root>/<tenant>/<environment>/results/<run>/<name>`` with ``<run>`` and ``<name>``
-from :func:`dq_stores.keys.encode_key`. Uploads stream into a temp file with an
-incremental sha256, are fsynced and renamed into place (then the directory is
-fsynced); downloads stream and verify size and sha256 at the end.
+from :func:`dq_stores.keys.encode_key`. Uploads stream into a temp file, are
+fsynced and renamed into place (then the directory is fsynced); downloads stream
+(the port verifies size and sha256). References are logical: the path is derived
+from this store's root at read time, never stored.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import BinaryIO
-from urllib.parse import unquote, urlsplit
 
-from dq_metadata.errors import IntegrityError, NotFoundError, Problem, ValidationError
+from dq_metadata.errors import NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.filesystem._errors import translated
 from dq_stores.filesystem._layout import Layout, fsync_dir, make_dirs
-from dq_stores.keys import encode_key, validate_key
-from dq_stores.results import CHUNK_SIZE, ResultRef, ResultsStore, iter_chunks
+from dq_stores.keys import encode_key
+from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore
 
 __all__ = ["FilesystemResultsStore"]
 
 
 class FilesystemResultsStore(ResultsStore):
-    """Result objects as files; ``file://`` URIs."""
+    """Result objects as files below ``root``."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._layout = Layout(root)
@@ -35,32 +34,24 @@ class FilesystemResultsStore(ResultsStore):
     def __repr__(self) -> str:
         return f"FilesystemResultsStore({self._layout.root!r})"
 
-    def _results_dir(self, scope: Scope) -> str:
-        if not isinstance(scope, Scope):
-            raise ValidationError(f"scope must be a Scope, got {type(scope).__name__}")
-        return os.path.join(self._layout.scope_dir(scope), "results")
+    def _run_dir(self, scope: Scope, run_id: str) -> str:
+        return os.path.join(self._layout.scope_dir(scope), "results", encode_key(run_id))
 
-    def upload(
-        self,
-        scope: Scope,
-        run_id: str,
-        name: str,
-        source: BinaryIO | Iterable[bytes],
-        content_type: str = "application/octet-stream",
-    ) -> ResultRef:
-        run_dir = os.path.join(self._results_dir(scope), encode_key(validate_key(run_id)))
-        final = os.path.join(run_dir, encode_key(validate_key(name)))
+    def _path(self, ref: ResultRef) -> str:
+        return os.path.join(self._run_dir(ref.scope, ref.run_id), encode_key(ref.name))
+
+    def _write(
+        self, scope: Scope, run_id: str, name: str, chunks: HashingChunks, content_type: str
+    ) -> None:
+        run_dir = self._run_dir(scope, run_id)
+        final = os.path.join(run_dir, encode_key(name))
         temp = os.path.join(run_dir, f".upload-{secrets.token_hex(8)}")
-        digest = hashlib.sha256()
-        size = 0
         with translated("upload"):
             make_dirs(run_dir)
             try:
                 with open(temp, "wb") as out:
-                    for chunk in iter_chunks(source):
+                    for chunk in chunks:
                         out.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
                     out.flush()
                     os.fsync(out.fileno())
                 os.replace(temp, final)
@@ -69,51 +60,21 @@ class FilesystemResultsStore(ResultsStore):
                     os.unlink(temp)
                 raise
             fsync_dir(run_dir)
-        return ResultRef(_uri(final), size, digest.hexdigest(), content_type)
 
-    def _path(self, scope: Scope, ref: ResultRef) -> str:
-        base = self._results_dir(scope)
-        parts = urlsplit(ref.uri)
-        path = os.path.normpath(unquote(parts.path))
-        if (
-            parts.scheme != "file"
-            or parts.netloc not in ("", "localhost")
-            or os.path.dirname(os.path.dirname(path)) != base
-            or os.path.basename(path).startswith(".")
-        ):
-            raise ValidationError(
-                "invalid result reference",
-                [Problem("uri", "does not name a result of this scope in this store")],
-            )
-        return path
-
-    def open(self, scope: Scope, ref: ResultRef) -> Iterator[bytes]:
-        path = self._path(scope, ref)
+    def _read(self, ref: ResultRef) -> Iterator[bytes]:
         with translated("open result"):
             try:
-                handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
+                handle = open(self._path(ref), "rb")  # noqa: SIM115 - closed by the generator
             except FileNotFoundError:
-                raise NotFoundError("result object not found") from None
-        return _verified(handle, ref)
+                raise NotFoundError(f"{ref.describe()} not found") from None
+        return _chunks(handle)
 
-    def delete(self, scope: Scope, ref: ResultRef) -> None:
-        path = self._path(scope, ref)
+    def _remove(self, ref: ResultRef) -> None:
         with translated("delete result"), contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+            os.unlink(self._path(ref))
 
 
-def _uri(path: str) -> str:
-    # Names are encode_key output ([a-z0-9_-]) under a validated scope: nothing to quote.
-    return "file://" + path
-
-
-def _verified(handle: BinaryIO, ref: ResultRef) -> Iterator[bytes]:
-    digest = hashlib.sha256()
-    size = 0
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
     with handle, translated("read result"):
         while chunk := handle.read(CHUNK_SIZE):
-            digest.update(chunk)
-            size += len(chunk)
             yield chunk
-    if size != ref.size or digest.hexdigest() != ref.sha256:
-        raise IntegrityError("result object does not match its recorded size and sha256")

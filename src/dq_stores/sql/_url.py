@@ -1,4 +1,11 @@
-"""Backend URLs: parsed and checked once, never printed with their password."""
+"""Backend URLs: parsed and checked once, never printed with their password.
+
+A URL may carry credentials in two places: the user-info part
+(``postgresql+psycopg://user:PASSWORD@host/db``) and query parameters that
+SQLAlchemy passes to the driver (``?password=…``, ``?sslpassword=…``). Both are
+masked by :func:`render_url`, and both are in :func:`url_secrets` (the literals
+error translation scrubs from driver messages).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from dq_metadata.errors import MisconfiguredError
+from dq_stores._redact import MASK, is_secret_name, redact
 
-__all__ = ["parse_url"]
+__all__ = ["parse_url", "render_url", "url_secrets"]
 
 
 def parse_url(url: str) -> URL:
@@ -31,3 +39,20 @@ def parse_url(url: str) -> URL:
     raise MisconfiguredError(
         f"unsupported SQL backend {backend!r}: use postgresql+psycopg or sqlite"
     )
+
+
+def url_secrets(url: URL) -> tuple[str, ...]:
+    """Every credential literal in ``url``: the password and secret query values."""
+    found = [str(url.password)] if url.password else []
+    for name, value in url.query.items():
+        if is_secret_name(name):
+            values = (value,) if isinstance(value, str) else tuple(value)
+            found.extend(v for v in values if v)
+    return tuple(found)
+
+
+def render_url(url: URL) -> str:
+    """``url`` as text with its password and credential query parameters masked (``***``)."""
+    masked = {name: (MASK if is_secret_name(name) else value) for name, value in url.query.items()}
+    text = url.set(query=masked).render_as_string(hide_password=True)
+    return redact(text, url_secrets(url))

@@ -25,6 +25,7 @@ from dq_metadata.errors import (
     StoreUnavailableError,
 )
 from dq_metadata.scope import Scope
+from dq_stores._redact import install_log_redaction
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
     DocumentWrite,
@@ -45,7 +46,7 @@ from dq_stores.sql._statements import (
     decode_documents,
     select_documents,
 )
-from dq_stores.sql._url import parse_url
+from dq_stores.sql._url import parse_url, render_url, url_secrets
 from dq_stores.sql.schema import ensure_schema
 
 __all__ = ["PostgresBackend", "SqlBackend", "SqliteBackend"]
@@ -90,7 +91,8 @@ class SqlBackend(DocumentBackend):
     ) -> None:
         self._url = parse_url(url)
         self._analyze_after = analyze_after
-        self._secrets = (self._url.password,) if self._url.password else ()
+        self._secrets = url_secrets(self._url)
+        install_log_redaction()
         self._attempts = max(1, retry_attempts)
         self._executor: Executor
         if self._url.get_backend_name() == "postgresql":
@@ -151,7 +153,7 @@ class SqlBackend(DocumentBackend):
             record.info["dq_checked_in"] = time.monotonic()
 
     def __repr__(self) -> str:
-        return f"SqlBackend({self._url.render_as_string(hide_password=True)!r})"
+        return f"SqlBackend({render_url(self._url)!r})"
 
     def close(self) -> None:
         self._engine.dispose()

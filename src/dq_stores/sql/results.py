@@ -12,28 +12,26 @@ Tables ``dq_results`` (one header per run id and name) and ``dq_result_chunks``
 - On PostgreSQL every transaction first sets the row-level-security scope
   (``dq.tenant``/``dq.environment``), as the document backend does.
 
-References are ``sql://<tenant>/<environment>/<run id>/<name>`` (percent-encoded
-parts): logical names, valid from any process and directory.
+References are the port's logical :class:`~dq_stores.results.ResultRef` (scope,
+run id, name): the row key, valid from any process, directory and login.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, TypeVar
-from urllib.parse import quote, unquote
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
-from dq_metadata.errors import DQError, IntegrityError, NotFoundError, Problem, ValidationError
+from dq_metadata.errors import DQError, NotFoundError
 from dq_metadata.scope import Scope
-from dq_stores.keys import validate_key
-from dq_stores.results import ResultRef, ResultsStore, iter_chunks
+from dq_stores._redact import install_log_redaction
+from dq_stores.results import HashingChunks, ResultRef, ResultsStore
 from dq_stores.sql import _errors
-from dq_stores.sql._url import parse_url
+from dq_stores.sql._url import parse_url, render_url, url_secrets
 from dq_stores.sql.schema import ensure_schema
 
 __all__ = ["ROW_BYTES", "SqlResultsStore"]
@@ -62,7 +60,7 @@ _CHUNK = f"SELECT data FROM dq_result_chunks WHERE {_KEY} AND upload = :u AND se
 
 
 class SqlResultsStore(ResultsStore):
-    """Result objects as chunk rows in PostgreSQL or SQLite (``sql://`` references).
+    """Result objects as chunk rows in PostgreSQL or SQLite.
 
     ``url`` is the same SQLAlchemy URL as the deployment's document backend. The
     schema must be at the library's migration head (an empty database is migrated
@@ -84,7 +82,8 @@ class SqlResultsStore(ResultsStore):
         auto_create: bool = True,
     ) -> None:
         self._url = parse_url(url)
-        self._secrets = (self._url.password,) if self._url.password else ()
+        self._secrets = url_secrets(self._url)
+        install_log_redaction()
         self._postgres = self._url.get_backend_name() == "postgresql"
         if self._postgres:
             connect_args: dict[str, Any] = {"connect_timeout": connect_timeout}
@@ -107,7 +106,7 @@ class SqlResultsStore(ResultsStore):
             raise
 
     def __repr__(self) -> str:
-        return f"SqlResultsStore({self._url.render_as_string(hide_password=True)!r})"
+        return f"SqlResultsStore({render_url(self._url)!r})"
 
     def close(self) -> None:
         self._engine.dispose()
@@ -129,71 +128,40 @@ class SqlResultsStore(ResultsStore):
             yield conn
 
     @staticmethod
-    def _prefix(scope: Scope) -> str:
-        return f"sql://{scope.tenant}/{scope.environment}/"
+    def _key(scope: Scope, run_id: str, name: str) -> dict[str, str]:
+        return {"t": scope.tenant, "e": scope.environment, "r": run_id, "n": name}
 
-    def _key(self, scope: Scope, ref: ResultRef) -> dict[str, str]:
-        if isinstance(scope, Scope) and ref.uri.startswith(self._prefix(scope)):
-            parts = ref.uri[len(self._prefix(scope)) :].split("/")
-            if len(parts) == 2 and all(parts):
-                run_id, name = (unquote(part) for part in parts)
-                return {"t": scope.tenant, "e": scope.environment, "r": run_id, "n": name}
-        raise ValidationError(
-            "invalid result reference",
-            [Problem("uri", "does not name a result of this scope in this store")],
-        )
-
-    # -- port ------------------------------------------------------------------
-    def upload(
-        self,
-        scope: Scope,
-        run_id: str,
-        name: str,
-        source: BinaryIO | Iterable[bytes],
-        content_type: str = "application/octet-stream",
-    ) -> ResultRef:
-        if not isinstance(scope, Scope):
-            raise ValidationError("invalid scope", [Problem("scope", "must be a Scope")])
-        key = {
-            "t": scope.tenant,
-            "e": scope.environment,
-            "r": _name(run_id, "run_id"),
-            "n": _name(name, "name"),
-        }
+    # -- port hooks ------------------------------------------------------------
+    def _write(
+        self, scope: Scope, run_id: str, name: str, chunks: HashingChunks, content_type: str
+    ) -> None:
+        key = self._key(scope, run_id, name)
         upload = secrets.token_hex(16)
-        digest = hashlib.sha256()
 
-        def write() -> int:
-            size = 0
+        def write() -> None:
             with self._transaction(scope) as conn:
-                for seq, row in enumerate(_rows(iter_chunks(source))):
-                    digest.update(row)
-                    size += len(row)
+                for seq, row in enumerate(_rows(chunks)):
                     conn.execute(text(_INSERT_CHUNK), {**key, "u": upload, "seq": seq, "data": row})
-                header = {"u": upload, "size": size, "sha": digest.hexdigest(), "ct": content_type}
-                conn.execute(text(_UPSERT_HEADER), {**key, **header, "at": datetime.now(UTC)})
+                header = {"u": upload, "size": chunks.size, "sha": chunks.sha256}
+                at = datetime.now(UTC)
+                conn.execute(text(_UPSERT_HEADER), {**key, **header, "ct": content_type, "at": at})
                 conn.execute(text(_DROP_OTHER_UPLOADS), {**key, "u": upload})
-            return size
 
-        size = self._translated(write)
-        uri = self._prefix(scope) + f"{quote(key['r'], safe='')}/{quote(key['n'], safe='')}"
-        return ResultRef(uri, size, digest.hexdigest(), content_type)
+        self._translated(write)
 
-    def open(self, scope: Scope, ref: ResultRef) -> Iterator[bytes]:
-        key = self._key(scope, ref)
+    def _read(self, ref: ResultRef) -> Iterator[bytes]:
+        key = self._key(ref.scope, ref.run_id, ref.name)
 
         def header() -> str | None:
-            with self._transaction(scope) as conn:
+            with self._transaction(ref.scope) as conn:
                 return conn.execute(text(_HEADER), key).scalar()
 
         upload = self._translated(header)
         if upload is None:
-            raise NotFoundError("result object not found")
-        return self._stream(scope, {**key, "u": upload}, ref)
+            raise NotFoundError(f"{ref.describe()} not found")
+        return self._stream(ref.scope, {**key, "u": upload})
 
-    def _stream(self, scope: Scope, key: dict[str, str], ref: ResultRef) -> Iterator[bytes]:
-        digest = hashlib.sha256()
-        size = 0
+    def _stream(self, scope: Scope, key: dict[str, str]) -> Iterator[bytes]:
         seq = 0
 
         def chunk() -> bytes | None:
@@ -202,31 +170,18 @@ class SqlResultsStore(ResultsStore):
                 return None if data is None else bytes(data)
 
         while (data := self._translated(chunk)) is not None:
-            digest.update(data)
-            size += len(data)
             seq += 1
             yield data
-        if size != ref.size or digest.hexdigest() != ref.sha256:
-            raise IntegrityError("result object does not match its recorded size and sha256")
 
-    def delete(self, scope: Scope, ref: ResultRef) -> None:
-        key = self._key(scope, ref)
+    def _remove(self, ref: ResultRef) -> None:
+        key = self._key(ref.scope, ref.run_id, ref.name)
 
         def drop() -> None:
-            with self._transaction(scope) as conn:
+            with self._transaction(ref.scope) as conn:
                 conn.execute(text(f"DELETE FROM dq_results WHERE {_KEY}"), key)
                 conn.execute(text(f"DELETE FROM dq_result_chunks WHERE {_KEY}"), key)
 
         self._translated(drop)
-
-
-def _name(value: str, field: str) -> str:
-    try:
-        return validate_key(value)
-    except ValidationError:
-        raise ValidationError(
-            "invalid result name", [Problem(field, "must be a non-empty string without NUL")]
-        ) from None
 
 
 def _rows(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, pool
 
 from dq_metadata.errors import DQError, MisconfiguredError, SchemaOutOfDateError
 from dq_stores.sql import _errors
-from dq_stores.sql._url import parse_url
+from dq_stores.sql._url import parse_url, url_secrets
 
 __all__ = [
     "DOCUMENT_TABLES",
@@ -103,7 +103,7 @@ def _translated(engine_or_url: Engine | str) -> Iterator[None]:
         url = engine_or_url.url if isinstance(engine_or_url, Engine) else parse_url(engine_or_url)
     except MisconfiguredError:
         url = None
-    password = url.password if url is not None else None
+    secrets = url_secrets(url) if url is not None else ()
     try:
         yield
     except DQError:
@@ -111,7 +111,6 @@ def _translated(engine_or_url: Engine | str) -> Iterator[None]:
     except CommandError as exc:
         raise MisconfiguredError(f"migration failed: {exc}") from exc
     except Exception as exc:
-        secrets = (str(password),) if password else ()
         raise _errors.translate(exc, secrets=secrets) from exc
 
 

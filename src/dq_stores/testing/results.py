@@ -1,14 +1,24 @@
-"""Conformance for ``ResultsStore`` adapters: streamed, hash-verified objects."""
+"""Conformance for ``ResultsStore`` adapters: streamed, hash-verified objects.
+
+Subclasses supply ``results_store`` (an empty store) and, for the logical-reference
+tests (ADR 0012), ``reopened_results_store`` (a *new* instance over the same
+objects reached with other credentials or another spelling of its location),
+``store_secrets`` (strings a reference must never contain: credentials, root
+paths, account URLs) and :meth:`ResultsStoreConformance.legacy_uri` (the
+old-style ``uri`` this adapter wrote before logical references).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from collections.abc import Iterator
 
 import pytest
 
-from dq_metadata.errors import NotFoundError, ValidationError
+from dq_metadata.errors import IntegrityError, NotFoundError, ValidationError
+from dq_metadata.models import JobRun
 from dq_metadata.scope import Scope
 from dq_stores.results import ResultRef, ResultsStore
 
@@ -32,6 +42,20 @@ class ResultsStoreConformance:
     @pytest.fixture
     def results_store(self) -> ResultsStore:
         raise NotImplementedError("subclasses provide a results_store fixture")
+
+    @pytest.fixture
+    def reopened_results_store(self, results_store: ResultsStore) -> ResultsStore:
+        """A new store over the same objects, with other credentials where there are any."""
+        raise NotImplementedError("subclasses provide a reopened_results_store fixture")
+
+    @pytest.fixture
+    def store_secrets(self) -> list[str]:
+        """Credentials and locations of ``results_store`` that no reference may carry."""
+        return []
+
+    def legacy_uri(self, store: ResultsStore, ref: ResultRef) -> str:
+        """The ``uri`` this adapter recorded for ``ref`` before ADR 0012."""
+        raise NotImplementedError("subclasses give the old-style uri of their adapter")
 
     def test_upload_bytes_from_file_and_read_back(self, results_store: ResultsStore) -> None:
         data = b'{"rows": 3}' * 1000
@@ -70,10 +94,11 @@ class ResultsStoreConformance:
     ) -> None:
         first = results_store.upload(SCOPE, "run/../4", "../../r.json", io.BytesIO(b"one"))
         second = results_store.upload(SCOPE, "run/../4", "../../r.json", io.BytesIO(b"two!"))
-        assert first.uri == second.uri
+        assert (first.run_id, first.name) == (second.run_id, second.name)
         assert b"".join(results_store.open(SCOPE, second)) == b"two!"
         other = results_store.upload(SCOPE, "RUN/../4", "../../r.json", io.BytesIO(b"case"))
-        assert other.uri != second.uri
+        assert b"".join(results_store.open(SCOPE, other)) == b"case"
+        assert b"".join(results_store.open(SCOPE, second)) == b"two!"
 
     def test_ref_from_another_scope_is_refused(self, results_store: ResultsStore) -> None:
         ref = results_store.upload(SCOPE, "run-5", "r", io.BytesIO(b"secret"))
@@ -96,9 +121,68 @@ class ResultsStoreConformance:
                 results_store.upload(SCOPE, run_id, name, io.BytesIO(b"x"))
 
     def test_forged_ref_with_wrong_hash_fails_integrity(self, results_store: ResultsStore) -> None:
-        from dq_metadata.errors import IntegrityError
-
         ref = results_store.upload(SCOPE, "run-7", "r", io.BytesIO(b"abc"))
-        forged = ResultRef(ref.uri, ref.size, "0" * 64, ref.content_type)
-        with pytest.raises(IntegrityError):
-            b"".join(results_store.open(SCOPE, forged))
+        for forged in (
+            dataclasses.replace(ref, sha256="0" * 64),
+            dataclasses.replace(ref, size=ref.size + 1),
+        ):
+            with pytest.raises(IntegrityError):
+                b"".join(results_store.open(SCOPE, forged))
+
+    # -- logical references (ADR 0012) -------------------------------------------
+    def test_references_are_logical_names_without_location_or_credential(
+        self, results_store: ResultsStore, store_secrets: list[str]
+    ) -> None:
+        ref = results_store.upload(SCOPE, "run-8", "out.json", iter([b"{}"]), "application/json")
+        assert ref == ResultRef(
+            SCOPE, "run-8", "out.json", 2, hashlib.sha256(b"{}").hexdigest(), "application/json"
+        )
+        stored = ref.to_object().model_dump_json()
+        for text in (stored, repr(ref), str(ref)):
+            assert "://" not in text
+            for secret in store_secrets:
+                assert secret not in text
+        assert ResultRef.of(ref.to_object()) == ref
+
+    def test_references_open_through_a_new_store_with_other_credentials(
+        self, results_store: ResultsStore, reopened_results_store: ResultsStore
+    ) -> None:
+        ref = results_store.upload(SCOPE, "run-9", "r.bin", iter([b"persisted"]))
+        assert b"".join(reopened_results_store.open(SCOPE, ref)) == b"persisted"
+        again = ResultRef.of(JobRun.model_validate_json(_run_json(ref)).result_object)  # type: ignore[arg-type]
+        assert b"".join(reopened_results_store.open(SCOPE, again)) == b"persisted"
+        reopened_results_store.delete(SCOPE, ref)
+        with pytest.raises(NotFoundError):
+            results_store.open(SCOPE, ref)
+
+    def test_old_style_references_still_open(self, results_store: ResultsStore) -> None:
+        ref = results_store.upload(SCOPE, "run-10", "results-1.json", iter([b"[1, 2]"]))
+        legacy = {
+            "uri": self.legacy_uri(results_store, ref),
+            "size": ref.size,
+            "sha256": ref.sha256,
+            "content_type": ref.content_type,
+        }
+        run = JobRun.model_validate(
+            {
+                "run_id": "run-10",
+                "job_id": "job",
+                "created_at": "2024-01-01T00:00:00Z",
+                "result_object": legacy,
+            }
+        )
+        assert run.result_object is not None
+        assert ResultRef.of(run.result_object) == ref
+        assert "uri" not in run.model_dump()["result_object"]
+        assert b"".join(results_store.open(SCOPE, ResultRef.of(run.result_object))) == b"[1, 2]"
+
+
+def _run_json(ref: ResultRef) -> str:
+    return JobRun.model_validate(
+        {
+            "run_id": ref.run_id,
+            "job_id": "job",
+            "created_at": "2024-01-01T00:00:00Z",
+            "result_object": ref.to_object(),
+        }
+    ).model_dump_json()
