@@ -164,16 +164,23 @@ def commit_revisions(
     docs: Sequence[StoredDocument],
     *,
     bulk: bool,
+    durable: bool = True,
 ) -> None:
-    """Durably write ``docs`` (distinct keys, new revisions) and index them. Hold the lock."""
+    """Write ``docs`` (distinct keys, new revisions) and index them. Hold the lock.
+
+    ``durable=False`` (``durability="process"``) skips every fsync: the write is
+    still atomic against a process crash (the head is renamed/linked only once
+    the record is complete in the page cache), not against a power loss.
+    """
     os.pwrite(lock_fd, encode_intent([(kind, doc.key, doc.revision) for doc in docs]), 0)
+    sync_each = durable and not bulk
     for doc in docs:
         record = encode_record(kind, doc)
         if doc.revision == 1:  # no head yet: write the revision file itself
-            write_new_file(Layout.revision(kind_dir, doc.key, 1), record, sync=not bulk)
+            write_new_file(Layout.revision(kind_dir, doc.key, 1), record, sync=sync_each)
         else:
-            write_file(Layout.temp(kind_dir, doc.key), record, sync=not bulk)
-    if bulk:
+            write_file(Layout.temp(kind_dir, doc.key), record, sync=sync_each)
+    if bulk and durable:
         sync_filesystem(kind_dir)
     flag.raise_()
     for doc in docs:
@@ -188,7 +195,8 @@ def commit_revisions(
             temp = Layout.temp(kind_dir, doc.key)
             link_revision(temp, revision)
             os.replace(temp, head)
-    fsync_dir(kind_dir)
+    if durable:
+        fsync_dir(kind_dir)
     with index.transaction(conn):
         for doc in docs:
             index.set_head(conn, kind, doc.key, doc.revision, None if doc.deleted else doc.index)
@@ -211,24 +219,34 @@ def move_head(kind_dir: str, key: str, revision: int) -> None:
 
 
 def commit_journal(
-    conn: sqlite3.Connection, lock_fd: int, flag: ApplyFlag, staged: Sequence[Staged]
+    conn: sqlite3.Connection,
+    lock_fd: int,
+    flag: ApplyFlag,
+    staged: Sequence[Staged],
+    *,
+    durable: bool = True,
 ) -> None:
-    """Write ``staged`` (distinct keys, new revisions) all-or-nothing. Hold the lock."""
+    """Write ``staged`` (distinct keys, new revisions) all-or-nothing. Hold the lock.
+
+    ``durable=False`` skips the fsyncs (see :func:`commit_revisions`); the journal
+    still makes the commit all-or-nothing against a process crash.
+    """
     intents = [(s.kind, s.doc.key, s.doc.revision) for s in staged]
     os.pwrite(lock_fd, encode_intent(intents), 0)
     dirs: dict[str, None] = {}
     for s in staged:
         path = Layout.revision(s.kind_dir, s.doc.key, s.doc.revision)
-        write_new_file(path, encode_record(s.kind, s.doc))
+        write_new_file(path, encode_record(s.kind, s.doc), sync=durable)
         dirs[s.kind_dir] = None
-    for kind_dir in dirs:
+    for kind_dir in dirs if durable else ():
         fsync_dir(kind_dir)
     os.pwrite(lock_fd, encode_journal(intents), 0)
-    os.fsync(lock_fd)  # the commit point: from here on the commit is rolled forward
+    if durable:
+        os.fsync(lock_fd)  # the commit point: from here on the commit is rolled forward
     flag.raise_()
     for s in staged:
         move_head(s.kind_dir, s.doc.key, s.doc.revision)
-    for kind_dir in dirs:
+    for kind_dir in dirs if durable else ():
         fsync_dir(kind_dir)
     with index.transaction(conn):
         for s in staged:
