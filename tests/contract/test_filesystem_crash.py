@@ -362,7 +362,8 @@ def _interrupted(root: Path) -> str:
     note = (scope_dir / ".lock").read_bytes()
     if (scope_dir / ".applying").read_bytes()[:1] == b"\x01":
         return "applying"
-    return "journal" if note.startswith(b"commit ") else "intent" if note else "idle"
+    first_line = note.split(b"\n", 1)[0]
+    return "journal" if note.startswith(b"commit ") else "intent" if first_line else "idle"
 
 
 def _ledger_crash_loop(

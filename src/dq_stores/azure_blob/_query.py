@@ -113,6 +113,8 @@ class IndexScan:
         self._layout = layout
         self._read_blobs = read_blobs
         self._background = background
+        #: Whether the service ignores ``start_from`` (learnt at the first listing).
+        self._use_markers = False
 
     # -- public to the backend ---------------------------------------------
     def query(
@@ -243,10 +245,12 @@ class IndexScan:
         field, value = posting or (None, None)
         prefix = base + self._layout.posting_dir(field, value, desc)
         first = None if start is None else prefix + start
-        # ``start_from`` lets the service skip ahead; servers that ignore it (Azurite
-        # 3.35) are handled by the client-side skip below.
+        # ``start_from`` lets the service skip ahead. A server that ignores it (Azurite
+        # 3.35) is noticed at the first name before ``first``: from then on this scan
+        # starts each listing at a marker instead (names after ``first`` minus its last
+        # character), so a deep page lists from its cursor, not from the range start.
         extra: dict[str, Any] = {} if first is None else {"start_from": first}
-        token: str | None = None
+        token = None if first is None or not self._use_markers else first[:-1]
         with azure_errors("listing the index"):
             while True:
                 # Small first page (parsing listed entries costs client CPU), then 4x per
@@ -254,14 +258,19 @@ class IndexScan:
                 pages = self._container.list_blobs(
                     name_starts_with=prefix, include=["metadata"], results_per_page=page, **extra
                 ).by_page(continuation_token=token)
+                restart = False
                 for props in next(pages, []):
                     name = str(props.name)
                     if first is None or name >= first:
                         yield name[len(prefix) :], props, posting
-                token = pages.continuation_token  # type: ignore[attr-defined]
+                    elif token is None:  # start_from was ignored: list from a marker
+                        self._use_markers = restart = True
+                        break
+                token = first[:-1] if restart and first else pages.continuation_token  # type: ignore[attr-defined]
                 if not token:
                     return
-                page = min(page * 4, 5000)
+                if not restart:
+                    page = min(page * 4, 5000)
 
     def _verify(
         self,

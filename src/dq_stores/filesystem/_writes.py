@@ -104,12 +104,19 @@ def _parse_intents(line: bytes) -> tuple[Intent, ...]:
 
 
 def read_note(lock_fd: int) -> Note | None:
-    """The note a dead writer left (empty if none), ``None`` if it is unreadable."""
-    data = os.pread(lock_fd, _FIRST_READ, 0)  # almost always empty: no 4 MiB buffer
-    if len(data) == _FIRST_READ:
+    """The note a dead writer left (empty if none), ``None`` if it is unreadable.
+
+    The note is the lock file's first line: a cleared note is an empty line
+    (:func:`clear_intent`), and bytes after the first newline are leftovers of
+    longer notes that the current one overwrote.
+    """
+    data = os.pread(lock_fd, _FIRST_READ, 0)  # almost always tiny: no 4 MiB buffer
+    if len(data) == _FIRST_READ and b"\n" not in data:
         data = os.pread(lock_fd, _MAX_INTENT, 0)
-    if not data:
+    end = data.find(b"\n")
+    if not data or end == 0:
         return _EMPTY
+    data = data if end < 0 else data[: end + 1]
     try:
         if data.startswith(_JOURNAL):
             start = len(_JOURNAL) + _DIGEST + 1
@@ -137,8 +144,14 @@ def encode_journal(intents: Sequence[Intent]) -> bytes:
     return _JOURNAL + hashlib.sha256(line).hexdigest().encode() + b" " + line
 
 
-def clear_intent(lock_fd: int) -> None:
-    os.ftruncate(lock_fd, 0)
+def clear_intent(lock_fd: int, written: int | None = None) -> None:
+    """Clear the note. A short note (``written`` bytes, under one page) is cleared by
+    overwriting its first byte with a newline — no change of the lock file's size,
+    so no inode update for the next fsync to journal; otherwise it is truncated."""
+    if written is not None and written < _FIRST_READ:
+        os.pwrite(lock_fd, b"\n", 0)
+    else:
+        os.ftruncate(lock_fd, 0)
 
 
 def link_revision(source: str, target: str) -> None:
@@ -172,7 +185,7 @@ def commit_revisions(
     still atomic against a process crash (the head is renamed/linked only once
     the record is complete in the page cache), not against a power loss.
     """
-    os.pwrite(lock_fd, encode_intent([(kind, doc.key, doc.revision) for doc in docs]), 0)
+    written = os.pwrite(lock_fd, encode_intent([(kind, doc.key, doc.revision) for doc in docs]), 0)
     sync_each = durable and not bulk
     for doc in docs:
         record = encode_record(kind, doc)
@@ -201,7 +214,7 @@ def commit_revisions(
         for doc in docs:
             index.set_head(conn, kind, doc.key, doc.revision, None if doc.deleted else doc.index)
     flag.lower()
-    clear_intent(lock_fd)
+    clear_intent(lock_fd, written)
 
 
 def move_head(kind_dir: str, key: str, revision: int) -> None:

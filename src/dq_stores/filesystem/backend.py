@@ -143,7 +143,7 @@ class FilesystemBackend(DocumentBackend):
             self._open_scope(handles, scope, scope_dir, path)
         elif scope_dir not in self._flags:  # closed and reopened by another thread
             self._open_scope(handles, scope, scope_dir, path)
-        conn = index.connect(path, durable=boot_id() is None)
+        conn = index.connect(path, durable=boot_id() is None, fsync=self._durable)
         handles.keep_connection(path, conn)
         return conn
 
