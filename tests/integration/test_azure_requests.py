@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from azure.storage.blob import BlobServiceClient, ContainerClient
 from tests.integration._azure_helpers import RequestLog, counted_backend, write
 
 from dq_metadata.scope import Scope
@@ -86,3 +89,54 @@ def test_deep_pages_with_markers_return_every_match_once(
                 break
         assert sorted(seen) == sorted(f"k{i}" for i in range(120))
         assert len(seen) == 120
+
+
+@pytest.fixture
+def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
+    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
+        yield service.get_container_client(azure_container)
+
+
+def test_a_filtered_count_reads_no_document(
+    azure_connection_string: str, azure_container: str
+) -> None:
+    log = RequestLog()
+    backend, client = counted_backend(azure_connection_string, azure_container, log)
+    with client, backend:
+        writes = (
+            write(f"k{i}", i, f"{i:04d}", status=("ok" if i % 3 else "bad",)) for i in range(90)
+        )
+        backend.put_many(SCOPE, KIND, writes)
+        log.take()
+        assert backend.count(SCOPE, KIND, (FieldFilter("status", ("ok",)),)) == 60
+        # one listing of the heads, one of the posting: no document is read
+        assert [m for m, _ in log.take()] == ["GET", "GET"]
+        assert backend.count(SCOPE, KIND, (FieldFilter("status", ("ok", "bad")),)) == 90
+
+
+def test_count_ignores_stale_entries_and_reads_heads_it_cannot_vouch_for(
+    azure_connection_string: str, azure_container: str, raw: ContainerClient
+) -> None:
+    log = RequestLog()
+    backend, client = counted_backend(azure_connection_string, azure_container, log)
+    ok = (FieldFilter("status", ("ok",)),)
+    with client, backend:
+        for key in ("a", "b", "c"):
+            backend.put(SCOPE, KIND, write(key, 1, key, status=("ok",)), MUST_NOT_EXIST)
+        ok_dir = f"acme/prod/{KIND}/x/status/"
+        entries = {
+            p.name: p.metadata
+            for p in raw.list_blobs(name_starts_with=ok_dir, include=["metadata"])
+        }
+        backend.put(SCOPE, KIND, write("a", 2, "a", status=("bad",)), at_revision(1))
+        backend.delete(SCOPE, KIND, "b")
+        # what a writer that died before retiring its old entries leaves behind
+        for name, meta in entries.items():
+            raw.upload_blob(name, b"", overwrite=True, metadata=meta)
+        # a head written before heads carried their index digest
+        head = f"acme/prod/{KIND}/h/c"
+        raw.get_blob_client(head).set_blob_metadata({"rev": "1", "deleted": "0"})
+        log.take()
+        assert backend.count(SCOPE, KIND, ok) == 1  # only c
+        assert sum(1 for m, p in log.take() if m == "GET" and p.endswith("/h/c")) == 1
+        assert backend.count(SCOPE, KIND, (FieldFilter("status", ("bad",)),)) == 1  # a

@@ -140,7 +140,65 @@ class IndexScan:
             for start in range(0, len(locked), _MAX_BATCH):
                 total += sum(1 for _ in self._docs(scope, kind, locked[start : start + _MAX_BATCH]))
             return total
-        return sum(1 for _ in self._scan(scope, kind, Query(filters), None, batch=64, page=1000))
+        return self._count_filtered(scope, kind, filters)
+
+    def _count_filtered(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
+        """Count from two listings: the drive filter's index entries and the heads.
+
+        An entry is trusted without reading its document when the head's metadata
+        (listed) is live, unlocked and carries the entry's index digest: then the
+        entry describes the head's very index entry (whatever revision wrote it), and
+        its metadata fields decide the other filters; entries with another digest
+        are stale or in flight and ignored (every committed head has its entries,
+        written before it). Any other entry that could
+        match (a head locked by a commit, one without a digest, fields too large
+        for metadata) is decided by reading its head, as a query does.
+        """
+        heads = self._head_states(scope, kind)
+        drive = min(filters, key=lambda f: len(set(f.values)))
+        base = self._layout.base(scope, kind)
+        counted: set[str] = set()
+        doubtful: dict[str, str] = {}  # key -> head name
+        for value in sorted(set(drive.values)):
+            for _suffix, props, _posting in self._list(
+                base, (drive.field, value), False, None, 5000
+            ):
+                meta = decode_entry_meta(props.metadata)
+                if meta is None or meta.key in counted:
+                    continue
+                name = self._layout.head(scope, kind, meta.key)
+                if name not in heads:
+                    continue  # no live head: a deleted document or a write never committed
+                digest = heads[name]
+                if digest is None or meta.fields is None:
+                    doubtful[meta.key] = name
+                elif digest == meta.digest:
+                    if _matches(meta.fields, filters):
+                        counted.add(meta.key)
+                    doubtful.pop(meta.key, None)
+        pending: list[tuple[str, str | None]] = [
+            (name, key) for key, name in doubtful.items() if key not in counted
+        ]
+        for start in range(0, len(pending), _MAX_BATCH):
+            docs = self._docs(scope, kind, pending[start : start + _MAX_BATCH])
+            counted.update(d.key for d in docs if _matches(d.index.fields, filters))
+        return len(counted)
+
+    def _head_states(self, scope: Scope, kind: str) -> dict[str, str | None]:
+        """Live heads by name: their index digest, ``None`` when the listing cannot
+        vouch for it (locked by a commit, or written before heads carried it)."""
+        prefix = self._layout.heads(scope, kind)
+        states: dict[str, str | None] = {}
+        with azure_errors(f"listing {kind} in {scope}"):
+            for props in self._container.list_blobs(
+                name_starts_with=prefix, include=["metadata"], results_per_page=5000
+            ):
+                meta = props.metadata or {}
+                locked = TX in meta
+                if not locked and meta.get("deleted") == "1":
+                    continue
+                states[str(props.name)] = None if locked else meta.get("idx")
+        return states
 
     def iter_heads(self, scope: Scope, kind: str) -> Iterator[StoredDocument]:
         """Live heads of ``kind``, read 16 at a time: bounded memory."""
