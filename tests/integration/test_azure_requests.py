@@ -140,3 +140,17 @@ def test_count_ignores_stale_entries_and_reads_heads_it_cannot_vouch_for(
         assert backend.count(SCOPE, KIND, ok) == 1  # only c
         assert sum(1 for m, p in log.take() if m == "GET" and p.endswith("/h/c")) == 1
         assert backend.count(SCOPE, KIND, (FieldFilter("status", ("bad",)),)) == 1  # a
+
+
+def test_put_many_writes_a_repeated_key_in_order(
+    azure_connection_string: str, azure_container: str
+) -> None:
+    log = RequestLog()
+    backend, client = counted_backend(azure_connection_string, azure_container, log)
+    with client, backend:
+        writes = [write(f"k{i % 7}", i, f"{i:04d}", n=(str(i),)) for i in range(70)]
+        assert backend.put_many(SCOPE, KIND, writes) == 70
+        for k in range(7):
+            doc = backend.get(SCOPE, KIND, f"k{k}")
+            assert (doc.revision, doc.index.fields["n"]) == (10, (str(63 + k),))
+        assert backend.count(SCOPE, KIND) == 7
