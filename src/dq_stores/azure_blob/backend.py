@@ -64,6 +64,8 @@ __all__ = ["AzureBlobBackend"]
 T = TypeVar("T")
 _CONTAINER_RE = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
 _MAX_ATTEMPTS = 50
+#: Documents a bulk write keeps in flight at most: the SDK's HTTP connection pool size.
+_BULK_WIDTH = 10
 _Read = tuple[HeadRecord, str, bytes]  # record, etag, raw bytes
 
 
@@ -273,11 +275,12 @@ class AzureBlobBackend(CommitMixin, DocumentBackend):
         return self._write(scope, kind, write.key, expect, write, expect.kind is ExpectKind.ABSENT)
 
     def _put_many(self, scope: Scope, kind: str, writes: Iterator[DocumentWrite]) -> int:
-        """Bounded concurrency: up to ``2 * max_workers`` documents in flight, each
-        written by one bulk thread with its requests in sequence (no nested fan-out);
-        a key given twice waits for its earlier write, so the later one wins."""
+        """Bounded concurrency: up to ``min(2 * max_workers, 10)`` documents in flight
+        (10: the SDK's connection pool; more threads would open and drop connections),
+        each written by one bulk thread with its requests in sequence (no nested
+        fan-out); a key given twice waits for its earlier write, so the later one wins."""
         any_ = Expectation(ExpectKind.ANY)
-        width = 2 * max(1, self._max_workers)
+        width = min(2 * max(1, self._max_workers), _BULK_WIDTH)
         count = 0
         queue: deque[Future[StoredDocument]] = deque()
         by_key: dict[str, Future[StoredDocument]] = {}
