@@ -154,28 +154,31 @@ class IndexScan:
         match (a head locked by a commit, one without a digest, fields too large
         for metadata) is decided by reading its head, as a query does.
         """
-        heads = self._head_states(scope, kind)
+        # the two listings run concurrently: the latency of the longer one, not of both
+        listing = self._background(functools.partial(self._head_states, scope, kind))
         drive = min(filters, key=lambda f: len(set(f.values)))
         base = self._layout.base(scope, kind)
+        postings = [(drive.field, v) for v in sorted(set(drive.values))]
+        metas = [
+            meta
+            for posting in postings
+            for _suffix, props, _p in self._list(base, posting, False, None, 5000)
+            if (meta := decode_entry_meta(props.metadata)) is not None
+        ]
+        heads: dict[str, str | None] = listing.result()  # type: ignore[attr-defined]
         counted: set[str] = set()
         doubtful: dict[str, str] = {}  # key -> head name
-        for value in sorted(set(drive.values)):
-            for _suffix, props, _posting in self._list(
-                base, (drive.field, value), False, None, 5000
-            ):
-                meta = decode_entry_meta(props.metadata)
-                if meta is None or meta.key in counted:
-                    continue
-                name = self._layout.head(scope, kind, meta.key)
-                if name not in heads:
-                    continue  # no live head: a deleted document or a write never committed
-                digest = heads[name]
-                if digest is None or meta.fields is None:
-                    doubtful[meta.key] = name
-                elif digest == meta.digest:
-                    if _matches(meta.fields, filters):
-                        counted.add(meta.key)
-                    doubtful.pop(meta.key, None)
+        for meta in metas:
+            name = self._layout.head(scope, kind, meta.key)
+            if meta.key in counted or name not in heads:
+                continue  # counted, or no live head: deleted, or a write never committed
+            digest = heads[name]
+            if digest is None or meta.fields is None:
+                doubtful[meta.key] = name
+            elif digest == meta.digest:
+                if _matches(meta.fields, filters):
+                    counted.add(meta.key)
+                doubtful.pop(meta.key, None)
         pending: list[tuple[str, str | None]] = [
             (name, key) for key, name in doubtful.items() if key not in counted
         ]
