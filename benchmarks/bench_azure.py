@@ -348,6 +348,8 @@ def bench_scale(backend: AzureBlobBackend, counter: Counter, samples: int, docs:
         f" ratio {page_large / page_small:.2f}, requests "
         f"{counter.count(lambda: backend.query(large_scope, KIND, page_q))}"
     )
+    bench_pages_and_count(backend, counter, large_scope, samples)
+    bench_bulk(backend, counter, min(docs, 2000))
 
 
 def _generated(total: int, chunk: int = 1024 * 1024) -> Iterator[bytes]:
@@ -376,6 +378,55 @@ def bench_big(cs: str, container: str, megabytes: int) -> None:
         f"\n{megabytes} MiB result: upload {up:.1f}s ({megabytes / up:.0f} MiB/s), "
         f"download+verify {down:.1f}s ({megabytes / down:.0f} MiB/s), "
         f"peak RSS of this process {peak_mb:.0f} MB (target < 200 MB)"
+    )
+
+
+def bench_pages_and_count(
+    backend: AzureBlobBackend, counter: Counter, scope: Scope, samples: int
+) -> None:
+    """Page 1 vs page 10 (50 per page, fewer on small stores) and a filtered count on
+    one store (issue 12: both within 1.5x of page 1), with requests per operation."""
+    filters = (FieldFilter("status", ("draft",)),)
+    matches = backend.count(scope, KIND, filters)
+    limit = max(2, min(50, matches // 11))  # 50, or less on a small store: page 10 exists
+    query = Query(filters, limit=limit)
+    tokens: list[str | None] = [None]
+    for _ in range(9):
+        tokens.append(backend.query(scope, KIND, Query(filters, limit=limit,
+                                                       page_token=tokens[-1])).next_token)  # fmt: skip
+    assert tokens[9] is not None
+    tenth = Query(filters, limit=limit, page_token=tokens[9])
+    rounds = max(5, samples // 10)
+    page10, page1 = _pair(
+        lambda i: backend.query(scope, KIND, tenth), lambda i: backend.query(scope, KIND, query),
+        rounds,
+    )  # fmt: skip
+    count, page1b = _pair(
+        lambda i: backend.count(scope, KIND, filters),
+        lambda i: backend.query(scope, KIND, query),
+        rounds,
+    )
+    print(
+        f"page 1 of {limit} (status=draft) {page1:.1f} ms, {counter.count(lambda: backend.query(scope, KIND, query))} requests;"
+        f" page 10 {page10:.1f} ms ({page10 / page1:.2f}x), {counter.count(lambda: backend.query(scope, KIND, tenth))} requests"
+    )  # fmt: skip
+    print(
+        f"filtered count ({matches} matches) {count:.1f} ms ({count / page1b:.2f}x page 1),"
+        f" {counter.count(lambda: backend.count(scope, KIND, filters))} requests"
+    )  # fmt: skip
+
+
+def bench_bulk(backend: AzureBlobBackend, counter: Counter, docs: int) -> None:
+    """put_many throughput and requests per document (new keys, 2 indexed fields)."""
+    scope = Scope("bench", "bulk")
+    rng = random.Random(5)
+    writes = [_write(i, max(1, docs // 10), rng) for i in range(docs)]
+    t0 = time.perf_counter()
+    requests = counter.count(lambda: backend.put_many(scope, KIND, writes))
+    seconds = time.perf_counter() - t0
+    print(
+        f"bulk import (put_many) of {docs} new docs: {docs / seconds:.0f} docs/s,"
+        f" {requests / docs:.1f} requests/doc"
     )
 
 

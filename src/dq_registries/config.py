@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import pydantic
 from pydantic import (
@@ -90,9 +90,14 @@ class _Section(BaseModel):
 
 
 class FilesystemSettings(_Section):
-    """``filesystem:`` — root directory (default ``$DQ_HOME`` or ``./.dq``)."""
+    """``filesystem:`` — root directory (default ``$DQ_HOME`` or ``./.dq``) and durability.
+
+    ``durability: full`` (default) fsyncs every write; ``process`` (development, CI)
+    skips fsyncs — atomic against process crashes, not against power loss.
+    """
 
     root: Path = Field(default_factory=default_root)
+    durability: Literal["full", "process"] = "full"
 
 
 class PostgresSettings(_Section):

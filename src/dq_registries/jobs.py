@@ -20,7 +20,7 @@ Rules enforced on save, before anything is written:
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -279,6 +279,42 @@ class JobDefinitionRegistry:
                     raise  # the caller's expectation is stale
                 continue  # a reference (or, unconditionally saved, the job) moved: re-check
         raise ConflictError(f"job definition {item.id!r}: its references keep changing; retry")
+
+    def save_many(
+        self, jobs: Iterable[JobDefinition | Mapping[str, Any]]
+    ) -> list[Versioned[JobDefinition]]:
+        """Save many job definitions, each as :meth:`save` with no ``expected_revision``.
+
+        Every job and its references are checked before the first write: an invalid
+        job, a missing reference or an id given twice raises and writes nothing.
+        Each job is then its own atomic commit (the job, the guards on what it
+        references and its usage stamps), in order; the batch is not one
+        transaction: if a reference changes under a later save, that save raises
+        and the earlier jobs stay saved (saving the batch again is safe: unchanged
+        jobs add no revision). Returns the stored revisions, in order.
+
+        Raises:
+            ValidationError, NotFoundError: as :meth:`save`, naming ``items[i]``.
+            ConflictError: as :meth:`save`, for the job being saved.
+        """
+        items = [self.store.trusted(job) for job in jobs]
+        first: dict[str, int] = {}
+        for i, item in enumerate(items):
+            if item.id in first:
+                raise ValidationError(
+                    "invalid job definition batch",
+                    [Problem(f"items[{i}].id", f"{item.id!r} is also items[{first[item.id]}]")],
+                )
+            first[item.id] = i
+            try:
+                self._prepare(item)
+            except NotFoundError as exc:
+                raise NotFoundError(f"items[{i}] ({item.id!r}): {exc}") from exc
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"invalid job definition items[{i}] ({item.id!r})", exc.problems
+                ) from exc
+        return [self.save_versioned(item) for item in items]
 
     def _commit(self, prepared: _Prepared, job: Put) -> Versioned[JobDefinition]:
         now = utcnow()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -85,13 +85,15 @@ def _memory_results() -> ResultsStore:
     return MemoryResultsStore()
 
 
-def _filesystem_backend(root: str) -> DocumentBackend:
+def _filesystem_backend(
+    root: str, durability: Literal["full", "process"] = "full"
+) -> DocumentBackend:
     from dq_stores.filesystem import FilesystemBackend
 
-    return FilesystemBackend(Path(root))
+    return FilesystemBackend(Path(root), durability=durability)
 
 
-def _filesystem_results(root: str) -> ResultsStore:
+def _filesystem_results(root: str, **_durability: Any) -> ResultsStore:
     from dq_stores.filesystem.results import FilesystemResultsStore
 
     return FilesystemResultsStore(Path(root))

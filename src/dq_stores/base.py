@@ -7,8 +7,9 @@ back; the backend below it only ever sees bytes, index entries and scopes.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Generic, TypeVar
@@ -19,12 +20,14 @@ from dq_metadata.canonical import canonical_json
 from dq_metadata.errors import (
     ConflictError,
     IntegrityError,
+    InvalidScopeError,
     NotFoundError,
     Problem,
     ValidationError,
 )
 from dq_metadata.models.base import parse_model
 from dq_metadata.scope import Scope
+from dq_stores._bulk import create_in_commits, encode_batch
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
     ANY,
@@ -299,6 +302,42 @@ class Store(ABC, Generic[M]):
             return self._written(item, current), False
         return self._written(item, self.backend.put(scope, self.kind, write, ANY)), True
 
+    # -- bulk writes (see docs/usage.md "Bulk loading") --------------------------
+    def put_many(self, scope: Scope, items: Iterable[M]) -> int:
+        """Write every item unconditionally (``ANY``) as its key's next revision.
+
+        Every item is validated and encoded before the first write, so an invalid
+        item (or two items with one key) raises ``ValidationError`` and writes
+        nothing. Each document is then written atomically, with the backend's bulk
+        path (bounded concurrency on Azure, one transaction per chunk on SQL); the
+        batch as a whole is not atomic: after an I/O error some items may be written
+        (writing the batch again is safe). Memory grows with the batch: split
+        imports of millions of items into batches. Returns how many were written.
+        """
+        _check_scope_arg(scope)
+        writes = encode_batch(self, items)
+        return self.backend.put_many(scope, self.kind, writes) if writes else 0
+
+    def create_many(self, scope: Scope, items: Iterable[M]) -> builtins.list[Versioned[M]]:
+        """Create every item; each key must not exist (``MUST_NOT_EXIST``).
+
+        Validated like :meth:`put_many` before any write. The items are written in
+        atomic commits of up to ``MAX_COMMIT_OPERATIONS`` (100) documents: a batch of
+        at most 100 is all-or-nothing; a larger one is split in that order, and a
+        conflict leaves the earlier commits written (the error says how many).
+
+        Returns the stored items, in order.
+
+        Raises:
+            ValidationError: an invalid item or a key given twice; nothing written.
+            ConflictError: a key already exists; nothing of its commit was written.
+        """
+        _check_scope_arg(scope)
+        trusted = [self.trusted(item) for item in items]
+        writes = encode_batch(self, trusted)
+        stored = create_in_commits(self.backend, scope, self.kind, writes)
+        return [self._written(item, doc) for item, doc in zip(trusted, stored, strict=True)]
+
     def _try_create(
         self, scope: Scope, item: object
     ) -> tuple[M, DocumentWrite, StoredDocument | None]:
@@ -344,3 +383,8 @@ class Store(ABC, Generic[M]):
         """Delete ``key`` (a tombstone revision); returns that revision number."""
         expect = ANY if expected_revision is None else at_revision(expected_revision)
         return self.backend.delete(scope, self.kind, key, expect).revision
+
+
+def _check_scope_arg(scope: object) -> None:
+    if not isinstance(scope, Scope):
+        raise InvalidScopeError(f"scope must be a Scope, got {type(scope).__name__}")

@@ -19,6 +19,16 @@ class TestFilesystemConformance(DocumentBackendConformance):
         return functools.partial(FilesystemBackend, tmp_path / "store")
 
 
+class TestFilesystemProcessDurabilityConformance(DocumentBackendConformance):
+    """``durability="process"`` (no fsync) keeps every invariant of the contract."""
+
+    supports_multiprocess = True
+
+    @pytest.fixture
+    def backend_factory(self, tmp_path: Path) -> Callable[[], DocumentBackend]:
+        return functools.partial(FilesystemBackend, tmp_path / "store", durability="process")
+
+
 class TestFilesystemResultsConformance(ResultsStoreConformance):
     @pytest.fixture
     def results_store(self, tmp_path: Path) -> ResultsStore:

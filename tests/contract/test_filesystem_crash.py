@@ -44,6 +44,7 @@ from dq_stores.documents import (
     at_revision,
 )
 from dq_stores.filesystem import FilesystemBackend
+from dq_stores.filesystem.backend import Durability
 
 SCOPE = Scope("crash", "test")
 KIND = "doc"
@@ -59,9 +60,9 @@ def _write(key: str, n: int, rng: random.Random) -> DocumentWrite:
     return DocumentWrite(key, body, content_hash(body), index)
 
 
-def _writer(root: str, seed: int) -> None:
+def _writer(root: str, seed: int, durability: Durability = "full") -> None:
     rng = random.Random(seed)
-    backend = FilesystemBackend(root)
+    backend = FilesystemBackend(root, durability=durability)
     n = 0
     while True:
         n += 1
@@ -152,14 +153,14 @@ def assert_histories_whole(root: Path) -> Counter[str]:
     return outcomes
 
 
-def _crash_loop(root: Path, kills: int, writers: int) -> None:
+def _crash_loop(root: Path, kills: int, writers: int, durability: Durability = "full") -> None:
     ctx = multiprocessing.get_context("fork")
     rng = random.Random(2024)
     for round_ in range(kills):
         procs = [
             ctx.Process(
                 target=_writer,
-                args=(str(root), rng.randrange(1 << 30)),
+                args=(str(root), rng.randrange(1 << 30), durability),
                 daemon=True,
             )
             for _ in range(writers)
@@ -180,8 +181,11 @@ def _crash_loop(root: Path, kills: int, writers: int) -> None:
     assert outcomes["revisions"] > kills, "the writers barely wrote anything"
 
 
-def test_sigkilled_writer_leaves_whole_documents_and_an_agreeing_index(tmp_path: Path) -> None:
-    _crash_loop(tmp_path / "store", kills=60, writers=1)
+@pytest.mark.parametrize("durability", ["full", "process"])
+def test_sigkilled_writer_leaves_whole_documents_and_an_agreeing_index(
+    tmp_path: Path, durability: Durability
+) -> None:
+    _crash_loop(tmp_path / "store", kills=60, writers=1, durability=durability)
 
 
 @pytest.mark.slow
@@ -279,9 +283,9 @@ def _ledger_step(backend: FilesystemBackend, rng: random.Random, bulk: bool) -> 
     backend.commit(LEDGER, ops)
 
 
-def _ledger_writer(root: str, seed: int, bulk: bool) -> None:
+def _ledger_writer(root: str, seed: int, bulk: bool, durability: Durability = "full") -> None:
     rng = random.Random(seed)
-    backend = FilesystemBackend(root)
+    backend = FilesystemBackend(root, durability=durability)
     while True:
         with contextlib.suppress(ConflictError, NotFoundError):  # concurrent writers
             _ledger_step(backend, rng, bulk)
@@ -358,10 +362,13 @@ def _interrupted(root: Path) -> str:
     note = (scope_dir / ".lock").read_bytes()
     if (scope_dir / ".applying").read_bytes()[:1] == b"\x01":
         return "applying"
-    return "journal" if note.startswith(b"commit ") else "intent" if note else "idle"
+    first_line = note.split(b"\n", 1)[0]
+    return "journal" if note.startswith(b"commit ") else "intent" if first_line else "idle"
 
 
-def _ledger_crash_loop(root: Path, kills: int, writers: int) -> Counter[str]:
+def _ledger_crash_loop(
+    root: Path, kills: int, writers: int, durability: Durability = "full"
+) -> Counter[str]:
     ctx = multiprocessing.get_context("fork")
     seed = FilesystemBackend(root)
     seed.commit(
@@ -382,7 +389,7 @@ def _ledger_crash_loop(root: Path, kills: int, writers: int) -> Counter[str]:
             procs = [
                 ctx.Process(
                     target=_ledger_writer,
-                    args=(str(root), rng.randrange(1 << 30), writers == 1),
+                    args=(str(root), rng.randrange(1 << 30), writers == 1, durability),
                     daemon=True,
                 )
                 for _ in range(writers)
@@ -412,8 +419,11 @@ def _ledger_crash_loop(root: Path, kills: int, writers: int) -> Counter[str]:
     return seen
 
 
-def test_sigkilled_committer_leaves_each_commit_whole_or_absent(tmp_path: Path) -> None:
-    seen = _ledger_crash_loop(tmp_path / "store", kills=200, writers=1)
+@pytest.mark.parametrize("durability", ["full", "process"])
+def test_sigkilled_committer_leaves_each_commit_whole_or_absent(
+    tmp_path: Path, durability: Durability
+) -> None:
+    seen = _ledger_crash_loop(tmp_path / "store", kills=200, writers=1, durability=durability)
     print(dict(seen))
     # commits cost ~4 fsyncs each: on a loaded machine a round fits only a few
     assert seen["commits"] > 50, "the writers barely committed anything"

@@ -63,6 +63,24 @@ def test_filesystem_config_persists_across_containers(tmp_path: Path) -> None:
     second.shutdown_resources()
 
 
+@pytest.mark.parametrize(
+    ("given", "durability"), [({}, "full"), ({"durability": "process"}, "process")]
+)
+def test_filesystem_durability_reaches_the_backend(
+    tmp_path: Path, given: dict[str, str], durability: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    section = {"root": str(tmp_path), **given}
+    container = build_container({"default_backend": "filesystem", "filesystem": section})
+    assert container.contracts_backend().durability == durability
+    assert publish_and_read(container) == "1.0.0"
+    container.shutdown_resources()
+    monkeypatch.setenv("DQ_FILESYSTEM__DURABILITY", "process")
+    monkeypatch.setenv("DQ_HOME", str(tmp_path))
+    from_env = build_container(None)
+    assert from_env.contracts_backend().durability == "process"
+    from_env.shutdown_resources()
+
+
 def test_swapping_the_backend_is_a_config_change_only(tmp_path: Path) -> None:
     on_disk = build_container(fs_config(tmp_path))
     publish_and_read(on_disk)

@@ -121,6 +121,7 @@ def test_a_dict_config_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) 
         ({"results": {"inline_limit_bytes": -1}}, "results.inline_limit_bytes:"),
         ({"contracts": {"active_statuses": []}}, "contracts.active_statuses:"),
         ({"tenant": "Not A Tenant"}, "tenant:"),
+        ({"filesystem": {"durability": "none"}}, "filesystem.durability:"),
         ({"default_backend": "postgres"}, "postgres.url: required because stores.contracts"),
         (
             {"stores": {"reports": "sqlite"}},

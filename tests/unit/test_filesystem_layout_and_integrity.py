@@ -35,9 +35,9 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
-@pytest.fixture
-def backend(root: Path) -> Iterator[FilesystemBackend]:
-    with FilesystemBackend(root) as backend:
+@pytest.fixture(params=["full", "process"])
+def backend(root: Path, request: pytest.FixtureRequest) -> Iterator[FilesystemBackend]:
+    with FilesystemBackend(root, durability=request.param) as backend:
         yield backend
 
 

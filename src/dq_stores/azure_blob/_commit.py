@@ -36,7 +36,7 @@ from dq_metadata.errors import ConflictError, DQError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import azure_errors
 from dq_stores.azure_blob._locks import TxBlobs, best_effort
-from dq_stores.azure_blob._records import HeadRecord
+from dq_stores.azure_blob._records import HeadRecord, index_digest
 from dq_stores.azure_blob._txn import (
     ABORTED,
     COMMITTED,
@@ -71,7 +71,12 @@ _IGNORED = (ResourceNotFoundError, ResourceModifiedError, ResourceExistsError)
 
 
 def _head_metadata(doc: StoredDocument) -> dict[str, str]:
-    return {"rev": str(doc.revision), "deleted": "1" if doc.deleted else "0"}
+    """A head's metadata: its revision, whether it is a tombstone and, for a live
+    head, the digest of its index entry (``count`` checks index entries against it
+    from a listing, without reading the head)."""
+    if doc.deleted:
+        return {"rev": str(doc.revision), "deleted": "1"}
+    return {"rev": str(doc.revision), "deleted": "0", "idx": index_digest(doc.index)}
 
 
 class CommitMixin:

@@ -113,6 +113,8 @@ class IndexScan:
         self._layout = layout
         self._read_blobs = read_blobs
         self._background = background
+        #: Whether the service ignores ``start_from`` (learnt at the first listing).
+        self._use_markers = False
 
     # -- public to the backend ---------------------------------------------
     def query(
@@ -138,7 +140,68 @@ class IndexScan:
             for start in range(0, len(locked), _MAX_BATCH):
                 total += sum(1 for _ in self._docs(scope, kind, locked[start : start + _MAX_BATCH]))
             return total
-        return sum(1 for _ in self._scan(scope, kind, Query(filters), None, batch=64, page=1000))
+        return self._count_filtered(scope, kind, filters)
+
+    def _count_filtered(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
+        """Count from two listings: the drive filter's index entries and the heads.
+
+        An entry is trusted without reading its document when the head's metadata
+        (listed) is live, unlocked and carries the entry's index digest: then the
+        entry describes the head's very index entry (whatever revision wrote it), and
+        its metadata fields decide the other filters; entries with another digest
+        are stale or in flight and ignored (every committed head has its entries,
+        written before it). Any other entry that could
+        match (a head locked by a commit, one without a digest, fields too large
+        for metadata) is decided by reading its head, as a query does.
+        """
+        # the two listings run concurrently: the latency of the longer one, not of both
+        listing = self._background(functools.partial(self._head_states, scope, kind))
+        drive = min(filters, key=lambda f: len(set(f.values)))
+        base = self._layout.base(scope, kind)
+        postings = [(drive.field, v) for v in sorted(set(drive.values))]
+        metas = [
+            meta
+            for posting in postings
+            for _suffix, props, _p in self._list(base, posting, False, None, 5000)
+            if (meta := decode_entry_meta(props.metadata)) is not None
+        ]
+        heads: dict[str, str | None] = listing.result()  # type: ignore[attr-defined]
+        counted: set[str] = set()
+        doubtful: dict[str, str] = {}  # key -> head name
+        for meta in metas:
+            name = self._layout.head(scope, kind, meta.key)
+            if meta.key in counted or name not in heads:
+                continue  # counted, or no live head: deleted, or a write never committed
+            digest = heads[name]
+            if digest is None or meta.fields is None:
+                doubtful[meta.key] = name
+            elif digest == meta.digest:
+                if _matches(meta.fields, filters):
+                    counted.add(meta.key)
+                doubtful.pop(meta.key, None)
+        pending: list[tuple[str, str | None]] = [
+            (name, key) for key, name in doubtful.items() if key not in counted
+        ]
+        for start in range(0, len(pending), _MAX_BATCH):
+            docs = self._docs(scope, kind, pending[start : start + _MAX_BATCH])
+            counted.update(d.key for d in docs if _matches(d.index.fields, filters))
+        return len(counted)
+
+    def _head_states(self, scope: Scope, kind: str) -> dict[str, str | None]:
+        """Live heads by name: their index digest, ``None`` when the listing cannot
+        vouch for it (locked by a commit, or written before heads carried it)."""
+        prefix = self._layout.heads(scope, kind)
+        states: dict[str, str | None] = {}
+        with azure_errors(f"listing {kind} in {scope}"):
+            for props in self._container.list_blobs(
+                name_starts_with=prefix, include=["metadata"], results_per_page=5000
+            ):
+                meta = props.metadata or {}
+                locked = TX in meta
+                if not locked and meta.get("deleted") == "1":
+                    continue
+                states[str(props.name)] = None if locked else meta.get("idx")
+        return states
 
     def iter_heads(self, scope: Scope, kind: str) -> Iterator[StoredDocument]:
         """Live heads of ``kind``, read 16 at a time: bounded memory."""
@@ -243,10 +306,12 @@ class IndexScan:
         field, value = posting or (None, None)
         prefix = base + self._layout.posting_dir(field, value, desc)
         first = None if start is None else prefix + start
-        # ``start_from`` lets the service skip ahead; servers that ignore it (Azurite
-        # 3.35) are handled by the client-side skip below.
+        # ``start_from`` lets the service skip ahead. A server that ignores it (Azurite
+        # 3.35) is noticed at the first name before ``first``: from then on this scan
+        # starts each listing at a marker instead (names after ``first`` minus its last
+        # character), so a deep page lists from its cursor, not from the range start.
         extra: dict[str, Any] = {} if first is None else {"start_from": first}
-        token: str | None = None
+        token = None if first is None or not self._use_markers else first[:-1]
         with azure_errors("listing the index"):
             while True:
                 # Small first page (parsing listed entries costs client CPU), then 4x per
@@ -254,14 +319,19 @@ class IndexScan:
                 pages = self._container.list_blobs(
                     name_starts_with=prefix, include=["metadata"], results_per_page=page, **extra
                 ).by_page(continuation_token=token)
+                restart = False
                 for props in next(pages, []):
                     name = str(props.name)
                     if first is None or name >= first:
                         yield name[len(prefix) :], props, posting
-                token = pages.continuation_token  # type: ignore[attr-defined]
+                    elif token is None:  # start_from was ignored: list from a marker
+                        self._use_markers = restart = True
+                        break
+                token = first[:-1] if restart and first else pages.continuation_token  # type: ignore[attr-defined]
                 if not token:
                     return
-                page = min(page * 4, 5000)
+                if not restart:
+                    page = min(page * 4, 5000)
 
     def _verify(
         self,

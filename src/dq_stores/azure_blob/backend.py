@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from dq_stores.azure_blob._client import (
     make_service_client,
 )
 from dq_stores.azure_blob._commit import CommitMixin
+from dq_stores.azure_blob._commit import _head_metadata as head_metadata
 from dq_stores.azure_blob._layout import Layout, order_name
 from dq_stores.azure_blob._locks import TxBlobs
 from dq_stores.azure_blob._query import IndexScan
@@ -62,6 +64,8 @@ __all__ = ["AzureBlobBackend"]
 T = TypeVar("T")
 _CONTAINER_RE = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
 _MAX_ATTEMPTS = 50
+#: Documents a bulk write keeps in flight at most: the SDK's HTTP connection pool size.
+_BULK_WIDTH = 10
 _Read = tuple[HeadRecord, str, bytes]  # record, etag, raw bytes
 
 
@@ -123,6 +127,7 @@ class AzureBlobBackend(CommitMixin, DocumentBackend):
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
+        self._inline = threading.local()
         self._txb = TxBlobs(self._container, self._layout, self._fetch)
         self._scan = IndexScan(self._container, self._layout, self._read_blobs, self._background)
         if create_container:
@@ -156,8 +161,9 @@ class AzureBlobBackend(CommitMixin, DocumentBackend):
             return self._pool
 
     def _parallel(self, calls: Sequence[Callable[[], T]]) -> list[T]:
-        """Run independent requests concurrently: latency of one, not of all."""
-        if len(calls) <= 1:
+        """Run independent requests concurrently: latency of one, not of all (in
+        sequence on a bulk thread, whose siblings already keep the service busy)."""
+        if len(calls) <= 1 or getattr(self._inline, "on", False):
             return [call() for call in calls]
         futures = [self._executor().submit(call) for call in calls]
         return [future.result() for future in futures]
@@ -269,20 +275,38 @@ class AzureBlobBackend(CommitMixin, DocumentBackend):
         return self._write(scope, kind, write.key, expect, write, expect.kind is ExpectKind.ABSENT)
 
     def _put_many(self, scope: Scope, kind: str, writes: Iterator[DocumentWrite]) -> int:
+        """Bounded concurrency: up to ``min(2 * max_workers, 10)`` documents in flight
+        (10: the SDK's connection pool; more threads would open and drop connections),
+        each written by one bulk thread with its requests in sequence (no nested
+        fan-out); a key given twice waits for its earlier write, so the later one wins."""
         any_ = Expectation(ExpectKind.ANY)
+        width = min(2 * max(1, self._max_workers), _BULK_WIDTH)
         count = 0
-        # Its own pool: each write already fans out on the backend's pool.
-        with ThreadPoolExecutor(4, "dq-azure-bulk") as bulk:
-            pending: list[Future[StoredDocument]] = []
+        queue: deque[Future[StoredDocument]] = deque()
+        by_key: dict[str, Future[StoredDocument]] = {}
+        with ThreadPoolExecutor(width, "dq-azure-bulk") as bulk:
             for write in writes:
-                pending.append(bulk.submit(self._write, scope, kind, write.key, any_, write, True))
-                if len(pending) >= 16:
-                    pending.pop(0).result()
+                earlier = by_key.get(write.key)
+                if earlier is not None:
+                    earlier.result()
+                while len(queue) >= 2 * width:
+                    queue.popleft().result()
                     count += 1
-            for future in pending:
+                future = bulk.submit(self._bulk_write, scope, kind, write, any_)
+                queue.append(future)
+                by_key[write.key] = future
+                if len(by_key) > 8 * width:
+                    by_key = {k: f for k, f in by_key.items() if not f.done()}
+            for future in queue:
                 future.result()
                 count += 1
         return count
+
+    def _bulk_write(
+        self, scope: Scope, kind: str, write: DocumentWrite, expect: Expectation
+    ) -> StoredDocument:
+        self._inline.on = True  # this thread's requests run in sequence (see _parallel)
+        return self._write(scope, kind, write.key, expect, write, True)
 
     def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument:
         return self._write(scope, kind, key, expect, None, False)
@@ -417,7 +441,7 @@ class AzureBlobBackend(CommitMixin, DocumentBackend):
             if etag
             else {"match_condition": MatchConditions.IfMissing}
         )
-        metadata = {"rev": str(doc.revision), "deleted": "1" if doc.deleted else "0"}
+        metadata = head_metadata(doc)
         with azure_errors(f"writing {doc.kind} {doc.key!r} in {doc.scope}"):
             self._container.get_blob_client(name).upload_blob(
                 record.to_bytes(), overwrite=True, metadata=metadata, **conditions

@@ -45,18 +45,21 @@ CREATE TABLE IF NOT EXISTS stats (
 _TOTAL = ""  # stats row (kind, "", "") counts the kind's live documents
 
 
-def connect(path: str, *, durable: bool) -> sqlite3.Connection:
+def connect(path: str, *, durable: bool, fsync: bool = True) -> sqlite3.Connection:
     """Open the index in autocommit mode (transactions are explicit).
 
     ``durable=False`` (``synchronous=NORMAL``): a commit survives a process crash
     but maybe not a power loss — fine when the backend rebuilds the index from
     the documents after a reboot, which it does whenever it knows the boot id.
+    ``fsync=False`` (``synchronous=OFF``, the backend's ``durability="process"``,
+    only with a known boot id): no fsync even at checkpoints; a process crash
+    still loses nothing, and an OS crash is followed by that rebuild.
     """
     conn = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-    conn.execute("PRAGMA synchronous=" + ("FULL" if durable else "NORMAL"))
+    conn.execute("PRAGMA synchronous=" + ("FULL" if durable else "NORMAL" if fsync else "OFF"))
     # Read index pages straight from the OS page cache, shared by every connection
     # and process, instead of a private per-connection cache that a large index
     # would thrash (this is what keeps `latest` flat from 1k to 100k documents).

@@ -104,12 +104,19 @@ def _parse_intents(line: bytes) -> tuple[Intent, ...]:
 
 
 def read_note(lock_fd: int) -> Note | None:
-    """The note a dead writer left (empty if none), ``None`` if it is unreadable."""
-    data = os.pread(lock_fd, _FIRST_READ, 0)  # almost always empty: no 4 MiB buffer
-    if len(data) == _FIRST_READ:
+    """The note a dead writer left (empty if none), ``None`` if it is unreadable.
+
+    The note is the lock file's first line: a cleared note is an empty line
+    (:func:`clear_intent`), and bytes after the first newline are leftovers of
+    longer notes that the current one overwrote.
+    """
+    data = os.pread(lock_fd, _FIRST_READ, 0)  # almost always tiny: no 4 MiB buffer
+    if len(data) == _FIRST_READ and b"\n" not in data:
         data = os.pread(lock_fd, _MAX_INTENT, 0)
-    if not data:
+    end = data.find(b"\n")
+    if not data or end == 0:
         return _EMPTY
+    data = data if end < 0 else data[: end + 1]
     try:
         if data.startswith(_JOURNAL):
             start = len(_JOURNAL) + _DIGEST + 1
@@ -137,8 +144,14 @@ def encode_journal(intents: Sequence[Intent]) -> bytes:
     return _JOURNAL + hashlib.sha256(line).hexdigest().encode() + b" " + line
 
 
-def clear_intent(lock_fd: int) -> None:
-    os.ftruncate(lock_fd, 0)
+def clear_intent(lock_fd: int, written: int | None = None) -> None:
+    """Clear the note. A short note (``written`` bytes, under one page) is cleared by
+    overwriting its first byte with a newline — no change of the lock file's size,
+    so no inode update for the next fsync to journal; otherwise it is truncated."""
+    if written is not None and written < _FIRST_READ:
+        os.pwrite(lock_fd, b"\n", 0)
+    else:
+        os.ftruncate(lock_fd, 0)
 
 
 def link_revision(source: str, target: str) -> None:
@@ -164,16 +177,23 @@ def commit_revisions(
     docs: Sequence[StoredDocument],
     *,
     bulk: bool,
+    durable: bool = True,
 ) -> None:
-    """Durably write ``docs`` (distinct keys, new revisions) and index them. Hold the lock."""
-    os.pwrite(lock_fd, encode_intent([(kind, doc.key, doc.revision) for doc in docs]), 0)
+    """Write ``docs`` (distinct keys, new revisions) and index them. Hold the lock.
+
+    ``durable=False`` (``durability="process"``) skips every fsync: the write is
+    still atomic against a process crash (the head is renamed/linked only once
+    the record is complete in the page cache), not against a power loss.
+    """
+    written = os.pwrite(lock_fd, encode_intent([(kind, doc.key, doc.revision) for doc in docs]), 0)
+    sync_each = durable and not bulk
     for doc in docs:
         record = encode_record(kind, doc)
         if doc.revision == 1:  # no head yet: write the revision file itself
-            write_new_file(Layout.revision(kind_dir, doc.key, 1), record, sync=not bulk)
+            write_new_file(Layout.revision(kind_dir, doc.key, 1), record, sync=sync_each)
         else:
-            write_file(Layout.temp(kind_dir, doc.key), record, sync=not bulk)
-    if bulk:
+            write_file(Layout.temp(kind_dir, doc.key), record, sync=sync_each)
+    if bulk and durable:
         sync_filesystem(kind_dir)
     flag.raise_()
     for doc in docs:
@@ -188,12 +208,13 @@ def commit_revisions(
             temp = Layout.temp(kind_dir, doc.key)
             link_revision(temp, revision)
             os.replace(temp, head)
-    fsync_dir(kind_dir)
+    if durable:
+        fsync_dir(kind_dir)
     with index.transaction(conn):
         for doc in docs:
             index.set_head(conn, kind, doc.key, doc.revision, None if doc.deleted else doc.index)
     flag.lower()
-    clear_intent(lock_fd)
+    clear_intent(lock_fd, written)
 
 
 def move_head(kind_dir: str, key: str, revision: int) -> None:
@@ -211,24 +232,34 @@ def move_head(kind_dir: str, key: str, revision: int) -> None:
 
 
 def commit_journal(
-    conn: sqlite3.Connection, lock_fd: int, flag: ApplyFlag, staged: Sequence[Staged]
+    conn: sqlite3.Connection,
+    lock_fd: int,
+    flag: ApplyFlag,
+    staged: Sequence[Staged],
+    *,
+    durable: bool = True,
 ) -> None:
-    """Write ``staged`` (distinct keys, new revisions) all-or-nothing. Hold the lock."""
+    """Write ``staged`` (distinct keys, new revisions) all-or-nothing. Hold the lock.
+
+    ``durable=False`` skips the fsyncs (see :func:`commit_revisions`); the journal
+    still makes the commit all-or-nothing against a process crash.
+    """
     intents = [(s.kind, s.doc.key, s.doc.revision) for s in staged]
     os.pwrite(lock_fd, encode_intent(intents), 0)
     dirs: dict[str, None] = {}
     for s in staged:
         path = Layout.revision(s.kind_dir, s.doc.key, s.doc.revision)
-        write_new_file(path, encode_record(s.kind, s.doc))
+        write_new_file(path, encode_record(s.kind, s.doc), sync=durable)
         dirs[s.kind_dir] = None
-    for kind_dir in dirs:
+    for kind_dir in dirs if durable else ():
         fsync_dir(kind_dir)
     os.pwrite(lock_fd, encode_journal(intents), 0)
-    os.fsync(lock_fd)  # the commit point: from here on the commit is rolled forward
+    if durable:
+        os.fsync(lock_fd)  # the commit point: from here on the commit is rolled forward
     flag.raise_()
     for s in staged:
         move_head(s.kind_dir, s.doc.key, s.doc.revision)
-    for kind_dir in dirs:
+    for kind_dir in dirs if durable else ():
         fsync_dir(kind_dir)
     with index.transaction(conn):
         for s in staged:

@@ -10,14 +10,16 @@ doing so — then they wait for it, or finish its work, before they answer.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from mmap import mmap
+from typing import Any, Literal
 
-from dq_metadata.errors import IntegrityError, NotFoundError
+from dq_metadata.errors import IntegrityError, MisconfiguredError, NotFoundError
 from dq_metadata.scope import ID_PATTERN, Scope
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
@@ -55,10 +57,31 @@ _MAX_CACHED_DIRS = 4096
 _IDLE = b"\x00"  # the flag of a scope that does not exist yet: nothing to wait for
 
 
-class FilesystemBackend(DocumentBackend):
-    """Versioned documents under one root directory, indexed by SQLite per scope."""
+Durability = Literal["full", "process"]
+DURABILITY_LEVELS: tuple[Durability, ...] = ("full", "process")
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+
+class FilesystemBackend(DocumentBackend):
+    """Versioned documents under one root directory, indexed by SQLite per scope.
+
+    ``durability``: ``"full"`` (default) fsyncs every record and directory before a
+    write returns — a returned write survives a power loss. ``"process"`` (for
+    development and CI) skips the fsyncs: writes stay atomic and all-or-nothing
+    against a crash of any process, but the last writes before a power loss or OS
+    crash may be lost, like SQLite's ``synchronous=NORMAL``; a file torn by one
+    still fails its sha256 check and reads as ``IntegrityError``, never as data.
+
+    Raises:
+        MisconfiguredError: ``durability`` is not ``"full"`` or ``"process"``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, durability: Durability = "full") -> None:
+        if durability not in DURABILITY_LEVELS:
+            raise MisconfiguredError(
+                f"filesystem durability must be 'full' or 'process', got {durability!r}"
+            )
+        self._durable = durability == "full"
+        self._durability: Durability = durability
         self._layout = Layout(root)
         self._kind_dirs: dict[tuple[str, str, str], str] = {}
         # (kind dir, the scope's mapped applying flag) per (tenant, environment, kind)
@@ -73,11 +96,19 @@ class FilesystemBackend(DocumentBackend):
         """The absolute root directory."""
         return self._layout.root
 
-    def __repr__(self) -> str:
-        return f"FilesystemBackend({self._layout.root!r})"
+    @property
+    def durability(self) -> Durability:
+        """``"full"`` or ``"process"`` (see the class docstring)."""
+        return self._durability
 
-    def __reduce__(self) -> tuple[type[FilesystemBackend], tuple[str]]:
-        return (FilesystemBackend, (self._layout.root,))
+    def __repr__(self) -> str:
+        if self._durable:
+            return f"FilesystemBackend({self._layout.root!r})"
+        return f"FilesystemBackend({self._layout.root!r}, durability={self._durability!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (functools.partial(FilesystemBackend, durability=self._durability),
+                (self._layout.root,))  # fmt: skip
 
     def close(self) -> None:
         with translated("close"):
@@ -112,7 +143,7 @@ class FilesystemBackend(DocumentBackend):
             self._open_scope(handles, scope, scope_dir, path)
         elif scope_dir not in self._flags:  # closed and reopened by another thread
             self._open_scope(handles, scope, scope_dir, path)
-        conn = index.connect(path, durable=boot_id() is None)
+        conn = index.connect(path, durable=boot_id() is None, fsync=self._durable)
         handles.keep_connection(path, conn)
         return conn
 
@@ -319,7 +350,9 @@ class FilesystemBackend(DocumentBackend):
             live = None if head is None or head.deleted else head.revision
             check_expectation(live, expect, kind, write.key)
             doc = self._revision_of(scope, kind, write, head)
-            commit_revisions(conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False)
+            commit_revisions(
+                conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False, durable=self._durable
+            )
             return doc
 
     @staticmethod
@@ -354,7 +387,9 @@ class FilesystemBackend(DocumentBackend):
             docs = [
                 self._revision_of(scope, kind, w, self._head(kind_dir, kind, w.key)) for w in writes
             ]
-            commit_revisions(conn, lock_fd, flag, kind, kind_dir, docs, bulk=True)
+            commit_revisions(
+                conn, lock_fd, flag, kind, kind_dir, docs, bulk=True, durable=self._durable
+            )
         return len(docs)
 
     def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument:
@@ -374,7 +409,9 @@ class FilesystemBackend(DocumentBackend):
                 datetime.now(UTC),
                 deleted=True,
             )
-            commit_revisions(conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False)
+            commit_revisions(
+                conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False, durable=self._durable
+            )
             return doc
 
     def _commit(
@@ -395,8 +432,9 @@ class FilesystemBackend(DocumentBackend):
                 if len(staged) == 1:  # one document: its head rename is atomic already
                     (one,) = staged
                     commit_revisions(
-                        conn, lock_fd, flag, one.kind, one.kind_dir, [one.doc], bulk=False
-                    )
+                        conn, lock_fd, flag, one.kind, one.kind_dir, [one.doc],
+                        bulk=False, durable=self._durable,
+                    )  # fmt: skip
                 elif staged:
-                    commit_journal(conn, lock_fd, flag, staged)
+                    commit_journal(conn, lock_fd, flag, staged, durable=self._durable)
             return out

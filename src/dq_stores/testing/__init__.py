@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from dq_stores.backend import DocumentBackend
+from dq_stores.testing.bulk import TypedBulkConformance
 from dq_stores.testing.commit import CommitConformance
 from dq_stores.testing.concurrency import ConcurrencyConformance
 from dq_stores.testing.crud import CrudConformance, IsolationConformance
@@ -43,6 +44,7 @@ class DocumentBackendConformance(
     ConcurrencyConformance,
     CommitConformance,
     FuzzConformance,
+    TypedBulkConformance,
 ):
     """Every invariant of the Store contract (DESIGN §3). Subclass and supply
     ``backend_factory``."""
