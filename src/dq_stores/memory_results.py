@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import BinaryIO
 from urllib.parse import quote
 
 from dq_metadata.errors import IntegrityError, NotFoundError, Problem, ValidationError
 from dq_metadata.scope import Scope
 from dq_stores.keys import validate_key
-from dq_stores.results import CHUNK_SIZE, ResultRef, ResultsStore, iter_chunks
+from dq_stores.results import CHUNK_SIZE, ResultRef, ResultsStore, StoredObject, iter_chunks
 
 __all__ = ["MemoryResultsStore"]
 
@@ -32,6 +33,7 @@ class MemoryResultsStore(ResultsStore):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objects: dict[str, bytes] = {}
+        self._written: dict[str, tuple[str, datetime, str]] = {}  # uri → run id, time, type
 
     @staticmethod
     def _prefix(scope: Scope) -> str:
@@ -58,6 +60,7 @@ class MemoryResultsStore(ResultsStore):
         data = b"".join(iter_chunks(source))
         with self._lock:
             self._objects[uri] = data
+            self._written[uri] = (run_id, datetime.now(UTC), content_type)
         return ResultRef(uri, len(data), hashlib.sha256(data).hexdigest(), content_type)
 
     def open(self, scope: Scope, ref: ResultRef) -> Iterator[bytes]:
@@ -79,3 +82,18 @@ class MemoryResultsStore(ResultsStore):
         uri = self._uri(scope, ref)
         with self._lock:
             self._objects.pop(uri, None)
+            self._written.pop(uri, None)
+
+    def iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        prefix = self._prefix(scope)
+        with self._lock:
+            found = [
+                StoredObject(
+                    ResultRef(uri, len(data), hashlib.sha256(data).hexdigest(), meta[2]),
+                    meta[0],
+                    meta[1],
+                )
+                for uri, data in self._objects.items()
+                if uri.startswith(prefix) and (meta := self._written[uri])
+            ]
+        yield from sorted(found, key=lambda o: o.ref.uri)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 
+from dq_metadata.errors import MisconfiguredError
 from dq_metadata.scope import Scope
 
-__all__ = ["CHUNK_SIZE", "ResultRef", "ResultsStore", "iter_chunks"]
+__all__ = ["CHUNK_SIZE", "ResultRef", "ResultsStore", "StoredObject", "iter_chunks"]
 
 CHUNK_SIZE = 4 * 1024 * 1024
 
@@ -27,6 +29,16 @@ class ResultRef:
     size: int
     sha256: str
     content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One object a results store holds (``iter_objects``): its reference (the
+    ``sha256`` is ``""`` where the store keeps none), run id and write time (UTC)."""
+
+    ref: ResultRef
+    run_id: str
+    written_at: datetime
 
 
 def iter_chunks(
@@ -78,6 +90,14 @@ class ResultsStore(ABC):
     @abstractmethod
     def delete(self, scope: Scope, ref: ResultRef) -> None:
         """Remove the object; a missing object is not an error."""
+
+    def iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        """Every complete object of ``scope`` (for retention: ``dq gc``).
+
+        Raises:
+            MisconfiguredError: the store cannot list its objects.
+        """
+        raise MisconfiguredError(f"{type(self).__name__} cannot list its objects")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and handles."""

@@ -25,8 +25,8 @@ from dq_metadata.errors import IntegrityError, MisconfiguredError, Problem, Vali
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import ClientSettings, azure_errors, make_service_client
 from dq_stores.azure_blob._layout import Layout
-from dq_stores.keys import encode_key, validate_key
-from dq_stores.results import CHUNK_SIZE, ResultRef, ResultsStore, iter_chunks
+from dq_stores.keys import decode_key, encode_key, validate_key
+from dq_stores.results import CHUNK_SIZE, ResultRef, ResultsStore, StoredObject, iter_chunks
 
 __all__ = ["AzureBlobResultsStore"]
 
@@ -175,6 +175,27 @@ class AzureBlobResultsStore(ResultsStore):
                 yield chunk
         if size != ref.size or digest.hexdigest() != ref.sha256:
             raise IntegrityError(f"result {ref.uri!r} does not match its recorded size/sha256")
+
+    def iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        prefix = self._scope_prefix(scope)
+        with azure_errors(f"listing results of {scope}"):
+            blobs = list(self._container.list_blobs(name_starts_with=prefix))
+        for blob in blobs:
+            parts = blob.name[len(prefix) :].split("/")
+            if len(parts) != 2:
+                continue
+            try:
+                run_id = decode_key(parts[0])
+            except ValueError:
+                run_id = ""
+            settings = blob.content_settings
+            content_type = (
+                settings.content_type if settings else None
+            ) or "application/octet-stream"
+            ref = ResultRef(
+                f"{self._container_url}/{quote(blob.name)}", blob.size, "", content_type
+            )
+            yield StoredObject(ref, run_id, blob.last_modified)
 
     def delete(self, scope: Scope, ref: ResultRef) -> None:
         blob_name = self._blob_name(scope, ref)

@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -20,8 +21,8 @@ from dq_metadata.errors import IntegrityError, NotFoundError, Problem, Validatio
 from dq_metadata.scope import Scope
 from dq_stores.filesystem._errors import translated
 from dq_stores.filesystem._layout import Layout, fsync_dir, make_dirs
-from dq_stores.keys import encode_key, validate_key
-from dq_stores.results import CHUNK_SIZE, ResultRef, ResultsStore, iter_chunks
+from dq_stores.keys import decode_key, encode_key, validate_key
+from dq_stores.results import CHUNK_SIZE, ResultRef, ResultsStore, StoredObject, iter_chunks
 
 __all__ = ["FilesystemResultsStore"]
 
@@ -100,6 +101,39 @@ class FilesystemResultsStore(ResultsStore):
         path = self._path(scope, ref)
         with translated("delete result"), contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+    def iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        base = self._results_dir(scope)
+        with translated("list results"):
+            try:
+                run_dirs = sorted(os.listdir(base))
+            except FileNotFoundError:
+                return
+            for run_dir in run_dirs:
+                folder = os.path.join(base, run_dir)
+                try:
+                    names = sorted(os.listdir(folder))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                for name in names:
+                    if name.startswith("."):
+                        continue  # an upload in progress (or abandoned mid-way)
+                    path = os.path.join(folder, name)
+                    try:
+                        info = os.stat(path)
+                    except FileNotFoundError:
+                        continue
+                    written = datetime.fromtimestamp(info.st_mtime, UTC)
+                    ref = ResultRef(_uri(path), info.st_size, "")
+                    yield StoredObject(ref, _run_id(run_dir), written)
+
+
+def _run_id(name: str) -> str:
+    """The run id of a results directory; ``""`` for a (one-way) digest name."""
+    try:
+        return decode_key(name)
+    except ValueError:
+        return ""
 
 
 def _uri(path: str) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from dq_metadata.errors import DQError, IntegrityError, NotFoundError, Problem, ValidationError
 from dq_metadata.scope import Scope
 from dq_stores.keys import validate_key
-from dq_stores.results import ResultRef, ResultsStore, iter_chunks
+from dq_stores.results import ResultRef, ResultsStore, StoredObject, iter_chunks
 from dq_stores.sql import _errors
 from dq_stores.sql._url import parse_url
 from dq_stores.sql.schema import ensure_schema
@@ -58,6 +58,10 @@ _UPSERT_HEADER = (
 )
 _DROP_OTHER_UPLOADS = f"DELETE FROM dq_result_chunks WHERE {_KEY} AND upload <> :u"
 _HEADER = f"SELECT upload FROM dq_results WHERE {_KEY}"
+_LIST = (
+    "SELECT run_id, name, size, sha256, content_type, written_at FROM dq_results"
+    " WHERE tenant = :t AND environment = :e ORDER BY run_id, name"
+)
 _CHUNK = f"SELECT data FROM dq_result_chunks WHERE {_KEY} AND upload = :u AND seq = :seq"
 
 
@@ -209,6 +213,11 @@ class SqlResultsStore(ResultsStore):
         if size != ref.size or digest.hexdigest() != ref.sha256:
             raise IntegrityError("result object does not match its recorded size and sha256")
 
+    def iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        if not isinstance(scope, Scope):
+            raise ValidationError("invalid scope", [Problem("scope", "must be a Scope")])
+        yield from _listing(self, scope)
+
     def delete(self, scope: Scope, ref: ResultRef) -> None:
         key = self._key(scope, ref)
 
@@ -218,6 +227,31 @@ class SqlResultsStore(ResultsStore):
                 conn.execute(text(f"DELETE FROM dq_result_chunks WHERE {_KEY}"), key)
 
         self._translated(drop)
+
+
+def _listing(store: SqlResultsStore, scope: Scope) -> list[StoredObject]:
+    def read() -> list[StoredObject]:
+        with store._transaction(scope) as conn:
+            rows = conn.execute(text(_LIST), {"t": scope.tenant, "e": scope.environment}).fetchall()
+        prefix = store._prefix(scope)
+        return [
+            StoredObject(
+                ResultRef(
+                    f"{prefix}{quote(r[0], safe='')}/{quote(r[1], safe='')}", r[2], r[3], r[4]
+                ),
+                r[0],
+                _utc(r[5]),
+            )
+            for r in rows
+        ]
+
+    return store._translated(read)
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A ``written_at`` cell as an aware UTC datetime (SQLite returns text)."""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _name(value: str, field: str) -> str:
