@@ -13,6 +13,7 @@ import typer
 
 from dq_registries.cli import actions, config, contracts, db, jobs, runs
 from dq_registries.cli._common import EXIT_CODES_HELP, set_verbose
+from dq_registries.cli.doctor import doctor
 from dq_registries.cli.gc import gc
 from dq_registries.cli.quickstart import quickstart
 
@@ -42,6 +43,7 @@ app.add_typer(config.app, name="config")
 
 app.command("quickstart")(quickstart)
 app.command("gc")(gc)
+app.command("doctor")(doctor)
 
 
 def _installed_version() -> str:
