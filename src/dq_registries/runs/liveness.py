@@ -18,7 +18,13 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from dq_metadata.errors import ConflictError, IllegalTransitionError, Problem, ValidationError
+from dq_metadata.errors import (
+    ConflictError,
+    DQError,
+    IllegalTransitionError,
+    Problem,
+    ValidationError,
+)
 from dq_metadata.models import JobRun, RunStatus
 from dq_registries.durations import check_duration
 from dq_registries.runs.lifecycle import check_transition
@@ -227,7 +233,10 @@ class RunLiveness:
             with _Heartbeat(lambda: self.heartbeat(run_id), heartbeat_interval, f"dq-{run_id}"):
                 yield run
         except BaseException as exc:
-            self._finish_if_running(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            try:
+                self._finish_if_running(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            except DQError as store_error:  # keep the block's own exception the one raised
+                log.warning("could not finish run %s as failed: %s", run_id, store_error)
             raise
         self._finish_if_running(run_id, "succeeded", None)
 
