@@ -1,4 +1,4 @@
-"""A batch job that gets a ``DQContext`` and records a validation run.
+"""A batch job that gets a ``DQContext`` and records a validation run, step by step.
 
 Runs on the filesystem default with nothing else installed::
 
@@ -9,19 +9,29 @@ It makes sure the shipped ``orders`` contract, an action profile and a job
 definition exist (re-publishing identical content is a no-op), validates the CSV
 against the contract and prints the recorded run. Exit code 0 if the run
 succeeded, 1 if the data failed validation, 2 on bad input.
+
+The whole life of a run, as ``docs/operations.md`` describes it:
+``start`` (idempotent per file and day) → ``mark_running`` → ``heartbeat`` while
+working (``dq runs reap`` fails runs whose heartbeat stops) → ``record_checkpoint``
+per check → ``finish`` with metrics and results → ``attach_report`` →
+``open_results`` to read the results back. Any exception after
+``mark_running`` finishes the run ``failed`` (``runs.running(job_id)`` does all of
+this, heartbeat thread included, for jobs that need no idempotency check first).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dq_metadata.errors import DQError
+from dq_metadata.errors import DQError, NotFoundError
+from dq_metadata.models import JobRun, RunStatus
 from dq_registries import DQContext
 from dq_registries.data import orders_contract
-from dq_registries.validation import run_validation_job
+from dq_registries.validation import validate_csv
 
 JOB = {
     "id": "orders-nightly",
@@ -42,6 +52,35 @@ PROFILE = {
 }
 
 
+def record_run(dq: DQContext, csv: Path, key: str) -> tuple[JobRun, bool]:
+    """Validate ``csv`` as one run of the job; ``(run, False)`` if already recorded."""
+    job = dq.jobs.get(JOB["id"])
+    contract = dq.contracts.resolve(job.contract.id, version_range=job.contract.version_range)
+    run = dq.runs.start(job.id, idempotency_key=key, triggered_by="batch-job")
+    if run.status is not RunStatus.QUEUED:
+        return run, False  # a retry of a batch that already ran
+    dq.runs.mark_running(run.run_id)
+    try:
+        outcome = validate_csv(csv, contract.contract, job.dataset)
+        dq.runs.heartbeat(run.run_id)  # long jobs: call this every few minutes
+        for result in outcome.checkpoint_results:
+            dq.runs.record_checkpoint(run.run_id, result)
+        failed = outcome.failed(job.severity_threshold.value)
+        finished = dq.runs.finish(
+            run.run_id,
+            RunStatus.FAILED if failed else RunStatus.SUCCEEDED,
+            metrics=outcome.metrics,
+            results={"failures": outcome.failures, "truncated": outcome.failures_truncated},
+        )
+    except BaseException as exc:
+        dq.runs.finish(run.run_id, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    dq.runs.attach_report(
+        run.run_id, dataset=job.dataset, title=f"{job.name}", summary=outcome.summary()
+    )
+    return finished, True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv", type=Path, help="orders CSV with a header row")
@@ -50,15 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", default="dev")
     args = parser.parse_args(argv)
     try:
+        if not args.csv.is_file():
+            raise NotFoundError(f"no such file: {args.csv}")
         with DQContext.from_config(args.tenant, args.env, args.config) as dq:
             dq.contracts.publish(orders_contract(), actor="batch-job")
             dq.actions.save(PROFILE)
             dq.jobs.save(JOB)
             # One run per file per day: a retry of the same batch returns the same run.
             key = f"{args.csv.name}@{datetime.now(UTC):%Y-%m-%d}"
-            run, outcome = run_validation_job(
-                dq, JOB["id"], args.csv, idempotency_key=key, triggered_by="batch-job"
-            )
+            run, recorded = record_run(dq, args.csv, key)
+            results = json.loads(b"".join(dq.runs.open_results(run.run_id)))
     except DQError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -66,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     for result in run.checkpoint_results:
         mark = "ok " if result.passed else "FAIL"
         print(f"  [{mark}] {result.name}" + (f" — {result.message}" if result.message else ""))
-    if outcome is None:
+    print(f"  {len(results['failures'])} failing row(s) in the results")
+    if not recorded:
         print("  (already recorded for this file today)")
     return 0 if run.status.value == "succeeded" else 1
 

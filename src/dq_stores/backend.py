@@ -24,15 +24,24 @@ import heapq
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
 from dq_metadata.canonical import content_hash
-from dq_metadata.errors import InvalidScopeError, Problem, ValidationError
+from dq_metadata.errors import (
+    ConflictError,
+    InvalidScopeError,
+    MisconfiguredError,
+    NotFoundError,
+    Problem,
+    ValidationError,
+)
 from dq_metadata.scope import Scope, validate_id
 from dq_stores.documents import (
     ANY,
     MAX_COMMIT_OPERATIONS,
+    MUST_NOT_EXIST,
     ConditionCheck,
     Delete,
     DocumentWrite,
@@ -46,13 +55,16 @@ from dq_stores.documents import (
     Put,
     Query,
     StoredDocument,
+    at_revision,
     search_text_problem,
 )
 from dq_stores.keys import validate_key
+from dq_stores.retention import PRUNED_KIND, PrunedPrefix, marker_key, marker_write, parse_marker
 
 __all__ = ["DocumentBackend"]
 
 MAX_INDEX_VALUE_BYTES = 512
+_MARKER_ATTEMPTS = 8
 
 
 def _check_scope(scope: object) -> Scope:
@@ -327,6 +339,93 @@ class DocumentBackend(ABC):
         if not isinstance(expect, Expectation) or expect.kind is ExpectKind.ABSENT:
             raise ValidationError("delete expects ANY or at_revision(n)")
         return self._delete(scope, kind, key, expect)
+
+    # -- retention ---------------------------------------------------------
+    def prune_history(self, scope: Scope, kind: str, key: str, keep_from_revision: int) -> int:
+        """Remove the revisions of ``key`` older than ``keep_from_revision``.
+
+        The current revision (live or tombstone) is never removed:
+        ``keep_from_revision`` above it is lowered to it. Before anything is
+        removed a :class:`~dq_stores.retention.PrunedPrefix` marker records the
+        pruned prefix (see :mod:`dq_stores.retention`); afterwards ``history``
+        starts at ``keep_from_revision`` and ``get_revision`` of a pruned revision
+        raises ``NotFoundError``. Revisions are immutable, so concurrent writers
+        (which only append) are unaffected. Pruning again is idempotent.
+
+        Returns:
+            How many revisions were removed (0 when nothing was older).
+
+        Raises:
+            NotFoundError: the key never existed.
+            ValidationError: bad arguments, or ``kind`` is the marker kind.
+            MisconfiguredError: the adapter does not implement pruning.
+        """
+        _check_scope(scope)
+        validate_id(kind, "kind")
+        validate_key(key)
+        if isinstance(keep_from_revision, bool) or not isinstance(keep_from_revision, int):
+            raise ValidationError(
+                "invalid revision", [Problem("keep_from_revision", "must be an int ≥ 1")]
+            )
+        if keep_from_revision < 1:
+            raise ValidationError(
+                "invalid revision", [Problem("keep_from_revision", "must be an int ≥ 1")]
+            )
+        if kind == PRUNED_KIND:
+            raise ValidationError(
+                "invalid kind", [Problem("kind", f"{PRUNED_KIND} markers are never pruned")]
+            )
+        revisions = self._history(scope, kind, key)
+        keep_from = min(keep_from_revision, revisions[-1].revision)
+        doomed = [doc for doc in revisions if doc.revision < keep_from]
+        if not doomed:
+            return 0
+        anchor = doomed[-1]
+        self._advance_marker(
+            scope,
+            PrunedPrefix(kind, key, anchor.revision, anchor.sha256, datetime.now(UTC)),
+        )
+        self._prune_history(scope, kind, key, keep_from)
+        return len(doomed)
+
+    def pruned_prefix(self, scope: Scope, kind: str, key: str) -> PrunedPrefix | None:
+        """The pruned prefix of ``key``'s history, or ``None`` when nothing was pruned."""
+        _check_scope(scope)
+        validate_id(kind, "kind")
+        validate_key(key)
+        return self._pruned_prefix(scope, kind, key)
+
+    def _pruned_prefix(self, scope: Scope, kind: str, key: str) -> PrunedPrefix | None:
+        try:
+            doc = self._get(scope, PRUNED_KIND, marker_key(kind, key))
+        except NotFoundError:
+            return None
+        return parse_marker(doc)
+
+    def _advance_marker(self, scope: Scope, prefix: PrunedPrefix) -> None:
+        """Write ``prefix`` unless the marker already covers it (only ever forward)."""
+        for _ in range(_MARKER_ATTEMPTS):
+            try:
+                doc = self._get(scope, PRUNED_KIND, marker_key(prefix.kind, prefix.key))
+            except NotFoundError:
+                expect = MUST_NOT_EXIST
+            else:
+                if parse_marker(doc).pruned_through >= prefix.pruned_through:
+                    return
+                expect = at_revision(doc.revision)
+            try:
+                self._put(scope, PRUNED_KIND, marker_write(prefix), expect)
+                return
+            except ConflictError:
+                continue  # another pruner moved it meanwhile: look again
+        raise ConflictError(f"pruned-history marker of {prefix.kind} {prefix.key!r} keeps changing")
+
+    def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
+        """Remove the stored revisions of ``key`` below ``keep_from`` (which is at most
+        the head revision; the marker is already written). Idempotent: revisions
+        already gone are skipped. Reads must then treat revisions up to the
+        marker's ``pruned_through`` as absent, not missing."""
+        raise MisconfiguredError(f"{type(self).__name__} cannot prune history")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections, pools and handles. Idempotent."""

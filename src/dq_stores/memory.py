@@ -47,6 +47,8 @@ class MemoryBackend(DocumentBackend):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._data: dict[tuple[Scope, str], _Kind] = {}
+        # revisions below this (per scope, kind, key) were pruned (prune_history)
+        self._kept_from: dict[tuple[Scope, str, str], int] = {}
 
     def _bucket(self, scope: Scope, kind: str) -> _Kind:
         bucket = self._data.get((scope, kind))
@@ -71,7 +73,8 @@ class MemoryBackend(DocumentBackend):
     def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
         with self._lock:
             revs = self._history_or_none(scope, kind, key) or []
-        if revision > len(revs):
+            kept_from = self._kept_from.get((scope, kind, key), 1)
+        if revision > len(revs) or revision < kept_from:
             raise NotFoundError(f"{kind} {key!r} has no revision {revision} in {scope}")
         return revs[revision - 1]
 
@@ -84,7 +87,12 @@ class MemoryBackend(DocumentBackend):
             revs = self._history_or_none(scope, kind, key)
             if not revs:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-            return list(revs)
+            return revs[self._kept_from.get((scope, kind, key), 1) - 1 :]
+
+    def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
+        with self._lock:
+            current = self._kept_from.get((scope, kind, key), 1)
+            self._kept_from[(scope, kind, key)] = max(current, keep_from)
 
     def _append(
         self,

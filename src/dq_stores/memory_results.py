@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from dq_metadata.errors import NotFoundError
 from dq_metadata.scope import Scope
-from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore
+from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore, StoredObject
 
 __all__ = ["MemoryResultsStore"]
 
@@ -19,7 +20,7 @@ class MemoryResultsStore(ResultsStore):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._objects: dict[_Key, bytes] = {}
+        self._objects: dict[_Key, tuple[bytes, datetime]] = {}
 
     def __repr__(self) -> str:
         return "MemoryResultsStore()"
@@ -33,15 +34,25 @@ class MemoryResultsStore(ResultsStore):
     ) -> None:
         data = b"".join(chunks)
         with self._lock:
-            self._objects[self._key(scope, run_id, name)] = data
+            self._objects[self._key(scope, run_id, name)] = (data, datetime.now(UTC))
 
     def _read(self, ref: ResultRef) -> Iterator[bytes]:
         with self._lock:
-            data = self._objects.get(self._key(ref.scope, ref.run_id, ref.name))
-        if data is None:
+            found = self._objects.get(self._key(ref.scope, ref.run_id, ref.name))
+        if found is None:
             raise NotFoundError(f"{ref.describe()} not found")
+        data = found[0]
         return (data[start : start + CHUNK_SIZE] for start in range(0, len(data), CHUNK_SIZE))
 
     def _remove(self, ref: ResultRef) -> None:
         with self._lock:
             self._objects.pop(self._key(ref.scope, ref.run_id, ref.name), None)
+
+    def _iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        with self._lock:
+            found = [
+                StoredObject(scope, run_id, name, len(data), at)
+                for (tenant, env, run_id, name), (data, at) in self._objects.items()
+                if (tenant, env) == (scope.tenant, scope.environment)
+            ]
+        yield from sorted(found, key=lambda o: (o.run_id, o.name))

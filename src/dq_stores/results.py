@@ -20,9 +20,10 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 
-from dq_metadata.errors import IntegrityError, Problem, ValidationError
+from dq_metadata.errors import IntegrityError, MisconfiguredError, Problem, ValidationError
 from dq_metadata.models.job_run import ResultObject
 from dq_metadata.scope import Scope
 from dq_stores.keys import validate_key
@@ -33,6 +34,7 @@ __all__ = [
     "HashingChunks",
     "ResultRef",
     "ResultsStore",
+    "StoredObject",
     "iter_chunks",
 ]
 
@@ -111,6 +113,23 @@ class ResultRef:
 
     def describe(self) -> str:
         """A human-readable name for messages: ``result 'r.json' of run 'run-1' in acme/prod``."""
+        where = f"{self.scope.tenant}/{self.scope.environment}"
+        return f"result {self.name!r} of run {self.run_id!r} in {where}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One object a results store holds, as :meth:`ResultsStore.iter_objects` lists it:
+    its logical name (``scope``, ``run_id``, ``name``), ``size`` in bytes as stored
+    now, and ``written_at`` (UTC)."""
+
+    scope: Scope
+    run_id: str
+    name: str
+    size: int
+    written_at: datetime
+
+    def describe(self) -> str:
         where = f"{self.scope.tenant}/{self.scope.environment}"
         return f"result {self.name!r} of run {self.run_id!r} in {where}"
 
@@ -213,6 +232,31 @@ class ResultsStore(ABC):
         """
         self._check(scope, ref)
         self._remove(ref)
+
+    def iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        """Every complete object of ``scope``, by logical name (for retention: ``dq gc``).
+
+        Raises:
+            ValidationError: ``scope`` is not a ``Scope``.
+            MisconfiguredError: the store cannot list its objects.
+        """
+        if not isinstance(scope, Scope):
+            raise ValidationError("invalid scope", [Problem("scope", "must be a Scope")])
+        return self._iter_objects(scope)
+
+    def delete_object(self, scope: Scope, run_id: str, name: str) -> None:
+        """Remove the object ``name`` of ``run_id`` whatever its bytes (an orphan found by
+        :meth:`iter_objects`); a missing object is not an error.
+
+        Raises:
+            ValidationError: a bad scope, run id or name.
+        """
+        # Only the name matters to removal; size and digest are placeholders.
+        self.delete(scope, ResultRef(scope, run_id, name, 0, "0" * 64))
+
+    def _iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        """List the complete objects of ``scope`` (adapters that can list override this)."""
+        raise MisconfiguredError(f"{type(self).__name__} cannot list its objects")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and handles."""

@@ -122,6 +122,10 @@ class JobRun(DQModel):
     result_object: ResultObject | None = None
     error: str | None = None
     cancel_reason: str | None = None
+    #: When the process running the run last said it is alive (``runs.heartbeat``);
+    #: ``dq runs reap`` fails running runs whose heartbeat (or ``started_at``) is old.
+    #: Optional: documents written before it existed read as ``None``.
+    last_heartbeat_at: UtcDatetime | None = None
 
 
 class Report(DQModel):

@@ -13,6 +13,8 @@ import typer
 
 from dq_registries.cli import actions, config, contracts, db, jobs, runs
 from dq_registries.cli._common import EXIT_CODES_HELP, set_verbose
+from dq_registries.cli.doctor import doctor
+from dq_registries.cli.gc import gc
 from dq_registries.cli.quickstart import quickstart
 
 __all__ = ["DISTRIBUTION", "app"]
@@ -40,6 +42,8 @@ app.add_typer(config.app, name="config")
 
 
 app.command("quickstart")(quickstart)
+app.command("gc")(gc)
+app.command("doctor")(doctor)
 
 
 def _installed_version() -> str:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from dq_metadata.models import JobRun
+from dq_registries.cli import runs_ops
 from dq_registries.cli._common import (
     emit,
     emit_page,
@@ -16,7 +17,7 @@ from dq_registries.cli._options import Target, command_line_values, scoped
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Inspect job runs.", no_args_is_help=True)
+app = typer.Typer(help="Inspect and operate job runs.", no_args_is_help=True)
 
 
 def _duration(run: JobRun) -> str:
@@ -136,3 +137,6 @@ def show(
                 as_json=False,
                 title="Reports",
             )
+
+
+runs_ops.register(app)

@@ -30,6 +30,7 @@ from dq_metadata.models.base import problems_from
 from dq_metadata.scope import Scope
 from dq_registries._storeops import check_id, check_limit
 from dq_registries.runs.lifecycle import check_transition, parse_status
+from dq_registries.runs.liveness import RunLiveness
 from dq_registries.runs.payload import ResultsInput, classify_results
 from dq_registries.runs.reports import RunReports
 from dq_stores.base import ItemPage, Revision, Versioned
@@ -65,7 +66,7 @@ def _aware(value: datetime | None, field: str) -> None:
         raise ValidationError("invalid time window", [Problem(field, "must be timezone-aware")])
 
 
-class JobRunRegistry(RunReports):
+class JobRunRegistry(RunReports, RunLiveness):
     """Runs, their results and reports, for one scope.
 
     Every store is given (the container builds them). With ``results=None``,

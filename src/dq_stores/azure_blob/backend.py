@@ -240,6 +240,20 @@ class AzureBlobBackend(CommitMixin, DocumentBackend):
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return [docs[rev] for rev in sorted(docs)]
 
+    def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
+        # Archived revisions are immutable and writers only add newer ones; the head
+        # blob (keep_from is at most its revision) is never touched.
+        prefix = self._layout.revisions(scope, kind, key)
+        with azure_errors(f"listing history of {kind} {key!r} in {scope}"):
+            names = list(self._container.list_blob_names(name_starts_with=prefix))
+        doomed = [n for n in names if int(n[len(prefix) :]) < keep_from]
+        for name in sorted(doomed):  # oldest first (fixed-width numbers): a suffix remains
+            with (
+                azure_errors(f"pruning {name!r}"),
+                contextlib.suppress(ResourceNotFoundError),
+            ):
+                self._container.delete_blob(name)
+
     def _query(
         self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int
     ) -> list[StoredDocument]:

@@ -24,8 +24,8 @@ from dq_metadata.errors import MisconfiguredError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import ClientSettings, azure_errors, make_service_client
 from dq_stores.azure_blob._layout import Layout
-from dq_stores.keys import encode_key
-from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore
+from dq_stores.keys import decode_key, encode_key
+from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore, StoredObject
 
 __all__ = ["AzureBlobResultsStore"]
 
@@ -79,6 +79,20 @@ class AzureBlobResultsStore(ResultsStore):
     def close(self) -> None:
         if self._owns_client:
             self._service.close()
+
+    def _iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        prefix = f"{self._layout.scope(scope)}_results/"
+        with azure_errors(f"listing results of {scope}"):
+            blobs = list(self._container.list_blobs(name_starts_with=prefix))
+        for blob in blobs:
+            parts = blob.name[len(prefix) :].split("/")
+            if len(parts) != 2:
+                continue
+            try:
+                run_id, name = decode_key(parts[0]), decode_key(parts[1])
+            except ValueError:
+                continue  # not a name this store wrote
+            yield StoredObject(scope, run_id, name, blob.size, blob.last_modified)
 
     def _blob_name(self, scope: Scope, run_id: str, name: str) -> str:
         return f"{self._layout.scope(scope)}_results/{encode_key(run_id)}/{encode_key(name)}"

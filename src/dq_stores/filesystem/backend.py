@@ -37,6 +37,7 @@ from dq_stores.filesystem._errors import translate, translated
 from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._layout import (
     Layout,
+    fsync_dir,
     make_dirs,
     name_of,
     read_file,
@@ -269,7 +270,14 @@ class FilesystemBackend(DocumentBackend):
             head = self._head(kind_dir, kind, key)
             if head is None or revision > head.revision:
                 raise NotFoundError(f"{kind} {key!r} has no revision {revision} in {scope}")
-            return self._read_revision(scope, kind, kind_dir, key, revision)
+            try:
+                return self._read_revision(scope, kind, kind_dir, key, revision)
+            except IntegrityError:
+                if revision < self._first_kept(scope, kind, kind_dir, key):
+                    raise NotFoundError(
+                        f"{kind} {key!r} revision {revision} was pruned in {scope}"
+                    ) from None
+                raise
 
     def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
         kind_dir = self._reading(scope, kind)
@@ -277,10 +285,45 @@ class FilesystemBackend(DocumentBackend):
             head = self._head(kind_dir, kind, key)
             if head is None:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-            return [
-                self._read_revision(scope, kind, kind_dir, key, revision)
-                for revision in range(1, head.revision + 1)
-            ]
+            start = self._first_kept(scope, kind, kind_dir, key)
+            try:
+                return self._revisions(scope, kind, kind_dir, key, start, head.revision)
+            except IntegrityError:
+                # a pruner removed revisions meanwhile? then read from where it left off
+                again = self._first_kept(scope, kind, kind_dir, key)
+                if again == start:
+                    raise
+                return self._revisions(scope, kind, kind_dir, key, again, head.revision)
+
+    def _revisions(
+        self, scope: Scope, kind: str, kind_dir: str, key: str, start: int, end: int
+    ) -> list[StoredDocument]:
+        return [
+            self._read_revision(scope, kind, kind_dir, key, revision)
+            for revision in range(start, end + 1)
+        ]
+
+    def _first_kept(self, scope: Scope, kind: str, kind_dir: str, key: str) -> int:
+        """The oldest revision not pruned (1 unless ``prune_history`` removed some)."""
+        if os.path.exists(Layout.revision(kind_dir, key, 1)):
+            return 1
+        prefix = self._pruned_prefix(scope, kind, key)
+        return 1 if prefix is None else prefix.pruned_through + 1
+
+    def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
+        # Revision files are immutable and writers only add newer ones: no lock needed.
+        kind_dir = self._reading(scope, kind)
+        with translated("prune_history"):
+            doomed = []
+            for revision in range(keep_from - 1, 0, -1):  # earlier prunes removed the rest
+                path = Layout.revision(kind_dir, key, revision)
+                if not os.path.exists(path):
+                    break
+                doomed.append(path)
+            for path in reversed(doomed):  # oldest first: a crash leaves a suffix
+                os.unlink(path)
+            if doomed:
+                fsync_dir(kind_dir)
 
     def _query(
         self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int

@@ -13,14 +13,15 @@ import contextlib
 import os
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from dq_metadata.errors import NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.filesystem._errors import translated
 from dq_stores.filesystem._layout import Layout, fsync_dir, make_dirs
-from dq_stores.keys import encode_key
-from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore
+from dq_stores.keys import decode_key, encode_key
+from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore, StoredObject
 
 __all__ = ["FilesystemResultsStore"]
 
@@ -72,6 +73,30 @@ class FilesystemResultsStore(ResultsStore):
     def _remove(self, ref: ResultRef) -> None:
         with translated("delete result"), contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(ref))
+
+    def _iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        base = os.path.join(self._layout.scope_dir(scope), "results")
+        with translated("list results"):
+            try:
+                run_dirs = sorted(os.listdir(base))
+            except FileNotFoundError:
+                return
+            for run_dir in run_dirs:
+                folder = os.path.join(base, run_dir)
+                try:
+                    names = sorted(os.listdir(folder))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                for name in names:
+                    if name.startswith("."):
+                        continue  # an upload in progress (or abandoned mid-way)
+                    try:
+                        info = os.stat(os.path.join(folder, name))
+                        run_id, decoded = decode_key(run_dir), decode_key(name)
+                    except (FileNotFoundError, ValueError):
+                        continue  # removed meanwhile, or not a name this store wrote
+                    written = datetime.fromtimestamp(info.st_mtime, UTC)
+                    yield StoredObject(scope, run_id, decoded, info.st_size, written)
 
 
 def _chunks(handle: BinaryIO) -> Iterator[bytes]:

@@ -40,6 +40,7 @@ from dq_stores.documents import (
 from dq_stores.sql import _errors
 from dq_stores.sql._commit import Refused, refusal, steps_of
 from dq_stores.sql._executor import ALL, Executor, Revision
+from dq_stores.sql._retention import prune_statement
 from dq_stores.sql._statements import (
     DOC_COLUMNS,
     decode_document,
@@ -267,6 +268,13 @@ class SqlBackend(DocumentBackend):
         if not rows:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return decode_documents(scope, rows)
+
+    def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
+        # One statement, its own transaction; deleting what is gone already is a no-op,
+        # so a retry after a lost connection is safe.
+        doc = [scope.tenant, scope.environment, kind, key]
+        sql = prune_statement(self._executor.placeholder)
+        self._scope_read(scope, sql, [*doc, keep_from, *doc])
 
     def _query(
         self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from dq_metadata.errors import DQError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores._redact import install_log_redaction
-from dq_stores.results import HashingChunks, ResultRef, ResultsStore
+from dq_stores.results import HashingChunks, ResultRef, ResultsStore, StoredObject
 from dq_stores.sql import _errors
 from dq_stores.sql._url import parse_url, render_url, url_secrets
 from dq_stores.sql.schema import ensure_schema
@@ -56,6 +56,10 @@ _UPSERT_HEADER = (
 )
 _DROP_OTHER_UPLOADS = f"DELETE FROM dq_result_chunks WHERE {_KEY} AND upload <> :u"
 _HEADER = f"SELECT upload FROM dq_results WHERE {_KEY}"
+_LIST = (
+    "SELECT run_id, name, size, written_at FROM dq_results"
+    " WHERE tenant = :t AND environment = :e ORDER BY run_id, name"
+)
 _CHUNK = f"SELECT data FROM dq_result_chunks WHERE {_KEY} AND upload = :u AND seq = :seq"
 
 
@@ -182,6 +186,20 @@ class SqlResultsStore(ResultsStore):
                 conn.execute(text(f"DELETE FROM dq_result_chunks WHERE {_KEY}"), key)
 
         self._translated(drop)
+
+    def _iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
+        def listing() -> list[StoredObject]:
+            with self._transaction(scope) as conn:
+                rows = conn.execute(text(_LIST), {"t": scope.tenant, "e": scope.environment})
+                return [StoredObject(scope, r[0], r[1], r[2], _utc(r[3])) for r in rows]
+
+        yield from self._translated(listing)
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A ``written_at`` column value as an aware UTC time (SQLite returns text)."""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _rows(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -33,6 +33,7 @@ from dq_stores.testing.crud import CrudConformance, IsolationConformance
 from dq_stores.testing.fuzz import FuzzConformance
 from dq_stores.testing.queries import QueryConformance
 from dq_stores.testing.results import ResultsStoreConformance
+from dq_stores.testing.retention import RetentionConformance
 
 __all__ = ["DocumentBackendConformance", "ResultsStoreConformance"]
 
@@ -45,6 +46,7 @@ class DocumentBackendConformance(
     CommitConformance,
     FuzzConformance,
     TypedBulkConformance,
+    RetentionConformance,
 ):
     """Every invariant of the Store contract (DESIGN §3). Subclass and supply
     ``backend_factory``."""

@@ -1,0 +1,82 @@
+"""Pruned history prefixes: what :meth:`DocumentBackend.prune_history` leaves behind.
+
+Pruning removes the oldest revisions of one key, never its current one. So that
+the remaining history is verifiably a *suffix* and not a history with a hole,
+each pruned key gets a marker document (kind :data:`PRUNED_KIND`, one per key,
+in the same scope) written *before* any revision is removed::
+
+    {"kind": "contract", "key": "orders", "pruned_through": 4,
+     "anchor_sha256": "<sha256 of revision 4's body>", "pruned_at": "..."}
+
+``history`` then starts at ``pruned_through + 1``; a verifier checks that the
+first kept revision is ``pruned_through + 1`` (and, with a hash chain, that its
+predecessor hash equals the anchor). A missing revision *after* the marker is
+still an integrity error. The marker only ever moves forward.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dq_metadata.canonical import canonical_json, content_hash, loads
+from dq_metadata.errors import IntegrityError
+from dq_stores.documents import DocumentWrite, IndexEntry, StoredDocument
+
+__all__ = ["PRUNED_KIND", "PrunedPrefix", "marker_key", "marker_write", "parse_marker"]
+
+#: Kind of the marker documents (never pruned, never written by typed stores).
+PRUNED_KIND = "dq_pruned_history"
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedPrefix:
+    """Revisions ``1..pruned_through`` of ``kind``/``key`` were removed.
+
+    ``anchor_sha256``: the content sha256 of revision ``pruned_through`` (``""``
+    for a tombstone), the link the first kept revision follows.
+    """
+
+    kind: str
+    key: str
+    pruned_through: int
+    anchor_sha256: str
+    pruned_at: datetime
+
+
+def marker_key(kind: str, key: str) -> str:
+    """The marker's key: a digest, so any (kind, key) fits the key-length limit."""
+    return hashlib.sha256(f"{kind}\x00{key}".encode()).hexdigest()
+
+
+def marker_write(prefix: PrunedPrefix) -> DocumentWrite:
+    body = canonical_json(
+        {
+            "kind": prefix.kind,
+            "key": prefix.key,
+            "pruned_through": prefix.pruned_through,
+            "anchor_sha256": prefix.anchor_sha256,
+            "pruned_at": prefix.pruned_at.astimezone(UTC).isoformat(),
+        }
+    )
+    index = IndexEntry({"kind": (prefix.kind,)}, "")
+    return DocumentWrite(marker_key(prefix.kind, prefix.key), body, content_hash(body), index)
+
+
+def parse_marker(doc: StoredDocument) -> PrunedPrefix:
+    """The marker in ``doc``. Raises ``IntegrityError`` when it is not one."""
+    try:
+        data = loads(doc.body)
+        prefix = PrunedPrefix(
+            str(data["kind"]),
+            str(data["key"]),
+            int(data["pruned_through"]),
+            str(data["anchor_sha256"]),
+            datetime.fromisoformat(str(data["pruned_at"])),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"pruned-history marker {doc.key!r} is malformed") from exc
+    if prefix.pruned_through < 1:
+        raise IntegrityError(f"pruned-history marker {doc.key!r} is malformed")
+    return prefix
