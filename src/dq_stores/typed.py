@@ -347,6 +347,7 @@ class UsageStampStore(Store[UsageStamp]):
     """Usage stamps keyed ``<target_kind>/<target_id>`` (see ``dq_metadata.models.usage``)."""
 
     kind = "usage_stamp"
+    model_types = (UsageStamp,)
 
     def __init__(self, backend: DocumentBackend) -> None:
         super().__init__(backend, TypeAdapter(UsageStamp))

@@ -203,16 +203,20 @@ def test_action_profile_and_job_saves_validate_once_and_hash_once(
     assert sum(seen.validated.values()) == 1
     assert_each_body_hashed_once(seen, bodies=1)
 
+    # The job plus one usage stamp per referenced target (the contract and the
+    # profile), written in the same atomic commit (ADR 0011): each built and hashed once.
+    stamps = {"UsageStamp": 2}
     seen = measure(counts, lambda: dq.jobs.save(JOB))
-    assert seen.validated == Counter({"JobDefinition": 1, **DEFAULT_TRIGGER})
-    assert_each_body_hashed_once(seen, bodies=1)
-    # reading what the references point at: the contract version and the profile
-    assert seen.decoded == Counter({"ContractVersion": 1, "Annotated": 1})
+    assert seen.validated == Counter({"JobDefinition": 1, **DEFAULT_TRIGGER, **stamps})
+    assert_each_body_hashed_once(seen, bodies=3)
+    # reading what the references point at: the contract version (its datasets); the
+    # profile is only checked for existence and revision, from the stored document
+    assert seen.decoded == Counter({"ContractVersion": 1})
 
     changed = {**JOB, "name": "renamed"}
     seen = measure(counts, lambda: dq.jobs.save(changed))  # an update: no re-encode on retry
-    assert seen.validated == Counter({"JobDefinition": 1, **DEFAULT_TRIGGER})
-    assert_each_body_hashed_once(seen, bodies=1)
+    assert seen.validated == Counter({"JobDefinition": 1, **DEFAULT_TRIGGER, **stamps})
+    assert_each_body_hashed_once(seen, bodies=3)
 
     seen = measure(counts, lambda: dq.jobs.save(changed))  # unchanged: no new revision
     assert seen.validated == Counter({"JobDefinition": 1, **DEFAULT_TRIGGER})
