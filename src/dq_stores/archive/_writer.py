@@ -201,8 +201,14 @@ class ArchiveWriter:
         info.mode = 0o644
         stream = _Hashing(chunks)
         self._digest.update(member_digest_prefix(info.name, info.size))
-        self._tar.addfile(info, stream)
-        stream.drain()  # lets the source verify what it streamed; counts any surplus
+        try:
+            self._tar.addfile(info, stream)
+        except OSError:
+            if stream.size >= info.size:
+                raise  # not a short object: a failure writing the archive
+            stream.size = -1  # fewer bytes than recorded
+        else:
+            stream.drain()  # lets the source verify what it streamed; counts any surplus
         if stream.size != info.size or stream.sha.hexdigest() != meta["sha256"]:
             raise IntegrityError(
                 f"results object {meta['name']!r} of run {meta['run_id']!r} in {scope} does "
