@@ -99,21 +99,66 @@ def _rows(
     return heads, revisions, posts
 
 
+_PG_COLUMNS = "key, revision, deleted, body, sha256, fields, sort_key, written_at"
+_PG_UNNEST = (
+    "unnest(%(key)b::text[], %(rev)b::int[], %(del)b::bool[], %(body)b::bytea[],"
+    " %(sha)b::text[], %(fields)b::text[], %(sk)b::text[], %(at)b::timestamptz[])"
+    f" AS s({_PG_COLUMNS})"
+)
+_PG_HEADS = (
+    f"INSERT INTO dq_heads (tenant, environment, kind, {_PG_COLUMNS})"
+    f" SELECT %(t)s, %(e)s, %(k)s, {_PG_COLUMNS} FROM {_PG_UNNEST}"
+    " ON CONFLICT DO NOTHING RETURNING key"
+)
+_PG_REVISIONS = (
+    f"INSERT INTO dq_revisions (tenant, environment, kind, {_PG_COLUMNS})"
+    f" SELECT %(t)s, %(e)s, %(k)s, {_PG_COLUMNS} FROM {_PG_UNNEST}"
+)
+_PG_POSTINGS = (
+    "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key)"
+    " SELECT %(t)s, %(e)s, %(k)s, f, v, sk, key"
+    " FROM unnest(%(pk)b::text[], %(pf)b::text[], %(pv)b::text[], %(ps)b::text[])"
+    " AS np(key, f, v, sk)"
+)
+
+
+def _columns(scope: Scope, kind: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """Rows of :func:`_rows` as the column arrays the ``unnest`` statements take."""
+    names = ("key", "rev", "del", "body", "sha", "fields", "sk", "at")
+    params: dict[str, Any] = {"t": scope.tenant, "e": scope.environment, "k": kind}
+    for i, name in enumerate(names, start=3):
+        params[name] = [row[i] for row in rows]
+    return params
+
+
 def restore_postgres(
     conn: Any, scope: Scope, kind: str, histories: Sequence[tuple[str, list[StoredDocument]]]
 ) -> None:
-    """Restore on a psycopg connection (autocommit); raises :class:`RestoreConflict`."""
+    """Restore on a psycopg connection (autocommit): four statements for the batch.
+
+    Raises:
+        RestoreConflict: a key already has a head (the transaction is rolled back).
+    """
     heads, revisions, posts = _rows(scope, kind, histories, lambda d: d.written_at)
-    v11 = ", ".join(["%s"] * 11)
+    post_params = {
+        "t": scope.tenant,
+        "e": scope.environment,
+        "k": kind,
+        "pk": [p[6] for p in posts],
+        "pf": [p[3] for p in posts],
+        "pv": [p[4] for p in posts],
+        "ps": [p[5] for p in posts],
+    }
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_PG_SCOPE, (scope.tenant, scope.environment))
-        for row in heads:
-            cur.execute(_HEAD_INSERT.format(v=v11) + " RETURNING key", row)
-            if cur.fetchone() is None:
-                raise RestoreConflict(scope, kind, row[3])
-        cur.executemany(_REVISION_INSERT.format(v=v11), revisions)
+        cur.execute(_PG_HEADS, _columns(scope, kind, heads))
+        written = {row[0] for row in cur.fetchall()}
+        if len(written) != len(heads):
+            taken = next(row[3] for row in heads if row[3] not in written)
+            raise RestoreConflict(scope, kind, taken)
+        cur.execute(_PG_REVISIONS, _columns(scope, kind, revisions))
         if posts:
-            cur.executemany(_POSTING_INSERT.format(v=", ".join(["%s"] * 7)), posts)
+            cur.execute(_PG_POSTINGS, post_params)
 
 
 def restore_sqlite(
