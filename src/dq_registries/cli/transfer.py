@@ -163,8 +163,17 @@ def import_(
 
 @cli_errors
 def migrate(
-    source: Annotated[Path, typer.Option("--from", help="Config file of the source store.")],
     target: Annotated[Path, typer.Option("--to", help="Config file of the target store.")],
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Config file of the source store (default: the configured store — "
+            "$DQ_CONFIG, DQ_* variables, else the filesystem default).",
+            envvar="DQ_CONFIG",
+            show_default=False,
+        ),
+    ] = None,
     tenant: TenantOpt = None,
     env: EnvOpt = None,
     verify: VerifyOpt = False,
