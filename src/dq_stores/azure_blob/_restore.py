@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from dq_metadata.errors import ConflictError
+from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import azure_errors
 from dq_stores.azure_blob._records import HeadRecord
 from dq_stores.documents import StoredDocument
+from dq_stores.keys import decode_key, is_digest_name
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["RestoreMixin"]
 
 _KEY_WORKERS = 4
+_WINDOW = 64  # keys whose histories are read in parallel, in listing order
 
 
 class RestoreMixin:
@@ -59,17 +61,36 @@ class RestoreMixin:
 
     def _iter_histories(self, scope: Scope, kind: str | None) -> Iterator[list[StoredDocument]]:
         kinds = [kind] if kind is not None else self._children(self._layout.scope(scope))
-        for name in kinds:
-            prefix = self._layout.heads(scope, name)
-            with azure_errors(f"listing {name} in {scope}"):
-                pages = self._container.list_blob_names(name_starts_with=prefix).by_page()
-            for page in pages:
+        with ThreadPoolExecutor(_KEY_WORKERS, "dq-azure-export") as pool:
+            for name in kinds:
+                prefix = self._layout.heads(scope, name)
                 with azure_errors(f"listing {name} in {scope}"):
-                    blob_names = list(page)
-                for blob_name in blob_names:
-                    found = self._read(blob_name, scope, name, None)
-                    if found is not None:  # None: a placeholder of an unfinished commit
-                        yield self._history(scope, name, found[0].doc.key)
+                    pages = self._container.list_blob_names(name_starts_with=prefix).by_page()
+                for page in pages:
+                    with azure_errors(f"listing {name} in {scope}"):
+                        stored = [blob[len(prefix) :] for blob in page]
+                    for start in range(0, len(stored), _WINDOW):
+                        window = stored[start : start + _WINDOW]
+                        read = functools.partial(self._key_history, scope, name, prefix)
+                        for history in pool.map(read, window):
+                            if history:
+                                yield history
+
+    def _key_history(
+        self, scope: Scope, kind: str, prefix: str, stored: str
+    ) -> list[StoredDocument]:
+        """One key's history from its head's storage name; ``[]`` if it has none yet."""
+        if is_digest_name(stored):
+            found = self._read(prefix + stored, scope, kind, None)
+            if found is None:  # a placeholder of an unfinished commit
+                return []
+            key = found[0].doc.key
+        else:
+            key = decode_key(stored)
+        try:
+            return self._history(scope, kind, key)
+        except NotFoundError:  # a placeholder of an unfinished commit
+            return []
 
     def _restore_many(
         self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
