@@ -58,10 +58,11 @@ from dq_stores.documents import (
     at_revision,
     search_text_problem,
 )
+from dq_stores.history import MAX_RESTORE_KEYS, check_histories
 from dq_stores.keys import validate_key
 from dq_stores.retention import PRUNED_KIND, PrunedPrefix, marker_key, marker_write, parse_marker
 
-__all__ = ["DocumentBackend"]
+__all__ = ["MAX_RESTORE_KEYS", "DocumentBackend"]
 
 MAX_INDEX_VALUE_BYTES = 512
 _MARKER_ATTEMPTS = 8
@@ -427,6 +428,70 @@ class DocumentBackend(ABC):
         marker's ``pruned_through`` as absent, not missing."""
         raise MisconfiguredError(f"{type(self).__name__} cannot prune history")
 
+    # -- history transfer (export / restore, see docs/archive-format.md) -------
+    def iter_histories(
+        self, scope: Scope, kind: str | None = None
+    ) -> Iterator[list[StoredDocument]]:
+        """Stream every key of ``scope`` (of one ``kind`` if given) with its whole history.
+
+        Yields one list per key: every revision as stored, oldest first, tombstones
+        included — keys whose head is a tombstone too, which ``iter_documents``
+        skips. Keys come grouped by kind in ascending kind order; the key order
+        within a kind is the backend's own. Memory holds one key's history plus a
+        backend batch, whatever the number of documents.
+        """
+        _check_scope(scope)
+        if kind is not None:
+            validate_id(kind, "kind")
+        return self._iter_histories(scope, kind)
+
+    def restore(
+        self, scope: Scope, kind: str, key: str, revisions: Sequence[StoredDocument]
+    ) -> None:
+        """Write ``revisions`` of a key that has no history yet, exactly as given.
+
+        The history is written with its own revision numbers, ``written_at`` times,
+        bodies, index entries and tombstones; afterwards ``get``, ``history``,
+        ``query`` and ``count`` answer as they did where it came from. Atomic: all
+        revisions or none become visible.
+
+        Raises:
+            ValidationError: ``revisions`` is not a history of ``key`` numbered
+                1..n (see :meth:`restore_many`); before any I/O.
+            ConflictError: ``key`` already has a history (live or deleted); nothing
+                was written. History is never overwritten.
+        """
+        self.restore_many(scope, kind, [(key, revisions)])
+
+    def restore_many(
+        self,
+        scope: Scope,
+        kind: str,
+        histories: Sequence[tuple[str, Sequence[StoredDocument]]],
+    ) -> int:
+        """Restore several keys' histories at once (see :meth:`restore`); returns how many.
+
+        ``histories``: up to ``MAX_RESTORE_KEYS`` ``(key, revisions)`` pairs with
+        distinct keys. Each ``revisions`` list holds revisions 1..n of that key in
+        order: a live revision has a body hashing to its ``sha256`` and a valid
+        index entry; a tombstone (``deleted=True``) has an empty body, hash and
+        index entry; ``written_at`` is timezone-aware. The revisions' own
+        ``scope`` is ignored: they are written into ``scope``.
+
+        The batch is all-or-nothing: if any key already has a history the whole
+        batch is refused with ``ConflictError`` and nothing is written.
+
+        Raises:
+            ValidationError: a malformed batch; before any I/O.
+            ConflictError: a key of the batch already has a history.
+        """
+        _check_scope(scope)
+        validate_id(kind, "kind")
+        batch = check_histories(scope, kind, histories, _check_index)
+        if batch:
+            self._restore_many(scope, kind, batch)
+        return len(batch)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections, pools and handles. Idempotent."""
 
@@ -533,6 +598,25 @@ class DocumentBackend(ABC):
 
     @abstractmethod
     def _iter_scopes(self) -> Iterator[Scope]: ...
+
+    def _iter_histories(self, scope: Scope, kind: str | None) -> Iterator[list[StoredDocument]]:
+        """Every key's full history (see :meth:`iter_histories`); adapters override."""
+        raise MisconfiguredError(
+            f"{type(self).__name__} cannot export history; it needs an _iter_histories hook"
+        )
+
+    def _restore_many(
+        self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
+    ) -> None:
+        """Write validated histories into keys with no history, all-or-nothing.
+
+        Check that no key of the batch has a history (a live or tombstoned head)
+        atomically with the write — a constraint, conditional request or the
+        scope's lock — and raise ``ConflictError`` having written nothing otherwise.
+        """
+        raise MisconfiguredError(
+            f"{type(self).__name__} cannot restore history; it needs a _restore_many hook"
+        )
 
 
 def _env_bounds(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from dq_metadata.errors import NotFoundError
+from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
@@ -216,3 +216,35 @@ class MemoryBackend(DocumentBackend):
         with self._lock:
             scopes = sorted({s for (s, _k) in self._data}, key=str)
         yield from scopes
+
+    # -- history transfer ------------------------------------------------------
+    def _iter_histories(self, scope: Scope, kind: str | None) -> Iterator[list[StoredDocument]]:
+        with self._lock:
+            names = sorted(
+                (k, key)
+                for (s, k), b in self._data.items()
+                if s == scope and (kind is None or k == kind)
+                for key in b.revisions
+            )
+        for k, key in names:
+            with self._lock:
+                revs = list(self._data[(scope, k)].revisions[key])
+            if revs:
+                yield revs
+
+    def _restore_many(
+        self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
+    ) -> None:
+        with self._lock:
+            bucket = self._bucket(scope, kind)
+            for key, _docs in histories:
+                if bucket.revisions.get(key):
+                    raise ConflictError(f"{kind} {key!r} already has a history in {scope}")
+            for key, docs in histories:
+                bucket.revisions[key] = list(docs)
+                head = docs[-1]
+                if not head.deleted:
+                    bucket.live.add(key)
+                    for name, values in head.index.fields.items():
+                        for value in values:
+                            bucket.postings[(name, value)].add(key)

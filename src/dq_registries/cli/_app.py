@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from dq_registries.cli import actions, config, contracts, db, jobs, runs
+from dq_registries.cli import actions, config, contracts, db, jobs, runs, transfer
 from dq_registries.cli._common import EXIT_CODES_HELP, set_verbose
 from dq_registries.cli.doctor import doctor
 from dq_registries.cli.gc import gc
@@ -44,6 +44,10 @@ app.add_typer(config.app, name="config")
 app.command("quickstart")(quickstart)
 app.command("gc")(gc)
 app.command("doctor")(doctor)
+app.command("export")(transfer.export)
+app.command("import")(transfer.import_)
+app.command("migrate")(transfer.migrate)
+app.command("verify-archive")(transfer.verify_archive)
 
 
 def _installed_version() -> str:

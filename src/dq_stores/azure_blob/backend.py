@@ -45,6 +45,7 @@ from dq_stores.azure_blob._layout import Layout, order_name
 from dq_stores.azure_blob._locks import TxBlobs
 from dq_stores.azure_blob._query import IndexScan
 from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_digest
+from dq_stores.azure_blob._restore import RestoreMixin
 from dq_stores.azure_blob._txn import Blob
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
@@ -82,7 +83,7 @@ def _validate_container(container: str) -> str:
     return container
 
 
-class AzureBlobBackend(CommitMixin, DocumentBackend):
+class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
     """Documents as blobs in one container: heads, archived revisions, index entries.
 
     Give exactly one of ``connection_string`` (Azurite, keys) or ``account_url``

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from mmap import mmap
 from typing import Any, Literal
 
-from dq_metadata.errors import IntegrityError, MisconfiguredError, NotFoundError
+from dq_metadata.errors import ConflictError, IntegrityError, MisconfiguredError, NotFoundError
 from dq_metadata.scope import ID_PATTERN, Scope
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
@@ -33,6 +33,7 @@ from dq_stores.documents import (
     StoredDocument,
 )
 from dq_stores.filesystem import _index as index
+from dq_stores.filesystem import _restore
 from dq_stores.filesystem._errors import translate, translated
 from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._layout import (
@@ -481,3 +482,36 @@ class FilesystemBackend(DocumentBackend):
                 elif staged:
                     commit_journal(conn, lock_fd, flag, staged, durable=self._durable)
             return out
+
+    # -- history transfer (``_restore``) -----------------------------------------
+    def _iter_histories(self, scope: Scope, kind: str | None) -> Iterator[list[StoredDocument]]:
+        scope_dir = self._layout.scope_dir(scope)
+        with translated("iter_histories"):
+            kinds = [kind] if kind is not None else _restore.kinds_of(scope_dir)
+        for name in kinds:
+            kind_dir = self._reading(scope, name)
+            for stored in _restore.head_names(kind_dir):
+                with translated("iter_histories"):
+                    try:
+                        data = read_file(f"{kind_dir}/{stored}.head")
+                    except FileNotFoundError:
+                        continue  # not a key any more (a leftover being cleaned up)
+                    head = decode_record(data, scope, name, None, self._headers)
+                    older = [
+                        self._read_revision(scope, name, kind_dir, head.key, revision)
+                        for revision in range(1, head.revision)
+                    ]
+                yield [*older, head]
+
+    def _restore_many(
+        self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
+    ) -> None:
+        with translated("restore"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
+            for key, _docs in histories:
+                if self._head(kind_dir, kind, key) is not None:
+                    raise ConflictError(
+                        f"{kind} {key!r} already has a history in {scope}; restore writes "
+                        "only into keys that were never written (nothing of this batch was "
+                        "written)"
+                    )
+            _restore.write_histories(conn, lock_fd, flag, kind, kind_dir, histories)

@@ -37,7 +37,7 @@ from dq_stores.documents import (
     Query,
     StoredDocument,
 )
-from dq_stores.sql import _errors
+from dq_stores.sql import _errors, _restore
 from dq_stores.sql._commit import Refused, refusal, steps_of
 from dq_stores.sql._executor import ALL, Executor, Revision
 from dq_stores.sql._retention import prune_statement
@@ -417,6 +417,37 @@ class SqlBackend(DocumentBackend):
         at = datetime.now(UTC)
         self._run(lambda conn: self._executor.write_many(conn, scope, kind, revs, at), safe=False)
         return len(revs)
+
+    # -- history transfer (``_restore``) -----------------------------------------
+    def _iter_histories(self, scope: Scope, kind: str | None) -> Iterator[list[StoredDocument]]:
+        return _restore.group_histories(self._iter_revisions(scope, kind))
+
+    def _iter_revisions(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
+        ph = self._executor.placeholder
+        mark: tuple[str, str, int] | None = None
+        while True:
+            params: list[Any] = [scope.tenant, scope.environment]
+            if kind is not None:
+                params.append(kind)
+            if mark is not None:
+                params.extend(mark)
+            sql = _restore.history_sql(_COLS, ph, kind, mark is not None)
+            rows = self._scope_read(scope, sql, params)
+            yield from decode_documents(scope, rows)
+            if len(rows) < _restore.HISTORY_BATCH:
+                return
+            mark = (rows[-1][1], rows[-1][2], rows[-1][3])
+
+    def _restore_many(
+        self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
+    ) -> None:
+        write = (
+            _restore.restore_postgres
+            if self._executor.placeholder == "%s"
+            else _restore.restore_sqlite
+        )
+        # a conflict is raised inside the transaction (rolled back) as ConflictError
+        self._run(lambda conn: write(conn, scope, kind, histories), safe=False)
 
 
 class PostgresBackend(SqlBackend):

@@ -32,6 +32,7 @@ from dq_stores.testing.concurrency import ConcurrencyConformance
 from dq_stores.testing.crud import CrudConformance, IsolationConformance
 from dq_stores.testing.fuzz import FuzzConformance
 from dq_stores.testing.queries import QueryConformance
+from dq_stores.testing.restore import RestoreConformance
 from dq_stores.testing.results import ResultsStoreConformance
 from dq_stores.testing.retention import RetentionConformance
 
@@ -47,6 +48,7 @@ class DocumentBackendConformance(
     FuzzConformance,
     TypedBulkConformance,
     RetentionConformance,
+    RestoreConformance,
 ):
     """Every invariant of the Store contract (DESIGN §3). Subclass and supply
     ``backend_factory``."""

@@ -1,0 +1,205 @@
+"""Read a dq archive in one pass with bounded memory, verifying as it goes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from dq_metadata.errors import IntegrityError, NotFoundError, ValidationError
+from dq_metadata.scope import Scope
+from dq_stores.archive._lines import BodyNormalizer, ScopeTally, decode_line
+from dq_stores.archive._writer import FORMAT, ROOT, VERSION, member_digest_prefix
+from dq_stores.documents import StoredDocument
+
+__all__ = [
+    "ArchiveEnd",
+    "ArchiveHeader",
+    "ArchiveHistory",
+    "ArchiveItem",
+    "ArchiveResult",
+    "read_archive",
+]
+
+_READ = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveHeader:
+    version: int
+    scopes: list[Scope]
+    created_at: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveHistory:
+    scope: Scope
+    history: list[StoredDocument]
+
+
+@dataclass(slots=True)
+class ArchiveResult:
+    """A results object: ``meta`` (see ``ResultMeta``) and its bytes, to read once.
+
+    Consume ``chunks()`` before asking the reader for the next item; whatever is
+    left unread is read (and verified) then.
+    """
+
+    scope: Scope
+    meta: dict[str, Any]
+    _stream: IO[bytes]
+    _sha: Any = field(default_factory=hashlib.sha256)
+    _size: int = 0
+
+    def chunks(self) -> Iterator[bytes]:
+        while chunk := self._stream.read(_READ):
+            self._sha.update(chunk)
+            self._size += len(chunk)
+            yield chunk
+
+    def _finish(self) -> bytes:
+        for _ in self.chunks():
+            pass
+        if self._size != int(self.meta["size"]) or self._sha.hexdigest() != self.meta["sha256"]:
+            raise IntegrityError(
+                f"results object {self.meta.get('name')!r} in {self.scope} does not match "
+                "its recorded size/sha256: the archive is damaged"
+            )
+        return bytes(self._sha.digest())
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEnd:
+    """The manifest as written, and what reading the archive found."""
+
+    manifest: dict[str, Any]
+    computed: dict[str, dict[str, Any]]
+    archive_digest: str
+
+    def problems(self) -> list[str]:
+        """Every difference between the manifest and the archive's contents."""
+        out: list[str] = []
+        if self.manifest.get("archive_digest") != self.archive_digest:
+            out.append("archive digest differs from the manifest's")
+        written = self.manifest.get("scopes", {})
+        for name in sorted(set(written) | set(self.computed)):
+            a, b = written.get(name), self.computed.get(name)
+            if a != b:
+                out.append(f"scope {name}: manifest says {a}, archive holds {b}")
+        return out
+
+
+ArchiveItem = ArchiveHeader | ArchiveHistory | ArchiveResult | ArchiveEnd
+
+
+def _scope_of(parts: list[str], name: str) -> Scope:
+    try:
+        return Scope(parts[2], parts[3])
+    except (IndexError, ValueError) as exc:
+        raise IntegrityError(f"archive member {name!r} names no valid scope") from exc
+
+
+def read_archive(
+    path: str | os.PathLike[str], *, normalize: BodyNormalizer | None = None
+) -> Iterator[ArchiveItem]:
+    """Yield the header, then every history and results object, then the end.
+
+    Compression is detected from the file's contents. The end carries the manifest
+    and the counts/digests computed while reading (with ``normalize``, as the
+    writer had); compare them with :meth:`ArchiveEnd.problems`.
+
+    Raises:
+        NotFoundError: no file at ``path``.
+        ValidationError: not a dq archive, or a version this library cannot read.
+        IntegrityError: a damaged member (bad line, results bytes not matching).
+    """
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise NotFoundError(f"no archive at {os.fspath(path)!r}") from None
+    with handle:
+        try:
+            tar = tarfile.open(fileobj=handle, mode="r|*")  # noqa: SIM115 - with below
+        except tarfile.TarError as exc:
+            raise ValidationError(f"{os.fspath(path)!r} is not a dq archive (tar): {exc}") from exc
+        with tar:
+            yield from _items(tar, normalize)
+
+
+def _items(tar: tarfile.TarFile, normalize: BodyNormalizer | None) -> Iterator[ArchiveItem]:
+    digest = hashlib.sha256()
+    tallies: dict[str, ScopeTally] = {}
+    pending_meta: dict[str, Any] | None = None
+    seen_header = False
+    try:
+        for member in tar:
+            name = member.name
+            parts = name.split("/")
+            stream = tar.extractfile(member) if member.isfile() else None
+            if parts[0] != ROOT or stream is None:
+                raise IntegrityError(f"unexpected archive member {name!r}")
+            if name == f"{ROOT}/manifest.json":
+                manifest = json.loads(stream.read())
+                computed = {k: t.as_dict() for k, t in tallies.items()}
+                for scope_name in manifest.get("scopes", {}):
+                    computed.setdefault(scope_name, ScopeTally().as_dict())
+                yield ArchiveEnd(manifest, computed, digest.hexdigest())
+                return
+            digest.update(member_digest_prefix(name, member.size))
+            if not seen_header:
+                header = _header(name, stream.read(), digest)
+                seen_header = True
+                yield header
+                continue
+            scope = _scope_of(parts, name)
+            tally = tallies.setdefault(f"{scope.tenant}/{scope.environment}", ScopeTally())
+            if name.endswith(".jsonl"):
+                sha = hashlib.sha256()
+                for n, line in enumerate(stream, 1):
+                    sha.update(line)
+                    history = decode_line(line, scope, f"{name} line {n}")
+                    tally.add_history(history, normalize)
+                    yield ArchiveHistory(scope, history)
+                digest.update(sha.digest())
+            elif name.endswith(".json"):
+                data = stream.read()
+                digest.update(hashlib.sha256(data).digest())
+                pending_meta = json.loads(data)
+            elif name.endswith(".bin") and pending_meta is not None:
+                item = ArchiveResult(scope, pending_meta, stream)
+                pending_meta = None
+                yield item
+                digest.update(item._finish())
+                tally.add_result(item.meta["sha256"], item._size, str(item.meta["content_type"]))
+            else:
+                raise IntegrityError(f"unexpected archive member {name!r}")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise IntegrityError(f"the archive is truncated or damaged: {exc}") from exc
+    raise IntegrityError("the archive has no manifest: it is truncated (an interrupted export?)")
+
+
+def _header(name: str, data: bytes, digest: Any) -> ArchiveHeader:
+    try:
+        header = json.loads(data)
+        ok = name == f"{ROOT}/header.json" and header.get("format") == FORMAT
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValidationError("not a dq archive: its first member is not dq-archive/header.json")
+    if header.get("version") != VERSION:
+        raise ValidationError(
+            f"archive format version {header.get('version')} is not readable by this library "
+            f"(it reads version {VERSION}); upgrade dq-platform-core"
+        )
+    digest.update(hashlib.sha256(data).digest())
+    return ArchiveHeader(
+        VERSION,
+        [Scope(t, e) for t, e in header["scopes"]],
+        str(header.get("created_at", "")),
+        str(header.get("source", "")),
+    )

@@ -1,0 +1,123 @@
+"""``dq export / import / migrate / verify-archive`` and the README's three commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tests.integration._transfer_world import SCOPES, observe, populate
+
+from dq_registries.transfer import open_endpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DQ_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["COLUMNS"] = "200"
+    env.update(extra)
+    return env
+
+
+def dq(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "dq_registries.cli", *args],
+        cwd=cwd,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def _config(path: Path, body: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump({**body, "results": {"inline_limit_bytes": 64}}))
+    return path
+
+
+def test_readme_moves_the_filesystem_default_to_postgres_in_three_commands(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    home = tmp_path / "home"
+    with open_endpoint(
+        {"filesystem": {"root": str(home)}, "results": {"inline_limit_bytes": 64}}
+    ) as fs:
+        populate(fs)
+        before = observe(fs)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Move, back up and prove", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    commands = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(commands) == 3
+    script = block.group(1).replace("postgresql+psycopg://dq@db.internal/dq", postgres_url)
+    script += "\ndq runs list -t acme -e prod --json > runs.json\n"
+    done = subprocess.run(
+        ["bash", "-euc", script], cwd=tmp_path, env=_env(DQ_HOME=str(home)),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    assert len(runs["items"] if isinstance(runs, dict) else runs) == 2
+    pg = {"default_backend": "postgres", "postgres": {"url": postgres_url}}
+    with open_endpoint({**pg, "results": {"inline_limit_bytes": 64}}) as target:
+        assert observe(target) == before
+
+
+def test_export_import_merge_verify_and_exit_codes(tmp_path: Path) -> None:
+    source = _config(tmp_path / "src.yaml", {"filesystem": {"root": str(tmp_path / "src")}})
+    target = _config(
+        tmp_path / "dst.yaml",
+        {"default_backend": "sqlite", "sqlite": {"url": f"sqlite:///{tmp_path / 'dst.sqlite3'}"}},
+    )
+    with open_endpoint(source) as src:
+        populate(src)
+    archive = tmp_path / "backup.tar.gz"
+
+    exported = dq(
+        tmp_path, "export", "--out", str(archive), "--config", str(source), "--verify", "--json"
+    )
+    assert exported.returncode == 0, exported.stderr
+    report = json.loads(exported.stdout)
+    assert report["verified"] is True
+    assert set(report["scopes"]) == {f"{s.tenant}/{s.environment}" for s in SCOPES}
+    assert exported.stderr == ""  # --json: no progress bar, no chatter
+
+    checked = dq(tmp_path, "verify-archive", str(archive), "--json")
+    assert checked.returncode == 0
+    assert json.loads(checked.stdout)["scopes"] == report["scopes"]
+
+    imported = dq(tmp_path, "import", str(archive), "--config", str(target), "--verify", "--json")
+    assert imported.returncode == 0, imported.stderr
+    assert json.loads(imported.stdout)["keys_written"] == report["keys"]
+
+    again = dq(tmp_path, "import", str(archive), "--config", str(target))
+    assert again.returncode == 1
+    assert "--merge" in again.stderr
+
+    merged = dq(tmp_path, "import", str(archive), "--config", str(target), "--merge", "--json")
+    assert merged.returncode == 0, merged.stderr
+    assert json.loads(merged.stdout)["keys_skipped"] == report["keys"]
+
+    migrated = dq(tmp_path, "migrate", "--from", str(source), "--to", str(target), "--verify")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "dq migrate" in migrated.stdout
+
+    damaged = tmp_path / "damaged.tar.gz"
+    damaged.write_bytes(archive.read_bytes()[:-200])
+    broken = dq(tmp_path, "verify-archive", str(damaged))
+    assert broken.returncode == 1
+    assert broken.stderr.startswith("error: ")
+
+    bad = dq(tmp_path, "export", "--out", str(archive), "--config", str(source), "--env", "prod")
+    assert bad.returncode == 2
