@@ -120,8 +120,8 @@ def test_finished_runs_go_with_reports_and_results_unfinished_stay(ctx: DQContex
     with pytest.raises(NotFoundError):
         ctx.runs.get(old)
     assert ctx.runs.list_reports(run_id=old).items == []
-    keys = [o.ref.uri for o in ctx.runs.results.iter_objects(ctx.scope)]  # type: ignore[union-attr]
-    assert old_run.result_object.uri not in keys
+    names = [(o.run_id, o.name) for o in ctx.runs.results.iter_objects(ctx.scope)]  # type: ignore[union-attr]
+    assert (old, old_run.result_object.name) not in names
     (tombstone,) = ctx.runs.store.history(ctx.scope, old)  # only the tombstone is left
     assert tombstone.deleted
     assert ctx.runs.get(stuck).status is RunStatus.RUNNING
@@ -136,7 +136,7 @@ def test_orphaned_results_go_referenced_ones_stay(ctx: DQContext) -> None:
     young = collect_garbage(ctx, RetentionPolicy(orphaned_results_older_than=DAY))
     assert young.items == []
     report = collect_garbage(ctx, RetentionPolicy(orphaned_results_older_than=DAY), clock=later())
-    assert [(i.what, i.key) for i in report.items] == [("orphaned_result", orphan.uri)]
+    assert [(i.what, i.key) for i in report.items] == [("orphaned_result", orphan.describe())]
     with pytest.raises(NotFoundError):
         b"".join(results.open(ctx.scope, orphan))
     assert b"".join(ctx.runs.open_results(run_id)) == b"x" * 100
