@@ -12,8 +12,10 @@ JSON data itself, so the result never depends on YAML 1.1 habits:
 A document whose meaning is ambiguous or not JSON is refused with a
 :class:`~dq_metadata.errors.ValidationError` naming the line: duplicate keys, YAML 1.1
 merge keys (``<<``), keys that are not strings, other tags (``!!binary``,
-``!!timestamp``, ``!!set``, ``!python/…``), ``.nan``/``.inf``, a ``%YAML 1.1``
-directive, recursive aliases, more than one document. See ADR 0009.
+``!!timestamp``, ``!!set``, ``!python/…``), ``.nan``/``.inf``, integers too long for
+JSON readers, a ``%YAML 1.1`` directive, recursive aliases, aliases that repeat more
+than :data:`MAX_ALIAS_EXPANSION` values ("billion laughs"), more than one document.
+See ADR 0009.
 
 :func:`dump_yaml` writes block-style YAML whose strings read back as strings under
 YAML 1.2 and YAML 1.1 readers alike (``'14:30'``, ``'yes'``, ``'0o17'`` are quoted).
@@ -34,7 +36,11 @@ from ruamel.yaml.tag import Tag
 
 from dq_metadata.errors import Problem, ValidationError
 
-__all__ = ["dump_yaml", "load_yaml"]
+__all__ = ["MAX_ALIAS_EXPANSION", "dump_yaml", "load_yaml"]
+
+#: Values (scalars and containers) that aliases may repeat in one document, in total:
+#: a few anchors reused are fine; a small file that expands to millions is refused.
+MAX_ALIAS_EXPANSION = 100_000
 
 _CORE = "tag:yaml.org,2002:"
 _PLAIN = "tag:dq-platform,2026:plain"  # untagged plain scalar, resolved below
@@ -112,11 +118,20 @@ class _Builder:
     def __init__(self, source: str) -> None:
         self._source = source
         self._built: dict[int, Any] = {}
+        self._sizes: dict[int, int] = {}  # values in each built node, itself included
         self._open: set[int] = set()
+        self._repeated = 0  # values that aliases have repeated so far
 
     def build(self, node: Node) -> Any:
         key = id(node)
         if key in self._built:
+            self._repeated += self._sizes[key]
+            if self._repeated > MAX_ALIAS_EXPANSION:
+                raise self._fail(
+                    node,
+                    f"aliases repeat more than {MAX_ALIAS_EXPANSION:,} values; "
+                    "write the document out instead of expanding anchors",
+                )
             return self._built[key]
         if key in self._open:
             raise self._fail(node, "an alias refers to a node that contains it")
@@ -124,6 +139,7 @@ class _Builder:
         value = self._build(node)
         self._open.discard(key)
         self._built[key] = value
+        self._sizes[key] = 1 + sum(self._sizes[id(child)] for child in _children(node))
         return value
 
     def _fail(self, node: Node, message: str) -> ValidationError:
@@ -168,7 +184,10 @@ class _Builder:
         if value in _BOOL:
             return _BOOL[value]
         if _INT10.fullmatch(value):
-            return int(value, 10)
+            try:
+                return int(value, 10)
+            except ValueError:  # beyond Python's (and most JSON readers') digit limit
+                raise self._fail(node, "an integer this long is not a JSON number") from None
         if _INT8.fullmatch(value):
             return int(value[2:], 8)
         if _INT16.fullmatch(value):
@@ -190,6 +209,14 @@ class _Builder:
         if kind == name or (name == "float" and kind == "int"):
             return float(built) if name == "float" else built
         raise self._fail(node, f"{value!r} is not a valid {name}")
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
 
 
 class _Dumper(yaml.SafeDumper):
