@@ -132,7 +132,9 @@ def test_header_pairs_carrying_credentials_are_refused(
 ) -> None:
     value = scheme + token
     entry: Any = (
-        [header, value] if shape == "pair" else {shape.split("/", maxsplit=1)[0]: header, "value": value}
+        [header, value]
+        if shape == "pair"
+        else {shape.split("/", maxsplit=1)[0]: header, "value": value}
     )
     with pytest.raises(ValidationError) as info:
         _registry().save(_custom({"headers": [["Content-Type", "application/json"], entry]}))
