@@ -30,17 +30,21 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
 
 from dq_metadata.errors import Problem, ValidationError
+from dq_registries._yaml_fast import compose_fast
 
 __all__ = ["MAX_ALIAS_EXPANSION", "dump_yaml", "load_yaml"]
 
 #: Values (scalars and containers) that aliases may repeat in one document, in total:
 #: a few anchors reused are fine; a small file that expands to millions is refused.
 MAX_ALIAS_EXPANSION = 100_000
+
+#: A composed node: ruamel's or libyaml's (both have ``id``, ``tag``, ``value``, ``style``).
+Node = Any
 
 _CORE = "tag:yaml.org,2002:"
 _PLAIN = "tag:dq-platform,2026:plain"  # untagged plain scalar, resolved below
@@ -79,6 +83,19 @@ def load_yaml(text: str, *, source: str = "document") -> Any:
         ValidationError: not YAML, or ambiguous / not JSON (see the module docstring);
             the problem's location is ``line N``.
     """
+    fast, node = compose_fast(text, _PLAIN)
+    if not fast:
+        node = _compose(text, source)
+    if node is None:
+        return None
+    try:
+        return _Builder(source).build(node)
+    except RecursionError:
+        raise _error(source, None, "nested too deeply") from None
+
+
+def _compose(text: str, source: str) -> Any:
+    """The node graph of ``text`` composed by ruamel.yaml (YAML 1.2), or ``None``."""
     parser = YAML(typ="safe", pure=True)
     parser.Resolver = _PlainResolver
     try:
@@ -94,12 +111,7 @@ def load_yaml(text: str, *, source: str = "document") -> Any:
         raise _error(
             source, None, "declares %YAML 1.1; remove the directive (files are read as YAML 1.2)"
         )
-    if node is None:
-        return None
-    try:
-        return _Builder(source).build(node)
-    except RecursionError:
-        raise _error(source, None, "nested too deeply") from None
+    return node
 
 
 def _describe(exc: MarkedYAMLError) -> str:
@@ -147,10 +159,10 @@ class _Builder:
 
     def _build(self, node: Node) -> Any:
         tag = str(node.tag)
-        if isinstance(node, MappingNode):
+        if node.id == "mapping":  # ruamel's and libyaml's nodes alike (see _yaml_fast)
             self._expect(node, tag, "map")
             return self._mapping(node)
-        if isinstance(node, SequenceNode):
+        if node.id == "sequence":
             self._expect(node, tag, "seq")
             return [self.build(item) for item in node.value]
         if tag == _PLAIN:
@@ -161,13 +173,11 @@ class _Builder:
         if tag != _CORE + kind:
             raise self._fail(node, f"tag {tag!r} is not supported; remove it")
 
-    def _mapping(self, node: MappingNode) -> dict[str, Any]:
+    def _mapping(self, node: Node) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if str(key_node.tag) == _CORE + "merge" or (
-                isinstance(key_node, ScalarNode)
-                and key_node.value == "<<"
-                and key_node.style is None
+                key_node.id == "scalar" and key_node.value == "<<" and not key_node.style
             ):
                 raise self._fail(key_node, "merge keys (<<) are YAML 1.1; write the keys out")
             key = self.build(key_node)
@@ -212,9 +222,9 @@ class _Builder:
 
 
 def _children(node: Node) -> list[Node]:
-    if isinstance(node, MappingNode):
+    if node.id == "mapping":
         return [part for pair in node.value for part in pair]
-    if isinstance(node, SequenceNode):
+    if node.id == "sequence":
         return list(node.value)
     return []
 
