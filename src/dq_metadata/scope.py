@@ -18,7 +18,9 @@ __all__ = [
     "validate_id",
 ]
 
-#: Longest document id (contract, job, profile, run id…), in characters.
+#: Longest document id (contract, job, profile, run id…), in characters — and in bytes
+#: of UTF-8: an id is a store key (with a version suffix), a sort key and an index
+#: value, whose limits (1,024 / 512 / 512 bytes) every accepted id must fit.
 MAX_DOCUMENT_ID_LENGTH = 512
 
 #: Tenants, environments and document kinds: lower-case, starts alphanumeric, ≤ 63 chars.
@@ -58,7 +60,15 @@ def document_id_problem(value: object) -> str | None:
         return f"is {len(value)} characters; the limit is {MAX_DOCUMENT_ID_LENGTH}"
     if "\x00" in value:
         return "must not contain NUL"
-    return text_problem(value)
+    problem = text_problem(value)
+    if problem is None and not value.isascii():
+        size = len(value.encode("utf-8"))
+        if size > MAX_DOCUMENT_ID_LENGTH:
+            return (
+                f"is {size} bytes of UTF-8; the limit is {MAX_DOCUMENT_ID_LENGTH} "
+                "(512 ASCII characters, fewer of other scripts)"
+            )
+    return problem
 
 
 def validate_document_id(value: object, field: str) -> str:
@@ -66,7 +76,8 @@ def validate_document_id(value: object, field: str) -> str:
 
     The one id rule for documents (contract, job, action-profile and run ids),
     checked by the models on write and by the registries on read: a ``str`` of
-    1-512 characters without NUL, of valid Unicode (no lone surrogates).
+    1-512 characters and at most 512 bytes of UTF-8, without NUL, of valid
+    Unicode (no lone surrogates).
     Everything else — spaces, tabs, ``/``, ``..``, case, any script — is kept
     as written: keys are encoded by the stores, not policed.
 

@@ -148,7 +148,14 @@ def parse_version_range(spec: str) -> list[tuple[str, semver.Version]]:
                 "invalid version range",
                 [Problem("version_range", f"{clause!r}: start with one of == != < <= > >=")],
             )
-        parsed.append((op, parse_semver(clause[len(op) :].strip())))
+        try:
+            bound = parse_semver(clause[len(op) :].strip())
+        except ValidationError as exc:  # report it where the caller wrote it
+            why = "; ".join(p.message for p in exc.problems) or str(exc)
+            raise ValidationError(
+                "invalid version range", [Problem("version_range", f"{clause!r}: {why}")]
+            ) from None
+        parsed.append((op, bound))
     return parsed
 
 

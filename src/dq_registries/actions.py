@@ -14,7 +14,12 @@ Rules enforced here, before anything is written:
   query (``sig=``, ``token=``, ``access_token=``, ``api_key=``,
   ``X-Amz-Signature=``…) or a password in its user part, an ``Authorization``
   header value, a connection string, a JWT, a long key blob — is rejected with
-  the JSON path of the offending value (never the value) and how to reference it;
+  the JSON path of the offending value (never the value) and how to reference it.
+  Values are checked as written and as a URL reader sees them (percent-decoded,
+  port / trailing dot / doubled slashes / fragment normalised); every scalar under a
+  secret-named field (in lists and objects too) and the value of a header pair
+  (``[name, value]``, ``{name: …, value: …}``) whose name names a credential must be
+  a reference;
 * a profile referenced by an enabled job definition cannot be deleted.
 """
 
@@ -36,6 +41,7 @@ from dq_metadata.errors import (
 from dq_metadata.models import ActionProfile
 from dq_metadata.models.action_profile import is_secret_ref
 from dq_metadata.scope import Scope
+from dq_registries._secret_shapes import forms, header_pairs, url_password
 from dq_registries._storeops import (
     check_id,
     check_limit,
@@ -89,6 +95,11 @@ _SECRET_VALUE_PATTERNS = (
     ("a JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")),
     ("an access token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|sk-[A-Za-z0-9]{20,})")),
 )  # fmt: skip
+# Fields inside a secret-named object that describe the secret rather than hold it.
+_NOT_SECRET_PARTS = [
+    [w] for w in ("user", "username", "login", "name", "type", "kind", "id", "description",
+                  "header", "scheme", "provider", "vault", "format", "expires", "expiry")
+] + [["user", "name"], ["client", "id"], ["tenant", "id"], ["key", "id"]]  # fmt: skip
 _BLOB = re.compile(r"[A-Za-z0-9+/_-]{32,}={0,2}")
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -108,12 +119,19 @@ def _secret_like_name(name: str) -> bool:
 
 
 def _secret_like_value(value: str) -> str | None:
-    """What ``value`` looks like if it looks like an inline credential, else ``None``."""
+    """What ``value`` looks like if it looks like an inline credential, else ``None``.
+
+    Checked as written and as a URL reader sees it (decoded, normalised: see
+    :func:`dq_registries._secret_shapes.forms`).
+    """
     if is_secret_ref(value):
         return None
+    texts = forms(value)
     for what, pattern in _SECRET_VALUE_PATTERNS:
-        if pattern.search(value):
+        if any(pattern.search(text) for text in texts):
             return what
+    if url_password(value):
+        return "a URL with a password"
     if _BLOB.fullmatch(value) and _mixed(value):
         return "a key or token"
     return None
@@ -132,18 +150,45 @@ def find_inline_secrets(document: Any, path: str = "") -> Iterator[Problem]:
     """Every place in ``document`` (nested dicts/lists) that holds an inline secret."""
     if isinstance(document, Mapping):
         for key, value in document.items():
+            what = _secret_like_value(str(key))
+            if what:  # the path would echo it: name the object holding the key
+                yield Problem(path or "(root)", f"a key looks like {what}; {_HOW}")
+                continue
             where = f"{path}.{key}" if path else str(key)
-            if _secret_like_name(str(key)) and _holds_scalar_secret(value):
-                yield Problem(where, f"looks like an inline secret; {_HOW}")
+            if _secret_like_name(str(key)):
+                yield from _secret_leaves(value, where)
             else:
                 yield from find_inline_secrets(value, where)
     elif isinstance(document, list | tuple):
+        named = {i for i, name, value in header_pairs(list(document)) if _secret_like_name(name)}
         for i, value in enumerate(document):
-            yield from find_inline_secrets(value, f"{path}[{i}]")
+            if i in named:
+                yield from _secret_leaves(_pair_value(value), f"{path}[{i}]")
+            else:
+                yield from find_inline_secrets(value, f"{path}[{i}]")
     elif isinstance(document, str):
         what = _secret_like_value(document)
         if what:
             yield Problem(path, f"looks like {what}; {_HOW}")
+
+
+def _pair_value(entry: Any) -> Any:
+    return entry["value"] if isinstance(entry, Mapping) else entry[1]
+
+
+def _secret_leaves(value: Any, path: str) -> Iterator[Problem]:
+    """Every scalar under a secret-named field that is not a reference (at any depth)."""
+    if isinstance(value, Mapping):
+        for i, (key, item) in enumerate(value.items()):
+            if _words(str(key)) in _NOT_SECRET_PARTS:  # credentials: {username: …, password: …}
+                yield from find_inline_secrets(item, f"{path}.{key}")
+            else:
+                yield from _secret_leaves(item, f"{path}.<{i}>")  # keys may be secrets too
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _secret_leaves(item, f"{path}[{i}]")
+    elif _holds_scalar_secret(value):
+        yield Problem(path, f"looks like an inline secret; {_HOW}")
 
 
 def _holds_scalar_secret(value: Any) -> bool:

@@ -12,8 +12,10 @@ JSON data itself, so the result never depends on YAML 1.1 habits:
 A document whose meaning is ambiguous or not JSON is refused with a
 :class:`~dq_metadata.errors.ValidationError` naming the line: duplicate keys, YAML 1.1
 merge keys (``<<``), keys that are not strings, other tags (``!!binary``,
-``!!timestamp``, ``!!set``, ``!python/…``), ``.nan``/``.inf``, a ``%YAML 1.1``
-directive, recursive aliases, more than one document. See ADR 0009.
+``!!timestamp``, ``!!set``, ``!python/…``), ``.nan``/``.inf``, integers too long for
+JSON readers, a ``%YAML 1.1`` directive, recursive aliases, aliases that repeat more
+than :data:`MAX_ALIAS_EXPANSION` values ("billion laughs"), more than one document.
+See ADR 0009.
 
 :func:`dump_yaml` writes block-style YAML whose strings read back as strings under
 YAML 1.2 and YAML 1.1 readers alike (``'14:30'``, ``'yes'``, ``'0o17'`` are quoted).
@@ -28,13 +30,21 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.tag import Tag
 
 from dq_metadata.errors import Problem, ValidationError
+from dq_registries._yaml_fast import compose_fast
 
-__all__ = ["dump_yaml", "load_yaml"]
+__all__ = ["MAX_ALIAS_EXPANSION", "dump_yaml", "load_yaml"]
+
+#: Values (scalars and containers) that aliases may repeat in one document, in total:
+#: a few anchors reused are fine; a small file that expands to millions is refused.
+MAX_ALIAS_EXPANSION = 100_000
+
+#: A composed node: ruamel's or libyaml's (both have ``id``, ``tag``, ``value``, ``style``).
+Node = Any
 
 _CORE = "tag:yaml.org,2002:"
 _PLAIN = "tag:dq-platform,2026:plain"  # untagged plain scalar, resolved below
@@ -73,6 +83,19 @@ def load_yaml(text: str, *, source: str = "document") -> Any:
         ValidationError: not YAML, or ambiguous / not JSON (see the module docstring);
             the problem's location is ``line N``.
     """
+    fast, node = compose_fast(text, _PLAIN)
+    if not fast:
+        node = _compose(text, source)
+    if node is None:
+        return None
+    try:
+        return _Builder(source).build(node)
+    except RecursionError:
+        raise _error(source, None, "nested too deeply") from None
+
+
+def _compose(text: str, source: str) -> Any:
+    """The node graph of ``text`` composed by ruamel.yaml (YAML 1.2), or ``None``."""
     parser = YAML(typ="safe", pure=True)
     parser.Resolver = _PlainResolver
     try:
@@ -88,12 +111,7 @@ def load_yaml(text: str, *, source: str = "document") -> Any:
         raise _error(
             source, None, "declares %YAML 1.1; remove the directive (files are read as YAML 1.2)"
         )
-    if node is None:
-        return None
-    try:
-        return _Builder(source).build(node)
-    except RecursionError:
-        raise _error(source, None, "nested too deeply") from None
+    return node
 
 
 def _describe(exc: MarkedYAMLError) -> str:
@@ -112,11 +130,20 @@ class _Builder:
     def __init__(self, source: str) -> None:
         self._source = source
         self._built: dict[int, Any] = {}
+        self._sizes: dict[int, int] = {}  # values in each built node, itself included
         self._open: set[int] = set()
+        self._repeated = 0  # values that aliases have repeated so far
 
     def build(self, node: Node) -> Any:
         key = id(node)
         if key in self._built:
+            self._repeated += self._sizes[key]
+            if self._repeated > MAX_ALIAS_EXPANSION:
+                raise self._fail(
+                    node,
+                    f"aliases repeat more than {MAX_ALIAS_EXPANSION:,} values; "
+                    "write the document out instead of expanding anchors",
+                )
             return self._built[key]
         if key in self._open:
             raise self._fail(node, "an alias refers to a node that contains it")
@@ -124,6 +151,7 @@ class _Builder:
         value = self._build(node)
         self._open.discard(key)
         self._built[key] = value
+        self._sizes[key] = 1 + sum(self._sizes[id(child)] for child in _children(node))
         return value
 
     def _fail(self, node: Node, message: str) -> ValidationError:
@@ -131,10 +159,10 @@ class _Builder:
 
     def _build(self, node: Node) -> Any:
         tag = str(node.tag)
-        if isinstance(node, MappingNode):
+        if node.id == "mapping":  # ruamel's and libyaml's nodes alike (see _yaml_fast)
             self._expect(node, tag, "map")
             return self._mapping(node)
-        if isinstance(node, SequenceNode):
+        if node.id == "sequence":
             self._expect(node, tag, "seq")
             return [self.build(item) for item in node.value]
         if tag == _PLAIN:
@@ -145,13 +173,11 @@ class _Builder:
         if tag != _CORE + kind:
             raise self._fail(node, f"tag {tag!r} is not supported; remove it")
 
-    def _mapping(self, node: MappingNode) -> dict[str, Any]:
+    def _mapping(self, node: Node) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if str(key_node.tag) == _CORE + "merge" or (
-                isinstance(key_node, ScalarNode)
-                and key_node.value == "<<"
-                and key_node.style is None
+                key_node.id == "scalar" and key_node.value == "<<" and not key_node.style
             ):
                 raise self._fail(key_node, "merge keys (<<) are YAML 1.1; write the keys out")
             key = self.build(key_node)
@@ -168,7 +194,10 @@ class _Builder:
         if value in _BOOL:
             return _BOOL[value]
         if _INT10.fullmatch(value):
-            return int(value, 10)
+            try:
+                return int(value, 10)
+            except ValueError:  # beyond Python's (and most JSON readers') digit limit
+                raise self._fail(node, "an integer this long is not a JSON number") from None
         if _INT8.fullmatch(value):
             return int(value[2:], 8)
         if _INT16.fullmatch(value):
@@ -190,6 +219,14 @@ class _Builder:
         if kind == name or (name == "float" and kind == "int"):
             return float(built) if name == "float" else built
         raise self._fail(node, f"{value!r} is not a valid {name}")
+
+
+def _children(node: Node) -> list[Node]:
+    if node.id == "mapping":
+        return [part for pair in node.value for part in pair]
+    if node.id == "sequence":
+        return list(node.value)
+    return []
 
 
 class _Dumper(yaml.SafeDumper):

@@ -132,3 +132,34 @@ def test_ctrl_c_at_any_moment_is_error_interrupted_and_exit_130(
     # shell reports both as 130.
     assert err == "error: interrupted\n"
     assert proc.returncode in (130, -signal.SIGINT)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "body", "fragment"),
+    [
+        ("contracts", "c.json", json.dumps(_contract(n="BIG")).replace('"BIG"', "9" * 5000), "integer"),
+        ("contracts", "c.yaml", yaml.safe_dump(_contract()) + "n: " + "9" * 5000 + "\n", "integer"),
+        ("actions", "p.yaml", "id: p\nname: p\naction_type: custom\nhandler: h\nparams: {n: " + "9" * 5000 + "}\n", "integer"),
+        ("contracts", "d.json", json.dumps(_contract())[:-1] + ', "status": "draft"}', "duplicate key"),
+        ("contracts", "n.json", json.dumps(_contract(n="NAN")).replace('"NAN"', "NaN"), "NaN"),
+    ],
+)  # fmt: skip
+def test_unreadable_numbers_and_duplicate_json_keys_are_one_error_line(
+    workspace: Path, kind: str, name: str, body: str, fragment: str
+) -> None:
+    (workspace / name).write_text(body)
+    verb = "publish" if kind == "contracts" else "save"
+
+    _assert_one_error_line(dq(workspace, kind, verb, name), fragment)
+    assert dq(workspace, kind, "list", "--json").stdout.count('"id"') == 0
+
+
+def test_a_yaml_alias_bomb_is_one_error_line_quickly(workspace: Path) -> None:
+    lines = ["a: &a [" + ",".join(['"lol"'] * 9) + "]"]
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    (workspace / "bomb.yaml").write_text("\n".join(lines) + "\n")
+
+    started = time.monotonic()
+    _assert_one_error_line(dq(workspace, "contracts", "publish", "bomb.yaml"), "alias")
+    assert time.monotonic() - started < 30

@@ -17,6 +17,7 @@ from dq_metadata.scope import document_id_problem
 __all__ = [
     "DQModel",
     "Identifier",
+    "IndexedName",
     "Label",
     "NonEmptyStr",
     "UtcDatetime",
@@ -38,10 +39,37 @@ def _document_id(value: str) -> str:
 #: Document identifiers inside a scope: the one id rule of ``scope.validate_document_id``.
 Identifier = Annotated[str, AfterValidator(_document_id)]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
-#: Tags and similar labels: trimmed, non-empty, no NUL.
+
+#: Bytes of UTF-8 a value the stores index may have (``dq_stores.backend.MAX_INDEX_VALUE_BYTES``).
+MAX_INDEXED_BYTES = 512
+
+
+def _indexed_name(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL")
+    size = len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_INDEXED_BYTES:
+        raise ValueError(
+            f"is over {MAX_INDEXED_BYTES} bytes of UTF-8 (the limit of an indexed name)"
+        )
+    return value
+
+
+def _no_outer_whitespace(value: str) -> str:
+    if value != value.strip():
+        raise ValueError("has whitespace at its start or end; remove it (labels are kept exactly)")
+    return value
+
+
+#: Names the stores index (dataset names): no NUL, at most 512 bytes of UTF-8, kept exactly.
+IndexedName = Annotated[str, AfterValidator(_indexed_name)]
+#: Tags and similar labels: non-empty, no NUL, no whitespace at the ends (refused, not
+#: trimmed), at most 200 characters and 512 bytes of UTF-8.
 Label = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00]+$"),
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]+$"),
+    AfterValidator(_no_outer_whitespace),
+    AfterValidator(_indexed_name),
 ]
 
 

@@ -19,7 +19,14 @@ from pydantic import (
     model_validator,
 )
 
-from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr, UtcDatetime, refuse_non_json
+from dq_metadata.models.base import (
+    DQModel,
+    Identifier,
+    IndexedName,
+    NonEmptyStr,
+    UtcDatetime,
+    refuse_non_json,
+)
 
 __all__ = [
     "ODCS_API_VERSIONS",
@@ -64,9 +71,12 @@ class SchemaProperty(_OdcsModel):
 
 
 class SchemaObject(_OdcsModel):
-    """An ODCS schema object: one dataset (table, view, topic, file…) the contract governs."""
+    """An ODCS schema object: one dataset (table, view, topic, file…) the contract governs.
 
-    name: str | None = None
+    ``name`` is indexed (it finds the contract by dataset): no NUL, ≤ 512 bytes of UTF-8.
+    """
+
+    name: IndexedName | None = None
     physicalName: str | None = None
     logicalType: str | None = None
     physicalType: str | None = None

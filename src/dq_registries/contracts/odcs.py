@@ -66,11 +66,33 @@ _NOT_JSON = object()
 
 
 def _load_json(text: str) -> Any:
-    # JSON proper first: exact, fast, and it keeps duplicate-free JSON as written.
+    # JSON proper first: exact and fast. Ambiguous or inexact JSON is refused as in YAML:
+    # duplicate keys, NaN/Infinity, integers too long to read, nesting beyond recursion.
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError:
         return _NOT_JSON  # e.g. a YAML flow mapping
+    except ValueError:
+        raise _json_error("an integer is too long to be read exactly") from None
+    except RecursionError:
+        raise _json_error("nested too deeply (documents may nest at most 64 levels)") from None
+
+
+def _json_error(message: str) -> ValidationError:
+    return ValidationError("contract document is not exact JSON", [Problem("$", message)])
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _json_error(f"duplicate key {key!r}: a key may appear once per object")
+    return result
+
+
+def _no_constant(literal: str) -> Any:
+    raise _json_error(f"{literal} is not a JSON number; write a number or a string")
 
 
 def validate_odcs(document: Mapping[str, Any]) -> str:
