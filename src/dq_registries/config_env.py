@@ -47,6 +47,10 @@ NON_SETTING_PREFIXES = ("DQ_TEST_", "DQ_BENCH_")
 _PLUGINS = "DQ_PLUGINS__"
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 _SECRET_KEY = re.compile(r"password|secret|token|credential|connection_string|key$")
+#: A query parameter whose name says it holds a secret (``?password=``, a SAS ``&sig=``).
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;][^=&#;?]*(?:pass|pwd|secret|token|sig|key|credential|auth)[^=&#;?]*=)[^&#;]*"
+)
 
 
 def setting_variables(model: type[BaseModel]) -> list[str]:
@@ -104,10 +108,16 @@ def _redact(key: str, value: Any) -> Any:
     if isinstance(value, str):
         if key.startswith("plugins.") and _SECRET_KEY.search(key.rsplit(".", 1)[-1]):
             return "***"
-        return _URL_PASSWORD.sub(r"\1***@", value)
+        return _redact_url(value)
     if isinstance(value, tuple):
         return list(value)
     return value if isinstance(value, (int, float, bool, list)) or value is None else str(value)
+
+
+def _redact_url(value: str) -> str:
+    """``value`` with a URL's password and secret query parameters replaced by ``***``."""
+    value = _URL_PASSWORD.sub(r"\1***@", value)
+    return _QUERY_SECRET.sub(r"\1***", value) if "?" in value else value
 
 
 def effective_values(settings: DQSettings) -> dict[str, Any]:
