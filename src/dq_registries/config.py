@@ -17,7 +17,8 @@ overrides. Example::
 Backend names are those of :class:`~dq_registries.plugins.BackendRegistry`
 (built-ins plus the ``dq.backends`` entry points). After validation every
 ``stores.<name>`` is filled (``default_backend`` applies where no override is
-given; results live with the default backend) and the configuration fails closed
+given; results live with the runs that reference them — ``stores.job_runs``' backend)
+and the configuration fails closed
 (:mod:`dq_registries.config_checks`): contradictions, settings of a backend no
 store uses, unknown ``DQ_…`` variables and split document groups are each a
 ``MisconfiguredError`` naming the key. Secrets are ``SecretStr``: ``repr`` and
@@ -93,6 +94,15 @@ class FilesystemSettings(_Section):
     """``filesystem:`` — root directory (default ``$DQ_HOME`` or ``./.dq``)."""
 
     root: Path = Field(default_factory=default_root)
+
+    @pydantic.field_validator("root", mode="before")
+    @classmethod
+    def _not_blank(cls, value: object) -> object:
+        # Path("") is ".": a blank root would write into whatever directory the
+        # process runs in. Unset the key for the default instead.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a directory: unset it for the default ($DQ_HOME or ./.dq)")
+        return value
 
 
 class PostgresSettings(_Section):
@@ -196,7 +206,8 @@ class DQSettings(BaseSettings):
         self._backends = backends
         default = self.default_backend
         filled = {name: getattr(self.stores, name) or default for name in STORE_NAMES}
-        filled["results"] = self.stores.results or results_default(default, backends)
+        runs = filled["job_runs"]
+        filled["results"] = self.stores.results or results_default(runs, backends)
         object.__setattr__(self, "stores", StoresSettings(**filled))
         problems = check_settings(self, backends)
         if problems:

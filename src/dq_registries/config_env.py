@@ -165,11 +165,13 @@ def sources_of(
                 )
                 break
         else:
-            sources[key] = _default_source(key, environ)
+            sources[key] = _default_source(key, environ, settings)
     return sources
 
 
-def _default_source(key: str, environ: Mapping[str, str]) -> str:
+def _default_source(key: str, environ: Mapping[str, str], settings: DQSettings) -> str:
+    if key == "stores.results" and settings.stores.job_runs != settings.default_backend:
+        return "default (stores.job_runs)"
     if key.startswith("stores."):
         return "default (default_backend)"
     if key == "filesystem.root":

@@ -1,0 +1,64 @@
+"""Hostile configurations a user can write that must fail closed, naming the key."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dq_metadata.errors import MisconfiguredError
+from dq_registries.config import load_config, settings_from_mapping
+
+
+@pytest.fixture(autouse=True)
+def _no_outer_dq_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("DQ_"):
+            monkeypatch.delenv(name)
+
+
+def refused(data: dict[str, object]) -> str:
+    with pytest.raises(MisconfiguredError) as info:
+        settings_from_mapping(data)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@given(root=st.text(alphabet=" \t", max_size=4))
+def test_a_blank_filesystem_root_is_refused_not_the_current_directory(root: str) -> None:
+    # Path("") is "." : an empty root silently wrote documents into whatever directory
+    # the process ran in (and "  " into a directory named by two spaces).
+    assert "filesystem.root" in refused({"filesystem": {"root": root}})
+
+
+def test_a_blank_filesystem_root_from_the_environment_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DQ_FILESYSTEM__ROOT", "")
+    with pytest.raises(MisconfiguredError, match=r"filesystem\.root"):
+        load_config()
+
+
+@pytest.mark.parametrize("documents", ["filesystem", "sqlite"])
+def test_results_in_memory_for_runs_kept_elsewhere_are_refused(documents: str) -> None:
+    # The runs outlive the process; results kept in its memory would not: every run
+    # finished with large results would reference an object gone at exit.
+    data: dict[str, object] = {
+        "default_backend": documents,
+        "stores": {"results": "memory"},
+        "filesystem": {"root": "/srv/dq"},
+    }
+    if documents == "sqlite":
+        data = data | {"sqlite": {"url": "sqlite:////srv/dq.db"}}
+        del data["filesystem"]
+    message = refused(data)
+    assert "stores.results" in message
+    assert f"stores.job_runs={documents}" in message
+
+
+def test_results_in_memory_with_runs_in_memory_stay_allowed() -> None:
+    settings = settings_from_mapping({"default_backend": "memory"})
+    assert settings.stores.results == "memory"
