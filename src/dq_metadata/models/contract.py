@@ -91,6 +91,19 @@ class DataContract(_OdcsModel):
     # parser): an unchanged contract need not be checked again.
     _odcs_checked: dict[str, Any] | None = PrivateAttr(default=None)
 
+    def __eq__(self, other: object) -> bool:
+        # Equal contracts are equal whether or not one of them went through the schema
+        # check: the check's cache is not part of the value.
+        if not isinstance(other, DataContract):
+            return NotImplemented
+        return (
+            type(self) is type(other)
+            and self.__dict__ == other.__dict__
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like every pydantic model
+
     @field_validator("apiVersion")
     @classmethod
     def _known_api_version(cls, value: str) -> str:
