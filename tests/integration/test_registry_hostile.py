@@ -10,6 +10,7 @@ import pytest
 from tests.integration import test_registry_atomicity as atomicity
 from tests.integration.test_registry_atomicity import contract, job, registries
 
+from dq_metadata.errors import ConflictError
 from dq_registries.contracts import ContractInUseError
 from dq_stores import DocumentBackend
 
@@ -36,3 +37,23 @@ def test_a_version_referenced_under_another_spelling_cannot_be_retired(
         reg.contracts.retire("c", published, actor="ann")
     assert info.value.job_ids == ("j",)
     assert reg.contracts.get("c", published).status == "deprecated"
+
+
+def test_a_retried_start_returns_its_run_after_the_job_was_disabled(
+    backend: DocumentBackend,
+) -> None:
+    # The first start succeeded but its answer was lost; meanwhile the job was
+    # disabled. The retry must say "this run" (it is queued and will run), not
+    # "disabled" — which reads as "nothing was started".
+    reg = registries(backend)
+    reg.contracts.publish(contract("c"), actor="ann")
+    reg.jobs.save(job("j", "c"))
+    first = reg.runs.start("j", idempotency_key="nightly-42")
+    reg.jobs.save({**job("j", "c"), "enabled": False})
+    again = reg.runs.start("j", idempotency_key="nightly-42")
+    assert again.run_id == first.run_id
+    with pytest.raises(ConflictError, match="disabled"):
+        reg.runs.start("j", idempotency_key="nightly-43")
+    with pytest.raises(ConflictError, match="disabled"):
+        reg.runs.start("j")
+    assert [run.item.run_id for run in reg.runs.list(job_id="j").items] == [first.run_id]
