@@ -102,6 +102,8 @@ class FilesystemSettings(_Section):
         # process runs in. Unset the key for the default instead.
         if isinstance(value, str) and not value.strip():
             raise ValueError("must name a directory: unset it for the default ($DQ_HOME or ./.dq)")
+        if isinstance(value, (str, Path)):
+            return Path(value).expanduser()  # "~/dq" is the home directory's dq, not ./~/dq
         return value
 
 

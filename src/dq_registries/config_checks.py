@@ -47,6 +47,9 @@ def check_settings(settings: DQSettings, backends: BackendRegistry) -> list[Prob
     keys |= {f"stores.{name}": getattr(settings.stores, name) for name in STORE_NAMES}
     keys["stores.results"] = settings.stores.results
     for key, name in keys.items():
+        unknown_default = settings.default_backend not in backends
+        if unknown_default and key != "default_backend" and name == settings.default_backend:
+            continue  # filled from default_backend: reported once, there
         if name is None:
             problems.append(
                 Problem(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -62,3 +63,23 @@ def test_results_in_memory_for_runs_kept_elsewhere_are_refused(documents: str) -
 def test_results_in_memory_with_runs_in_memory_stay_allowed() -> None:
     settings = settings_from_mapping({"default_backend": "memory"})
     assert settings.stores.results == "memory"
+
+
+def test_a_home_relative_filesystem_root_means_the_home_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # "~/dq" was kept literally: documents went to ./~/dq under the current directory.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    chosen = settings_from_mapping({"filesystem": {"root": "~/dq"}})
+    assert chosen.filesystem.root == tmp_path / "dq"
+    monkeypatch.setenv("DQ_HOME", "~/dq-home")
+    assert settings_from_mapping({}).filesystem.root == tmp_path / "dq-home"
+
+
+def test_an_unknown_default_backend_is_reported_once() -> None:
+    # Each store filled from default_backend repeated the same problem (7 times).
+    message = refused({"default_backend": "postgress"})
+    assert message.count("unknown backend 'postgress'") == 1
+    assert "default_backend: unknown backend 'postgress' (did you mean 'postgres'?)" in message
+    both = refused({"default_backend": "postgress", "stores": {"reports": "sqlit"}})
+    assert "stores.reports: unknown backend 'sqlit'" in both
