@@ -26,6 +26,7 @@ __all__ = [
     "NON_SETTING_VARIABLES",
     "check_environment",
     "effective_values",
+    "redact_url",
     "setting_variables",
     "sources_of",
 ]
@@ -108,13 +109,13 @@ def _redact(key: str, value: Any) -> Any:
     if isinstance(value, str):
         if key.startswith("plugins.") and _SECRET_KEY.search(key.rsplit(".", 1)[-1]):
             return "***"
-        return _redact_url(value)
+        return redact_url(value)
     if isinstance(value, tuple):
         return list(value)
     return value if isinstance(value, (int, float, bool, list)) or value is None else str(value)
 
 
-def _redact_url(value: str) -> str:
+def redact_url(value: str) -> str:
     """``value`` with a URL's password and secret query parameters replaced by ``***``."""
     value = _URL_PASSWORD.sub(r"\1***@", value)
     return _QUERY_SECRET.sub(r"\1***", value) if "?" in value else value
