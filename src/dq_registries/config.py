@@ -28,6 +28,7 @@ error messages never show them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -374,7 +375,7 @@ def load_config_with_sources(
     try:
         env_data = EnvSettingsSource(DQSettings)()
     except ValueError as exc:  # a DQ_ variable holding malformed JSON
-        raise MisconfiguredError(f"invalid configuration in the environment: {exc}") from None
+        raise MisconfiguredError(_malformed_env(str(exc))) from None
     settings = settings_from_mapping(
         _merge(_merge(file_data, env_data), overrides or {}), backends=backends
     )
@@ -384,6 +385,21 @@ def load_config_with_sources(
         (f"file {path}", file_data),
     )
     return LoadedConfig(settings, sources_of(settings, layers, os.environ))
+
+
+def _malformed_env(error: str) -> str:
+    """Name the variables behind pydantic-settings' "error parsing value for field X"."""
+    match = re.search(r'field "([^"]+)"', error)
+    prefix = f"DQ_{match[1].upper()}" if match else "DQ_"
+    names = sorted(
+        name
+        for name in os.environ
+        if name.upper() == prefix or name.upper().startswith(prefix + "__")
+    )
+    return (
+        f"invalid configuration in the environment: {' or '.join(names) or prefix} must "
+        "hold JSON for a list or mapping, e.g. DQ_CONTRACTS__ACTIVE_STATUSES='[\"active\"]'"
+    )
 
 
 def settings_from_mapping(

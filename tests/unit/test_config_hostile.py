@@ -83,3 +83,21 @@ def test_an_unknown_default_backend_is_reported_once() -> None:
     assert "default_backend: unknown backend 'postgress' (did you mean 'postgres'?)" in message
     both = refused({"default_backend": "postgress", "stores": {"reports": "sqlit"}})
     assert "stores.reports: unknown backend 'sqlit'" in both
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DQ_CONTRACTS__ACTIVE_STATUSES", "active,production"), ("DQ_PLUGINS", "{mongo")],
+)
+def test_a_malformed_list_or_mapping_variable_is_named_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    # The error said 'error parsing value for field "contracts" from source
+    # "EnvSettingsSource"': neither the variable nor what it should hold.
+    monkeypatch.setenv(name, value)
+    with pytest.raises(MisconfiguredError) as info:
+        load_config()
+    message = str(info.value)
+    assert name in message
+    assert "JSON" in message
+    assert "\n" not in message
