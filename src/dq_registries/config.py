@@ -28,7 +28,6 @@ error messages never show them.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -54,7 +53,7 @@ from pydantic_settings import (
 
 from dq_metadata.errors import MisconfiguredError, Problem, ValidationError
 from dq_registries.config_checks import check_settings, results_default
-from dq_registries.config_env import check_environment, sources_of
+from dq_registries.config_env import check_environment, malformed_env_message, sources_of
 from dq_registries.defaults import default_root
 from dq_registries.plugins import BackendRegistry
 from dq_registries.yaml12 import load_yaml
@@ -375,7 +374,7 @@ def load_config_with_sources(
     try:
         env_data = EnvSettingsSource(DQSettings)()
     except ValueError as exc:  # a DQ_ variable holding malformed JSON
-        raise MisconfiguredError(_malformed_env(str(exc))) from None
+        raise MisconfiguredError(malformed_env_message(str(exc), os.environ)) from None
     settings = settings_from_mapping(
         _merge(_merge(file_data, env_data), overrides or {}), backends=backends
     )
@@ -385,21 +384,6 @@ def load_config_with_sources(
         (f"file {path}", file_data),
     )
     return LoadedConfig(settings, sources_of(settings, layers, os.environ))
-
-
-def _malformed_env(error: str) -> str:
-    """Name the variables behind pydantic-settings' "error parsing value for field X"."""
-    match = re.search(r'field "([^"]+)"', error)
-    prefix = f"DQ_{match[1].upper()}" if match else "DQ_"
-    names = sorted(
-        name
-        for name in os.environ
-        if name.upper() == prefix or name.upper().startswith(prefix + "__")
-    )
-    return (
-        f"invalid configuration in the environment: {' or '.join(names) or prefix} must "
-        "hold JSON for a list or mapping, e.g. DQ_CONTRACTS__ACTIVE_STATUSES='[\"active\"]'"
-    )
 
 
 def settings_from_mapping(

@@ -26,6 +26,7 @@ __all__ = [
     "NON_SETTING_VARIABLES",
     "check_environment",
     "effective_values",
+    "malformed_env_message",
     "redact_url",
     "setting_variables",
     "sources_of",
@@ -87,6 +88,19 @@ def check_environment(environ: Mapping[str, str], model: type[BaseModel]) -> Non
         raise MisconfiguredError(
             "; ".join(problems) + ": unset it, or see `dq config show` for the valid keys"
         )
+
+
+def malformed_env_message(error: str, environ: Mapping[str, str]) -> str:
+    """Name the variables behind pydantic-settings' "error parsing value for field X"."""
+    match = re.search(r'field "([^"]+)"', error)
+    prefix = f"DQ_{match[1].upper()}" if match else "DQ_"
+    names = sorted(
+        name for name in environ if name.upper() == prefix or name.upper().startswith(prefix + "__")
+    )
+    return (
+        f"invalid configuration in the environment: {' or '.join(names) or prefix} must "
+        "hold JSON for a list or mapping, e.g. DQ_CONTRACTS__ACTIVE_STATUSES='[\"active\"]'"
+    )
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
