@@ -48,7 +48,7 @@ NON_SETTING_VARIABLES = frozenset(
 NON_SETTING_PREFIXES = ("DQ_TEST_", "DQ_BENCH_")
 _PLUGINS = "DQ_PLUGINS__"
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_SECRET_KEY = re.compile(r"password|secret|token|credential|connection_string|key$")
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|connection_string|sig|auth|key$")
 #: A query parameter whose name says it holds a secret (``?password=``, a SAS ``&sig=``).
 _QUERY_SECRET = re.compile(
     r"(?i)([?&;][^=&#;?]*(?:pass|pwd|secret|token|sig|key|credential|auth)[^=&#;?]*=)[^&#;]*"
@@ -124,8 +124,10 @@ def _redact(key: str, value: Any) -> Any:
         if key.startswith("plugins.") and _SECRET_KEY.search(key.rsplit(".", 1)[-1]):
             return "***"
         return redact_url(value)
-    if isinstance(value, tuple):
-        return list(value)
+    if isinstance(value, (tuple, list)):
+        return [_redact(key, item) for item in value]
+    if isinstance(value, Mapping):  # e.g. a mapping inside a plug-in's list
+        return {str(k): _redact(f"{key}.{k}", v) for k, v in value.items()}
     return value if isinstance(value, (int, float, bool, list)) or value is None else str(value)
 
 

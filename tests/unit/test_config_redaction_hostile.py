@@ -9,13 +9,16 @@ an Azure SAS ``&sig=``) and in connection strings; each of them is redacted in
 from __future__ import annotations
 
 import os
+from importlib.metadata import EntryPoint
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.support.scratch_plugin import ScratchBackend
 
 from dq_registries.config import settings_from_mapping
 from dq_registries.config_env import connection_summary, effective_values
+from dq_registries.plugins import BackendPlugin, BackendRegistry
 
 SECRETS = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ23456789", min_size=12, max_size=24)
 
@@ -92,3 +95,33 @@ def test_redaction_keeps_where_the_store_is() -> None:
         )
     )
     assert sqlite["sqlite.url"] == "sqlite:////srv/dq.db?password=***"
+
+
+#: A third-party backend without a settings model: its section is free-form.
+LOOSE = BackendPlugin(backend=ScratchBackend)
+
+
+@given(secret=SECRETS)
+def test_no_secret_of_a_plugin_section_is_shown(secret: str) -> None:
+    backends = BackendRegistry.discover([EntryPoint("loose", f"{__name__}:LOOSE", "dq.backends")])
+    section = {
+        "directory": "/srv/dq",
+        "passphrase": secret,
+        "pwd": secret,
+        "hosts": [f"mongodb://dq:{secret}@h1", "mongodb://h2"],
+        "dsn": f"loose://h/db?sig={secret}",
+        "auth": {"client_secret": secret},
+        "replicas": [{"host": "h3", "password": secret}],
+    }
+    settings = settings_from_mapping(
+        {
+            "default_backend": "loose",
+            "plugins": {"loose": section},
+            "stores": {"results": "filesystem"},
+            "filesystem": {"root": "/srv/dq-results"},
+        },
+        backends=backends,
+    )
+    values = effective_values(settings)
+    assert secret not in repr(values) + connection_summary(settings)
+    assert values["plugins.loose.directory"] == "/srv/dq"
