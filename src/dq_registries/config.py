@@ -17,7 +17,8 @@ overrides. Example::
 Backend names are those of :class:`~dq_registries.plugins.BackendRegistry`
 (built-ins plus the ``dq.backends`` entry points). After validation every
 ``stores.<name>`` is filled (``default_backend`` applies where no override is
-given; results live with the default backend) and the configuration fails closed
+given; results live with the runs that reference them — ``stores.job_runs``' backend)
+and the configuration fails closed
 (:mod:`dq_registries.config_checks`): contradictions, settings of a backend no
 store uses, unknown ``DQ_…`` variables and split document groups are each a
 ``MisconfiguredError`` naming the key. Secrets are ``SecretStr``: ``repr`` and
@@ -52,7 +53,7 @@ from pydantic_settings import (
 
 from dq_metadata.errors import MisconfiguredError, Problem, ValidationError
 from dq_registries.config_checks import check_settings, results_default
-from dq_registries.config_env import check_environment, sources_of
+from dq_registries.config_env import check_environment, malformed_env_message, sources_of
 from dq_registries.defaults import default_root
 from dq_registries.plugins import BackendRegistry
 from dq_registries.yaml12 import load_yaml
@@ -98,6 +99,17 @@ class FilesystemSettings(_Section):
 
     root: Path = Field(default_factory=default_root)
     durability: Literal["full", "process"] = "full"
+
+    @pydantic.field_validator("root", mode="before")
+    @classmethod
+    def _not_blank(cls, value: object) -> object:
+        # Path("") is ".": a blank root would write into whatever directory the
+        # process runs in. Unset the key for the default instead.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a directory: unset it for the default ($DQ_HOME or ./.dq)")
+        if isinstance(value, (str, Path)):
+            return Path(value).expanduser()  # "~/dq" is the home directory's dq, not ./~/dq
+        return value
 
 
 class PostgresSettings(_Section):
@@ -201,7 +213,8 @@ class DQSettings(BaseSettings):
         self._backends = backends
         default = self.default_backend
         filled = {name: getattr(self.stores, name) or default for name in STORE_NAMES}
-        filled["results"] = self.stores.results or results_default(default, backends)
+        runs = filled["job_runs"]
+        filled["results"] = self.stores.results or results_default(runs, backends)
         object.__setattr__(self, "stores", StoresSettings(**filled))
         problems = check_settings(self, backends)
         if problems:
@@ -366,7 +379,7 @@ def load_config_with_sources(
     try:
         env_data = EnvSettingsSource(DQSettings)()
     except ValueError as exc:  # a DQ_ variable holding malformed JSON
-        raise MisconfiguredError(f"invalid configuration in the environment: {exc}") from None
+        raise MisconfiguredError(malformed_env_message(str(exc), os.environ)) from None
     settings = settings_from_mapping(
         _merge(_merge(file_data, env_data), overrides or {}), backends=backends
     )

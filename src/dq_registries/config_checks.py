@@ -27,15 +27,15 @@ __all__ = ["check_settings", "results_default"]
 _BUILTIN_SECTIONS = ("filesystem", "postgres", "sqlite", "azure_blob")
 
 
-def results_default(default_backend: str, backends: BackendRegistry) -> str | None:
-    """Results live with the default backend when it keeps result objects."""
-    if default_backend not in backends:
-        return default_backend  # reported as an unknown name
+def results_default(runs_backend: str, backends: BackendRegistry) -> str | None:
+    """Results live with the runs that reference them, when that backend keeps result objects."""
+    if runs_backend not in backends:
+        return runs_backend  # reported as an unknown name
     try:
-        has_results = backends.get(default_backend).results is not None
+        has_results = backends.get(runs_backend).results is not None
     except DQError:
-        return default_backend  # reported when the plug-in is opened
-    return default_backend if has_results else None
+        return runs_backend  # reported when the plug-in is opened
+    return runs_backend if has_results else None
 
 
 def check_settings(settings: DQSettings, backends: BackendRegistry) -> list[Problem]:
@@ -47,12 +47,15 @@ def check_settings(settings: DQSettings, backends: BackendRegistry) -> list[Prob
     keys |= {f"stores.{name}": getattr(settings.stores, name) for name in STORE_NAMES}
     keys["stores.results"] = settings.stores.results
     for key, name in keys.items():
+        unknown_default = settings.default_backend not in backends
+        if unknown_default and key != "default_backend" and name == settings.default_backend:
+            continue  # filled from default_backend: reported once, there
         if name is None:
             problems.append(
                 Problem(
                     key,
-                    f"default_backend {settings.default_backend!r} keeps no result objects: "
-                    "name a backend that does (e.g. stores.results: azure_blob)",
+                    f"{_runs_key(settings)} {settings.stores.job_runs!r} keeps no result "
+                    "objects: name a backend that does (e.g. stores.results: azure_blob)",
                 )
             )
         elif name not in backends:
@@ -66,8 +69,15 @@ def check_settings(settings: DQSettings, backends: BackendRegistry) -> list[Prob
     problems += _required(settings, users)
     problems += _unused(settings, users)
     problems += _results_root(settings, users)
+    problems += _volatile_results(settings)
     problems += _plugin_sections(settings, backends, users)
     return problems
+
+
+def _runs_key(settings: DQSettings) -> str:
+    # the key that chose the runs' backend, which results follow by default
+    same = settings.stores.job_runs == settings.default_backend
+    return "default_backend" if same else "stores.job_runs"
 
 
 def _ids(settings: DQSettings) -> list[Problem]:
@@ -181,6 +191,20 @@ def _results_root(settings: DQSettings, users: dict[str, list[str]]) -> list[Pro
             "filesystem.root",
             "required because stores.results uses filesystem while the documents are "
             f"in {settings.stores.job_runs}: set the directory explicitly",
+        )
+    ]
+
+
+def _volatile_results(settings: DQSettings) -> list[Problem]:
+    # Runs that outlive the process must not reference results kept in its memory.
+    runs = settings.stores.job_runs
+    if settings.stores.results != "memory" or runs == "memory":
+        return []
+    return [
+        Problem(
+            "stores.results",
+            f"memory keeps results only for this process, while stores.job_runs={runs} keeps "
+            f"the runs that reference them: use {runs} (remove stores.results)",
         )
     ]
 

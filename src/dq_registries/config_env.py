@@ -27,6 +27,8 @@ __all__ = [
     "NON_SETTING_VARIABLES",
     "check_environment",
     "effective_values",
+    "malformed_env_message",
+    "redact_url",
     "setting_variables",
     "sources_of",
 ]
@@ -46,7 +48,11 @@ NON_SETTING_VARIABLES = frozenset(
 #: Prefixes of ``DQ_…`` variables owned by the test suite and the benchmarks.
 NON_SETTING_PREFIXES = ("DQ_TEST_", "DQ_BENCH_")
 _PLUGINS = "DQ_PLUGINS__"
-_SECRET_KEY = re.compile(r"password|secret|token|credential|connection_string|key$")
+_SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|connection_string|sig|auth|key$")
+#: A query parameter whose name says it holds a secret (``?password=``, a SAS ``&sig=``).
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;][^=&#;?]*(?:pass|pwd|secret|token|sig|key|credential|auth)[^=&#;?]*=)[^&#;]*"
+)
 
 
 def setting_variables(model: type[BaseModel]) -> list[str]:
@@ -84,6 +90,19 @@ def check_environment(environ: Mapping[str, str], model: type[BaseModel]) -> Non
         )
 
 
+def malformed_env_message(error: str, environ: Mapping[str, str]) -> str:
+    """Name the variables behind pydantic-settings' "error parsing value for field X"."""
+    match = re.search(r'field "([^"]+)"', error)
+    prefix = f"DQ_{match[1].upper()}" if match else "DQ_"
+    names = sorted(
+        name for name in environ if name.upper() == prefix or name.upper().startswith(prefix + "__")
+    )
+    return (
+        f"invalid configuration in the environment: {' or '.join(names) or prefix} must "
+        "hold JSON for a list or mapping, e.g. DQ_CONTRACTS__ACTIVE_STATUSES='[\"active\"]'"
+    )
+
+
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
@@ -104,10 +123,20 @@ def _redact(key: str, value: Any) -> Any:
     if isinstance(value, str):
         if key.startswith("plugins.") and _SECRET_KEY.search(key.rsplit(".", 1)[-1]):
             return "***"
-        return redact(value)  # e.g. an account_url carrying a SAS
-    if isinstance(value, tuple):
-        return list(value)
+        return redact_url(value)  # e.g. an account_url carrying a SAS
+    if isinstance(value, (tuple, list)):
+        return [_redact(key, item) for item in value]
+    if isinstance(value, Mapping):  # e.g. a mapping inside a plug-in's list
+        return {str(k): _redact(f"{key}.{k}", v) for k, v in value.items()}
     return value if isinstance(value, (int, float, bool, list)) or value is None else str(value)
+
+
+def redact_url(value: str) -> str:
+    """``value`` with a URL's password and secret query parameters replaced by ``***``
+    (the library-wide :func:`dq_stores._redact.redact`, plus the plug-in names
+    ``pwd``/``auth``/``sig`` a third-party section may use)."""
+    value = redact(value)
+    return _QUERY_SECRET.sub(r"\1***", value) if "?" in value else value
 
 
 def effective_values(settings: DQSettings) -> dict[str, Any]:
@@ -155,11 +184,13 @@ def sources_of(
                 )
                 break
         else:
-            sources[key] = _default_source(key, environ)
+            sources[key] = _default_source(key, environ, settings)
     return sources
 
 
-def _default_source(key: str, environ: Mapping[str, str]) -> str:
+def _default_source(key: str, environ: Mapping[str, str], settings: DQSettings) -> str:
+    if key == "stores.results" and settings.stores.job_runs != settings.default_backend:
+        return "default (stores.job_runs)"
     if key.startswith("stores."):
         return "default (default_backend)"
     if key == "filesystem.root":

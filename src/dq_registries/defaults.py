@@ -15,6 +15,6 @@ DQ_HOME_ENV = "DQ_HOME"
 
 
 def default_root() -> Path:
-    """The filesystem default's root: ``$DQ_HOME`` if set and non-empty, else ``./.dq``."""
+    """The filesystem default's root: ``$DQ_HOME`` if set and non-empty (``~`` expanded), else ``./.dq``."""
     home = os.environ.get(DQ_HOME_ENV, "").strip()
-    return Path(home) if home else Path(".dq")
+    return Path(home).expanduser() if home else Path(".dq")

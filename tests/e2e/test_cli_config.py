@@ -159,3 +159,20 @@ def test_dq_db_reads_dq_config_like_every_command(tmp_path: Path) -> None:
     )
     assert current.returncode == 0, current.stderr
     assert current.stdout.startswith("base (empty)")
+
+
+def test_verbose_db_says_which_database_without_its_secrets(tmp_path: Path) -> None:
+    # `dq --verbose db …` printed nothing about where it was connecting.
+    db = tmp_path / "dq.sqlite3"
+    upgraded = dq(tmp_path, "--verbose", "db", "upgrade", "--url", f"sqlite:///{db}")
+    assert upgraded.returncode == 0, upgraded.stderr
+    using = [line for line in upgraded.stderr.splitlines() if line.startswith("using ")]
+    assert using == [f"using database sqlite:///{db} [--url]"]
+    secret = "postgresql+psycopg://dq:s3cr3t-pw@127.0.0.1:1/dq?sslpassword=kiwi-pw"
+    refused = dq(tmp_path, "--verbose", "db", "check", DQ_DB_URL=secret)
+    assert refused.returncode != 0
+    assert "using database postgresql+psycopg://dq:***@127.0.0.1:1/dq" in refused.stderr
+    assert "s3cr3t" not in refused.stderr
+    assert "kiwi" not in refused.stderr
+    quiet = dq(tmp_path, "db", "check", "--url", f"sqlite:///{db}")
+    assert "using " not in quiet.stderr

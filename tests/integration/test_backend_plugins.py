@@ -94,10 +94,12 @@ def test_a_plugin_without_results_needs_another_results_backend(tmp_path: Path) 
     section = {"plugins": {"docs": {"directory": str(tmp_path)}}}
     with pytest.raises(MisconfiguredError, match=r"default_backend 'docs' keeps no result objects"):
         settings_from_mapping({"default_backend": "docs", **section}, backends=backends)
+    # results that outlive the process: an explicit directory (memory would lose them)
+    results = {"stores": {"results": "filesystem"}, "filesystem": {"root": str(tmp_path / "r")}}
     chosen = settings_from_mapping(
-        {"default_backend": "docs", "stores": {"results": "memory"}, **section}, backends=backends
+        {"default_backend": "docs", **results, **section}, backends=backends
     )
-    assert chosen.stores.results == "memory"
+    assert chosen.stores.results == "filesystem"
 
 
 def test_broken_or_clashing_entry_points_are_misconfigurations() -> None:

@@ -60,7 +60,8 @@ def test_a_yaml_file_is_read_and_per_store_overrides_win_over_the_default(tmp_pa
     settings = load_config(path)
     assert settings.stores.job_runs == "filesystem"
     assert settings.stores.contracts == "memory"
-    assert settings.stores.results == "memory"
+    # results live with the runs that reference them, not in the process's memory
+    assert settings.stores.results == "filesystem"
     assert settings.filesystem.root == tmp_path / "store"
     assert settings.contracts.active_statuses == ("active", "production")
 

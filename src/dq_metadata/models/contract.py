@@ -102,15 +102,17 @@ class DataContract(_OdcsModel):
     _odcs_checked: dict[str, Any] | None = PrivateAttr(default=None)
 
     def __eq__(self, other: object) -> bool:
-        # The memo above is a cache of a check, not part of the contract: two contracts
-        # are equal when their fields are, however each was made.
+        # Equal contracts are equal whether or not one of them went through the schema
+        # check: the check's cache is not part of the value.
         if not isinstance(other, DataContract):
             return NotImplemented
         return (
-            self.__dict__ == other.__dict__ and self.__pydantic_extra__ == other.__pydantic_extra__
+            type(self) is type(other)
+            and self.__dict__ == other.__dict__
+            and self.__pydantic_extra__ == other.__pydantic_extra__
         )
 
-    __hash__ = None  # type: ignore[assignment]  # mutable model, as pydantic's default
+    __hash__ = None  # type: ignore[assignment]  # mutable, like every pydantic model
 
     @field_validator("apiVersion")
     @classmethod

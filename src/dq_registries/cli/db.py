@@ -9,13 +9,14 @@ wins over a config file that only comes from ``$DQ_CONFIG``. Errors end as one
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated
 
 import typer
 
-from dq_registries.cli._common import UsageError, cli_errors, fail
+from dq_registries.cli._common import UsageError, cli_errors, fail, verbose_requested
 
 __all__ = ["app"]
 
@@ -53,14 +54,22 @@ def _from_environment(ctx: typer.Context, name: str) -> bool:
 
 
 def _url(ctx: typer.Context, url: str | None, config: Path | None) -> str:
+    """The database URL; with ``dq --verbose``, one ``using …`` line says which (redacted)."""
     url_env, config_env = _from_environment(ctx, "url"), _from_environment(ctx, "config")
     if url and config and not (url_env or config_env):
         raise UsageError("give either --url or --config, not both")
     if url and not (config and url_env and not config_env):
-        return url
-    from dq_registries.config import load_config
+        chosen, source = url, "$DQ_DB_URL" if url_env else "--url"
+    else:
+        from dq_registries.config import load_config
 
-    return load_config(config).sql_url()
+        chosen = load_config(config).sql_url()
+        source = f"config {config}" if config is not None else "no config file"
+    if verbose_requested():
+        from dq_registries.config_env import redact_url
+
+        sys.stderr.write(f"using database {redact_url(chosen)} [{source}]\n")
+    return chosen
 
 
 def _schema() -> ModuleType:

@@ -25,7 +25,7 @@ from dq_metadata.models import (
     utcnow,
 )
 from dq_metadata.scope import Scope, validate_document_id
-from dq_metadata.sortkeys import parse_semver, version_in_range
+from dq_metadata.sortkeys import normalize_version, parse_semver, version_in_range
 from dq_registries.contracts._publish import check_breaking, check_increasing, same_content
 from dq_registries.contracts._reads import ContractReads, resolve_contract_ref
 from dq_registries.contracts.change import Change
@@ -422,9 +422,9 @@ class ContractRegistry:
     @staticmethod
     def _uses(job: JobDefinition, record: ContractVersion) -> bool:
         ref = job.contract
-        if ref.version is not None:
-            return ref.version == record.version
         try:
+            if ref.version is not None:  # one version, however spelt (1.0 is 1.0.0)
+                return normalize_version(ref.version) == normalize_version(record.version)
             return version_in_range(record.version, ref.version_range or "")
         except ValidationError:
-            return True  # an unreadable range might mean this version: keep it
+            return True  # an unreadable reference might mean this version: keep it

@@ -115,7 +115,8 @@ class JobRunRegistry(RunReports, RunLiveness):
 
         Raises:
             NotFoundError: the job definition does not exist in this scope.
-            ConflictError: the job is disabled, or the key belongs to another job's run.
+            ConflictError: the job is disabled (a retry whose key already started a run
+                gets that run), or the key belongs to another job's run.
         """
         check_id(job_id, "job_id")
         if idempotency_key is not None:
@@ -124,9 +125,12 @@ class JobRunRegistry(RunReports, RunLiveness):
             raise ValidationError("invalid triggered_by", [Problem("triggered_by", "not a str")])
         for _ in range(_START_ATTEMPTS):
             job = self.job_definitions.get(self.scope, job_id)
-            if not job.item.enabled:
-                raise ConflictError(f"job definition {job_id!r} is disabled")
             now = self._clock()
+            if not job.item.enabled:
+                retried = self._retried(job.item, idempotency_key, triggered_by, now)
+                if retried is not None:
+                    return retried
+                raise ConflictError(f"job definition {job_id!r} is disabled")
             if idempotency_key is None:
                 run = self._new_run(f"run-{uuid.uuid4().hex}", job_id, None, triggered_by, now)
             else:
@@ -147,6 +151,26 @@ class JobRunRegistry(RunReports, RunLiveness):
                 )
             return existing.item
         raise ConflictError(f"job definition {job_id!r} keeps changing; retry the start")
+
+    def _retried(
+        self,
+        job: JobDefinition,
+        idempotency_key: str | None,
+        triggered_by: str | None,
+        now: datetime,
+    ) -> JobRun | None:
+        """The run a start with this key already created (a retry of a start that
+        succeeded before the job was disabled: that run exists and is queued)."""
+        if idempotency_key is None:
+            return None
+        key = _effective_key(job, idempotency_key, triggered_by, now)
+        existing = self.store.find(self.scope, _run_id_for_key(key))
+        if existing is None or (existing.item.job_id, existing.item.idempotency_key) != (
+            job.id,
+            key,
+        ):
+            return None
+        return existing.item
 
     def _create_guarded(self, run: JobRun, job: Versioned[JobDefinition]) -> JobRun:
         """Create ``run`` together with a guard that ``job`` is unchanged (not disabled
