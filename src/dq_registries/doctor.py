@@ -18,7 +18,7 @@ from typing import Any
 from dq_metadata.errors import DQError
 from dq_registries.config import STORE_NAMES, DQSettings
 from dq_registries.container import ConfigSource, _settings, build_container
-from dq_registries.plugins import BackendRegistry
+from dq_registries.plugins import BUILTIN_BACKENDS, BackendRegistry
 from dq_stores.health import Check, guarded, probe_backend, probe_results
 
 __all__ = ["Check", "DoctorReport", "diagnose"]
@@ -114,24 +114,20 @@ def _memory_warning(label: str) -> list[Check]:
 
 
 def _before_opening(tech: str, section: dict[str, Any], label: str) -> list[Check]:
-    if tech == "filesystem":
-        from dq_stores.filesystem.health import filesystem_checks
-
-        return filesystem_checks(str(section["root"]), label)
-    if tech == "azure_blob":
-        from dq_stores.azure_blob.health import azure_checks
-
+    health = BUILTIN_BACKENDS[tech].health if tech in BUILTIN_BACKENDS else None
+    if tech == "filesystem" and health is not None:
+        return health(section, label)
+    if tech == "azure_blob" and health is not None:
         fix = "check azure_blob.connection_string / account_url and the network path to it"
-        return guarded("reachable", label, fix, lambda: azure_checks(section, label))
+        return guarded("reachable", label, fix, lambda: health(section, label))
     return []
 
 
 def _sql(tech: str, section: dict[str, Any], label: str) -> list[Check]:
-    from dq_stores.sql.health import sql_checks
-
-    url = str(section.get("url") or "")
+    health = BUILTIN_BACKENDS[tech].health
+    assert health is not None
     fix = f"check {tech}.url (host, port, database, user, password) and that the server is up"
-    found = guarded("reachable", label, fix, lambda: sql_checks(url, label))
+    found = guarded("reachable", label, fix, lambda: health(section, label))
     if found[0].name == "reachable":
         return found
     return [Check("reachable", label, "ok", "connected"), *found]

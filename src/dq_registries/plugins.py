@@ -54,11 +54,15 @@ class BackendPlugin:
         settings: pydantic model of the section (``plugins.<name>``) for a
             third-party plug-in; ``None`` means "no settings". Built-ins have
             their sections in ``DQSettings``.
+        health: ``dq doctor``'s technology-specific checks, called with the
+            section and a label before anything is opened; returns
+            ``dq_registries.doctor.Check`` items. ``None``: only the generic checks.
     """
 
     backend: Callable[..., DocumentBackend]
     results: Callable[..., ResultsStore] | None = None
     settings: type[BaseModel] | None = None
+    health: Callable[[Mapping[str, Any], str], list[Any]] | None = None
 
 
 def sql_schema() -> ModuleType:
@@ -152,11 +156,29 @@ def _azure_results(container: str, **section: Any) -> ResultsStore:
     )
 
 
+def _filesystem_health(section: Mapping[str, Any], label: str) -> list[Any]:
+    from dq_stores.filesystem.health import filesystem_checks
+
+    return filesystem_checks(str(section["root"]), label)
+
+
+def _azure_health(section: Mapping[str, Any], label: str) -> list[Any]:
+    from dq_stores.azure_blob.health import azure_checks
+
+    return azure_checks(dict(section), label)
+
+
+def _sql_health(section: Mapping[str, Any], label: str) -> list[Any]:
+    from dq_stores.sql.health import sql_checks
+
+    return sql_checks(str(section.get("url") or ""), label)
+
+
 MEMORY = BackendPlugin(_memory_backend, _memory_results)
-FILESYSTEM = BackendPlugin(_filesystem_backend, _filesystem_results)
-POSTGRES = BackendPlugin(_postgres_backend, _postgres_results)
-SQLITE = BackendPlugin(_sqlite_backend, _sqlite_results)
-AZURE_BLOB = BackendPlugin(_azure_backend, _azure_results)
+FILESYSTEM = BackendPlugin(_filesystem_backend, _filesystem_results, health=_filesystem_health)
+POSTGRES = BackendPlugin(_postgres_backend, _postgres_results, health=_sql_health)
+SQLITE = BackendPlugin(_sqlite_backend, _sqlite_results, health=_sql_health)
+AZURE_BLOB = BackendPlugin(_azure_backend, _azure_results, health=_azure_health)
 
 #: name → plug-in; each name is also its settings section in ``DQSettings``.
 BUILTIN_BACKENDS: Mapping[str, BackendPlugin] = {
