@@ -92,6 +92,7 @@ class Staged:
     kind: str
     kind_dir: str
     doc: StoredDocument
+    prev: str = ""  # the record hash of the revision before (empty for revision 1)
 
 
 _EMPTY = Note(())
@@ -164,11 +165,15 @@ def commit_revisions(
     docs: Sequence[StoredDocument],
     *,
     bulk: bool,
+    prevs: Sequence[str],
 ) -> None:
-    """Durably write ``docs`` (distinct keys, new revisions) and index them. Hold the lock."""
+    """Durably write ``docs`` (distinct keys, new revisions) and index them. Hold the lock.
+
+    ``prevs[i]`` is the record hash of ``docs[i]``'s previous revision ("" for 1).
+    """
     os.pwrite(lock_fd, encode_intent([(kind, doc.key, doc.revision) for doc in docs]), 0)
-    for doc in docs:
-        record = encode_record(kind, doc)
+    for doc, prev in zip(docs, prevs, strict=True):
+        record = encode_record(kind, doc, prev)
         if doc.revision == 1:  # no head yet: write the revision file itself
             write_new_file(Layout.revision(kind_dir, doc.key, 1), record, sync=not bulk)
         else:
@@ -219,7 +224,7 @@ def commit_journal(
     dirs: dict[str, None] = {}
     for s in staged:
         path = Layout.revision(s.kind_dir, s.doc.key, s.doc.revision)
-        write_new_file(path, encode_record(s.kind, s.doc))
+        write_new_file(path, encode_record(s.kind, s.doc, s.prev))
         dirs[s.kind_dir] = None
     for kind_dir in dirs:
         fsync_dir(kind_dir)

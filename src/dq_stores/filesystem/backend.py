@@ -33,18 +33,35 @@ from dq_stores.documents import (
 from dq_stores.filesystem import _index as index
 from dq_stores.filesystem._errors import translate, translated
 from dq_stores.filesystem._flag import ApplyFlag
+from dq_stores.filesystem._integrity import (
+    agrees,
+    check_chain,
+    check_row,
+    disagreement,
+    indexed_revision,
+)
 from dq_stores.filesystem._layout import (
     Layout,
     make_dirs,
     name_of,
     read_file,
+    read_linked,
 )
 from dq_stores.filesystem._process import ProcessHandles
-from dq_stores.filesystem._records import Header, HeaderCache, decode_header, decode_record
+from dq_stores.filesystem._records import (
+    Header,
+    HeaderCache,
+    Record,
+    decode_full,
+    decode_header,
+    decode_record,
+)
 from dq_stores.filesystem._recovery import boot_id, open_scope, replay_intent
 from dq_stores.filesystem._staging import stage
+from dq_stores.filesystem._verify import compare_index, derive_index
 from dq_stores.filesystem._writes import commit_journal, commit_revisions
 from dq_stores.filtering import check_expectation
+from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
 __all__ = ["FilesystemBackend"]
 
@@ -202,16 +219,75 @@ class FilesystemBackend(DocumentBackend):
         entry = self._readers.get((scope.tenant, scope.environment, kind))
         if entry is None or entry[1][0]:  # first read here, or a writer is applying
             entry = self._read_entry(scope, kind)
+        base = f"{entry[0]}/{name_of(key)}"  # Layout.head / Layout.revision, inlined
         try:
-            data = read_file(f"{entry[0]}/{name_of(key)}.head")  # Layout.head, inlined
+            data, ino, dev = read_linked(base + ".head")
         except FileNotFoundError:
+            if os.path.exists(base + ".r1"):  # history without a head: removed, or racing
+                doc: StoredDocument = self._settled_head(scope, kind, key).doc
+                if not doc.deleted:
+                    return doc
             raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
         except OSError as exc:
             raise translate(exc, "get") from exc
         doc = decode_record(data, scope, kind, key, self._headers)
+        # Fast tamper check: a head is a hard link of its own revision file. If not
+        # (a head copied over or replaced from outside, or a restore that broke the
+        # links), the slow path decides under the lock against the index.
+        try:
+            st = os.stat(f"{base}.r{doc.revision}")
+            linked = st.st_ino == ino and st.st_dev == dev
+        except FileNotFoundError:
+            linked = False
+        if not linked:
+            doc = self._settled_head(scope, kind, key).doc
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return doc
+
+    def _known(self, scope: Scope, kind_dir: str, kind: str, key: str) -> int:
+        """The live revision this scope's index knows for ``key`` (0 if none)."""
+        scope_dir = kind_dir[: -len(kind) - 6]  # kind_dir is <scope_dir>/docs/<kind>
+        conn = self._process().connection(f"{scope_dir}/{_INDEX_FILE}")
+        if conn is None:
+            with translated("get"):
+                conn = self._index(scope, scope_dir, create=False)
+        return indexed_revision(conn, kind, key)
+
+    def _settled_head(self, scope: Scope, kind: str, key: str) -> Record:
+        """The head, read under the scope lock with no writer in flight, which must
+        then agree with the index exactly. Raises ``IntegrityError`` otherwise, and
+        ``NotFoundError`` for a key that has neither."""
+        scope_dir = self._layout.scope_dir(scope)
+        kind_dir = self._layout.kind_dir(scope_dir, kind)
+        with translated("read"):
+            conn = self._index(scope, scope_dir, create=False)
+            if conn is None:
+                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+            with self._process().exclusive(scope_dir) as lock_fd:
+                replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
+                known = indexed_revision(conn, kind, key)
+                try:
+                    head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
+                except FileNotFoundError:
+                    if known or os.path.exists(Layout.revision(kind_dir, key, 1)):
+                        raise IntegrityError(disagreement(scope, kind, key, None, known)) from None
+                    raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
+                if not agrees(head.doc, known):
+                    raise IntegrityError(disagreement(scope, kind, key, head.doc, known))
+                newest = self._read_record(scope, kind, kind_dir, key, head.doc.revision)
+                if newest.digest != head.digest:
+                    raise IntegrityError(f"{kind} {key!r}: the head is not its newest revision")
+                return head
+
+    def _checked_head(self, scope: Scope, kind: str, kind_dir: str, key: str) -> Record:
+        """The head, fully verified and agreeing with the index (``_settled_head`` if not)."""
+        known = self._known(scope, kind_dir, kind, key)
+        try:
+            head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
+        except FileNotFoundError:
+            return self._settled_head(scope, kind, key)
+        return head if agrees(head.doc, known) else self._settled_head(scope, kind, key)
 
     def _head(self, kind_dir: str, kind: str, key: str) -> Header | None:
         try:
@@ -235,21 +311,30 @@ class FilesystemBackend(DocumentBackend):
     def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
         kind_dir = self._reading(scope, kind)
         with translated("get_revision"):
-            head = self._head(kind_dir, kind, key)
-            if head is None or revision > head.revision:
+            head = self._checked_head(scope, kind, kind_dir, key).doc
+            if revision > head.revision:
                 raise NotFoundError(f"{kind} {key!r} has no revision {revision} in {scope}")
             return self._read_revision(scope, kind, kind_dir, key, revision)
 
     def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
         kind_dir = self._reading(scope, kind)
         with translated("history"):
-            head = self._head(kind_dir, kind, key)
-            if head is None:
-                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-            return [
-                self._read_revision(scope, kind, kind_dir, key, revision)
-                for revision in range(1, head.revision + 1)
+            head = self._checked_head(scope, kind, kind_dir, key)
+            records = [
+                self._read_record(scope, kind, kind_dir, key, revision)
+                for revision in range(1, head.doc.revision + 1)
             ]
+            check_chain(kind, key, records, head)
+            return [record.doc for record in records]
+
+    def _read_record(
+        self, scope: Scope, kind: str, kind_dir: str, key: str, revision: int
+    ) -> Record:
+        try:
+            data = read_file(Layout.revision(kind_dir, key, revision))
+        except FileNotFoundError:
+            raise IntegrityError(f"{kind} {key!r}: revision {revision} is missing") from None
+        return decode_full(data, scope, kind, key)
 
     def _query(
         self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int
@@ -263,8 +348,12 @@ class FilesystemBackend(DocumentBackend):
             with index.snapshot(conn):
                 rows = index.query(conn, kind, query, cursor, fetch)
             return [
-                self._read_revision(scope, kind, kind_dir, key, revision)
-                for _sort_key, key, revision in rows
+                check_row(
+                    self._read_revision(scope, kind, kind_dir, key, revision),
+                    sort_key,
+                    query.filters,
+                )
+                for sort_key, key, revision in rows
             ]
 
     def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
@@ -310,6 +399,41 @@ class FilesystemBackend(DocumentBackend):
             and os.path.isdir(f"{path}/{name}/docs" if need_docs else f"{path}/{name}")
         ]
 
+    # -- integrity -----------------------------------------------------------
+    def verify_scope(self, scope: Scope, counts: VerifyCounts) -> Iterator[IntegrityProblem]:
+        """Every record, history chain and index row of ``scope`` (see ``_verify``).
+
+        Holds the scope's write lock while it runs: writers of the scope wait.
+        """
+        if not isinstance(scope, Scope):
+            raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
+        scope_dir = self._layout.scope_dir(scope)
+        with translated("verify"):
+            conn = self._index(scope, scope_dir, create=False)
+            if conn is None:
+                return
+            with self._process().exclusive(scope_dir) as lock_fd:
+                replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
+                yield from compare_index(f"{scope_dir}/{_INDEX_FILE}", scope, scope_dir, counts)
+
+    def repair_index(self, scope: Scope) -> bool:
+        """Rebuild ``scope``'s index from its valid head files (one transaction);
+        damaged records stay out of it. No document file is written."""
+        if not isinstance(scope, Scope):
+            raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
+        scope_dir = self._layout.scope_dir(scope)
+        with translated("repair_index"):
+            conn = self._index(scope, scope_dir, create=False)
+            if conn is None:
+                return True
+            with self._process().exclusive(scope_dir) as lock_fd:
+                replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
+                with index.transaction(conn):
+                    index.clear(conn)
+                    for _problem in derive_index(conn, scope, scope_dir, VerifyCounts()):
+                        pass
+        return True
+
     # -- writes --------------------------------------------------------------
     def _put(
         self, scope: Scope, kind: str, write: DocumentWrite, expect: Expectation
@@ -319,7 +443,8 @@ class FilesystemBackend(DocumentBackend):
             live = None if head is None or head.deleted else head.revision
             check_expectation(live, expect, kind, write.key)
             doc = self._revision_of(scope, kind, write, head)
-            commit_revisions(conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False)
+            prevs = ["" if head is None else head.digest]
+            commit_revisions(conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False, prevs=prevs)
             return doc
 
     @staticmethod
@@ -351,10 +476,12 @@ class FilesystemBackend(DocumentBackend):
 
     def _write_batch(self, scope: Scope, kind: str, writes: Sequence[DocumentWrite]) -> int:
         with translated("put_many"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
+            heads = [self._head(kind_dir, kind, w.key) for w in writes]
             docs = [
-                self._revision_of(scope, kind, w, self._head(kind_dir, kind, w.key)) for w in writes
+                self._revision_of(scope, kind, w, h) for w, h in zip(writes, heads, strict=True)
             ]
-            commit_revisions(conn, lock_fd, flag, kind, kind_dir, docs, bulk=True)
+            prevs = ["" if h is None else h.digest for h in heads]
+            commit_revisions(conn, lock_fd, flag, kind, kind_dir, docs, bulk=True, prevs=prevs)
         return len(docs)
 
     def _delete(self, scope: Scope, kind: str, key: str, expect: Expectation) -> StoredDocument:
@@ -374,7 +501,8 @@ class FilesystemBackend(DocumentBackend):
                 datetime.now(UTC),
                 deleted=True,
             )
-            commit_revisions(conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False)
+            prevs = [head.digest]
+            commit_revisions(conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False, prevs=prevs)
             return doc
 
     def _commit(
@@ -395,8 +523,9 @@ class FilesystemBackend(DocumentBackend):
                 if len(staged) == 1:  # one document: its head rename is atomic already
                     (one,) = staged
                     commit_revisions(
-                        conn, lock_fd, flag, one.kind, one.kind_dir, [one.doc], bulk=False
-                    )
+                        conn, lock_fd, flag, one.kind, one.kind_dir, [one.doc], bulk=False,
+                        prevs=[one.prev],
+                    )  # fmt: skip
                 elif staged:
                     commit_journal(conn, lock_fd, flag, staged)
             return out
