@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from dq_registries.cli import actions, config, contracts, db, jobs, runs
+from dq_registries.cli import actions, config, contracts, db, jobs, runs, verify
 from dq_registries.cli._common import EXIT_CODES_HELP, set_verbose
 from dq_registries.cli.quickstart import quickstart
 
@@ -40,6 +40,7 @@ app.add_typer(config.app, name="config")
 
 
 app.command("quickstart")(quickstart)
+app.command("verify")(verify.verify_command)
 
 
 def _installed_version() -> str:

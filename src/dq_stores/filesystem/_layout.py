@@ -97,7 +97,7 @@ def read_file(path: str) -> bytes:
 
 
 def read_linked(path: str) -> tuple[bytes, int, int]:
-    """The whole file and its ``(st_ino, st_dev)`` (``FileNotFoundError`` passes through)."""
+    """The whole file, its ``st_ino`` and ``st_dev`` (``FileNotFoundError`` passes through)."""
     fd = os.open(path, _O_READ)
     try:
         data = os.read(fd, _READ_CHUNK)

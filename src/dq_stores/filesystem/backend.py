@@ -82,6 +82,7 @@ class FilesystemBackend(DocumentBackend):
         self._readers: dict[tuple[str, str, str], tuple[str, bytes | mmap]] = {}
         self._flags: dict[str, ApplyFlag] = {}
         self._headers = HeaderCache()
+        self._linked: set[tuple[int, int, bytes]] = set()  # (ino, dev, record hash) linked
         self._handles = ProcessHandles()
         self._inherited: list[ProcessHandles] = []
 
@@ -233,17 +234,26 @@ class FilesystemBackend(DocumentBackend):
         doc = decode_record(data, scope, kind, key, self._headers)
         # Fast tamper check: a head is a hard link of its own revision file. If not
         # (a head copied over or replaced from outside, or a restore that broke the
-        # links), the slow path decides under the lock against the index.
-        try:
-            st = os.stat(f"{base}.r{doc.revision}")
-            linked = st.st_ino == ino and st.st_dev == dev
-        except FileNotFoundError:
-            linked = False
-        if not linked:
+        # links), the slow path decides under the lock against the index. An inode
+        # seen linked before holding the same verified record skips the stat.
+        inode = (ino, dev, data[:64])
+        if inode not in self._linked and not self._is_linked(base, doc.revision, inode):
             doc = self._settled_head(scope, kind, key).doc
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return doc
+
+    def _is_linked(self, base: str, revision: int, inode: tuple[int, int, bytes]) -> bool:
+        try:
+            st = os.stat(f"{base}.r{revision}")
+        except FileNotFoundError:
+            return False
+        if st.st_ino != inode[0] or st.st_dev != inode[1]:
+            return False
+        if len(self._linked) >= _MAX_CACHED_DIRS:
+            self._linked.clear()
+        self._linked.add(inode)
+        return True
 
     def _known(self, scope: Scope, kind_dir: str, kind: str, key: str) -> int:
         """The live revision this scope's index knows for ``key`` (0 if none)."""
