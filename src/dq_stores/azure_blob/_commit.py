@@ -70,6 +70,11 @@ _Read = tuple[HeadRecord, str, bytes]
 _IGNORED = (ResourceNotFoundError, ResourceModifiedError, ResourceExistsError)
 
 
+def _digest(head: _Read | None) -> str:
+    """The record hash a new revision links to ("" before revision 1)."""
+    return "" if head is None else head[0].digest
+
+
 def _head_metadata(doc: StoredDocument) -> dict[str, str]:
     return {"rev": str(doc.revision), "deleted": "1" if doc.deleted else "0"}
 
@@ -263,7 +268,9 @@ class CommitMixin:
             self._abandon(scope, record, pending_etag)
             return None
         heads: list[bytes | None] = [
-            None if doc is None else HeadRecord(doc, txid, entries[i]).to_bytes()
+            None
+            if doc is None
+            else HeadRecord(doc, txid, entries[i], _digest(known[i])).to_bytes()
             for i, doc in enumerate(docs)
         ]
         committed = record.with_heads(heads)

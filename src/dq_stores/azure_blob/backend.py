@@ -32,6 +32,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from dq_metadata.errors import ConflictError, IntegrityError, MisconfiguredError, NotFoundError
 from dq_metadata.scope import ID_PATTERN, Scope
+from dq_stores.azure_blob._chain import history_problem
 from dq_stores.azure_blob._client import (
     ClientSettings,
     azure_errors,
@@ -222,17 +223,31 @@ class AzureBlobBackend(CommitMixin, DocumentBackend):
         return found[0].doc
 
     def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
+        problem = ""
+        for _ in range(3):  # a writer moving on between listing and reading: look again
+            archived, head = self._history_records(scope, kind, key)
+            if head is None and not archived:
+                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+            problem = history_problem(archived, head) or ""
+            if not problem:
+                assert head is not None
+                docs = {r.doc.revision: r.doc for r in archived}
+                docs[head.doc.revision] = head.doc
+                return [docs[rev] for rev in sorted(docs)]
+        raise IntegrityError(f"{kind} {key!r} in {scope}: {problem}")
+
+    def _history_records(
+        self, scope: Scope, kind: str, key: str
+    ) -> tuple[list[HeadRecord], HeadRecord | None]:
+        """Every archived revision (listed first) and then the head, verified."""
         prefix = self._layout.revisions(scope, kind, key)
         with azure_errors(f"listing history of {kind} {key!r} in {scope}"):
             names = list(self._container.list_blob_names(name_starts_with=prefix))
-        head_name = self._layout.head(scope, kind, key)
         read = self._read
         calls = [functools.partial(read, n, scope, kind, key, int(n[len(prefix) :])) for n in names]
-        calls.append(functools.partial(read, head_name, scope, kind, key))
-        docs = {found[0].doc.revision: found[0].doc for found in self._parallel(calls) if found}
-        if not docs:
-            raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-        return [docs[rev] for rev in sorted(docs)]
+        calls.append(functools.partial(read, self._layout.head(scope, kind, key), scope, kind, key))
+        *found, head = self._parallel(calls)
+        return [f[0] for f in found if f is not None], None if head is None else head[0]
 
     def _query(
         self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int
@@ -309,9 +324,8 @@ class AzureBlobBackend(CommitMixin, DocumentBackend):
             doc = self._next_doc(scope, kind, key, write, old)
             entries = self._prepare(scope, kind, known, doc)
             try:
-                self._write_head(
-                    name, HeadRecord(doc, writer, entries), known[1] if known else None
-                )
+                record = HeadRecord(doc, writer, entries, old.digest if old else "")
+                self._write_head(name, record, known[1] if known else None)
             except ConflictError:
                 known = self._clean_read(scope, kind, key)
                 if not self._landed(scope, kind, key, doc.revision, writer, known):
