@@ -268,9 +268,7 @@ class CommitMixin:
             self._abandon(scope, record, pending_etag)
             return None
         heads: list[bytes | None] = [
-            None
-            if doc is None
-            else HeadRecord(doc, txid, entries[i], _digest(known[i])).to_bytes()
+            None if doc is None else HeadRecord(doc, txid, entries[i], _digest(known[i])).to_bytes()
             for i, doc in enumerate(docs)
         ]
         committed = record.with_heads(heads)

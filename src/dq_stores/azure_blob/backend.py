@@ -57,6 +57,7 @@ from dq_stores.documents import (
     StoredDocument,
 )
 from dq_stores.filtering import check_expectation
+from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
 __all__ = ["AzureBlobBackend"]
 
@@ -268,6 +269,24 @@ class AzureBlobBackend(CommitMixin, DocumentBackend):
             items = list(self._container.walk_blobs(name_starts_with=prefix, delimiter="/"))
         names = [item.name[len(prefix) :].rstrip("/") for item in items]
         return sorted(n for n in names if ID_PATTERN.fullmatch(n) and ".." not in n)
+
+    # -- integrity -----------------------------------------------------------
+    def verify_scope(self, scope: Scope, counts: VerifyCounts) -> Iterator[IntegrityProblem]:
+        """Every head, archived revision and needed index entry of ``scope`` (``_verify``)."""
+        from dq_stores.azure_blob._verify import verify_scope
+
+        if not isinstance(scope, Scope):
+            raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
+        return verify_scope(self, scope, counts)
+
+    def repair_index(self, scope: Scope) -> bool:
+        """Re-create the index entries live heads need; no head or revision is written."""
+        from dq_stores.azure_blob._verify import repair_scope
+
+        if not isinstance(scope, Scope):
+            raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
+        repair_scope(self, scope)
+        return True
 
     def _list_environments(self, tenant: str) -> Iterable[str]:
         return self._children(self._layout.tenant(tenant))
