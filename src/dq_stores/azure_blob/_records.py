@@ -106,11 +106,18 @@ class HeadRecord:
             prev = None if meta["v"] == _LEGACY else str(meta["prev"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IntegrityError(f"blob {name!r} is not a document this library wrote") from exc
-        expected = "" if doc.deleted else hashlib.sha256(body).hexdigest()
-        if doc.sha256 != expected:
-            raise IntegrityError(f"{kind} {doc.key!r} in {scope}: stored bytes fail their sha256")
-        if prev is None:
+        if prev is None:  # format 1: only the body is hashed
+            expected = "" if doc.deleted else hashlib.sha256(body).hexdigest()
+            if doc.sha256 != expected:
+                raise IntegrityError(
+                    f"{kind} {doc.key!r} in {scope}: stored bytes fail their sha256"
+                )
             return cls(doc, writer, entries, None, hashlib.sha256(data).hexdigest())
+        # Format 2: one hash over header and body. The body's own sha256 (in the
+        # header) was checked against the body before it was written, so a record
+        # whose ``h`` verifies has a matching body: hashing the body once suffices.
+        if doc.deleted and (doc.sha256 or body):
+            raise IntegrityError(f"{kind} {doc.key!r} in {scope}: a tombstone with a body")
         digest = meta.pop("h", None)
         if digest != record_hash(meta, body):
             raise IntegrityError(
