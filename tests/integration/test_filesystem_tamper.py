@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,6 +92,12 @@ def root(tmp_path: Path) -> Path:
     return store
 
 
+def _after_the_fresh_window() -> None:
+    """Wait until heads are no longer "just linked" (``get`` accepts a head whose inode
+    changed within 1 s of its record being built without a ``stat``; ADR 0002)."""
+    time.sleep(1.1)
+
+
 def _overwrite(target: Path, source: Path) -> None:
     """Copy over ``target`` in place (``cp``, ``shutil.copyfile``): the inode stays."""
     shutil.copyfile(source, target)
@@ -154,6 +161,7 @@ def test_sibling_files_copied_across_identities_raise(
 @pytest.mark.parametrize("how", ["in-place", "renamed"])
 def test_rollback_of_the_head_raises(root: Path, tmp_path: Path, how: str) -> None:
     head, first = _docs(root, ACME) / "orders.head", _docs(root, ACME) / "orders.r1"
+    _after_the_fresh_window()
     if how == "in-place":
         _overwrite(head, first)
     else:
@@ -175,6 +183,7 @@ def test_a_long_lived_reader_notices_a_rollback(root: Path) -> None:
     with FilesystemBackend(root) as reader:
         for _ in range(3):
             assert reader.get(ACME, KIND, "orders").revision == 3
+        _after_the_fresh_window()
         _overwrite(kind_dir / "orders.head", kind_dir / "orders.r1")
         with pytest.raises(IntegrityError):
             reader.get(ACME, KIND, "orders")

@@ -96,8 +96,8 @@ def read_file(path: str) -> bytes:
         os.close(fd)
 
 
-def read_linked(path: str) -> tuple[bytes, int, int]:
-    """The whole file, its ``st_ino`` and ``st_dev`` (``FileNotFoundError`` passes through)."""
+def read_linked(path: str) -> tuple[bytes, os.stat_result]:
+    """The whole file and its ``fstat`` (``FileNotFoundError`` passes through)."""
     fd = os.open(path, _O_READ)
     try:
         data = os.read(fd, _READ_CHUNK)
@@ -106,8 +106,7 @@ def read_linked(path: str) -> tuple[bytes, int, int]:
             while chunk := os.read(fd, _READ_CHUNK):
                 parts.append(chunk)
             data = b"".join(parts)
-        st = os.fstat(fd)
-        return data, st.st_ino, st.st_dev
+        return data, os.fstat(fd)
     finally:
         os.close(fd)
 

@@ -69,6 +69,9 @@ BULK_BATCH = 512
 ITER_BATCH = 256
 _INDEX_FILE = "index.sqlite3"
 _MAX_CACHED_DIRS = 4096
+#: A head whose inode last changed within this window (s) after its record was
+#: built is the link its writer made: no ``stat`` of its revision file needed.
+_FRESH_MIN, _FRESH_MAX = -0.05, 1.0
 _IDLE = b"\x00"  # the flag of a scope that does not exist yet: nothing to wait for
 
 
@@ -222,7 +225,7 @@ class FilesystemBackend(DocumentBackend):
             entry = self._read_entry(scope, kind)
         base = f"{entry[0]}/{name_of(key)}"  # Layout.head / Layout.revision, inlined
         try:
-            data, ino, dev = read_linked(base + ".head")
+            data, st = read_linked(base + ".head")
         except FileNotFoundError:
             if os.path.exists(base + ".r1"):  # history without a head: removed, or racing
                 doc: StoredDocument = self._settled_head(scope, kind, key).doc
@@ -232,13 +235,18 @@ class FilesystemBackend(DocumentBackend):
         except OSError as exc:
             raise translate(exc, "get") from exc
         doc = decode_record(data, scope, kind, key, self._headers)
-        # Fast tamper check: a head is a hard link of its own revision file. If not
-        # (a head copied over or replaced from outside, or a restore that broke the
-        # links), the slow path decides under the lock against the index. An inode
-        # seen linked before holding the same verified record skips the stat.
-        inode = (ino, dev, data[:64])
-        if inode not in self._linked and not self._is_linked(base, doc.revision, inode):
-            doc = self._settled_head(scope, kind, key).doc
+        # Fast tamper check: a head is a hard link of its own revision file, made
+        # head moments after its record was built. A head whose inode changed long
+        # after (copied over in place, replaced, or a restore) is checked against
+        # its revision file's inode; failing that, the slow path decides under the
+        # lock against the index. Linked inodes are remembered with their record hash.
+        inode = (st.st_ino, st.st_dev, data[:64])
+        if inode not in self._linked:
+            age = st.st_ctime_ns / 1e9 - doc.written_at.timestamp()
+            if not _FRESH_MIN <= age <= _FRESH_MAX and not self._is_linked(
+                base, doc.revision, inode
+            ):
+                doc = self._settled_head(scope, kind, key).doc
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return doc
