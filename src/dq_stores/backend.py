@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from dq_metadata.canonical import content_hash
 from dq_metadata.errors import (
@@ -61,6 +61,9 @@ from dq_stores.documents import (
 from dq_stores.history import MAX_RESTORE_KEYS, check_histories
 from dq_stores.keys import validate_key
 from dq_stores.retention import PRUNED_KIND, PrunedPrefix, marker_key, marker_write, parse_marker
+
+if TYPE_CHECKING:
+    from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
 __all__ = ["MAX_RESTORE_KEYS", "DocumentBackend"]
 
@@ -541,6 +544,25 @@ class DocumentBackend(ABC):
         return out
 
     # -- to implement --------------------------------------------------------
+    # -- integrity (optional hooks for the verifier) ---------------------------
+    def verify_scope(self, scope: Scope, counts: VerifyCounts) -> Iterator[IntegrityProblem]:
+        """Check every document and revision of ``scope``; yield each problem found.
+
+        Streams (bounded memory) and updates ``counts`` as it goes. The default runs
+        the checks the port allows (:func:`dq_stores.integrity.verify_through_port`);
+        adapters whose storage can be edited from outside override it to check
+        their records, history chains and derived indexes as well.
+        """
+        from dq_stores.integrity import verify_through_port
+
+        return verify_through_port(self, _check_scope(scope), counts)
+
+    def repair_index(self, scope: Scope) -> bool:
+        """Rebuild ``scope``'s derived data (indexes) from its documents, never
+        touching a document. Returns ``False`` when the backend keeps none."""
+        _check_scope(scope)
+        return False
+
     @abstractmethod
     def _get(self, scope: Scope, kind: str, key: str) -> StoredDocument: ...
 

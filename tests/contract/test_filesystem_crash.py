@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import random
 import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -326,13 +327,22 @@ def check_ledger(backend: FilesystemBackend) -> dict[str, int]:
     return revisions
 
 
-def _ledger_reader(root: str, stop: Any, failures: Any) -> None:
+def _ledger_reader(
+    root: str | FilesystemBackend, stop: Any, failures: Any, quiet: Any, checked: Any
+) -> None:
     """A long-lived reader running through every kill: snapshots must stay whole, and
-    ``get`` and ``query`` must never go back in time relative to each other."""
-    backend = FilesystemBackend(root)
+    ``get`` and ``query`` must never go back in time relative to each other. Each
+    time the test says no writer is running (``quiet``), every read path — ``get``,
+    ``query``, ``count`` and iteration — must agree (:func:`check_ledger`); it then
+    sets ``checked``. ``root`` may be a backend shared with other threads."""
+    backend = root if isinstance(root, FilesystemBackend) else FilesystemBackend(root)
     rng = random.Random(5)
     while not stop.is_set():
         try:
+            if quiet.is_set() and not checked.is_set():
+                check_ledger(backend)
+                checked.set()
+                continue
             _check_snapshot(list(backend.iter_documents(LEDGER)))
             key = rng.choice(ACCOUNTS)
             got_first = rng.random() < 0.5
@@ -348,6 +358,7 @@ def _ledger_reader(root: str, stop: Any, failures: Any) -> None:
             with failures.get_lock():
                 failures.value += 1
             print(f"ledger reader: {exc!r}", flush=True)
+            checked.set()
 
 
 def _revision_or_zero(backend: FilesystemBackend, key: str) -> int:
@@ -380,8 +391,17 @@ def _ledger_crash_loop(
     )
     long_lived = seed  # opened before the first kill, kept open across all of them
     stop, failures = ctx.Event(), ctx.Value("i", 0)
-    reader = ctx.Process(target=_ledger_reader, args=(str(root), stop, failures), daemon=True)
+    quiet = [ctx.Event(), threading.Event()]  # per reader: "no writer runs now"
+    checked = [ctx.Event(), threading.Event()]  # per reader: "I checked every read path"
+    reader = ctx.Process(
+        target=_ledger_reader, args=(str(root), stop, failures, quiet[0], checked[0]), daemon=True
+    )
     reader.start()
+    # a long-lived reader thread sharing the main thread's backend (its own connection)
+    thread = threading.Thread(
+        target=_ledger_reader, args=(long_lived, stop, failures, quiet[1], checked[1]), daemon=True
+    )
+    thread.start()
     rng = random.Random(99)
     seen: Counter[str] = Counter()
     try:
@@ -405,15 +425,24 @@ def _ledger_crash_loop(
                 proc.join(10)
                 assert proc.exitcode == -signal.SIGKILL
             seen[_interrupted(root)] += 1
+            for event in quiet:
+                event.set()
             check_ledger(long_lived)
+            for done in checked:
+                assert done.wait(60), "a long-lived reader did not check this round"
+                seen["reader checks"] += 1
+            for event in (*quiet, *checked):
+                event.clear()
             if round_ % 5 == 4:
                 with FilesystemBackend(root) as fresh:
                     check_ledger(fresh)
     finally:
         stop.set()
         reader.join(30)
+        thread.join(30)
     assert reader.exitcode == 0
-    assert failures.value == 0, "the long-lived reader saw a partial commit (see stdout)"
+    assert not thread.is_alive()
+    assert failures.value == 0, "a long-lived reader saw a partial commit (see stdout)"
     seen["commits"] = _val(long_lived.get(LEDGER, META, "clock"))
     long_lived.close()
     return seen
@@ -425,6 +454,7 @@ def test_sigkilled_committer_leaves_each_commit_whole_or_absent(
 ) -> None:
     seen = _ledger_crash_loop(tmp_path / "store", kills=200, writers=1, durability=durability)
     print(dict(seen))
+    assert seen["reader checks"] == 2 * 200  # a process and a thread, after every kill
     # commits cost ~4 fsyncs each: on a loaded machine a round fits only a few
     assert seen["commits"] > 50, "the writers barely committed anything"
     assert seen["applying"] + seen["journal"] > 0, "no kill landed inside a commit's apply"

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from dq_registries.cli import actions, config, contracts, db, jobs, runs, transfer
+from dq_registries.cli import actions, config, contracts, db, jobs, runs, transfer, verify
 from dq_registries.cli._common import EXIT_CODES_HELP, set_verbose
 from dq_registries.cli.doctor import doctor
 from dq_registries.cli.gc import gc
@@ -48,6 +48,7 @@ app.command("export")(transfer.export)
 app.command("import")(transfer.import_)
 app.command("migrate")(transfer.migrate)
 app.command("verify-archive")(transfer.verify_archive)
+app.command("verify")(verify.verify_command)
 
 
 def _installed_version() -> str:

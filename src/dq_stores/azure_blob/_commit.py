@@ -70,6 +70,11 @@ _Read = tuple[HeadRecord, str, bytes]
 _IGNORED = (ResourceNotFoundError, ResourceModifiedError, ResourceExistsError)
 
 
+def _digest(head: _Read | None) -> str:
+    """The record hash a new revision links to ("" before revision 1)."""
+    return "" if head is None else head[0].digest
+
+
 def _head_metadata(doc: StoredDocument) -> dict[str, str]:
     """A head's metadata: its revision, whether it is a tombstone and, for a live
     head, the digest of its index entry (``count`` checks index entries against it
@@ -268,7 +273,7 @@ class CommitMixin:
             self._abandon(scope, record, pending_etag)
             return None
         heads: list[bytes | None] = [
-            None if doc is None else HeadRecord(doc, txid, entries[i]).to_bytes()
+            None if doc is None else HeadRecord(doc, txid, entries[i], _digest(known[i])).to_bytes()
             for i, doc in enumerate(docs)
         ]
         committed = record.with_heads(heads)

@@ -133,7 +133,9 @@ class IndexScan:
             total = 0
             locked: list[tuple[str, str | None]] = []
             for name, is_locked in self._live_heads(scope, kind):
-                if is_locked:  # a commit holds it: its record decides (read it)
+                # A commit holds it, or it says it is deleted (a flag anyone can set
+                # from outside, so it never hides a document): its record decides.
+                if is_locked:
                     locked.append((name, _key_of(name)))
                 else:
                     total += 1
@@ -238,16 +240,15 @@ class IndexScan:
                 yield found[0].doc
 
     def _live_heads(self, scope: Scope, kind: str) -> Iterator[tuple[str, bool]]:
-        """Heads that may be live: (name, locked by a multi-document commit)."""
+        """Every head: (name, must be read to know whether it is live — locked by a
+        multi-document commit, or flagged deleted in its unhashed metadata)."""
         prefix = self._layout.heads(scope, kind)
         with azure_errors(f"listing {kind} in {scope}"):
             for props in self._container.list_blobs(
                 name_starts_with=prefix, include=["metadata"], results_per_page=1000
             ):
                 meta = props.metadata or {}
-                locked = TX in meta
-                if locked or meta.get("deleted") != "1":
-                    yield str(props.name), locked
+                yield str(props.name), TX in meta or meta.get("deleted") != "0"
 
     def _scan(
         self,

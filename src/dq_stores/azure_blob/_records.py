@@ -31,7 +31,19 @@ __all__ = [
 
 _MAX_META = 7000  # of the 8 KiB Azure allows per blob
 
-_FORMAT = 1
+_FORMAT = 2
+_LEGACY = 1
+
+
+def _header_bytes(header: dict[str, Any]) -> bytes:
+    return json.dumps(header, ensure_ascii=True, separators=(",", ":"), sort_keys=True).encode(
+        "ascii"
+    )
+
+
+def record_hash(header: dict[str, Any], body: bytes) -> str:
+    """``h`` of a format-2 record: sha256 over the header without ``h``, ``\n``, body."""
+    return hashlib.sha256(_header_bytes(header) + b"\n" + body).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +53,17 @@ class HeadRecord:
     doc: StoredDocument
     writer: str
     entries: dict[str, str] = field(default_factory=dict)  # index name suffix -> etag
+    prev: str | None = ""  # the previous revision's record hash; None: format 1 (no link)
+    digest: str = ""  # this record's hash (set when read back)
 
     def to_bytes(self) -> bytes:
         doc = self.doc
-        header = {
+        header: dict[str, Any] = {
             "v": _FORMAT,
+            "tenant": doc.scope.tenant,
+            "env": doc.scope.environment,
+            "kind": doc.kind,
+            "prev": self.prev or "",
             "key": doc.key,
             "rev": doc.revision,
             "sha256": doc.sha256,
@@ -56,8 +74,8 @@ class HeadRecord:
             "writer": self.writer,
             "entries": self.entries,
         }
-        line = json.dumps(header, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
-        return line.encode("ascii") + b"\n" + doc.body
+        header["h"] = record_hash(header, doc.body)
+        return _header_bytes(header) + b"\n" + doc.body
 
     @classmethod
     def from_bytes(cls, data: bytes, scope: Scope, kind: str, name: str) -> HeadRecord:
@@ -67,7 +85,7 @@ class HeadRecord:
             if not sep:
                 raise ValueError("no header line")
             meta: dict[str, Any] = json.loads(head)
-            if meta.get("v") != _FORMAT:
+            if meta.get("v") not in (_FORMAT, _LEGACY):
                 raise ValueError("unknown format")
             doc = StoredDocument(
                 scope=scope,
@@ -85,12 +103,37 @@ class HeadRecord:
             )
             entries = {str(k): str(v) for k, v in meta["entries"].items()}
             writer = str(meta["writer"])
+            prev = None if meta["v"] == _LEGACY else str(meta["prev"])
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IntegrityError(f"blob {name!r} is not a document this library wrote") from exc
-        expected = "" if doc.deleted else hashlib.sha256(body).hexdigest()
-        if doc.sha256 != expected:
-            raise IntegrityError(f"{kind} {doc.key!r} in {scope}: stored bytes fail their sha256")
-        return cls(doc, writer, entries)
+        if prev is None:  # format 1: only the body is hashed
+            expected = "" if doc.deleted else hashlib.sha256(body).hexdigest()
+            if doc.sha256 != expected:
+                raise IntegrityError(
+                    f"{kind} {doc.key!r} in {scope}: stored bytes fail their sha256"
+                )
+            return cls(doc, writer, entries, None, hashlib.sha256(data).hexdigest())
+        # Format 2: one hash over header and body. The body's own sha256 (in the
+        # header) was checked against the body before it was written, so a record
+        # whose ``h`` verifies has a matching body: hashing the body once suffices.
+        if doc.deleted and (doc.sha256 or body):
+            raise IntegrityError(f"{kind} {doc.key!r} in {scope}: a tombstone with a body")
+        digest = meta.pop("h", None)
+        if digest != record_hash(meta, body):
+            raise IntegrityError(
+                f"{kind} {doc.key!r} in {scope}: blob {name!r} fails its record hash "
+                "(its header or body was changed)"
+            )
+        if (meta["tenant"], meta["env"], meta["kind"]) != (
+            scope.tenant,
+            scope.environment,
+            kind,
+        ):
+            raise IntegrityError(
+                f"{kind} {doc.key!r} in {scope}: blob {name!r} belongs to another document "
+                f"({meta['kind']} in {meta['tenant']}/{meta['env']})"
+            )
+        return cls(doc, writer, entries, prev, str(digest))
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from dq_metadata.errors import ConflictError, IntegrityError, MisconfiguredError, NotFoundError
 from dq_metadata.scope import ID_PATTERN, Scope
+from dq_stores.azure_blob._chain import history_problem
 from dq_stores.azure_blob._client import (
     ClientSettings,
     azure_errors,
@@ -59,6 +60,7 @@ from dq_stores.documents import (
     StoredDocument,
 )
 from dq_stores.filtering import check_expectation
+from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
 __all__ = ["AzureBlobBackend"]
 
@@ -229,17 +231,31 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         return found[0].doc
 
     def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
+        problem = ""
+        for _ in range(3):  # a writer moving on between listing and reading: look again
+            archived, head = self._history_records(scope, kind, key)
+            if head is None and not archived:
+                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+            problem = history_problem(archived, head) or ""
+            if not problem:
+                assert head is not None
+                docs = {r.doc.revision: r.doc for r in archived}
+                docs[head.doc.revision] = head.doc
+                return [docs[rev] for rev in sorted(docs)]
+        raise IntegrityError(f"{kind} {key!r} in {scope}: {problem}")
+
+    def _history_records(
+        self, scope: Scope, kind: str, key: str
+    ) -> tuple[list[HeadRecord], HeadRecord | None]:
+        """Every archived revision (listed first) and then the head, verified."""
         prefix = self._layout.revisions(scope, kind, key)
         with azure_errors(f"listing history of {kind} {key!r} in {scope}"):
             names = list(self._container.list_blob_names(name_starts_with=prefix))
-        head_name = self._layout.head(scope, kind, key)
         read = self._read
         calls = [functools.partial(read, n, scope, kind, key, int(n[len(prefix) :])) for n in names]
-        calls.append(functools.partial(read, head_name, scope, kind, key))
-        docs = {found[0].doc.revision: found[0].doc for found in self._parallel(calls) if found}
-        if not docs:
-            raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-        return [docs[rev] for rev in sorted(docs)]
+        calls.append(functools.partial(read, self._layout.head(scope, kind, key), scope, kind, key))
+        *found, head = self._parallel(calls)
+        return [f[0] for f in found if f is not None], None if head is None else head[0]
 
     def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
         # Archived revisions are immutable and writers only add newer ones; the head
@@ -274,6 +290,24 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
             items = list(self._container.walk_blobs(name_starts_with=prefix, delimiter="/"))
         names = [item.name[len(prefix) :].rstrip("/") for item in items]
         return sorted(n for n in names if ID_PATTERN.fullmatch(n) and ".." not in n)
+
+    # -- integrity -----------------------------------------------------------
+    def verify_scope(self, scope: Scope, counts: VerifyCounts) -> Iterator[IntegrityProblem]:
+        """Every head, archived revision and needed index entry of ``scope`` (``_verify``)."""
+        from dq_stores.azure_blob._verify import verify_scope
+
+        if not isinstance(scope, Scope):
+            raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
+        return verify_scope(self, scope, counts)
+
+    def repair_index(self, scope: Scope) -> bool:
+        """Re-create the index entries live heads need; no head or revision is written."""
+        from dq_stores.azure_blob._verify import repair_scope
+
+        if not isinstance(scope, Scope):
+            raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
+        repair_scope(self, scope)
+        return True
 
     def _list_environments(self, tenant: str) -> Iterable[str]:
         return self._children(self._layout.tenant(tenant))
@@ -348,9 +382,8 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
             doc = self._next_doc(scope, kind, key, write, old)
             entries = self._prepare(scope, kind, known, doc)
             try:
-                self._write_head(
-                    name, HeadRecord(doc, writer, entries), known[1] if known else None
-                )
+                record = HeadRecord(doc, writer, entries, old.digest if old else "")
+                self._write_head(name, record, known[1] if known else None)
             except ConflictError:
                 known = self._clean_read(scope, kind, key)
                 if not self._landed(scope, kind, key, doc.revision, writer, known):

@@ -32,6 +32,7 @@ __all__ = [
     "make_dirs",
     "name_of",
     "read_file",
+    "read_linked",
     "sync_filesystem",
     "write_file",
     "write_new_file",
@@ -91,6 +92,21 @@ def read_file(path: str) -> bytes:
         while chunk := os.read(fd, _READ_CHUNK):
             parts.append(chunk)
         return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def read_linked(path: str) -> tuple[bytes, os.stat_result]:
+    """The whole file and its ``fstat`` (``FileNotFoundError`` passes through)."""
+    fd = os.open(path, _O_READ)
+    try:
+        data = os.read(fd, _READ_CHUNK)
+        if len(data) == _READ_CHUNK:
+            parts = [data]
+            while chunk := os.read(fd, _READ_CHUNK):
+                parts.append(chunk)
+            data = b"".join(parts)
+        return data, os.fstat(fd)
     finally:
         os.close(fd)
 

@@ -23,7 +23,7 @@ from dq_stores.documents import StoredDocument
 from dq_stores.filesystem import _index as index
 from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._layout import Layout, fsync_dir, sync_filesystem, write_new_file
-from dq_stores.filesystem._records import encode_record
+from dq_stores.filesystem._records import encode_record, record_digest
 from dq_stores.filesystem._writes import clear_intent, encode_intent, move_head
 
 __all__ = ["head_names", "kinds_of", "write_histories"]
@@ -60,7 +60,7 @@ def write_histories(
     kind: str,
     kind_dir: str,
     histories: Sequence[tuple[str, list[StoredDocument]]],
-    encode: Callable[[str, StoredDocument], bytes] = encode_record,
+    encode: Callable[[str, StoredDocument, str], bytes] = encode_record,
 ) -> None:
     """Durably write ``histories`` (keys without a head) and index their heads.
 
@@ -69,10 +69,11 @@ def write_histories(
     intents = [(kind, key, docs[-1].revision) for key, docs in histories]
     os.pwrite(lock_fd, encode_intent(intents), 0)
     for key, docs in histories:
+        prev = ""  # each record links to its predecessor's hash, as single writes do
         for doc in docs:
-            write_new_file(
-                Layout.revision(kind_dir, key, doc.revision), encode(kind, doc), sync=False
-            )
+            record = encode(kind, doc, prev)
+            write_new_file(Layout.revision(kind_dir, key, doc.revision), record, sync=False)
+            prev = record_digest(record)
     sync_filesystem(kind_dir)
     flag.raise_()
     for key, docs in histories:

@@ -46,6 +46,6 @@ def stage(
             doc = StoredDocument(
                 scope, op.kind, op.key, revision, b"", "", IndexEntry(), now, deleted=True
             )
-        staged.append(Staged(op.kind, kind_dir, doc))
+        staged.append(Staged(op.kind, kind_dir, doc, "" if head is None else head.digest))
         out.append(doc)
     return staged, out

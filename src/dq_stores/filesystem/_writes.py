@@ -92,6 +92,7 @@ class Staged:
     kind: str
     kind_dir: str
     doc: StoredDocument
+    prev: str = ""  # the record hash of the revision before (empty for revision 1)
 
 
 _EMPTY = Note(())
@@ -177,18 +178,20 @@ def commit_revisions(
     docs: Sequence[StoredDocument],
     *,
     bulk: bool,
+    prevs: Sequence[str],
     durable: bool = True,
 ) -> None:
     """Write ``docs`` (distinct keys, new revisions) and index them. Hold the lock.
 
+    ``prevs[i]`` is the record hash of ``docs[i]``'s previous revision ("" for 1).
     ``durable=False`` (``durability="process"``) skips every fsync: the write is
     still atomic against a process crash (the head is renamed/linked only once
     the record is complete in the page cache), not against a power loss.
     """
     written = os.pwrite(lock_fd, encode_intent([(kind, doc.key, doc.revision) for doc in docs]), 0)
     sync_each = durable and not bulk
-    for doc in docs:
-        record = encode_record(kind, doc)
+    for doc, prev in zip(docs, prevs, strict=True):
+        record = encode_record(kind, doc, prev)
         if doc.revision == 1:  # no head yet: write the revision file itself
             write_new_file(Layout.revision(kind_dir, doc.key, 1), record, sync=sync_each)
         else:
@@ -249,7 +252,7 @@ def commit_journal(
     dirs: dict[str, None] = {}
     for s in staged:
         path = Layout.revision(s.kind_dir, s.doc.key, s.doc.revision)
-        write_new_file(path, encode_record(s.kind, s.doc), sync=durable)
+        write_new_file(path, encode_record(s.kind, s.doc, s.prev), sync=durable)
         dirs[s.kind_dir] = None
     for kind_dir in dirs if durable else ():
         fsync_dir(kind_dir)

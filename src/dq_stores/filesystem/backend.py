@@ -34,17 +34,29 @@ from dq_stores.documents import (
 )
 from dq_stores.filesystem import _index as index
 from dq_stores.filesystem import _restore
+from dq_stores.filesystem._checks import IntegrityMixin
 from dq_stores.filesystem._errors import translate, translated
 from dq_stores.filesystem._flag import ApplyFlag
+from dq_stores.filesystem._integrity import (
+    check_chain,
+    check_row,
+)
 from dq_stores.filesystem._layout import (
     Layout,
     fsync_dir,
     make_dirs,
     name_of,
     read_file,
+    read_linked,
 )
 from dq_stores.filesystem._process import ProcessHandles
-from dq_stores.filesystem._records import Header, HeaderCache, decode_header, decode_record
+from dq_stores.filesystem._records import (
+    Header,
+    HeaderCache,
+    Record,
+    decode_header,
+    decode_record,
+)
 from dq_stores.filesystem._recovery import boot_id, open_scope, replay_intent
 from dq_stores.filesystem._staging import stage
 from dq_stores.filesystem._writes import commit_journal, commit_revisions
@@ -56,6 +68,9 @@ BULK_BATCH = 512
 ITER_BATCH = 256
 _INDEX_FILE = "index.sqlite3"
 _MAX_CACHED_DIRS = 4096
+#: A head whose inode last changed within this window (s) after its record was
+#: built is the link its writer made: no ``stat`` of its revision file needed.
+_FRESH_MIN, _FRESH_MAX = -0.05, 1.0
 _IDLE = b"\x00"  # the flag of a scope that does not exist yet: nothing to wait for
 
 
@@ -63,7 +78,7 @@ Durability = Literal["full", "process"]
 DURABILITY_LEVELS: tuple[Durability, ...] = ("full", "process")
 
 
-class FilesystemBackend(DocumentBackend):
+class FilesystemBackend(IntegrityMixin, DocumentBackend):
     """Versioned documents under one root directory, indexed by SQLite per scope.
 
     ``durability``: ``"full"`` (default) fsyncs every record and directory before a
@@ -90,6 +105,7 @@ class FilesystemBackend(DocumentBackend):
         self._readers: dict[tuple[str, str, str], tuple[str, bytes | mmap]] = {}
         self._flags: dict[str, ApplyFlag] = {}
         self._headers = HeaderCache()
+        self._linked: set[tuple[int, int, bytes]] = set()  # (ino, dev, record hash) linked
         self._handles = ProcessHandles()
         self._inherited: list[ProcessHandles] = []
 
@@ -235,13 +251,30 @@ class FilesystemBackend(DocumentBackend):
         entry = self._readers.get((scope.tenant, scope.environment, kind))
         if entry is None or entry[1][0]:  # first read here, or a writer is applying
             entry = self._read_entry(scope, kind)
+        base = f"{entry[0]}/{name_of(key)}"  # Layout.head / Layout.revision, inlined
         try:
-            data = read_file(f"{entry[0]}/{name_of(key)}.head")  # Layout.head, inlined
+            data, st = read_linked(base + ".head")
         except FileNotFoundError:
+            if os.path.exists(base + ".r1"):  # history without a head: removed, or racing
+                doc: StoredDocument = self._settled_head(scope, kind, key).doc
+                if not doc.deleted:
+                    return doc
             raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
         except OSError as exc:
             raise translate(exc, "get") from exc
         doc = decode_record(data, scope, kind, key, self._headers)
+        # Fast tamper check: a head is a hard link of its own revision file, made
+        # head moments after its record was built. A head whose inode changed long
+        # after (copied over in place, replaced, or a restore) is checked against
+        # its revision file's inode; failing that, the slow path decides under the
+        # lock against the index. Linked inodes are remembered with their record hash.
+        inode = (st.st_ino, st.st_dev, data[:64])
+        if inode not in self._linked:
+            age = st.st_ctime_ns / 1e9 - doc.written_at.timestamp()
+            if not _FRESH_MIN <= age <= _FRESH_MAX and not self._is_linked(
+                base, doc.revision, inode
+            ):
+                doc = self._settled_head(scope, kind, key).doc
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return doc
@@ -268,8 +301,8 @@ class FilesystemBackend(DocumentBackend):
     def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
         kind_dir = self._reading(scope, kind)
         with translated("get_revision"):
-            head = self._head(kind_dir, kind, key)
-            if head is None or revision > head.revision:
+            head = self._checked_head(scope, kind, kind_dir, key).doc
+            if revision > head.revision:
                 raise NotFoundError(f"{kind} {key!r} has no revision {revision} in {scope}")
             try:
                 return self._read_revision(scope, kind, kind_dir, key, revision)
@@ -283,24 +316,25 @@ class FilesystemBackend(DocumentBackend):
     def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
         kind_dir = self._reading(scope, kind)
         with translated("history"):
-            head = self._head(kind_dir, kind, key)
-            if head is None:
-                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+            head = self._checked_head(scope, kind, kind_dir, key)
             start = self._first_kept(scope, kind, kind_dir, key)
             try:
-                return self._revisions(scope, kind, kind_dir, key, start, head.revision)
+                records = self._records(scope, kind, kind_dir, key, start, head.doc.revision)
             except IntegrityError:
                 # a pruner removed revisions meanwhile? then read from where it left off
                 again = self._first_kept(scope, kind, kind_dir, key)
                 if again == start:
                     raise
-                return self._revisions(scope, kind, kind_dir, key, again, head.revision)
+                start = again
+                records = self._records(scope, kind, kind_dir, key, start, head.doc.revision)
+            check_chain(kind, key, records, head, start=start)
+            return [record.doc for record in records]
 
-    def _revisions(
+    def _records(
         self, scope: Scope, kind: str, kind_dir: str, key: str, start: int, end: int
-    ) -> list[StoredDocument]:
+    ) -> list[Record]:
         return [
-            self._read_revision(scope, kind, kind_dir, key, revision)
+            self._read_record(scope, kind, kind_dir, key, revision)
             for revision in range(start, end + 1)
         ]
 
@@ -338,8 +372,12 @@ class FilesystemBackend(DocumentBackend):
             with index.snapshot(conn):
                 rows = index.query(conn, kind, query, cursor, fetch)
             return [
-                self._read_revision(scope, kind, kind_dir, key, revision)
-                for _sort_key, key, revision in rows
+                check_row(
+                    self._read_revision(scope, kind, kind_dir, key, revision),
+                    sort_key,
+                    query.filters,
+                )
+                for sort_key, key, revision in rows
             ]
 
     def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
@@ -394,8 +432,17 @@ class FilesystemBackend(DocumentBackend):
             live = None if head is None or head.deleted else head.revision
             check_expectation(live, expect, kind, write.key)
             doc = self._revision_of(scope, kind, write, head)
+            prevs = ["" if head is None else head.digest]
             commit_revisions(
-                conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False, durable=self._durable
+                conn,
+                lock_fd,
+                flag,
+                kind,
+                kind_dir,
+                [doc],
+                bulk=False,
+                prevs=prevs,
+                durable=self._durable,
             )
             return doc
 
@@ -428,11 +475,21 @@ class FilesystemBackend(DocumentBackend):
 
     def _write_batch(self, scope: Scope, kind: str, writes: Sequence[DocumentWrite]) -> int:
         with translated("put_many"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
+            heads = [self._head(kind_dir, kind, w.key) for w in writes]
             docs = [
-                self._revision_of(scope, kind, w, self._head(kind_dir, kind, w.key)) for w in writes
+                self._revision_of(scope, kind, w, h) for w, h in zip(writes, heads, strict=True)
             ]
+            prevs = ["" if h is None else h.digest for h in heads]
             commit_revisions(
-                conn, lock_fd, flag, kind, kind_dir, docs, bulk=True, durable=self._durable
+                conn,
+                lock_fd,
+                flag,
+                kind,
+                kind_dir,
+                docs,
+                bulk=True,
+                prevs=prevs,
+                durable=self._durable,
             )
         return len(docs)
 
@@ -453,8 +510,17 @@ class FilesystemBackend(DocumentBackend):
                 datetime.now(UTC),
                 deleted=True,
             )
+            prevs = [head.digest]
             commit_revisions(
-                conn, lock_fd, flag, kind, kind_dir, [doc], bulk=False, durable=self._durable
+                conn,
+                lock_fd,
+                flag,
+                kind,
+                kind_dir,
+                [doc],
+                bulk=False,
+                prevs=prevs,
+                durable=self._durable,
             )
             return doc
 
@@ -476,8 +542,8 @@ class FilesystemBackend(DocumentBackend):
                 if len(staged) == 1:  # one document: its head rename is atomic already
                     (one,) = staged
                     commit_revisions(
-                        conn, lock_fd, flag, one.kind, one.kind_dir, [one.doc],
-                        bulk=False, durable=self._durable,
+                        conn, lock_fd, flag, one.kind, one.kind_dir, [one.doc], bulk=False,
+                        prevs=[one.prev], durable=self._durable,
                     )  # fmt: skip
                 elif staged:
                     commit_journal(conn, lock_fd, flag, staged, durable=self._durable)

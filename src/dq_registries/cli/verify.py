@@ -1,0 +1,161 @@
+"""``dq verify``: prove the stores — every document, revision, index entry and results object.
+
+    dq verify                       # the whole store
+    dq verify --tenant acme         # every environment of one tenant
+    dq verify -t acme -e prod       # one scope
+    dq verify --repair-index        # also rebuild indexes that disagree with the documents
+    dq verify --json                # one JSON object for scripts (no progress bar)
+
+Prints one line per problem and a summary; exits 1 when anything is wrong (an
+index problem repaired by ``--repair-index`` still counts: run it again to see
+a clean store), 0 otherwise. Every document store the configuration uses is
+walked once, and the results store checks each run's results object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from dq_registries.cli._common import ConfigOpt, UsageError, cli_errors
+
+if TYPE_CHECKING:
+    from dq_stores.backend import DocumentBackend
+    from dq_stores.results import ResultsStore
+
+__all__ = ["verify_command"]
+
+_TenantOpt = Annotated[
+    str | None,
+    typer.Option("--tenant", "-t", help="Check only this tenant (default: every tenant).",
+                 show_default=False),
+]  # fmt: skip
+_EnvOpt = Annotated[
+    str | None,
+    typer.Option("--env", "-e", help="With --tenant: check only this environment.",
+                 show_default=False),
+]  # fmt: skip
+_RepairOpt = Annotated[
+    bool,
+    typer.Option(
+        "--repair-index",
+        help="Rebuild the derived indexes of scopes whose index disagrees with their "
+        "documents (documents are never changed).",
+    ),
+]
+_JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object, no progress bar.")]
+
+
+@contextmanager
+def _stores(config: Path | None) -> Iterator[tuple[list[DocumentBackend], ResultsStore]]:
+    """Every distinct document backend the configuration uses, and its results store."""
+    from dq_registries.config import STORE_NAMES, load_config
+    from dq_registries.container import build_container
+
+    settings = load_config(config)
+    container = build_container(settings)
+    try:
+        stores = settings.stores.model_dump()
+        names = sorted({stores[store] for store in STORE_NAMES})
+        backends = [getattr(container, f"{name}_backend")() for name in names]
+        yield backends, container.results_store()
+    finally:
+        container.shutdown_resources()
+
+
+def verify_command(
+    tenant: _TenantOpt = None,
+    env: _EnvOpt = None,
+    config: ConfigOpt = None,
+    repair_index: _RepairOpt = False,
+    as_json: _JsonOpt = False,
+) -> None:
+    """Check every document, revision, index entry and results object; exit 1 on any problem."""
+    problems, summary = _run(tenant, env, config, repair_index, as_json)
+    if as_json:
+        sys.stdout.write(json.dumps({"summary": summary, "problems": problems}, indent=2) + "\n")
+    else:
+        repaired = summary["repaired"]
+        typer.echo(
+            f"checked {summary['scopes']} scope(s), {summary['documents']} document(s), "
+            f"{summary['revisions']} revision(s), {summary['results']} results object(s): "
+            f"{summary['problems']} problem(s)"
+            + (f"; index rebuilt in {len(repaired)} scope(s)" if repaired else "")
+        )
+        if summary["legacy_records"]:
+            typer.echo(
+                f"note: {summary['legacy_records']} record(s) in the format before issue 11 "
+                "(identity bound to kind and key only; rewritten on their next change)"
+            )
+    if summary["problems"]:
+        raise typer.Exit(code=1)
+
+
+@cli_errors
+def _run(
+    tenant: str | None, env: str | None, config: Path | None, repair: bool, as_json: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from dq_metadata.errors import DQError
+    from dq_metadata.scope import Scope, validate_id
+    from dq_stores.verify import VerifyCounts, verify
+
+    if env is not None and tenant is None:
+        raise UsageError("--env needs --tenant")
+    try:
+        scope = None if env is None or tenant is None else Scope(tenant, env)
+        if tenant is not None:
+            validate_id(tenant, "tenant")
+    except (ValueError, DQError) as exc:
+        raise UsageError(str(exc)) from exc
+    counts = VerifyCounts()
+    found: list[dict[str, Any]] = []
+    with _stores(config) as (backends, results), _progress(not as_json) as step:
+        for backend in backends:
+            walk = verify(
+                backend,
+                scope=scope,
+                tenant=None if scope is not None else tenant,
+                results=results,
+                counts=counts,
+                repair_index=repair,
+                on_scope=step,
+            )
+            for problem in walk:
+                if as_json:
+                    found.append(problem.to_json())
+                else:
+                    typer.echo(str(problem))
+    summary = {
+        "scopes": counts.scopes,
+        "documents": counts.documents,
+        "revisions": counts.revisions,
+        "results": counts.results,
+        "legacy_records": counts.legacy_records,
+        "problems": counts.problems,
+        "repaired": [str(s) for s in counts.repaired],
+    }
+    return found, summary
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress line on a terminal (stderr); a no-op elsewhere or with --json."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield lambda _scope: None
+        return
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("verifying", total=None)
+        yield lambda scope: bar.update(task, description=f"verifying {scope}", advance=1)

@@ -1,0 +1,149 @@
+"""Integrity reads of :class:`~dq_stores.filesystem.backend.FilesystemBackend`.
+
+The slow path of ``get`` (a head that is not the fresh hard link of its revision
+file is re-read under the scope lock and must agree with the index), the head
+check of ``history`` / ``get_revision``, and the verifier hooks (``verify_scope``,
+``repair_index``). See ADR 0002, "Record format".
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from dq_metadata.errors import IntegrityError, NotFoundError
+from dq_metadata.scope import Scope
+from dq_stores.filesystem import _index as index
+from dq_stores.filesystem._errors import translated
+from dq_stores.filesystem._flag import ApplyFlag
+from dq_stores.filesystem._integrity import agrees, disagreement, indexed_revision
+from dq_stores.filesystem._layout import Layout, read_file
+from dq_stores.filesystem._process import ProcessHandles
+from dq_stores.filesystem._records import Record, decode_full
+from dq_stores.filesystem._recovery import replay_intent
+from dq_stores.filesystem._verify import compare_index, derive_index
+from dq_stores.integrity import IntegrityProblem, VerifyCounts
+
+__all__ = ["IntegrityMixin"]
+
+_INDEX_FILE = "index.sqlite3"
+_MAX_LINKED = 4096
+
+
+class IntegrityMixin:
+    """Needs the backend's layout, per-process handles, flags and linked-inode set."""
+
+    _linked: set[tuple[int, int, bytes]]
+    _flags: dict[str, ApplyFlag]
+
+    if TYPE_CHECKING:  # provided by FilesystemBackend
+        from dq_stores.filesystem._layout import Layout as _LayoutT
+
+        _layout: _LayoutT
+
+        def _process(self) -> ProcessHandles: ...
+        def _index(
+            self, scope: Scope, scope_dir: str, *, create: bool
+        ) -> sqlite3.Connection | None: ...
+
+    def _is_linked(self, base: str, revision: int, inode: tuple[int, int, bytes]) -> bool:
+        try:
+            st = os.stat(f"{base}.r{revision}")
+        except FileNotFoundError:
+            return False
+        if st.st_ino != inode[0] or st.st_dev != inode[1]:
+            return False
+        if len(self._linked) >= _MAX_LINKED:
+            self._linked.clear()
+        self._linked.add(inode)
+        return True
+
+    def _known(self, scope: Scope, kind_dir: str, kind: str, key: str) -> int:
+        """The live revision this scope's index knows for ``key`` (0 if none)."""
+        scope_dir = kind_dir[: -len(kind) - 6]  # kind_dir is <scope_dir>/docs/<kind>
+        conn = self._process().connection(f"{scope_dir}/{_INDEX_FILE}")
+        if conn is None:
+            with translated("get"):
+                conn = self._index(scope, scope_dir, create=False)
+        return indexed_revision(conn, kind, key)
+
+    def _settled_head(self, scope: Scope, kind: str, key: str) -> Record:
+        """The head, read under the scope lock with no writer in flight, which must
+        then agree with the index exactly. Raises ``IntegrityError`` otherwise, and
+        ``NotFoundError`` for a key that has neither."""
+        scope_dir = self._layout.scope_dir(scope)
+        kind_dir = self._layout.kind_dir(scope_dir, kind)
+        with translated("read"):
+            conn = self._index(scope, scope_dir, create=False)
+            if conn is None:
+                raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+            with self._process().exclusive(scope_dir) as lock_fd:
+                replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
+                known = indexed_revision(conn, kind, key)
+                try:
+                    head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
+                except FileNotFoundError:
+                    if known or os.path.exists(Layout.revision(kind_dir, key, 1)):
+                        raise IntegrityError(disagreement(scope, kind, key, None, known)) from None
+                    raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
+                if not agrees(head.doc, known):
+                    raise IntegrityError(disagreement(scope, kind, key, head.doc, known))
+                newest = self._read_record(scope, kind, kind_dir, key, head.doc.revision)
+                if newest.digest != head.digest:
+                    raise IntegrityError(f"{kind} {key!r}: the head is not its newest revision")
+                return head
+
+    def _checked_head(self, scope: Scope, kind: str, kind_dir: str, key: str) -> Record:
+        """The head, fully verified and agreeing with the index (``_settled_head`` if not)."""
+        known = self._known(scope, kind_dir, kind, key)
+        try:
+            head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
+        except FileNotFoundError:
+            return self._settled_head(scope, kind, key)
+        return head if agrees(head.doc, known) else self._settled_head(scope, kind, key)
+
+    def _read_record(
+        self, scope: Scope, kind: str, kind_dir: str, key: str, revision: int
+    ) -> Record:
+        try:
+            data = read_file(Layout.revision(kind_dir, key, revision))
+        except FileNotFoundError:
+            raise IntegrityError(f"{kind} {key!r}: revision {revision} is missing") from None
+        return decode_full(data, scope, kind, key)
+
+    # -- integrity -----------------------------------------------------------
+    def verify_scope(self, scope: Scope, counts: VerifyCounts) -> Iterator[IntegrityProblem]:
+        """Every record, history chain and index row of ``scope`` (see ``_verify``).
+
+        Holds the scope's write lock while it runs: writers of the scope wait.
+        """
+        if not isinstance(scope, Scope):
+            raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
+        scope_dir = self._layout.scope_dir(scope)
+        with translated("verify"):
+            conn = self._index(scope, scope_dir, create=False)
+            if conn is None:
+                return
+            with self._process().exclusive(scope_dir) as lock_fd:
+                replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
+                yield from compare_index(f"{scope_dir}/{_INDEX_FILE}", scope, scope_dir, counts)
+
+    def repair_index(self, scope: Scope) -> bool:
+        """Rebuild ``scope``'s index from its valid head files (one transaction);
+        damaged records stay out of it. No document file is written."""
+        if not isinstance(scope, Scope):
+            raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
+        scope_dir = self._layout.scope_dir(scope)
+        with translated("repair_index"):
+            conn = self._index(scope, scope_dir, create=False)
+            if conn is None:
+                return True
+            with self._process().exclusive(scope_dir) as lock_fd:
+                replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
+                with index.transaction(conn):
+                    index.clear(conn)
+                    for _problem in derive_index(conn, scope, scope_dir, VerifyCounts()):
+                        pass
+        return True

@@ -1,0 +1,103 @@
+"""Read-side integrity checks: head vs index, the history chain, index rows vs records.
+
+The record hash binds a record to its scope, kind, key and revision (``_records``);
+these checks bind it to its *place*: the head must be the newest revision the
+index knows (a rolled-back or removed head raises), every revision must name its
+predecessor's record hash (a reordered or spliced history raises), and a row the
+index returns must describe the record it points at (an edited row raises).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from dq_metadata.errors import IntegrityError
+from dq_metadata.scope import Scope
+from dq_stores.documents import FieldFilter, StoredDocument
+from dq_stores.filesystem._records import Record
+
+__all__ = [
+    "agrees",
+    "check_chain",
+    "check_link",
+    "check_row",
+    "disagreement",
+    "indexed_revision",
+]
+
+_SELECT = "SELECT revision FROM heads WHERE kind = ? AND key = ?"
+
+
+def indexed_revision(conn: sqlite3.Connection | None, kind: str, key: str) -> int:
+    """The live revision the index knows for ``key`` (0: none, or no index yet)."""
+    if conn is None:
+        return 0
+    row = conn.execute(_SELECT, (kind, key)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def agrees(doc: StoredDocument | None, known: int) -> bool:
+    """Whether a head (``None``: no head file) and the index's revision agree."""
+    if doc is None or doc.deleted:
+        return known == 0
+    return doc.revision == known
+
+
+def disagreement(scope: Scope, kind: str, key: str, doc: StoredDocument | None, known: int) -> str:
+    """The message for a head the index does not agree with (checked under the lock)."""
+    head = "no head" if doc is None else f"head revision {doc.revision}"
+    if doc is not None and doc.deleted:
+        head += " (deleted)"
+    return (
+        f"{kind} {key!r} in {scope}: {head} but the index knows revision {known} — a "
+        "rolled-back or removed head file, or an edited index; run `dq verify` to see "
+        "which (`dq verify --repair-index` rebuilds the index if the files are intact)"
+    )
+
+
+def check_link(kind: str, key: str, number: int, record: Record, before: str) -> str:
+    """Check that ``record`` is revision ``number`` following the record hashed
+    ``before`` ("" before revision 1); return its own hash for the next link.
+
+    Format-1 records (``prev is None``) carry no link and are accepted as they are.
+    """
+    if record.doc.revision != number:
+        raise IntegrityError(f"{kind} {key!r}: revision {number} holds another revision")
+    if record.prev is not None and record.prev != before:
+        raise IntegrityError(
+            f"{kind} {key!r}: revision {number} does not follow revision {number - 1} "
+            "(history was edited, reordered or spliced)"
+        )
+    return record.digest
+
+
+def check_chain(
+    kind: str, key: str, records: Sequence[Record], head: Record, *, start: int = 1
+) -> None:
+    """Every revision names its predecessor's hash; the head is the newest revision.
+
+    ``start`` > 1: revisions before it were pruned (``prune_history`` recorded the
+    pruned prefix in its marker first), so the oldest kept revision's link is
+    taken as it is and the chain is checked from there.
+    """
+    before = records[0].prev or "" if start > 1 and records else ""
+    for number, record in enumerate(records, start=start):
+        before = check_link(kind, key, number, record, before)
+    if records and head.digest != before:
+        raise IntegrityError(f"{kind} {key!r}: the head is not its newest revision file")
+
+
+def check_row(
+    doc: StoredDocument, sort_key: str | None, filters: Sequence[FieldFilter]
+) -> StoredDocument:
+    """``doc`` as returned for an index row: the row's sort key and filters must hold."""
+    fields = doc.index.fields
+    if (sort_key is not None and doc.index.sort_key != sort_key) or any(
+        not set(f.values) & set(fields.get(f.field, ())) for f in filters
+    ):
+        raise IntegrityError(
+            f"{doc.kind} {doc.key!r} in {doc.scope}: the index describes it otherwise than "
+            "its record does; run `dq verify --repair-index`"
+        )
+    return doc

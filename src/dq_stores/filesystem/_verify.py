@@ -1,0 +1,158 @@
+"""The filesystem verifier: every record, every history chain, the index vs the files.
+
+Runs under the scope lock (writers of the scope wait; readers do not), so what it
+sees is a settled state in which the index must agree with the heads exactly.
+The index the files imply is derived into a scratch SQLite database in a
+temporary directory (bounded memory whatever the scope's size) and compared with
+the live one table by table; ``repair`` derives it into the live index instead.
+Nothing here writes a document file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+
+from dq_metadata.errors import IntegrityError
+from dq_metadata.scope import ID_PATTERN, Scope
+from dq_stores.filesystem import _index as index
+from dq_stores.filesystem._integrity import check_link
+from dq_stores.filesystem._layout import Layout, name_of, read_file
+from dq_stores.filesystem._records import decode_full
+from dq_stores.integrity import IntegrityProblem, VerifyCounts
+
+__all__ = ["compare_index", "derive_index"]
+
+_HEAD = ".head"
+_REVISION = re.compile(r"(?P<name>[a-z0-9_-]+)\.r(?P<n>[1-9][0-9]*)")
+
+
+def _kinds(scope_dir: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(f"{scope_dir}/docs"))
+    except FileNotFoundError:
+        return []
+    return [name for name in names if ID_PATTERN.fullmatch(name) and ".." not in name]
+
+
+def derive_index(
+    conn: sqlite3.Connection, scope: Scope, scope_dir: str, counts: VerifyCounts
+) -> Iterator[IntegrityProblem]:
+    """Index every valid head into ``conn`` (an empty index, in a transaction the
+    caller holds) and yield every problem found in records and histories."""
+    for kind in _kinds(scope_dir):
+        kind_dir = f"{scope_dir}/docs/{kind}"
+        with os.scandir(kind_dir) as entries:
+            for entry in entries:
+                yield from _check_file(conn, scope, kind, kind_dir, entry.name, counts)
+
+
+def _check_file(
+    conn: sqlite3.Connection,
+    scope: Scope,
+    kind: str,
+    kind_dir: str,
+    name: str,
+    counts: VerifyCounts,
+) -> Iterator[IntegrityProblem]:
+    if name.startswith("."):
+        return  # an unfinished write (the next writer or recovery removes it)
+    if name.endswith(_HEAD):
+        yield from _check_document(conn, scope, kind, kind_dir, name, counts)
+        return
+    match = _REVISION.fullmatch(name)
+    if match is None:
+        yield IntegrityProblem(scope, "record", f"unexpected file {name!r}", kind)
+    elif not os.path.exists(f"{kind_dir}/{match['name']}{_HEAD}"):
+        yield IntegrityProblem(
+            scope, "head", f"revision file {name!r} has no head (the head was removed)", kind
+        )
+
+
+def _check_document(
+    conn: sqlite3.Connection,
+    scope: Scope,
+    kind: str,
+    kind_dir: str,
+    name: str,
+    counts: VerifyCounts,
+) -> Iterator[IntegrityProblem]:
+    try:
+        head = decode_full(read_file(f"{kind_dir}/{name}"), scope, kind, None)
+    except IntegrityError as exc:
+        yield IntegrityProblem(scope, "record", f"head file {name!r}: {exc}", kind)
+        return
+    key, doc = head.doc.key, head.doc
+    if name_of(key) + _HEAD != name:
+        yield IntegrityProblem(scope, "record", f"head file {name!r} holds another key", kind, key)
+        return
+    counts.documents += 0 if doc.deleted else 1
+    before = ""
+    try:
+        for revision in range(1, doc.revision + 1):
+            try:
+                data = read_file(Layout.revision(kind_dir, key, revision))
+            except FileNotFoundError:
+                raise IntegrityError(f"revision {revision} is missing") from None
+            record = decode_full(data, scope, kind, key)
+            before = check_link(kind, key, revision, record, before)
+            counts.revisions += 1
+            counts.legacy_records += record.prev is None
+        if head.digest != before:
+            raise IntegrityError("the head is not its newest revision file")
+    except IntegrityError as exc:
+        yield IntegrityProblem(scope, "history", str(exc), kind, key)
+    if os.path.exists(Layout.revision(kind_dir, key, doc.revision + 1)):
+        yield IntegrityProblem(
+            scope,
+            "head",
+            f"the head is revision {doc.revision} but revision {doc.revision + 1} exists "
+            "(a rolled-back head)",
+            kind,
+            key,
+        )
+    index.set_head(conn, kind, key, doc.revision, None if doc.deleted else doc.index)
+
+
+_TABLES = (
+    ("heads", "kind, key, revision, sort_key, fields", "", "kind, key"),
+    ("postings", "kind, field, value, sort_key, key", "", "kind, key"),
+    ("stats", "kind, field, value, n", " WHERE n != 0", "kind, NULL"),
+)
+
+
+def compare_index(
+    live_path: str, scope: Scope, scope_dir: str, counts: VerifyCounts
+) -> Iterator[IntegrityProblem]:
+    """Derive the index from the files into a scratch database and yield every
+    problem in the files, then every row on which it and the live index differ."""
+    with tempfile.TemporaryDirectory(prefix="dq-verify-") as scratch:
+        fresh = index.connect(f"{scratch}/derived.sqlite3", durable=False)
+        try:
+            index.ensure_schema(fresh)
+            with index.transaction(fresh):
+                yield from derive_index(fresh, scope, scope_dir, counts)
+            fresh.execute("ATTACH DATABASE ? AS live", (live_path,))
+            for table, columns, where, ident in _TABLES:
+                for side, first, second in (("the index has", "live.", "main."),
+                                            ("the index lacks", "main.", "live.")):  # fmt: skip
+                    sql = (
+                        f"SELECT {ident}, {columns} FROM {first}{table}{where} EXCEPT"
+                        f" SELECT {ident}, {columns} FROM {second}{table}{where}"
+                    )
+                    for row in fresh.execute(sql):
+                        kind, key, *values = row
+                        yield IntegrityProblem(
+                            scope,
+                            "index",
+                            f"{side} a {table} row the documents do not imply: {values!r}"
+                            if side == "the index has"
+                            else f"{side} a {table} row the documents imply: {values!r}",
+                            str(kind),
+                            None if key is None else str(key),
+                        )
+        finally:
+            fresh.close()

@@ -1,0 +1,113 @@
+"""What the verifier reports, and the check any backend can run through the port.
+
+Kept apart from :mod:`dq_stores.verify` so that ``backend.py`` can name these
+types for its optional hook without an import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from dq_metadata.canonical import content_hash
+from dq_metadata.errors import DQError
+from dq_metadata.scope import Scope
+
+if TYPE_CHECKING:
+    from dq_stores.backend import DocumentBackend
+
+__all__ = ["IntegrityProblem", "ProblemCode", "VerifyCounts", "verify_through_port"]
+
+#: ``record``: a stored record fails its hash, format or identity check;
+#: ``history``: a revision is missing, out of order or not linked to its predecessor;
+#: ``head``: the head is not the newest revision (rollback, removed head);
+#: ``index``: derived index data disagrees with the documents;
+#: ``results``: a results object is missing or fails its size / sha256;
+#: ``unreadable``: the check itself could not read something.
+ProblemCode = Literal["record", "history", "head", "index", "results", "unreadable"]
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityProblem:
+    """One thing found wrong. ``kind``/``key`` are ``None`` when not about one document."""
+
+    scope: Scope
+    code: ProblemCode
+    message: str
+    kind: str | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.scope}"
+        if self.kind is not None:
+            where += f" {self.kind}"
+        if self.key is not None:
+            where += f" {self.key!r}"
+        return f"{where}: [{self.code}] {self.message}"
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "tenant": self.scope.tenant,
+            "environment": self.scope.environment,
+            "kind": self.kind,
+            "key": self.key,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class VerifyCounts:
+    """Running totals, updated while the verifier streams (read them at any time)."""
+
+    scopes: int = 0
+    documents: int = 0
+    revisions: int = 0
+    results: int = 0
+    legacy_records: int = 0  # format-1 filesystem records: identity bound to kind/key only
+    problems: int = 0
+    repaired: list[Scope] = field(default_factory=list)
+
+
+def verify_through_port(
+    backend: DocumentBackend, scope: Scope, counts: VerifyCounts
+) -> Iterator[IntegrityProblem]:
+    """The checks the port alone allows: every listed document's full history
+    verifies, each body matches its sha256, the history ends at the document and
+    is numbered 1..N. Backends with derived
+    data of their own override :meth:`DocumentBackend.verify_scope` to do more."""
+    listed = backend.iter_documents(scope)
+    while True:
+        try:
+            doc = next(listed)
+        except StopIteration:
+            return
+        except DQError as exc:
+            yield IntegrityProblem(scope, "unreadable", f"listing stopped: {exc}")
+            return
+        counts.documents += 1
+        try:
+            history = backend.history(scope, doc.kind, doc.key)
+        except DQError as exc:
+            yield IntegrityProblem(scope, "history", str(exc), doc.kind, doc.key)
+            continue
+        counts.revisions += len(history)
+        for revision in history:
+            if not revision.deleted and content_hash(revision.body) != revision.sha256:
+                yield IntegrityProblem(
+                    scope,
+                    "record",
+                    f"revision {revision.revision}: the body fails its sha256",
+                    doc.kind,
+                    doc.key,
+                )
+        numbers = [d.revision for d in history]
+        if numbers != list(range(1, len(history) + 1)):
+            yield IntegrityProblem(
+                scope, "history", f"revisions are {numbers}, not 1..N", doc.kind, doc.key
+            )
+        elif history[-1].revision != doc.revision or history[-1].sha256 != doc.sha256:
+            yield IntegrityProblem(
+                scope, "head", "the document is not its newest revision", doc.kind, doc.key
+            )

@@ -1,0 +1,116 @@
+"""Prove a whole store: ``verify(backend, ...)`` walks scopes and yields problems.
+
+    from dq_stores.verify import verify, VerifyCounts
+    counts = VerifyCounts()
+    for problem in verify(backend, tenant="acme", results=results_store, counts=counts):
+        print(problem)
+    print(counts.documents, counts.problems)
+
+Each scope is checked by the backend's :meth:`~dq_stores.backend.DocumentBackend.verify_scope`
+hook (records, identity, history chain, head vs. newest revision, index vs.
+documents — whatever the backend can check; the port's generic walk otherwise),
+then every job run's results object is streamed back through the results store,
+which checks its size and sha256. Streaming: memory stays bounded by one
+document (and one results chunk) whatever the store's size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+
+from dq_metadata.errors import DQError
+from dq_metadata.models.job_run import ResultObject
+from dq_metadata.scope import Scope, validate_id
+from dq_stores.backend import DocumentBackend
+from dq_stores.integrity import IntegrityProblem, ProblemCode, VerifyCounts
+from dq_stores.results import ResultRef, ResultsStore
+
+__all__ = ["IntegrityProblem", "ProblemCode", "VerifyCounts", "scopes_of", "verify"]
+
+_RUN_KIND = "job_run"
+
+
+def scopes_of(
+    backend: DocumentBackend, scope: Scope | None = None, tenant: str | None = None
+) -> Iterable[Scope]:
+    """The scopes to walk: ``scope``; else every environment of ``tenant``; else all."""
+    if scope is not None:
+        if tenant is not None:
+            raise ValueError("give scope or tenant, not both")
+        return [scope]
+    if tenant is not None:
+        return [
+            Scope(tenant, env) for env in backend.list_environments(validate_id(tenant, "tenant"))
+        ]
+    return backend.iter_scopes()
+
+
+def verify(
+    backend: DocumentBackend,
+    scope: Scope | None = None,
+    tenant: str | None = None,
+    results: ResultsStore | None = None,
+    *,
+    counts: VerifyCounts | None = None,
+    repair_index: bool = False,
+    on_scope: Callable[[Scope], None] | None = None,
+) -> Iterator[IntegrityProblem]:
+    """Yield every problem in one scope, one tenant's scopes, or the whole store.
+
+    ``counts`` (optional) is updated as the walk goes. ``repair_index=True``
+    rebuilds a scope's derived index from its documents after its check found an
+    ``index`` problem (documents are never touched); those scopes are listed in
+    ``counts.repaired``. ``on_scope`` is called before each scope (progress).
+
+    Raises:
+        ValueError: both ``scope`` and ``tenant``.
+        ValidationError: an invalid tenant id.
+        StoreUnavailableError: the backend cannot be reached.
+    """
+    counts = VerifyCounts() if counts is None else counts
+    for current in scopes_of(backend, scope, tenant):
+        if on_scope is not None:
+            on_scope(current)
+        counts.scopes += 1
+        index_broken = False
+        for problem in backend.verify_scope(current, counts):
+            counts.problems += 1
+            index_broken |= problem.code == "index"
+            yield problem
+        if index_broken and repair_index and backend.repair_index(current):
+            counts.repaired.append(current)
+        if results is not None:
+            for problem in _verify_results(backend, current, results, counts):
+                counts.problems += 1
+                yield problem
+
+
+def _result_ref(body: bytes) -> ResultRef | None:
+    try:
+        obj = json.loads(body).get("result_object")
+        if obj is None:
+            return None
+        # the logical reference, or one written before ADR 0012 (read into it)
+        return ResultRef.of(ResultObject.model_validate(obj))
+    except (ValueError, KeyError, TypeError, AttributeError, DQError):
+        return None
+
+
+def _verify_results(
+    backend: DocumentBackend, scope: Scope, results: ResultsStore, counts: VerifyCounts
+) -> Iterator[IntegrityProblem]:
+    """Stream every run's results object back; the store checks size and sha256."""
+    try:
+        for run in backend.iter_documents(scope, _RUN_KIND):
+            ref = _result_ref(run.body)
+            if ref is None:
+                continue
+            counts.results += 1
+            try:
+                for _chunk in results.open(scope, ref):
+                    pass
+            except DQError as exc:
+                yield IntegrityProblem(scope, "results", str(exc), _RUN_KIND, run.key)
+    except DQError as exc:
+        yield IntegrityProblem(scope, "unreadable", f"job runs: {exc}", _RUN_KIND)
