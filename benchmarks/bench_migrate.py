@@ -10,7 +10,7 @@ spawned process, so its peak RSS (``ru_maxrss``) is its own:
 
 * floor read   — ``iter_documents`` over the source (the cheapest full read);
 * floor write  — ``put_many`` of the same documents into PostgreSQL;
-* migrate      — ``dq_registries.transfer.migrate`` filesystem → PostgreSQL;
+* migrate      — ``dq_registries.operations.transfer.migrate`` filesystem → PostgreSQL;
 * export       — filesystem → ``.tar.gz`` archive;
 * import       — archive → PostgreSQL.
 
@@ -52,7 +52,7 @@ def _check(good: bool, report: Any) -> None:
 
 def _phase(name: str, root: str, url: str, archive: str, docs: int) -> tuple[float, float]:
     """Run one phase; (seconds, peak RSS in MB) of this process."""
-    from dq_registries.transfer import Endpoint, export_archive, import_archive, migrate
+    from dq_registries.operations.transfer import Endpoint, export_archive, import_archive, migrate
     from dq_stores.filesystem import FilesystemBackend, FilesystemResultsStore
     from dq_stores.sql import SqlBackend
 

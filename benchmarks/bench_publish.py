@@ -29,7 +29,7 @@ import jsonschema_rs
 
 from dq_metadata.models import ContractVersion
 from dq_metadata.scope import Scope
-from dq_registries.contracts import ContractRegistry
+from dq_registries.domain.contracts import ContractRegistry
 from dq_stores import ContractStore, MemoryBackend
 
 SCOPE = Scope("bench", "prod")
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     schema_text = (
-        resources.files("dq_registries.contracts")
+        resources.files("dq_registries.domain.contracts")
         .joinpath("odcs-json-schema-v3.1.0.json")
         .read_text("utf-8")
     )

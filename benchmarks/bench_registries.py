@@ -33,9 +33,9 @@ from typing import Any
 from dq_metadata.errors import NotFoundError
 from dq_metadata.models import ContractHead, ContractVersion, JobDefinition, LifecycleEvent
 from dq_metadata.scope import Scope
-from dq_registries.contracts import ContractRegistry
-from dq_registries.contracts.odcs import parse_contract
-from dq_registries.runs import JobRunRegistry
+from dq_registries.domain.contracts import ContractRegistry
+from dq_registries.domain.contracts.odcs import parse_contract
+from dq_registries.domain.runs import JobRunRegistry
 from dq_stores.backend import DocumentBackend
 from dq_stores.typed import ContractHeadStore, ContractStore, JobDefinitionStore, JobRunStore
 

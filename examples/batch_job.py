@@ -30,8 +30,8 @@ from pathlib import Path
 from dq_metadata.errors import DQError, NotFoundError
 from dq_metadata.models import JobRun, RunStatus
 from dq_registries import DQContext
+from dq_registries.checks.csv import validate_csv
 from dq_registries.data import orders_contract
-from dq_registries.validation import validate_csv
 
 JOB = {
     "id": "orders-nightly",

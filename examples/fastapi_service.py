@@ -34,7 +34,7 @@ from dq_metadata.errors import (
 )
 from dq_metadata.scope import Scope
 from dq_registries import DQContainer, DQContext
-from dq_registries.container import build_container
+from dq_registries.wiring.container import build_container
 
 
 @asynccontextmanager

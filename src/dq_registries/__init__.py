@@ -21,14 +21,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from dq_registries.actions import ActionProfileRegistry
-    from dq_registries.config import DQSettings, load_config
-    from dq_registries.container import DQContainer, build_container
-    from dq_registries.context import DQContext
-    from dq_registries.contracts import ContractRegistry
-    from dq_registries.jobs import JobDefinitionRegistry
-    from dq_registries.plugins import BackendPlugin, BackendRegistry
-    from dq_registries.runs import JobRunRegistry
+    from dq_registries.domain.actions import ActionProfileRegistry
+    from dq_registries.domain.contracts import ContractRegistry
+    from dq_registries.domain.jobs import JobDefinitionRegistry
+    from dq_registries.domain.runs import JobRunRegistry
+    from dq_registries.wiring.config import DQSettings, load_config
+    from dq_registries.wiring.container import DQContainer, build_container
+    from dq_registries.wiring.context import DQContext
+    from dq_registries.wiring.plugins import BackendPlugin, BackendRegistry
 
 __all__ = [
     "ActionProfileRegistry",
@@ -45,17 +45,17 @@ __all__ = [
 ]
 
 _LAZY = {
-    "ActionProfileRegistry": "dq_registries.actions",
-    "ContractRegistry": "dq_registries.contracts",
-    "DQContainer": "dq_registries.container",
-    "DQContext": "dq_registries.context",
-    "DQSettings": "dq_registries.config",
-    "JobDefinitionRegistry": "dq_registries.jobs",
-    "JobRunRegistry": "dq_registries.runs",
-    "BackendPlugin": "dq_registries.plugins",
-    "BackendRegistry": "dq_registries.plugins",
-    "build_container": "dq_registries.container",
-    "load_config": "dq_registries.config",
+    "ActionProfileRegistry": "dq_registries.domain.actions",
+    "ContractRegistry": "dq_registries.domain.contracts",
+    "DQContainer": "dq_registries.wiring.container",
+    "DQContext": "dq_registries.wiring.context",
+    "DQSettings": "dq_registries.wiring.config",
+    "JobDefinitionRegistry": "dq_registries.domain.jobs",
+    "JobRunRegistry": "dq_registries.domain.runs",
+    "BackendPlugin": "dq_registries.wiring.plugins",
+    "BackendRegistry": "dq_registries.wiring.plugins",
+    "build_container": "dq_registries.wiring.container",
+    "load_config": "dq_registries.wiring.config",
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from tests.integration._transfer_world import SCOPES, observe, populate
 
-from dq_registries.transfer import open_endpoint
+from dq_registries.operations.transfer import open_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -35,7 +35,7 @@ def test_readme_set_up_commands_are_the_scripts_ci_runs() -> None:
 
 
 def test_readme_yaml_examples_are_valid_configuration(tmp_path: Path) -> None:
-    from dq_registries.config import load_config
+    from dq_registries.wiring.config import load_config
 
     blocks = re.findall(r"```yaml\n(.*?)```", README, re.DOTALL)
     assert blocks

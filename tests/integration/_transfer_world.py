@@ -12,8 +12,8 @@ import hashlib
 from typing import Any
 
 from dq_metadata.scope import Scope
-from dq_registries.context import DQContext
-from dq_registries.transfer import Endpoint
+from dq_registries.operations.transfer import Endpoint
+from dq_registries.wiring.context import DQContext
 from dq_stores.documents import ANY, FieldFilter, Query
 from dq_stores.testing._helpers import HOSTILE_KEYS, doc
 

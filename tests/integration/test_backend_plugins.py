@@ -12,10 +12,10 @@ from tests.support.scratch_plugin import ScratchBackend
 
 from dq_metadata.errors import MisconfiguredError
 from dq_metadata.scope import Scope
-from dq_registries.config import load_config, settings_from_mapping
-from dq_registries.container import build_container
-from dq_registries.context import DQContext
-from dq_registries.plugins import BackendRegistry
+from dq_registries.wiring.config import load_config, settings_from_mapping
+from dq_registries.wiring.container import build_container
+from dq_registries.wiring.context import DQContext
+from dq_registries.wiring.plugins import BackendRegistry
 from dq_stores import DocumentBackend
 from dq_stores.testing import DocumentBackendConformance
 

@@ -10,8 +10,8 @@ from dependency_injector import providers
 
 from dq_metadata.errors import MisconfiguredError, NotFoundError
 from dq_metadata.scope import Scope
-from dq_registries.container import DQContainer, build_container
-from dq_registries.context import DQContext
+from dq_registries.wiring.container import DQContainer, build_container
+from dq_registries.wiring.context import DQContext
 from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore
 from dq_stores.typed import ActionProfileStore, ContractStore, JobDefinitionStore

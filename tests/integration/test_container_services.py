@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from dq_metadata.scope import Scope
-from dq_registries.container import build_container
-from dq_registries.context import DQContext
+from dq_registries.wiring.container import build_container
+from dq_registries.wiring.context import DQContext
 
 pytestmark = [pytest.mark.postgres, pytest.mark.azure]
 

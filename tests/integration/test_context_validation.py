@@ -11,7 +11,7 @@ import pytest
 from dq_metadata.errors import NotFoundError, ValidationError
 from dq_metadata.models import Checkpoint, DataContract, RunStatus
 from dq_registries import DQContext
-from dq_registries.validation import run_validation_job, validate_csv
+from dq_registries.checks.csv import run_validation_job, validate_csv
 from dq_stores.memory import MemoryBackend
 
 CONTRACT: dict[str, Any] = {

@@ -13,7 +13,7 @@ import pytest
 from dq_metadata.errors import ConflictError, NotFoundError, ValidationError
 from dq_metadata.models import ContractRef, JobDefinition
 from dq_metadata.scope import Scope
-from dq_registries.contracts import (
+from dq_registries.domain.contracts import (
     BreakingChangeError,
     ContractInUseError,
     ContractRegistry,

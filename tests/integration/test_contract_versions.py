@@ -11,7 +11,7 @@ import pytest
 
 from dq_metadata.errors import ConflictError, ValidationError
 from dq_metadata.scope import Scope
-from dq_registries.contracts import ContractRegistry
+from dq_registries.domain.contracts import ContractRegistry
 from dq_stores import ContractStore, DocumentBackend, JobDefinitionStore, MemoryBackend
 from dq_stores.filesystem import FilesystemBackend
 

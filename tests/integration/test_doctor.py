@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dq_registries.doctor import diagnose
+from dq_registries.operations.doctor import diagnose
 from dq_stores.health import PROBE_SCOPE
 
 

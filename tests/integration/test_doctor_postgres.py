@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dq_registries.doctor import diagnose
-from dq_registries.runs import JobRunRegistry  # noqa: F401 - the app works as the role below
+from dq_registries.domain.runs import JobRunRegistry  # noqa: F401 - the app works as the role below
+from dq_registries.operations.doctor import diagnose
 
 psycopg = pytest.importorskip("psycopg")
 sql_schema = pytest.importorskip("dq_stores.sql.schema")

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from dq_metadata.errors import ValidationError
 from dq_metadata.models import JobDefinition
 from dq_metadata.scope import Scope
-from dq_registries.context import DQContext
+from dq_registries.wiring.context import DQContext
 from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore
 from dq_stores.testing.fuzz import exactly_equal, hostile_json

@@ -20,7 +20,7 @@ from tests.support.backends import BACKENDS, backend_factory, results_for
 from dq_metadata.errors import NotFoundError, ValidationError
 from dq_metadata.models import RunStatus
 from dq_registries import DQContext
-from dq_registries.retention import RetentionPolicy, collect_garbage
+from dq_registries.operations.retention import RetentionPolicy, collect_garbage
 
 DAY = timedelta(days=1)
 CONTRACT: dict[str, Any] = {

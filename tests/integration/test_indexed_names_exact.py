@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dq_metadata.errors import ValidationError
-from dq_registries.context import DQContext
+from dq_registries.wiring.context import DQContext
 from dq_registries.yaml12 import load_yaml
 from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore

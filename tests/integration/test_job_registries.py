@@ -13,8 +13,8 @@ import pytest
 from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.models import ContractVersion, DataContract
 from dq_metadata.scope import Scope
-from dq_registries.actions import ActionProfileRegistry
-from dq_registries.jobs import JobDefinitionRegistry
+from dq_registries.domain.actions import ActionProfileRegistry
+from dq_registries.domain.jobs import JobDefinitionRegistry
 from dq_stores.backend import DocumentBackend
 from dq_stores.filesystem import FilesystemBackend
 from dq_stores.memory import MemoryBackend

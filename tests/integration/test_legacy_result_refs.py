@@ -20,7 +20,7 @@ from dq_metadata.canonical import canonical_json
 from dq_metadata.errors import IntegrityError, ValidationError
 from dq_metadata.models import JobRun
 from dq_metadata.scope import Scope
-from dq_registries.runs import JobRunRegistry
+from dq_registries.domain.runs import JobRunRegistry
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import MUST_NOT_EXIST, DocumentWrite
 from dq_stores.filesystem import FilesystemBackend, FilesystemResultsStore

@@ -22,10 +22,10 @@ import pytest
 
 from dq_metadata.errors import ConflictError, DQError, NotFoundError, ValidationError
 from dq_metadata.scope import Scope
-from dq_registries.actions import ActionProfileRegistry
-from dq_registries.contracts import ContractRegistry
-from dq_registries.jobs import JobDefinitionRegistry
-from dq_registries.runs import JobRunRegistry
+from dq_registries.domain.actions import ActionProfileRegistry
+from dq_registries.domain.contracts import ContractRegistry
+from dq_registries.domain.jobs import JobDefinitionRegistry
+from dq_registries.domain.runs import JobRunRegistry
 from dq_stores import (
     ActionProfileStore,
     ContractStore,

@@ -14,7 +14,7 @@ from tests.integration import test_registry_atomicity as atomicity
 from tests.integration.test_registry_atomicity import contract, job, registries
 
 from dq_metadata.errors import ConflictError
-from dq_registries.contracts import ContractInUseError
+from dq_registries.domain.contracts import ContractInUseError
 from dq_stores import DocumentBackend, MemoryBackend
 
 # the same five backends (fixtures are found by name in this module)

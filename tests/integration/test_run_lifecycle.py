@@ -15,8 +15,8 @@ from dq_metadata.errors import ConflictError, IllegalTransitionError, IntegrityE
 from dq_metadata.models import JobDefinition, RunStatus
 from dq_metadata.registry import MetadataRegistry
 from dq_metadata.scope import Scope
-from dq_registries.context import DQContext
-from dq_registries.runs import JobRunRegistry
+from dq_registries.domain.runs import JobRunRegistry
+from dq_registries.wiring.context import DQContext
 from dq_stores.backend import DocumentBackend
 from dq_stores.filesystem import FilesystemBackend, FilesystemResultsStore
 from dq_stores.memory import MemoryBackend

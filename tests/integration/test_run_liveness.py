@@ -17,8 +17,8 @@ from tests.support.backends import BACKENDS, backend_factory
 from dq_metadata.errors import ConflictError, IllegalTransitionError, ValidationError
 from dq_metadata.models import JobDefinition, RunStatus
 from dq_metadata.scope import Scope
-from dq_registries.runs import JobRunRegistry
-from dq_registries.runs.liveness import REAPED_PREFIX
+from dq_registries.domain.runs import JobRunRegistry
+from dq_registries.domain.runs.liveness import REAPED_PREFIX
 from dq_stores.backend import DocumentBackend
 from dq_stores.typed import JobDefinitionStore, JobRunStore, ReportStore
 

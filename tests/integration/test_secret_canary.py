@@ -19,7 +19,7 @@ from tests.support.canary import CanaryAzure, CanaryPostgres, Recorder
 
 from dq_metadata.errors import DQError, NotFoundError
 from dq_metadata.scope import Scope
-from dq_registries.context import DQContext
+from dq_registries.wiring.context import DQContext
 from dq_stores.backend import DocumentBackend
 from dq_stores.keys import encode_key
 from dq_stores.results import ResultRef, ResultsStore

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dq_registries.context import DQContext
+from dq_registries.wiring.context import DQContext
 
 pytest.importorskip("sqlalchemy")
 

@@ -14,14 +14,14 @@ import pytest
 from tests.integration._transfer_world import RAW_KEYS, RAW_KIND, SCOPES, observe, populate
 
 from dq_metadata.errors import ConflictError, IntegrityError, ValidationError
-from dq_registries.transfer import (
+from dq_registries.operations.transfer import (
     Endpoint,
     export_archive,
     import_archive,
     open_endpoint,
     verify_archive,
 )
-from dq_registries.transfer._sink import comparable
+from dq_registries.operations.transfer._sink import comparable
 from dq_stores.documents import ANY
 from dq_stores.testing._helpers import doc
 

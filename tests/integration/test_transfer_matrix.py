@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from tests.integration._transfer_world import SCOPES, observe, populate
 
-from dq_registries.transfer import migrate, open_endpoint
-from dq_registries.transfer._results import normalize_body
-from dq_registries.transfer._sink import comparable
+from dq_registries.operations.transfer import migrate, open_endpoint
+from dq_registries.operations.transfer._results import normalize_body
+from dq_registries.operations.transfer._sink import comparable
 from dq_stores.documents import StoredDocument
 
 BACKENDS = ("filesystem", "sqlite", "postgres", "azure")

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from tests.integration._transfer_world import SCOPES, populate
 
-from dq_registries.transfer import open_endpoint, tally_endpoint
+from dq_registries.operations.transfer import open_endpoint, tally_endpoint
 from dq_stores.documents import DocumentWrite
 from dq_stores.testing._helpers import doc
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from dq_registries.plugins import BackendPlugin
+from dq_registries.wiring.plugins import BackendPlugin
 from dq_stores import FilesystemBackend, FilesystemResultsStore
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from dq_metadata.errors import ValidationError
 from dq_metadata.scope import Scope
-from dq_registries.actions import ActionProfileRegistry
+from dq_registries.domain.actions import ActionProfileRegistry
 from dq_stores.memory import MemoryBackend
 from dq_stores.typed import ActionProfileStore, JobDefinitionStore
 

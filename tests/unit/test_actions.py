@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from dq_metadata.errors import ConflictError, NotFoundError, ValidationError
 from dq_metadata.models import ContractVersion, DataContract, JobDefinition
 from dq_metadata.scope import Scope
-from dq_registries.actions import ActionProfileRegistry, find_inline_secrets
+from dq_registries.domain.actions import ActionProfileRegistry, find_inline_secrets
 from dq_stores.memory import MemoryBackend
 from dq_stores.typed import ActionProfileStore, ContractStore, JobDefinitionStore
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from dq_metadata.errors import MisconfiguredError
-from dq_registries.config import STORE_NAMES, DQSettings, load_config, settings_from_mapping
+from dq_registries.wiring.config import STORE_NAMES, DQSettings, load_config, settings_from_mapping
 
 PG_URL = "postgresql+psycopg://dq:s3cr3t-pw@db.internal:5432/dq"
 AZ_CONN = "DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=T0pS3cretKey==;"

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dq_metadata.errors import MisconfiguredError
-from dq_registries.config import DQSettings, load_config, load_config_with_sources
-from dq_registries.config import settings_from_mapping as settings
-from dq_registries.config_env import (
+from dq_registries.wiring.config import DQSettings, load_config, load_config_with_sources
+from dq_registries.wiring.config import settings_from_mapping as settings
+from dq_registries.wiring.config_env import (
     NON_SETTING_VARIABLES,
     check_environment,
     connection_summary,

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dq_metadata.errors import MisconfiguredError
-from dq_registries.config import load_config, settings_from_mapping
+from dq_registries.wiring.config import load_config, settings_from_mapping
 
 
 @pytest.fixture(autouse=True)

@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.support.scratch_plugin import ScratchBackend
 
-from dq_registries.config import settings_from_mapping
-from dq_registries.config_env import connection_summary, effective_values
-from dq_registries.plugins import BackendPlugin, BackendRegistry
+from dq_registries.wiring.config import settings_from_mapping
+from dq_registries.wiring.config_env import connection_summary, effective_values
+from dq_registries.wiring.plugins import BackendPlugin, BackendRegistry
 
 SECRETS = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ23456789", min_size=12, max_size=24)
 

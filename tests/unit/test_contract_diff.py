@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dq_metadata.models import DataContract
-from dq_registries.contracts import Change, diff
+from dq_registries.domain.contracts import Change, diff
 
 
 def _contract(*datasets: dict[str, Any], **extra: Any) -> DataContract:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dq_metadata.models import DataContract
-from dq_registries.contracts import breaking, diff
+from dq_registries.domain.contracts import breaking, diff
 
 _names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 _types = st.sampled_from(["string", "integer", "number", "date", "boolean"])

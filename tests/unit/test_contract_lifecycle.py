@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dq_metadata.errors import ConflictError, ValidationError
-from dq_registries.contracts import LIFECYCLE_STATUSES, check_transition
+from dq_registries.domain.contracts import LIFECYCLE_STATUSES, check_transition
 
 LEGAL = {
     ("proposed", "draft"), ("proposed", "active"), ("proposed", "retired"),

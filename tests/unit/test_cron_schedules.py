@@ -11,7 +11,7 @@ from tests.unit.test_jobs import SCOPE, job, publish
 
 from dq_metadata.errors import ValidationError
 from dq_metadata.scope import Scope
-from dq_registries.jobs import CRON_HORIZON_YEARS, JobDefinitionRegistry
+from dq_registries.domain.jobs import CRON_HORIZON_YEARS, JobDefinitionRegistry
 from dq_stores.memory import MemoryBackend
 from dq_stores.typed import ActionProfileStore, ContractStore, JobDefinitionStore
 

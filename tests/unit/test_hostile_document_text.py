@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from dq_metadata.canonical import MAX_INT_BITS
 from dq_metadata.errors import ValidationError
-from dq_registries.contracts.odcs import load_odcs
+from dq_registries.domain.contracts.odcs import load_odcs
 from dq_registries.yaml12 import MAX_ALIAS_EXPANSION, load_yaml
 
 HEAD = '{"apiVersion":"v3.1.0","kind":"DataContract","id":"x","version":"1.0.0"'

@@ -13,7 +13,7 @@ from dq_metadata.errors import ConflictError, NotFoundError, ValidationError
 from dq_metadata.models import ContractVersion, DataContract
 from dq_metadata.scope import Scope
 from dq_metadata.sortkeys import version_in_range
-from dq_registries.jobs import JobDefinitionRegistry
+from dq_registries.domain.jobs import JobDefinitionRegistry
 from dq_stores.memory import MemoryBackend
 from dq_stores.typed import ActionProfileStore, ContractStore, JobDefinitionStore
 

@@ -10,7 +10,7 @@ from dq_metadata.errors import NotFoundError, ValidationError
 from dq_metadata.models import JobDefinition, RunStatus
 from dq_metadata.registry import MetadataRegistry, RunReader
 from dq_metadata.scope import Scope
-from dq_registries.runs import JobRunRegistry
+from dq_registries.domain.runs import JobRunRegistry
 from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore
 from dq_stores.typed import JobDefinitionStore, JobRunStore, ReportStore

@@ -10,7 +10,7 @@ import yaml
 
 from dq_metadata.errors import ValidationError
 from dq_metadata.models import DataContract
-from dq_registries.contracts import dump_odcs, load_odcs, parse_contract
+from dq_registries.domain.contracts import dump_odcs, load_odcs, parse_contract
 
 _DATA = Path(__file__).parents[1] / "data"
 _COPY = _DATA / "odcs"

@@ -14,8 +14,8 @@ from dq_metadata.errors import ValidationError
 from dq_metadata.models import DataContract
 from dq_metadata.models.contract import ODCS_API_VERSIONS
 from dq_metadata.scope import Scope
-from dq_registries.contracts import ContractRegistry, dump_odcs, load_odcs, parse_contract
-from dq_registries.contracts._schemas import MAX_REPORTED, schema_resource
+from dq_registries.domain.contracts import ContractRegistry, dump_odcs, load_odcs, parse_contract
+from dq_registries.domain.contracts._schemas import MAX_REPORTED, schema_resource
 from dq_registries.yaml12 import load_yaml
 from dq_stores import ContractStore, JobDefinitionStore, MemoryBackend
 

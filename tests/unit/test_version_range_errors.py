@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from dq_metadata.errors import ValidationError
 from dq_metadata.sortkeys import parse_version_range
-from dq_registries.context import DQContext
+from dq_registries.wiring.context import DQContext
 from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dq_metadata.errors import ValidationError
-from dq_registries.contracts import dump_odcs, load_odcs, parse_contract
+from dq_registries.domain.contracts import dump_odcs, load_odcs, parse_contract
 from dq_registries.yaml12 import dump_yaml, load_yaml
 
 # The YAML 1.2.2 core schema (§10.3.2), written out independently as the oracle.

@@ -30,7 +30,7 @@ from dq_metadata.canonical import MAX_DEPTH
 from dq_metadata.errors import DQError, Problem, ValidationError
 
 if TYPE_CHECKING:
-    from dq_registries.context import DQContext
+    from dq_registries.wiring.context import DQContext
 
 __all__ = [
     "EXIT_CODES_HELP",
@@ -197,9 +197,9 @@ def open_context(tenant: str | None, env: str | None, config: Path | None) -> It
     With ``dq --verbose``, one ``using …`` line on stderr says what the command is
     connected to (secrets redacted).
     """
-    from dq_registries.config import load_config
-    from dq_registries.config_env import connection_summary
-    from dq_registries.context import DQContext
+    from dq_registries.wiring.config import load_config
+    from dq_registries.wiring.config_env import connection_summary
+    from dq_registries.wiring.context import DQContext
 
     settings = load_config(config)
     scope = (

@@ -36,7 +36,7 @@ from dq_registries.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from dq_registries.context import DQContext
+    from dq_registries.wiring.context import DQContext
 
 __all__ = ["Target", "command_line_values", "scoped"]
 

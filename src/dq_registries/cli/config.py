@@ -26,8 +26,8 @@ def describe(config: Path | None) -> list[dict[str, object]]:
         MisconfiguredError: the configuration is invalid (the same error every
             command would report).
     """
-    from dq_registries.config import load_config_with_sources
-    from dq_registries.config_env import effective_values
+    from dq_registries.wiring.config import load_config_with_sources
+    from dq_registries.wiring.config_env import effective_values
 
     loaded = load_config_with_sources(config)
     values = effective_values(loaded.settings)

@@ -16,7 +16,7 @@ from dq_registries.cli._common import (
     emit_page,
 )
 from dq_registries.cli._options import Target, command_line_values, scoped
-from dq_registries.contracts import Change, ContractRegistry, breaking, diff
+from dq_registries.domain.contracts import Change, ContractRegistry, breaking, diff
 
 __all__ = ["app"]
 

@@ -61,19 +61,19 @@ def _url(ctx: typer.Context, url: str | None, config: Path | None) -> str:
     if url and not (config and url_env and not config_env):
         chosen, source = url, "$DQ_DB_URL" if url_env else "--url"
     else:
-        from dq_registries.config import load_config
+        from dq_registries.wiring.config import load_config
 
         chosen = load_config(config).sql_url()
         source = f"config {config}" if config is not None else "no config file"
     if verbose_requested():
-        from dq_registries.config_env import redact_url
+        from dq_registries.wiring.config_env import redact_url
 
         sys.stderr.write(f"using database {redact_url(chosen)} [{source}]\n")
     return chosen
 
 
 def _schema() -> ModuleType:
-    from dq_registries.plugins import sql_schema
+    from dq_registries.wiring.plugins import sql_schema
 
     try:
         return sql_schema()

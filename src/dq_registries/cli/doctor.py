@@ -8,7 +8,7 @@ import sys
 import typer
 
 from dq_registries.cli._common import ConfigOpt, JsonOpt, cli_errors
-from dq_registries.doctor import diagnose
+from dq_registries.operations.doctor import diagnose
 
 __all__ = ["doctor"]
 

@@ -10,7 +10,7 @@ import typer
 from dq_registries.cli._common import UsageError, emit
 from dq_registries.cli._options import Target, command_line_values, scoped
 from dq_registries.durations import parse_duration
-from dq_registries.retention import RetentionPolicy, collect_garbage
+from dq_registries.operations.retention import RetentionPolicy, collect_garbage
 
 __all__ = ["gc"]
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from dq_metadata.models import JobDefinition
-from dq_registries._storeops import check_revision
 from dq_registries.cli._common import (
     emit,
     emit_page,
@@ -16,6 +15,7 @@ from dq_registries.cli._common import (
     read_document,
 )
 from dq_registries.cli._options import Target, command_line_values, scoped
+from dq_registries.domain._storeops import check_revision
 
 __all__ = ["app"]
 

@@ -16,13 +16,13 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from dq_registries.checks.csv import run_validation_job
 from dq_registries.cli._common import UsageError, emit, make_console
 from dq_registries.cli._options import Target, scoped
-from dq_registries.config import settings_from_mapping
-from dq_registries.context import DQContext
-from dq_registries.contracts import BreakingChangeError
 from dq_registries.data import orders_contract
-from dq_registries.validation import run_validation_job
+from dq_registries.domain.contracts import BreakingChangeError
+from dq_registries.wiring.config import settings_from_mapping
+from dq_registries.wiring.context import DQContext
 
 __all__ = ["orders_contract", "quickstart"]
 
@@ -248,7 +248,7 @@ def quickstart(
     'demo', environment 'dev' unless given); with --config the configured backends
     are used. Re-running it changes nothing already stored.
     """
-    from dq_registries.config import load_config
+    from dq_registries.wiring.config import load_config
 
     directory = directory.expanduser().resolve()
     if directory.exists() and not directory.is_dir():

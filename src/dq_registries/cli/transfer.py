@@ -41,7 +41,7 @@ from dq_registries.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from dq_registries.transfer import TransferReport
+    from dq_registries.operations.transfer import TransferReport
 
 __all__ = ["export", "import_", "migrate", "verify_archive"]
 
@@ -127,7 +127,7 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write every document revision and results object of the store to an archive."""
-    from dq_registries.transfer import export_archive, open_endpoint
+    from dq_registries.operations.transfer import export_archive, open_endpoint
 
     if env is not None and tenant is None:
         raise UsageError("--env needs --tenant")
@@ -154,7 +154,7 @@ def import_(
     as_json: JsonOpt = False,
 ) -> None:
     """Restore an archive into the configured store, history included."""
-    from dq_registries.transfer import import_archive, open_endpoint
+    from dq_registries.operations.transfer import import_archive, open_endpoint
 
     with open_endpoint(config) as target, _progress("import", as_json) as progress:
         report = import_archive(target, archive, merge=merge, verify=verify, progress=progress)
@@ -184,8 +184,8 @@ def migrate(
     Resumable: if interrupted, run the same command again; it skips what is
     already there and finishes the job.
     """
-    from dq_registries.transfer import migrate as run_migrate
-    from dq_registries.transfer import open_endpoint
+    from dq_registries.operations.transfer import migrate as run_migrate
+    from dq_registries.operations.transfer import open_endpoint
 
     if env is not None and tenant is None:
         raise UsageError("--env needs --tenant")
@@ -203,7 +203,7 @@ def migrate(
 @cli_errors
 def verify_archive(archive: ArchiveArg, as_json: JsonOpt = False) -> None:
     """Check an archive against its manifest: counts, digests, results objects."""
-    from dq_registries.transfer import verify_archive as run_verify
+    from dq_registries.operations.transfer import verify_archive as run_verify
 
     with _progress("verify", as_json) as progress:
         report = run_verify(archive, progress=progress)

@@ -55,8 +55,8 @@ _JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object, n
 @contextmanager
 def _stores(config: Path | None) -> Iterator[tuple[list[DocumentBackend], ResultsStore]]:
     """Every distinct document backend the configuration uses, and its results store."""
-    from dq_registries.config import STORE_NAMES, load_config
-    from dq_registries.container import build_container
+    from dq_registries.wiring.config import STORE_NAMES, load_config
+    from dq_registries.wiring.container import build_container
 
     settings = load_config(config)
     container = build_container(settings)

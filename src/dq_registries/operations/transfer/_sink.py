@@ -1,0 +1,125 @@
+"""The target side: results objects uploaded, histories restored in batches.
+
+Idempotent and resumable: a key the target already holds with exactly the same
+history is skipped; one holding a different history is a reported conflict and
+is left alone. Nothing is ever overwritten. Each key is restored atomically, so
+a transfer killed at any point and run again finishes with the same target as an
+uninterrupted run, without duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dq_metadata.errors import ConflictError, IntegrityError, MisconfiguredError, NotFoundError
+from dq_metadata.scope import Scope
+from dq_registries.operations.transfer._endpoint import Endpoint
+from dq_registries.operations.transfer._events import HistoryEvent, ResultEvent, TransferReport
+from dq_registries.operations.transfer._results import relink
+from dq_stores.documents import StoredDocument
+from dq_stores.results import ResultRef
+
+__all__ = ["BATCH_KEYS", "Sink", "comparable"]
+
+#: Keys per ``restore_many`` call.
+BATCH_KEYS = 500
+
+
+def comparable(doc: StoredDocument) -> tuple[object, ...]:
+    """A revision as it must read back after a transfer (scope aside)."""
+    return (
+        doc.kind,
+        doc.key,
+        doc.revision,
+        doc.body,
+        doc.sha256,
+        dict(doc.index.fields),
+        doc.index.sort_key,
+        doc.written_at,
+        doc.deleted,
+    )
+
+
+@dataclass
+class _Batch:
+    scope: Scope
+    kind: str
+    items: list[tuple[str, list[StoredDocument]]]
+
+
+class Sink:
+    """Writes events into ``target``; counts into ``report``."""
+
+    def __init__(self, target: Endpoint, report: TransferReport) -> None:
+        self._target = target
+        self._report = report
+        self._links: dict[Scope, dict[tuple[str, str], ResultRef]] = {}
+        self._batch: _Batch | None = None
+
+    def result(self, event: ResultEvent) -> None:
+        """Upload one results object and remember its new reference for its runs.
+
+        Raises:
+            MisconfiguredError: the target has no results store.
+            IntegrityError: the copy does not have the source's size and sha256.
+        """
+        results = self._target.results
+        if results is None:
+            raise MisconfiguredError(
+                f"run {event.run_id!r} in {event.scope} has offloaded results but the target "
+                "configuration has no results store"
+            )
+        ref = event.ref
+        new = results.upload(event.scope, event.run_id, event.name, event.chunks, ref.content_type)
+        if (new.sha256, new.size) != (ref.sha256, ref.size):
+            raise IntegrityError(
+                f"the copy of run {event.run_id!r}'s results in {event.scope} does not match "
+                "the source's size/sha256"
+            )
+        self._links.setdefault(event.scope, {})[(ref.run_id, ref.name)] = new
+        self._report.results_copied += 1
+
+    def history(self, event: HistoryEvent) -> None:
+        history = relink(event.history, self._links.get(event.scope, {}))
+        kind = history[-1].kind
+        batch = self._batch
+        if batch is None or (batch.scope, batch.kind) != (event.scope, kind):
+            self.flush()
+            batch = self._batch = _Batch(event.scope, kind, [])
+        batch.items.append((history[-1].key, history))
+        if len(batch.items) >= BATCH_KEYS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending batch (call once more at the end)."""
+        batch, self._batch = self._batch, None
+        if batch is None or not batch.items:
+            return
+        backend = self._target.backend
+        try:
+            backend.restore_many(batch.scope, batch.kind, batch.items)
+        except ConflictError:
+            for key, history in batch.items:
+                self._one(batch.scope, batch.kind, key, history)
+            return
+        self._report.keys_written += len(batch.items)
+
+    def _one(self, scope: Scope, kind: str, key: str, history: list[StoredDocument]) -> None:
+        backend = self._target.backend
+        try:
+            backend.restore(scope, kind, key, history)
+            self._report.keys_written += 1
+            return
+        except ConflictError:
+            pass
+        try:
+            existing = backend.history(scope, kind, key)
+        except NotFoundError:  # pragma: no cover - it conflicted a moment ago
+            existing = []
+        if [comparable(d) for d in existing] == [comparable(d) for d in history]:
+            self._report.keys_skipped += 1
+            return
+        self._report.conflicts.append(
+            f"{scope} {kind} {key!r}: the target holds a different history "
+            f"({len(existing)} revisions, the source {len(history)}); left as it is"
+        )
