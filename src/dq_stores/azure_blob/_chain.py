@@ -13,10 +13,14 @@ from dq_stores.azure_blob._records import HeadRecord
 __all__ = ["history_problem"]
 
 
-def history_problem(archived: Sequence[HeadRecord], head: HeadRecord | None) -> str | None:
+def history_problem(
+    archived: Sequence[HeadRecord], head: HeadRecord | None, *, start: int = 1
+) -> str | None:
     """What is wrong with ``archived`` (any order) + ``head`` as one history, or ``None``.
 
     An archived copy of the head itself is fine (writers archive before they commit).
+    ``start`` > 1: revisions before it were pruned (their marker was written first),
+    so the chain is checked from the oldest kept revision, whose link is taken as is.
     """
     if head is None:
         return "archived revisions exist but the head is gone" if archived else None
@@ -28,8 +32,9 @@ def history_problem(archived: Sequence[HeadRecord], head: HeadRecord | None) -> 
             return f"the head is revision {top} but revision {rev} was archived (a rollback)"
         by_rev[rev] = record
     by_rev[top] = head
-    before = ""
-    for rev in range(1, top + 1):
+    first = by_rev.get(start)
+    before = (first.prev or "") if start > 1 and first is not None else ""
+    for rev in range(start, top + 1):
         link = by_rev.get(rev)
         if link is None:
             return f"revision {rev} is missing"

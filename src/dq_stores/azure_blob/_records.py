@@ -57,6 +57,15 @@ class HeadRecord:
     digest: str = ""  # this record's hash (set when read back)
 
     def to_bytes(self) -> bytes:
+        header = self._header()
+        header["h"] = record_hash(header, self.doc.body)
+        return _header_bytes(header) + b"\n" + self.doc.body
+
+    def own_digest(self) -> str:
+        """The hash this record carries once written (the next revision's ``prev``)."""
+        return str(record_hash(self._header(), self.doc.body))
+
+    def _header(self) -> dict[str, Any]:
         doc = self.doc
         header: dict[str, Any] = {
             "v": _FORMAT,
@@ -74,8 +83,7 @@ class HeadRecord:
             "writer": self.writer,
             "entries": self.entries,
         }
-        header["h"] = record_hash(header, doc.body)
-        return _header_bytes(header) + b"\n" + doc.body
+        return header
 
     @classmethod
     def from_bytes(cls, data: bytes, scope: Scope, kind: str, name: str) -> HeadRecord:

@@ -118,14 +118,19 @@ class RestoreMixin:
     ) -> None:
         writer = uuid.uuid4().hex
         head = docs[-1]
+        # Each revision links to its predecessor's record hash, as live writes do.
+        records, prev = [], ""
+        for doc in docs[:-1]:
+            record = HeadRecord(doc, writer, prev=prev)
+            records.append(record)
+            prev = record.own_digest()
         entries, calls = self._entry_calls(scope, kind, None, head)
-        calls += [functools.partial(self._upload_revision, writer, doc) for doc in docs[:-1]]
+        calls += [functools.partial(self._upload_revision, record) for record in records]
         entries.update(item for item in self._parallel(calls) if item is not None)
-        self._write_head(head_name, HeadRecord(head, writer, entries), None)
+        self._write_head(head_name, HeadRecord(head, writer, entries, prev), None)
 
-    def _upload_revision(self, writer: str, doc: StoredDocument) -> None:
+    def _upload_revision(self, record: HeadRecord) -> None:
+        doc = record.doc
         name = self._layout.revision(doc.scope, doc.kind, doc.key, doc.revision)
         with azure_errors(f"restoring {doc.kind} {doc.key!r} in {doc.scope}"):
-            self._container.get_blob_client(name).upload_blob(
-                HeadRecord(doc, writer).to_bytes(), overwrite=True
-            )
+            self._container.get_blob_client(name).upload_blob(record.to_bytes(), overwrite=True)

@@ -20,6 +20,7 @@ import functools
 import os
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -83,6 +84,9 @@ def _validate_container(container: str) -> str:
     if not isinstance(container, str) or not _CONTAINER_RE.fullmatch(container):
         raise MisconfiguredError(f"invalid Azure container name {container!r}")
     return container
+
+
+_HISTORY_ATTEMPTS = 10
 
 
 class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
@@ -232,17 +236,36 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
 
     def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
         problem = ""
-        for _ in range(3):  # a writer moving on between listing and reading: look again
+        for attempt in range(_HISTORY_ATTEMPTS):
+            # A writer moving on between listing and reading (its archive of the previous
+            # head may still be in flight): look again, a little later each time.
+            if attempt:
+                time.sleep(0.01 * attempt)
             archived, head = self._history_records(scope, kind, key)
             if head is None and not archived:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-            problem = history_problem(archived, head) or ""
+            start = self._first_kept(scope, kind, key, archived, head)
+            problem = history_problem(archived, head, start=start) or ""
             if not problem:
                 assert head is not None
-                docs = {r.doc.revision: r.doc for r in archived}
+                docs = {r.doc.revision: r.doc for r in archived if r.doc.revision >= start}
                 docs[head.doc.revision] = head.doc
                 return [docs[rev] for rev in sorted(docs)]
         raise IntegrityError(f"{kind} {key!r} in {scope}: {problem}")
+
+    def _first_kept(
+        self,
+        scope: Scope,
+        kind: str,
+        key: str,
+        archived: list[HeadRecord],
+        head: HeadRecord | None,
+    ) -> int:
+        """The oldest revision not pruned (1 unless ``prune_history`` removed some)."""
+        if head is None or head.doc.revision == 1 or any(r.doc.revision == 1 for r in archived):
+            return 1
+        prefix = self._pruned_prefix(scope, kind, key)
+        return 1 if prefix is None else prefix.pruned_through + 1
 
     def _history_records(
         self, scope: Scope, kind: str, key: str
