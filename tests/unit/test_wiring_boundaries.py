@@ -23,9 +23,7 @@ def test_adapter_modules_are_named_only_in_the_wiring_package() -> None:
 
 
 def test_the_container_does_not_import_the_context() -> None:
-    imports = re.compile(
-        r"^\s*(from|import) dq_registries\.wiring\.(context|container)\b", re.M
-    )
+    imports = re.compile(r"^\s*(from|import) dq_registries\.wiring\.(context|container)\b", re.M)
     text = (WIRING / "container.py").read_text(encoding="utf-8")
     assert [m[2] for m in imports.finditer(text)] == []
     for name in ("config.py", "config_checks.py", "config_env.py", "plugins.py"):
