@@ -8,6 +8,7 @@ check of ``history`` / ``get_revision``, and the verifier hooks (``verify_scope`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -30,6 +31,10 @@ __all__ = ["IntegrityMixin"]
 
 _INDEX_FILE = "index.sqlite3"
 _MAX_LINKED = 4096
+_DAMAGED = (
+    "the index database is damaged (SQLite cannot read it); `dq verify --repair-index` "
+    "rebuilds it from the documents (stop other processes using the store first)"
+)
 
 
 class IntegrityMixin:
@@ -123,12 +128,17 @@ class IntegrityMixin:
             raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
         scope_dir = self._layout.scope_dir(scope)
         with translated("verify"):
-            conn = self._index(scope, scope_dir, create=False)
-            if conn is None:
-                return
-            with self._process().exclusive(scope_dir) as lock_fd:
-                replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
-                yield from compare_index(f"{scope_dir}/{_INDEX_FILE}", scope, scope_dir, counts)
+            try:
+                conn = self._index(scope, scope_dir, create=False)
+                if conn is None:
+                    return
+                with self._process().exclusive(scope_dir) as lock_fd:
+                    replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
+                    yield from compare_index(f"{scope_dir}/{_INDEX_FILE}", scope, scope_dir, counts)
+            except sqlite3.DatabaseError as exc:
+                if type(exc) is not sqlite3.DatabaseError:  # locked, I/O: not damage
+                    raise
+                yield IntegrityProblem(scope, "index", _DAMAGED)
 
     def repair_index(self, scope: Scope) -> bool:
         """Rebuild ``scope``'s index from its valid head files (one transaction);
@@ -137,7 +147,12 @@ class IntegrityMixin:
             raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
         scope_dir = self._layout.scope_dir(scope)
         with translated("repair_index"):
-            conn = self._index(scope, scope_dir, create=False)
+            try:
+                conn = self._index(scope, scope_dir, create=False)
+            except sqlite3.DatabaseError as exc:
+                if type(exc) is not sqlite3.DatabaseError:
+                    raise
+                conn = self._replace_damaged_index(scope, scope_dir)
             if conn is None:
                 return True
             with self._process().exclusive(scope_dir) as lock_fd:
@@ -147,3 +162,16 @@ class IntegrityMixin:
                     for _problem in derive_index(conn, scope, scope_dir, VerifyCounts()):
                         pass
         return True
+
+    def _replace_damaged_index(self, scope: Scope, scope_dir: str) -> sqlite3.Connection | None:
+        """Delete an index SQLite cannot read and open the scope again, which derives
+        a new index from the head files. Only index files are removed."""
+        handles = self._process()
+        path = f"{scope_dir}/{_INDEX_FILE}"
+        with handles.exclusive(scope_dir):
+            handles.drop_connection(path)
+            handles.ready.discard(scope_dir)
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path + suffix)
+        return self._index(scope, scope_dir, create=False)

@@ -23,7 +23,10 @@ def translate(exc: OSError | sqlite3.Error, what: str) -> DQError:
         reason = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
         return StoreUnavailableError(f"filesystem store: {what} failed ({reason})")
     if type(exc) is sqlite3.DatabaseError:  # "malformed", "file is not a database"
-        return IntegrityError(f"filesystem store: {what}: the index database is damaged")
+        return IntegrityError(
+            f"filesystem store: {what}: the index database is damaged; "
+            "`dq verify --repair-index` rebuilds it from the documents"
+        )
     return StoreUnavailableError(f"filesystem store: {what} failed (index: {exc})")
 
 

@@ -66,6 +66,15 @@ class ProcessHandles:
         with self._guard:
             self._connections.append(conn)
 
+    def drop_connection(self, path: str) -> None:
+        """Close and forget this thread's connection to ``path`` (if any)."""
+        conns: dict[str, sqlite3.Connection] | None = getattr(self._local, "conns", None)
+        conn = None if conns is None else conns.pop(path, None)
+        if conn is not None:
+            with self._guard:
+                self._connections.remove(conn)
+            conn.close()
+
     def close(self) -> None:
         """Close every connection and lock file (call from the owning process only)."""
         with self._guard:

@@ -1,0 +1,74 @@
+"""Hostile edits the first tamper suite did not cover: a damaged index database.
+
+``dq verify`` must report it as an ``index`` problem (and go on to the other
+scopes) rather than stop, and ``--repair-index`` must rebuild it from the
+documents, after which reads work again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dq_metadata.canonical import canonical_json, content_hash
+from dq_metadata.errors import IntegrityError
+from dq_metadata.scope import Scope
+from dq_registries.cli._app import app
+from dq_stores.documents import ANY, DocumentWrite, IndexEntry
+from dq_stores.filesystem import FilesystemBackend
+from dq_stores.verify import VerifyCounts, verify
+
+ACME = Scope("acme", "prod")
+GLOBEX = Scope("globex", "prod")
+
+
+def _write(key: str, n: int) -> DocumentWrite:
+    body = canonical_json({"key": key, "n": n})
+    return DocumentWrite(key, body, content_hash(body), IndexEntry({}, f"{n:03d}"))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    store = tmp_path / "store"
+    with FilesystemBackend(store) as backend:
+        for scope in (ACME, GLOBEX):
+            for n in (1, 2):
+                backend.put(scope, "contract", _write("orders", n), ANY)
+    (store / "acme" / "prod" / "index.sqlite3").write_bytes(b"not a database " * 512)
+    return store
+
+
+def test_a_damaged_index_is_reported_and_the_walk_goes_on(root: Path) -> None:
+    counts = VerifyCounts()
+    with FilesystemBackend(root) as backend:
+        problems = list(verify(backend, counts=counts))
+    assert [(p.scope, p.code) for p in problems] == [(ACME, "index")]
+    assert "--repair-index" in problems[0].message
+    assert counts.scopes == 2
+
+
+def test_repair_index_rebuilds_a_damaged_index_database(root: Path) -> None:
+    with FilesystemBackend(root) as backend:
+        with pytest.raises(IntegrityError):
+            backend.get(ACME, "contract", "orders")
+        counts = VerifyCounts()
+        assert [p.code for p in verify(backend, counts=counts, repair_index=True)] == ["index"]
+        assert counts.repaired == [ACME]
+        assert backend.get(ACME, "contract", "orders").revision == 2
+    with FilesystemBackend(root) as backend:
+        assert list(verify(backend)) == []
+        assert backend.get(ACME, "contract", "orders").revision == 2
+
+
+def test_the_cli_reports_and_repairs_a_damaged_index(root: Path, tmp_path: Path) -> None:
+    config = tmp_path / "dq.yaml"
+    config.write_text(yaml.safe_dump({"filesystem": {"root": str(root)}}))
+    runner = CliRunner(env={"DQ_HOME": str(tmp_path / "wrong"), "DQ_CONFIG": None})
+    first = runner.invoke(app, ["verify", "--config", str(config), "--repair-index"])
+    assert first.exit_code == 1, first.stdout + first.stderr
+    assert "damaged" in first.stdout + first.stderr
+    again = runner.invoke(app, ["verify", "--config", str(config)])
+    assert again.exit_code == 0, again.stdout + again.stderr
