@@ -38,7 +38,9 @@ _SECRET_NAME = re.compile(
     r"|.*signature.*|.*(account|access|ssl|private|api|shared)[_-]?key.*",
     re.IGNORECASE,
 )
-_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s?#]*:)[^@\s/?#]*(?=@)", re.I)
+# the password runs to the *last* ``@`` of the authority: an unencoded ``@`` in a
+# password (``user:p@ss@host``) must not leave its tail readable as the host
+_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s?#]*:)[^\s/?#]*(?=@)", re.I)
 # name=value inside a query string or a connection string (separators & ; ? and spaces)
 _PAIR = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<value>[^&;\s\"'<>]*)")
 

@@ -19,6 +19,15 @@ __all__ = ["parse_url", "render_url", "url_secrets"]
 
 
 def parse_url(url: str) -> URL:
+    """``url`` parsed and checked; ``MisconfiguredError`` (never quoting it) if unusable."""
+    authority = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if authority.count("@") > 1:
+        # drivers split at the first "@": the password's tail would become the host
+        # name and be printed in every "failed to resolve host" error
+        raise MisconfiguredError(
+            "invalid SQL backend URL: '@' appears more than once before the host; "
+            "percent-encode '@' in the user name or password as %40"
+        )
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError, TypeError) as exc:
