@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dq_metadata.canonical import canonical_json, content_hash
-from dq_metadata.errors import IntegrityError
+from dq_metadata.errors import IntegrityError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_registries.cli._app import app
 from dq_stores.documents import ANY, DocumentWrite, IndexEntry
@@ -72,3 +72,21 @@ def test_the_cli_reports_and_repairs_a_damaged_index(root: Path, tmp_path: Path)
     assert "damaged" in first.stdout + first.stderr
     again = runner.invoke(app, ["verify", "--config", str(config)])
     assert again.exit_code == 0, again.stdout + again.stderr
+
+
+def test_removing_every_file_of_a_document_raises_on_get(tmp_path: Path) -> None:
+    """``rm docs/contract/orders.*``: the index still knows the document, so ``get``
+    must raise like ``history`` and ``query`` do instead of saying "not found"."""
+    store = tmp_path / "store"
+    with FilesystemBackend(store) as backend:
+        for n in (1, 2):
+            backend.put(ACME, "contract", _write("orders", n), ANY)
+        backend.put(ACME, "contract", _write("other", 1), ANY)
+    for path in (store / "acme" / "prod" / "docs" / "contract").glob("orders.*"):
+        path.unlink()
+    with FilesystemBackend(store) as backend:
+        with pytest.raises(IntegrityError, match="index knows revision 2"):
+            backend.get(ACME, "contract", "orders")
+        with pytest.raises(NotFoundError):
+            backend.get(ACME, "contract", "never-written")
+        assert backend.get(ACME, "contract", "other").revision == 1

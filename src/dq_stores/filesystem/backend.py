@@ -255,7 +255,8 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         try:
             data, st = read_linked(base + ".head")
         except FileNotFoundError:
-            if os.path.exists(base + ".r1"):  # history without a head: removed, or racing
+            # history without a head, or a head the index knows: removed, or racing
+            if os.path.exists(base + ".r1") or self._known(scope, entry[0], kind, key):
                 doc: StoredDocument = self._settled_head(scope, kind, key).doc
                 if not doc.deleted:
                     return doc
