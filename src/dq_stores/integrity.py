@@ -75,7 +75,7 @@ def verify_through_port(
 ) -> Iterator[IntegrityProblem]:
     """The checks the port alone allows: every listed document's full history
     verifies, each body matches its sha256, the history ends at the document and
-    is numbered 1..N. Backends with derived
+    is numbered 1..N (from the oldest kept revision after ``prune_history``). Backends with derived
     data of their own override :meth:`DocumentBackend.verify_scope` to do more."""
     listed = backend.iter_documents(scope)
     while True:
@@ -102,12 +102,19 @@ def verify_through_port(
                     doc.kind,
                     doc.key,
                 )
+        first = _first_kept(backend, scope, doc.kind, doc.key)
         numbers = [d.revision for d in history]
-        if numbers != list(range(1, len(history) + 1)):
+        if numbers != list(range(first, first + len(history))):
             yield IntegrityProblem(
-                scope, "history", f"revisions are {numbers}, not 1..N", doc.kind, doc.key
+                scope, "history", f"revisions are {numbers}, not {first}..N", doc.kind, doc.key
             )
         elif history[-1].revision != doc.revision or history[-1].sha256 != doc.sha256:
             yield IntegrityProblem(
                 scope, "head", "the document is not its newest revision", doc.kind, doc.key
             )
+
+
+def _first_kept(backend: DocumentBackend, scope: Scope, kind: str, key: str) -> int:
+    """The oldest revision ``prune_history`` left (1 when nothing was pruned)."""
+    prefix = backend.pruned_prefix(scope, kind, key)
+    return 1 if prefix is None else prefix.pruned_through + 1

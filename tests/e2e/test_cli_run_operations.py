@@ -196,3 +196,25 @@ def test_crashed_batch_is_reaped_and_visible(workspace: Path) -> None:
     assert "Reaped 0 run(s)" in table.stdout
     bad = dq(workspace, "runs", "reap", "--older-than", "soon")
     assert bad.returncode == 2
+
+
+def test_results_to_a_directory_or_missing_folder_name_the_given_path(workspace: Path) -> None:
+    with DQContext.from_config("acme", "prod", workspace / "dq.yaml") as ctx:
+        run = ctx.runs.start("orders-check")
+        ctx.runs.finish(run.run_id, "failed", results=b"x" * 1000)
+    folder = workspace / "outdir"
+    folder.mkdir()
+    into_dir = dq(workspace, "runs", "results", run.run_id, "--output", str(folder))
+    assert into_dir.returncode == 1
+    assert f"is a directory, not a file: {folder}" in into_dir.stderr
+    assert list(workspace.glob(".outdir.*")) == []
+    missing = workspace / "nowhere" / "r.bin"
+    nowhere = dq(workspace, "runs", "results", run.run_id, "--output", str(missing))
+    assert nowhere.returncode == 1
+    assert str(missing.parent) in nowhere.stderr
+    assert ".r.bin." not in nowhere.stderr
+    out = workspace / "r.bin"
+    assert dq(workspace, "runs", "results", run.run_id, "--output", str(out)).returncode == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -110,3 +110,15 @@ def test_save_many_checks_every_job_before_writing_any(
     with pytest.raises(error, match=match):
         jobs.save_many([_job("j0"), _job("j1"), bad])
     assert jobs.store.count(SCOPE) == 0
+
+
+def test_save_many_names_the_invalid_item_and_refuses_one_mapping(
+    backend: DocumentBackend,
+) -> None:
+    jobs = _jobs_registry(backend)
+    with pytest.raises(ValidationError, match=r"items\[1\]") as raised:
+        jobs.save_many([_job("j0"), {"id": "x"}, _job("j2")])
+    assert all(p.loc.startswith("items[1]") for p in raised.value.problems)
+    with pytest.raises(ValidationError, match="iterable"):
+        jobs.save_many(_job("j0"))  # type: ignore[arg-type]
+    assert jobs.store.count(SCOPE) == 0

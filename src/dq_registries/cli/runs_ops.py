@@ -5,6 +5,7 @@ Registered on the ``dq runs`` sub-app by :mod:`dq_registries.cli.runs`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sys
@@ -130,6 +131,8 @@ def results(
     Prints ``<size> bytes sha256 <hex>`` on stderr. A file is written to a temporary
     name and renamed only once the bytes have matched their recorded hash.
     """
+    if output is not None:
+        _check_output(output)
     with target.open() as dq:
         with command_line_values():
             chunks = dq.runs.open_results(run_id)
@@ -140,10 +143,21 @@ def results(
         sys.stderr.write(f"{size} bytes sha256 {digest}\n")
 
 
+def _check_output(output: Path) -> None:
+    """Refuse, before any download, an output that is a directory or has no folder."""
+    if output.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(output))
+    if not output.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(output.parent))
+
+
 def _to_file(chunks: Iterator[bytes], output: Path) -> tuple[int, str]:
     folder = output.parent if str(output.parent) else Path()
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=folder)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a plain file honours the umask
         with os.fdopen(fd, "wb") as out:
             written = _write_stream(chunks, out)
             os.fsync(out.fileno())

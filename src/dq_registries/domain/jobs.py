@@ -297,7 +297,7 @@ class JobDefinitionRegistry:
             ValidationError, NotFoundError: as :meth:`save`, naming ``items[i]``.
             ConflictError: as :meth:`save`, for the job being saved.
         """
-        items = [self.store.trusted(job) for job in jobs]
+        items = self._trusted_batch(jobs)
         first: dict[str, int] = {}
         for i, item in enumerate(items):
             if item.id in first:
@@ -315,6 +315,26 @@ class JobDefinitionRegistry:
                     f"invalid job definition items[{i}] ({item.id!r})", exc.problems
                 ) from exc
         return [self.save_versioned(item) for item in items]
+
+    def _trusted_batch(
+        self, jobs: Iterable[JobDefinition | Mapping[str, Any]]
+    ) -> list[JobDefinition]:
+        """Every job validated, a problem's path starting with the job's position."""
+        if isinstance(jobs, (str, bytes, Mapping)):
+            raise ValidationError("jobs must be an iterable of job definitions, not one value")
+        items: list[JobDefinition] = []
+        for i, job in enumerate(jobs):
+            try:
+                items.append(self.store.trusted(job))
+            except ValidationError as exc:
+                problems = [
+                    Problem(f"items[{i}].{p.loc}".rstrip("."), p.message) for p in exc.problems
+                ]
+                raise ValidationError(
+                    f"invalid job definition batch: items[{i}] does not validate",
+                    problems or [Problem(f"items[{i}]", str(exc))],
+                ) from exc
+        return items
 
     def _commit(self, prepared: _Prepared, job: Put) -> Versioned[JobDefinition]:
         now = utcnow()

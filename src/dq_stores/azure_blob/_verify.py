@@ -94,7 +94,8 @@ def _check_head(
     counts.documents += 0 if doc.deleted else 1
     counts.revisions += len(archived) + 1
     counts.legacy_records += sum(r.prev is None for r in [*archived, read[0]])
-    problem = history_problem(archived, head)
+    start = backend._first_kept(scope, kind, doc.key, archived, head)  # after prune_history
+    problem = history_problem(archived, head, start=start)
     if problem is not None:
         code: ProblemCode = "head" if "rollback" in problem else "history"
         yield IntegrityProblem(scope, code, problem, kind, doc.key)

@@ -23,6 +23,7 @@ from dq_stores.filesystem._integrity import check_link
 from dq_stores.filesystem._layout import Layout, name_of, read_file
 from dq_stores.filesystem._records import decode_full
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
+from dq_stores.retention import PRUNED_KIND, marker_key, parse_marker
 
 __all__ = ["compare_index", "derive_index"]
 
@@ -92,12 +93,15 @@ def _check_document(
     counts.documents += 0 if doc.deleted else 1
     before = ""
     try:
-        for revision in range(1, doc.revision + 1):
+        start = _first_kept(scope, kind_dir, kind, key)
+        for revision in range(start, doc.revision + 1):
             try:
                 data = read_file(Layout.revision(kind_dir, key, revision))
             except FileNotFoundError:
                 raise IntegrityError(f"revision {revision} is missing") from None
             record = decode_full(data, scope, kind, key)
+            if revision == start > 1:
+                before = record.prev or ""  # its predecessor was pruned (marker recorded)
             before = check_link(kind, key, revision, record, before)
             counts.revisions += 1
             counts.legacy_records += record.prev is None
@@ -115,6 +119,20 @@ def _check_document(
             key,
         )
     index.set_head(conn, kind, key, doc.revision, None if doc.deleted else doc.index)
+
+
+def _first_kept(scope: Scope, kind_dir: str, kind: str, key: str) -> int:
+    """The oldest revision ``prune_history`` left of ``key`` (1 when nothing was
+    pruned), from its pruned-history marker beside the kind's directory."""
+    if kind == PRUNED_KIND:
+        return 1
+    mkey = marker_key(kind, key)
+    marker_dir = f"{kind_dir[: -len(kind)]}{PRUNED_KIND}"
+    try:
+        data = read_file(Layout.head(marker_dir, mkey))
+    except FileNotFoundError:
+        return 1
+    return parse_marker(decode_full(data, scope, PRUNED_KIND, mkey).doc).pruned_through + 1
 
 
 _TABLES = (

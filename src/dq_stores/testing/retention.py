@@ -16,6 +16,7 @@ from dq_stores.backend import DocumentBackend
 from dq_stores.documents import ANY, FieldFilter, Query
 from dq_stores.retention import PRUNED_KIND
 from dq_stores.testing._helpers import HOSTILE_KEYS, KIND, OTHER_SCOPES, SCOPE, doc, value_of
+from dq_stores.verify import verify
 
 
 def _write(backend: DocumentBackend, key: str, count: int) -> list[str]:
@@ -46,6 +47,16 @@ class RetentionConformance:
         assert value_of(backend.get(SCOPE, KIND, "k").body) == 4
         assert backend.put(SCOPE, KIND, doc("k", 5), ANY).revision == 6  # numbering goes on
         assert _revisions(backend, "k") == [4, 5, 6]
+
+    def test_verify_finds_no_problem_after_pruning(self, backend: DocumentBackend) -> None:
+        _write(backend, "k", 5)
+        _write(backend, "gone", 3)
+        backend.delete(SCOPE, KIND, "gone")
+        backend.prune_history(SCOPE, KIND, "k", 4)
+        backend.prune_history(SCOPE, KIND, "gone", 1000)
+        assert list(verify(backend, SCOPE)) == []
+        backend.put(SCOPE, KIND, doc("k", 9), ANY)
+        assert list(verify(backend, SCOPE)) == []
 
     def test_the_current_revision_is_never_pruned(self, backend: DocumentBackend) -> None:
         _write(backend, "k", 3)
