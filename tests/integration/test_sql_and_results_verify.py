@@ -53,7 +53,7 @@ def test_results_objects_are_checked_through_the_results_store(tmp_path: Path) -
         body = canonical_json(
             {
                 "run_id": "run-1",
-                "result_object": {"uri": ref.uri, "size": ref.size, "sha256": ref.sha256},
+                "result_object": ref.to_object().model_dump(mode="json"),
             }
         )
         backend.put(

@@ -20,7 +20,7 @@ from dq_registries.yaml12 import load_yaml
 from dq_stores import ContractStore, JobDefinitionStore, MemoryBackend
 
 MORE = sorted((Path(__file__).parents[1] / "data" / "odcs-more").glob("*.yaml"))
-PACKAGE = Path(__file__).parents[2] / "src" / "dq_registries" / "contracts"
+PACKAGE = Path(__file__).parents[2] / "src" / "dq_registries" / "domain" / "contracts"
 SHARED_SCHEMAS = Path(__file__).parents[2].parent / "shared" / "odcs-schemas"
 
 
