@@ -86,7 +86,7 @@ def _validate_container(container: str) -> str:
     return container
 
 
-_HISTORY_ATTEMPTS = 10
+_HISTORY_ATTEMPTS = 30
 
 
 class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
@@ -240,7 +240,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
             # A writer moving on between listing and reading (its archive of the previous
             # head may still be in flight): look again, a little later each time.
             if attempt:
-                time.sleep(0.01 * attempt)
+                time.sleep(min(0.05, 0.01 * attempt))
             archived, head = self._history_records(scope, kind, key)
             if head is None and not archived:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
