@@ -103,7 +103,9 @@ def test_a_plugin_without_results_needs_another_results_backend(tmp_path: Path) 
 
 
 def test_broken_or_clashing_entry_points_are_misconfigurations() -> None:
-    with pytest.raises(MisconfiguredError, match=r"is a object, not a dq_registries\.plugins"):
+    with pytest.raises(
+        MisconfiguredError, match=r"is a object, not a dq_registries\.wiring\.plugins"
+    ):
         registry(odd="NOT_A_PLUGIN").get("odd")
     with pytest.raises(MisconfiguredError, match="two backend plug-ins are named 'postgres'"):
         registry(postgres="PLUGIN")

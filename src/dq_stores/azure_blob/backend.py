@@ -207,7 +207,11 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         found = self._fetch(name, f"reading {kind} {key or name!r} in {scope}")
         if found is not None and found.tx is not None:
             found = self._visible(scope, name, found)
-        return None if found is None else self._parse(found, scope, kind, key, rev, name)
+        if found is None or found.placeholder:
+            # An empty head locks a key that had no head; once its commit aborted and
+            # released it, it is left empty until a writer replaces it: still absent.
+            return None
+        return self._parse(found, scope, kind, key, rev, name)
 
     def _read_head(self, scope: Scope, kind: str, key: str) -> _Read | None:
         return self._read(self._layout.head(scope, kind, key), scope, kind, key)
