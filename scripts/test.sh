@@ -34,4 +34,5 @@ fi
 .venv/bin/ruff check src tests benchmarks examples
 .venv/bin/ruff format --check src tests benchmarks examples
 .venv/bin/mypy src
-.venv/bin/pytest "$@"
+# Two workers (the machine has 2 cores); DQ_TEST_WORKERS=0 runs serially.
+.venv/bin/pytest -n "${DQ_TEST_WORKERS:-2}" "$@"

@@ -128,10 +128,13 @@ def test_ctrl_c_at_any_moment_is_error_interrupted_and_exit_130(
     assert "Traceback" not in err
     if proc.returncode == 0:  # finished before the signal arrived
         return
-    # 130, or (rarely, CPython's own choice) killed by SIGINT after the message: a
-    # shell reports both as 130.
-    assert err == "error: interrupted\n"
-    assert proc.returncode in (130, -signal.SIGINT)
+    # 130 after the message, or (CPython's own choice when the interrupt lands while C
+    # code runs Python code) ended by SIGINT, with or without the message: a shell
+    # reports all of them as 130. Never a traceback, never another exit code.
+    if proc.returncode == -signal.SIGINT:
+        assert err in ("", "error: interrupted\n")
+        return
+    assert (proc.returncode, err) == (130, "error: interrupted\n")
 
 
 @pytest.mark.parametrize(
