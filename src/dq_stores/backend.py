@@ -61,6 +61,14 @@ from dq_stores.documents import (
 from dq_stores.history import MAX_RESTORE_KEYS, check_histories
 from dq_stores.keys import validate_key
 from dq_stores.retention import PRUNED_KIND, PrunedPrefix, marker_key, marker_write, parse_marker
+from dq_stores.search import (
+    MAX_SEARCH_LIMIT,
+    SearchCursor,
+    SearchHit,
+    SearchPage,
+    parse_query,
+    rank,
+)
 
 if TYPE_CHECKING:
     from dq_stores.integrity import IntegrityProblem, VerifyCounts
@@ -264,6 +272,52 @@ class DocumentBackend(ABC):
         if kind is not None:
             validate_id(kind, "kind")
         return self._iter_documents(scope, kind)
+
+    def search(
+        self,
+        scope: Scope,
+        kind: str,
+        text: str,
+        *,
+        limit: int = 20,
+        page_token: str | None = None,
+    ) -> SearchPage:
+        """Full-text search over the live documents of ``kind`` in ``scope``.
+
+        ``text`` is split into terms as :func:`dq_stores.search.parse_query` says; a
+        document matches when every term is a prefix of one of the tokens its writer
+        put into its search fields (:func:`dq_stores.search.search_fields`). Hits come
+        ranked by :func:`dq_stores.search.score` (higher first), ties by key; at most
+        ``limit`` (1..``MAX_SEARCH_LIMIT``) per page, ``page_token`` being the previous
+        page's ``next_token``. Keyset pagination: a document unchanged while a
+        client pages through appears exactly once. Cost grows with the number of
+        matching documents, not with the size of the store.
+
+        Raises:
+            ValidationError: bad text, limit or page token (path ``text``, ``limit``,
+                ``page_token``); before any I/O.
+            MisconfiguredError: the backend cannot search (a plug-in without it).
+        """
+        _check_scope(scope)
+        validate_id(kind, "kind")
+        terms = parse_query(text)
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_SEARCH_LIMIT
+        ):
+            raise ValidationError(
+                "invalid search",
+                [Problem("limit", f"must be an int between 1 and {MAX_SEARCH_LIMIT}")],
+            )
+        cursor = SearchCursor.decode(page_token, terms)
+        ranked = rank(terms, self._search(scope, kind, terms), cursor)
+        page = ranked[:limit]
+        hits = [SearchHit(doc, points) for points, doc in page]
+        if len(ranked) <= limit:
+            return SearchPage(hits)
+        last_points, last_doc = page[-1]
+        return SearchPage(hits, SearchCursor(last_points, last_doc.key).encode(terms))
 
     def list_environments(self, tenant: str) -> list[str]:
         """Sorted environments of ``tenant`` that hold (or held) documents."""
@@ -544,6 +598,17 @@ class DocumentBackend(ABC):
         return out
 
     # -- to implement --------------------------------------------------------
+    def _search(self, scope: Scope, kind: str, terms: tuple[str, ...]) -> Iterable[StoredDocument]:
+        """Live heads of ``kind`` in ``scope`` that may match ``terms`` (see :meth:`search`).
+
+        Must include every live document with, for each term, a value starting with
+        that term in its ``search_title`` or ``search_body`` index field; may include
+        others and tombstones (the port re-checks each against its own index entry).
+        Backends answer from their index of field values (a prefix range per term),
+        so the cost grows with the matches.
+        """
+        raise MisconfiguredError(f"{type(self).__name__} cannot search")
+
     # -- integrity (optional hooks for the verifier) ---------------------------
     def verify_scope(self, scope: Scope, counts: VerifyCounts) -> Iterator[IntegrityProblem]:
         """Check every document and revision of ``scope``; yield each problem found.
