@@ -439,7 +439,11 @@ class SqlBackend(DocumentBackend):
             mark = (rows[-1][1], rows[-1][2], rows[-1][3])
 
     def _restore_many(
-        self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
+        self,
+        scope: Scope,
+        kind: str,
+        histories: list[tuple[str, list[StoredDocument]]],
+        replace: bool,
     ) -> None:
         write = (
             _restore.restore_postgres
@@ -447,7 +451,7 @@ class SqlBackend(DocumentBackend):
             else _restore.restore_sqlite
         )
         # a conflict is raised inside the transaction (rolled back) as ConflictError
-        self._run(lambda conn: write(conn, scope, kind, histories), safe=False)
+        self._run(lambda conn: write(conn, scope, kind, histories, replace), safe=False)
 
 
 class PostgresBackend(SqlBackend):
