@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from dq_metadata.canonical import content_hash
 from dq_metadata.errors import (
@@ -186,6 +186,10 @@ def _check_operations(operations: object) -> tuple[Operation, ...]:
 
 class DocumentBackend(ABC):
     """Port for versioned JSON documents. Subclasses implement the ``_`` methods."""
+
+    #: Whether ``restore_many(..., replace=True)`` is supported (atomically); adapters
+    #: that set it implement the ``replace`` branch of ``_restore_many``.
+    replaces_atomically: ClassVar[bool] = False
 
     # -- reads -------------------------------------------------------------
     def get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
@@ -469,7 +473,8 @@ class DocumentBackend(ABC):
                 :meth:`restore_many`); before any write.
             ConflictError: without ``replace``, ``key`` already has a history (live
                 or deleted); nothing was written.
-            MisconfiguredError: ``replace`` on a backend that cannot replace atomically.
+            MisconfiguredError: ``replace`` on a backend that cannot replace
+                atomically (``replaces_atomically`` is False).
         """
         self.restore_many(scope, kind, [(key, revisions)], replace=replace)
 
@@ -517,12 +522,19 @@ class DocumentBackend(ABC):
             ConflictError: without ``replace``, a key of the batch already has a
                 history; nothing was written.
             MisconfiguredError: ``replace=True`` on a backend that cannot replace
-                a batch atomically (Azure Blob); nothing was written.
+                a batch atomically (``replaces_atomically`` is False: filesystem,
+                Azure Blob); before any I/O.
         """
         _check_scope(scope)
         validate_id(kind, "kind")
         if not isinstance(replace, bool):
             raise ValidationError("invalid restore", [Problem("replace", "must be a bool")])
+        if replace and not self.replaces_atomically:
+            raise MisconfiguredError(
+                f"{type(self).__name__} cannot replace a history atomically "
+                "(restore_many(replace=True), dq import/migrate --replace); restore into "
+                "keys without a history instead"
+            )
         batch = check_histories(scope, kind, histories, _check_index)
         for key, docs in batch:
             if docs[0].revision > 1:

@@ -44,6 +44,8 @@ class _Kind:
 class MemoryBackend(DocumentBackend):
     """Documents in dictionaries, with per-field posting sets as the index."""
 
+    replaces_atomically = True
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._data: dict[tuple[Scope, str], _Kind] = {}

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from dq_metadata.errors import ConflictError, MisconfiguredError, NotFoundError
+from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import azure_errors
 from dq_stores.azure_blob._records import HeadRecord
@@ -108,11 +108,7 @@ class RestoreMixin:
         histories: list[tuple[str, list[StoredDocument]]],
         replace: bool,
     ) -> None:
-        if replace:
-            raise MisconfiguredError(
-                "the Azure Blob backend cannot replace a history atomically (restore with "
-                "replace=True / --replace); restore into keys without a history instead"
-            )
+        assert not replace  # refused by the port: replaces_atomically is False
         heads = [self._layout.head(scope, kind, key) for key, _docs in histories]
         fetch = self._fetch
         what = f"checking {kind} in {scope}"

@@ -578,14 +578,9 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         histories: list[tuple[str, list[StoredDocument]]],
         replace: bool,
     ) -> None:
-        if replace:
-            # Revision files are immutable by design: readers (history, get_revision,
-            # query) follow them without the lock. Swapping them in place would let a
-            # reader mix two histories; see _restore's module docstring.
-            raise MisconfiguredError(
-                "the filesystem backend cannot replace a history atomically (restore with "
-                "replace=True / --replace); restore into keys without a history instead"
-            )
+        # replace is refused by the port (replaces_atomically is False): revision files
+        # are immutable by design and readers follow them without the lock; see _restore.
+        assert not replace
         with translated("restore"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
             for key, _docs in histories:
                 if self._head(kind_dir, kind, key) is not None:

@@ -75,6 +75,8 @@ class SqlBackend(DocumentBackend):
     when the write is at least a tenth of what they last covered; ``None`` never does.
     """
 
+    replaces_atomically = True  # restore_many(replace=True): one transaction
+
     def __init__(
         self,
         url: str,
