@@ -506,6 +506,13 @@ class DocumentBackend(ABC):
         ``ConflictError`` and nothing is written. History is never overwritten
         unless asked.
 
+        Atomicity: memory, SQL and filesystem restore the whole batch
+        all-or-nothing. Azure Blob restores **each key** atomically but not the
+        batch: a reader may see some keys restored and others not yet, and a
+        restore that fails or dies part-way leaves the keys it finished complete
+        and the others absent (never a key with part of its history); restoring
+        the rest again completes it (ADR 0013).
+
         ``replace=True`` asks for exactly this: each key's existing history (every
         revision, live or tombstone, and its index entries) is removed and the
         given one written in its place; keys without a history are simply
