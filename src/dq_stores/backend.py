@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from dq_metadata.canonical import content_hash
 from dq_metadata.errors import (
@@ -194,6 +194,10 @@ def _check_operations(operations: object) -> tuple[Operation, ...]:
 
 class DocumentBackend(ABC):
     """Port for versioned JSON documents. Subclasses implement the ``_`` methods."""
+
+    #: Whether ``restore_many(..., replace=True)`` is supported (atomically); adapters
+    #: that set it implement the ``replace`` branch of ``_restore_many``.
+    replaces_atomically: ClassVar[bool] = False
 
     # -- reads -------------------------------------------------------------
     def get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
@@ -503,51 +507,119 @@ class DocumentBackend(ABC):
         return self._iter_histories(scope, kind)
 
     def restore(
-        self, scope: Scope, kind: str, key: str, revisions: Sequence[StoredDocument]
+        self,
+        scope: Scope,
+        kind: str,
+        key: str,
+        revisions: Sequence[StoredDocument],
+        *,
+        replace: bool = False,
     ) -> None:
-        """Write ``revisions`` of a key that has no history yet, exactly as given.
+        """Write ``revisions`` of a key exactly as given (see :meth:`restore_many`).
 
         The history is written with its own revision numbers, ``written_at`` times,
         bodies, index entries and tombstones; afterwards ``get``, ``history``,
-        ``query`` and ``count`` answer as they did where it came from. Atomic: all
-        revisions or none become visible.
+        ``get_revision``, ``query`` and ``count`` answer as they did where it came
+        from. Atomic: all revisions or none become visible.
 
         Raises:
-            ValidationError: ``revisions`` is not a history of ``key`` numbered
-                1..n (see :meth:`restore_many`); before any I/O.
-            ConflictError: ``key`` already has a history (live or deleted); nothing
-                was written. History is never overwritten.
+            ValidationError: ``revisions`` is not a history of ``key`` (see
+                :meth:`restore_many`); before any write.
+            ConflictError: without ``replace``, ``key`` already has a history (live
+                or deleted); nothing was written.
+            MisconfiguredError: ``replace`` on a backend that cannot replace
+                atomically (``replaces_atomically`` is False).
         """
-        self.restore_many(scope, kind, [(key, revisions)])
+        self.restore_many(scope, kind, [(key, revisions)], replace=replace)
 
     def restore_many(
         self,
         scope: Scope,
         kind: str,
         histories: Sequence[tuple[str, Sequence[StoredDocument]]],
+        *,
+        replace: bool = False,
     ) -> int:
         """Restore several keys' histories at once (see :meth:`restore`); returns how many.
 
         ``histories``: up to ``MAX_RESTORE_KEYS`` ``(key, revisions)`` pairs with
-        distinct keys. Each ``revisions`` list holds revisions 1..n of that key in
-        order: a live revision has a body hashing to its ``sha256`` and a valid
-        index entry; a tombstone (``deleted=True``) has an empty body, hash and
-        index entry; ``written_at`` is timezone-aware. The revisions' own
-        ``scope`` is ignored: they are written into ``scope``.
+        distinct keys. Each ``revisions`` list holds revisions ``k..n`` of that key
+        in order, without gaps: a live revision has a body hashing to its
+        ``sha256`` and a valid index entry; a tombstone (``deleted=True``) has an
+        empty body, hash and index entry; ``written_at`` is timezone-aware. The
+        revisions' own ``scope`` is ignored: they are written into ``scope``.
 
-        The batch is all-or-nothing: if any key already has a history the whole
-        batch is refused with ``ConflictError`` and nothing is written.
+        ``k`` is 1 unless the history was pruned (:meth:`prune_history`): a history
+        starting at ``k > 1`` needs the target's pruned-history marker for the key
+        (kind :data:`~dq_stores.retention.PRUNED_KIND`, restored first like any
+        other key) to record exactly ``pruned_through = k - 1``. Reads then treat
+        revisions below ``k`` as pruned, as on the source.
+
+        Without ``replace`` (the default) only keys with no history are written:
+        if any key of the batch already has one, the whole batch is refused with
+        ``ConflictError`` and nothing is written. History is never overwritten
+        unless asked.
+
+        Atomicity: memory, SQL and filesystem restore the whole batch
+        all-or-nothing. Azure Blob restores **each key** atomically but not the
+        batch: a reader may see some keys restored and others not yet, and a
+        restore that fails or dies part-way leaves the keys it finished complete
+        and the others absent (never a key with part of its history); restoring
+        the rest again completes it (ADR 0013).
+
+        ``replace=True`` asks for exactly this: each key's existing history (every
+        revision, live or tombstone, and its index entries) is removed and the
+        given one written in its place; keys without a history are simply
+        written. The batch is replaced all-or-nothing: a reader sees every key of
+        it as before or every key as given, never a mix and never a key half
+        replaced; a failure leaves every key as it was. Other keys, kinds and
+        scopes are untouched — in particular a pruned-history marker is a key of
+        its own kind, replaced only when it is itself in a batch.
 
         Raises:
-            ValidationError: a malformed batch; before any I/O.
-            ConflictError: a key of the batch already has a history.
+            ValidationError: a malformed batch (before any I/O), or a history
+                starting at ``k > 1`` whose marker in the target does not record
+                ``pruned_through = k - 1`` (nothing written).
+            ConflictError: without ``replace``, a key of the batch already has a
+                history; nothing was written.
+            MisconfiguredError: ``replace=True`` on a backend that cannot replace
+                a batch atomically (``replaces_atomically`` is False: filesystem,
+                Azure Blob); before any I/O.
         """
         _check_scope(scope)
         validate_id(kind, "kind")
+        if not isinstance(replace, bool):
+            raise ValidationError("invalid restore", [Problem("replace", "must be a bool")])
+        if replace and not self.replaces_atomically:
+            raise MisconfiguredError(
+                f"{type(self).__name__} cannot replace a history atomically "
+                "(restore_many(replace=True), dq import/migrate --replace); restore into "
+                "keys without a history instead"
+            )
         batch = check_histories(scope, kind, histories, _check_index)
+        for key, docs in batch:
+            if docs[0].revision > 1:
+                self._check_pruned_start(scope, kind, key, docs[0].revision)
         if batch:
-            self._restore_many(scope, kind, batch)
+            self._restore_many(scope, kind, batch, replace)
         return len(batch)
+
+    def _check_pruned_start(self, scope: Scope, kind: str, key: str, first: int) -> None:
+        """A history starting at ``first`` > 1 needs the marker of revisions ``1..first-1``."""
+        prefix = None if kind == PRUNED_KIND else self._pruned_prefix(scope, kind, key)
+        if prefix is None or prefix.pruned_through != first - 1:
+            recorded = "no marker" if prefix is None else f"pruned_through={prefix.pruned_through}"
+            raise ValidationError(
+                "invalid history",
+                [
+                    Problem(
+                        f"{key!r}.revisions[0]",
+                        f"starts at revision {first}, but the target's pruned-history marker "
+                        f"of {kind} {key!r} has {recorded}, not pruned_through={first - 1}; "
+                        f"restore the {PRUNED_KIND} markers first",
+                    )
+                ],
+            )
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections, pools and handles. Idempotent."""
@@ -693,13 +765,20 @@ class DocumentBackend(ABC):
         )
 
     def _restore_many(
-        self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
+        self,
+        scope: Scope,
+        kind: str,
+        histories: list[tuple[str, list[StoredDocument]]],
+        replace: bool,
     ) -> None:
-        """Write validated histories into keys with no history, all-or-nothing.
+        """Write validated histories, all-or-nothing (see :meth:`restore_many`).
 
-        Check that no key of the batch has a history (a live or tombstoned head)
-        atomically with the write — a constraint, conditional request or the
-        scope's lock — and raise ``ConflictError`` having written nothing otherwise.
+        ``replace=False``: check that no key of the batch has a history (a live or
+        tombstoned head) atomically with the write — a constraint, conditional
+        request or the scope's lock — and raise ``ConflictError`` having written
+        nothing otherwise. ``replace=True``: remove each key's history and write the
+        given one in the same atomic unit. A history may start at revision ``k > 1``
+        (its marker is checked): revisions below ``k`` must then read as pruned.
         """
         raise MisconfiguredError(
             f"{type(self).__name__} cannot restore history; it needs a _restore_many hook"

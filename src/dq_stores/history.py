@@ -1,4 +1,9 @@
-"""Validation of restored histories (``DocumentBackend.restore_many``), before any I/O."""
+"""Validation of restored histories (``DocumentBackend.restore_many``), before any I/O.
+
+A history is revisions ``k..n`` of one key, in order and without gaps: ``k = 1``
+for a key never pruned, ``k > 1`` for one whose revisions ``1..k-1`` were removed
+by ``prune_history`` (the port then checks the target's pruned-history marker).
+"""
 
 from __future__ import annotations
 
@@ -21,18 +26,22 @@ def _check_revision(
     scope: Scope,
     kind: str,
     key: str,
+    index: int,
     n: int,
     doc: object,
     check_index: Callable[[IndexEntry], None],
 ) -> StoredDocument:
-    where = f"{key!r}.revisions[{n - 1}]"
+    where = f"{key!r}.revisions[{index}]"
     if not isinstance(doc, StoredDocument):
         raise ValidationError("invalid history", [Problem(where, "must be a StoredDocument")])
     problem: str | None = None
     if doc.kind != kind or doc.key != key:
         problem = f"belongs to {doc.kind} {doc.key!r}, not {kind} {key!r}"
     elif doc.revision != n:
-        problem = f"is revision {doc.revision}; revisions must be numbered 1..n in order"
+        problem = (
+            f"is revision {doc.revision}; revisions must be numbered k..n in order, "
+            "without gaps (k = 1 unless the history was pruned)"
+        )
     elif doc.written_at.tzinfo is None:
         problem = "written_at must be timezone-aware"
     elif doc.deleted and (doc.body or doc.sha256 or doc.index.fields or doc.index.sort_key):
@@ -46,6 +55,16 @@ def _check_revision(
     if not doc.deleted:
         check_index(doc.index)
     return doc if doc.scope == scope else replace(doc, scope=scope)
+
+
+def _first_number(key: str, doc: object) -> int:
+    """The revision number a history starts at: 1, or k > 1 after ``prune_history``."""
+    revision = getattr(doc, "revision", None)
+    if isinstance(revision, bool) or not isinstance(revision, int) or revision < 1:
+        raise ValidationError(
+            "invalid history", [Problem(f"{key!r}.revisions[0]", "revision must be an int ≥ 1")]
+        )
+    return revision
 
 
 def check_histories(
@@ -77,8 +96,10 @@ def check_histories(
             raise ValidationError("invalid history", [Problem(repr(key), "needs a sequence")])
         if not revisions:
             raise ValidationError("invalid history", [Problem(repr(key), "has no revisions")])
+        first = _first_number(key, revisions[0])
         docs = [
-            _check_revision(scope, kind, key, n, d, check_index) for n, d in enumerate(revisions, 1)
+            _check_revision(scope, kind, key, i, first + i, d, check_index)
+            for i, d in enumerate(revisions)
         ]
         out.append((key, docs))
     return out

@@ -44,6 +44,8 @@ class _Kind:
 class MemoryBackend(DocumentBackend):
     """Documents in dictionaries, with per-field posting sets as the index."""
 
+    replaces_atomically = True
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._data: dict[tuple[Scope, str], _Kind] = {}
@@ -228,20 +230,36 @@ class MemoryBackend(DocumentBackend):
             )
         for k, key in names:
             with self._lock:
-                revs = list(self._data[(scope, k)].revisions[key])
-            if revs:
-                yield revs
+                revs = self._data[(scope, k)].revisions[key]
+                kept = revs[self._kept_from.get((scope, k, key), 1) - 1 :]
+            if kept:
+                yield kept
 
     def _restore_many(
-        self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
+        self,
+        scope: Scope,
+        kind: str,
+        histories: list[tuple[str, list[StoredDocument]]],
+        replace: bool,
     ) -> None:
         with self._lock:
             bucket = self._bucket(scope, kind)
             for key, _docs in histories:
-                if bucket.revisions.get(key):
+                if bucket.revisions.get(key) and not replace:
                     raise ConflictError(f"{kind} {key!r} already has a history in {scope}")
             for key, docs in histories:
-                bucket.revisions[key] = list(docs)
+                old = bucket.revisions.get(key)
+                if old and not old[-1].deleted:
+                    self._unindex(bucket, old[-1])
+                bucket.live.discard(key)
+                first = docs[0].revision
+                # Revisions below ``first`` were pruned at the source: their slots hold
+                # a stand-in that is never returned (``_kept_from`` hides them).
+                bucket.revisions[key] = [docs[0]] * (first - 1) + list(docs)
+                if first > 1:
+                    self._kept_from[(scope, kind, key)] = first
+                else:
+                    self._kept_from.pop((scope, kind, key), None)
                 head = docs[-1]
                 if not head.deleted:
                     bucket.live.add(key)

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.azure
 
 class TestAzureBlobConformance(DocumentBackendConformance):
     supports_multiprocess = True
+    supports_atomic_replace = False  # refused: restore is atomic per key only (ADR 0013)
 
     @pytest.fixture
     def backend_factory(

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tests.integration._transfer_world import SCOPES, observe, populate
+from tests.integration._transfer_world import RAW_KEYS, RAW_KIND, SCOPES, observe, populate
 
 from dq_registries.operations.transfer import open_endpoint
+from dq_stores.documents import ANY
+from dq_stores.testing._helpers import doc
+from dq_stores.testing.restore import comparable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,3 +124,77 @@ def test_export_import_merge_verify_and_exit_codes(tmp_path: Path) -> None:
 
     bad = dq(tmp_path, "export", "--out", str(archive), "--config", str(source), "--env", "prod")
     assert bad.returncode == 2
+
+
+def _histories(config: Path) -> dict[tuple[str, str, str], list[tuple[object, ...]]]:
+    with open_endpoint(config) as end:
+        return {
+            (str(scope), h[0].kind, h[0].key): [comparable(d) for d in h]
+            for scope in SCOPES
+            for h in end.backend.iter_histories(scope)
+        }
+
+
+def test_a_store_pruned_by_gc_moves_and_replace_overwrites(tmp_path: Path) -> None:
+    source = _config(tmp_path / "src.yaml", {"filesystem": {"root": str(tmp_path / "src")}})
+
+    def sqlite(name: str) -> Path:
+        url = f"sqlite:///{tmp_path / (name + '.sqlite3')}"
+        return _config(
+            tmp_path / f"{name}.yaml", {"default_backend": "sqlite", "sqlite": {"url": url}}
+        )
+
+    target, second = sqlite("dst"), sqlite("second")
+    with open_endpoint(source) as src:
+        populate(src)
+    scope = SCOPES[0]
+    scoped = ("-t", scope.tenant, "-e", scope.environment, "--config", str(source))
+    gc = dq(tmp_path, "gc", *scoped, "--keep-revisions", "1", "--json")
+    assert gc.returncode == 0, gc.stderr
+    before = _histories(source)
+    pruned = [k for k, h in before.items() if k[0] == str(scope) and h[0][2] > 1]
+    assert pruned  # gc left histories starting after revision 1
+
+    archive = tmp_path / "pruned.tar.gz"
+    exported = dq(tmp_path, "export", "--out", str(archive), "--config", str(source), "--verify")
+    assert exported.returncode == 0, exported.stderr
+    imported = dq(tmp_path, "import", str(archive), "--config", str(target), "--verify")
+    assert imported.returncode == 0, imported.stderr
+    migrated = dq(tmp_path, "migrate", "--from", str(source), "--to", str(second), "--verify")
+    assert migrated.returncode == 0, migrated.stderr
+    assert _histories(target) == _histories(second) == before
+    with open_endpoint(source) as src, open_endpoint(target) as dst:
+        for _scope, kind, key in pruned:
+            assert dst.backend.pruned_prefix(scope, kind, key) == src.backend.pruned_prefix(
+                scope, kind, key
+            )
+    checked = dq(tmp_path, "verify", "-t", scope.tenant, "-e", scope.environment,
+                 "--config", str(target))  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # The source moves on; the target's copy of that key is now different.
+    with open_endpoint(source) as src:
+        src.backend.put(scope, RAW_KIND, doc(RAW_KEYS[1], "newer", tag="t"), ANY)
+    newer = tmp_path / "newer.tar.gz"
+    assert dq(tmp_path, "export", "--out", str(newer), "--config", str(source)).returncode == 0
+    refused = dq(tmp_path, "import", str(newer), "--config", str(target))
+    assert refused.returncode == 1
+    assert "--replace" in refused.stderr
+    merged = dq(tmp_path, "import", str(newer), "--config", str(target), "--merge", "--json")
+    assert merged.returncode == 1  # the differing key is a conflict, left alone
+    assert len(json.loads(merged.stdout)["conflicts"]) == 1
+    both = dq(tmp_path, "import", str(newer), "--config", str(target), "--merge", "--replace")
+    assert both.returncode == 2
+    replaced = dq(tmp_path, "import", str(newer), "--config", str(target), "--replace",
+                  "--verify", "--json")  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads(replaced.stdout)["verified"] is True
+    assert _histories(target) == _histories(source)
+    again = dq(tmp_path, "migrate", "--from", str(source), "--to", str(second), "--replace",
+               "--verify")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert _histories(second) == _histories(source)
+
+    into_fs = dq(tmp_path, "import", str(newer), "--config", str(source), "--replace")
+    assert into_fs.returncode == 1
+    assert "replaces histories atomically" in into_fs.stderr

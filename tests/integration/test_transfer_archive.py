@@ -194,3 +194,29 @@ def test_failed_export_leaves_no_file(source: Endpoint, tmp_path: Path) -> None:
     with pytest.raises(IntegrityError):
         export_archive(source, path)
     assert list(tmp_path.glob("backup*")) == []
+
+
+def test_version_1_archives_of_pruned_stores_still_import(
+    source: Endpoint, target: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version-1 archive (markers in kind order, after the contracts they describe)
+    imports: pruned histories met before their marker are held back to the scope's end."""
+    from dq_registries.operations.transfer import _events
+    from dq_stores.archive import _writer
+
+    scope = SCOPES[0]
+    for hist in list(source.backend.iter_histories(scope)):
+        if len(hist) > 1:
+            source.backend.prune_history(scope, hist[0].kind, hist[0].key, hist[-1].revision)
+    monkeypatch.setattr(_writer, "VERSION", 1)
+    monkeypatch.setattr(_events, "_histories", lambda end, s: end.backend.iter_histories(s))
+    archive = tmp_path / "v1.tar"
+    export_archive(source, archive)
+    monkeypatch.undo()
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("dq-archive/header.json")
+        assert member is not None
+        assert json.loads(member.read())["version"] == 1
+    report = import_archive(target, archive, verify=True)
+    assert report.ok, report.as_dict()
+    assert _everything(target) == _everything(source)

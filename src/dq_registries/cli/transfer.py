@@ -49,6 +49,15 @@ VerifyOpt = Annotated[
     bool,
     typer.Option("--verify", help="Afterwards compare counts and digests per scope on both sides."),
 ]
+ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Overwrite: each key the source holds gets exactly the source's history; the "
+        "history the target had for it is replaced, atomically per batch of 500 keys. "
+        "Keys only the target holds stay. Needs a SQL (or memory) target.",
+    ),
+]
 ArchiveArg = Annotated[Path, typer.Argument(help="Archive file (.tar, .tar.gz, .tar.xz).")]
 
 
@@ -149,6 +158,7 @@ def import_(
             "ones reported as conflicts; nothing is overwritten.",
         ),
     ] = False,
+    replace: ReplaceOpt = False,
     config: ConfigOpt = None,
     verify: VerifyOpt = False,
     as_json: JsonOpt = False,
@@ -156,8 +166,12 @@ def import_(
     """Restore an archive into the configured store, history included."""
     from dq_registries.operations.transfer import import_archive, open_endpoint
 
+    if merge and replace:
+        raise UsageError("--merge and --replace exclude each other")
     with open_endpoint(config) as target, _progress("import", as_json) as progress:
-        report = import_archive(target, archive, merge=merge, verify=verify, progress=progress)
+        report = import_archive(
+            target, archive, merge=merge, replace=replace, verify=verify, progress=progress
+        )
     _summary(report, as_json)
 
 
@@ -176,13 +190,15 @@ def migrate(
     ] = None,
     tenant: TenantOpt = None,
     env: EnvOpt = None,
+    replace: ReplaceOpt = False,
     verify: VerifyOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Copy every history and results object from one store to another, streamed.
 
     Resumable: if interrupted, run the same command again; it skips what is
-    already there and finishes the job.
+    already there and finishes the job. A key the target holds differently is
+    reported as a conflict and left alone, unless --replace.
     """
     from dq_registries.operations.transfer import migrate as run_migrate
     from dq_registries.operations.transfer import open_endpoint
@@ -195,7 +211,13 @@ def migrate(
         _progress("migrate", as_json) as progress,
     ):
         report = run_migrate(
-            src, dst, tenant=tenant, environment=env, verify=verify, progress=progress
+            src,
+            dst,
+            tenant=tenant,
+            environment=env,
+            replace=replace,
+            verify=verify,
+            progress=progress,
         )
     _summary(report, as_json)
 

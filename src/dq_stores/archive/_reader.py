@@ -13,7 +13,7 @@ from typing import IO, Any
 from dq_metadata.errors import IntegrityError, NotFoundError, ValidationError
 from dq_metadata.scope import Scope
 from dq_stores.archive._lines import BodyNormalizer, ScopeTally, decode_line
-from dq_stores.archive._writer import FORMAT, ROOT, VERSION, member_digest_prefix
+from dq_stores.archive._writer import FORMAT, READABLE_VERSIONS, ROOT, member_digest_prefix
 from dq_stores.documents import StoredDocument
 
 __all__ = [
@@ -191,14 +191,16 @@ def _header(name: str, data: bytes, digest: Any) -> ArchiveHeader:
         ok = False
     if not ok:
         raise ValidationError("not a dq archive: its first member is not dq-archive/header.json")
-    if header.get("version") != VERSION:
+    version = header.get("version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise ValidationError(
-            f"archive format version {header.get('version')} is not readable by this library "
-            f"(it reads version {VERSION}); upgrade dq-platform-core"
+            f"archive format version {version} is not readable by this library "
+            f"(it reads versions {readable}); upgrade dq-platform-core"
         )
     digest.update(hashlib.sha256(data).digest())
     return ArchiveHeader(
-        VERSION,
+        int(version),
         [Scope(t, e) for t, e in header["scopes"]],
         str(header.get("created_at", "")),
         str(header.get("source", "")),

@@ -19,10 +19,22 @@ from dq_metadata.scope import Scope
 from dq_stores.archive._lines import BodyNormalizer, ScopeTally, encode_line
 from dq_stores.documents import StoredDocument
 
-__all__ = ["FORMAT", "ROOT", "VERSION", "ArchiveWriter", "ResultMeta", "member_digest_prefix"]
+__all__ = [
+    "FORMAT",
+    "READABLE_VERSIONS",
+    "ROOT",
+    "VERSION",
+    "ArchiveWriter",
+    "ResultMeta",
+    "member_digest_prefix",
+]
 
 FORMAT = "dq-archive"
-VERSION = 1
+#: Written by this library. 2: a history may start at revision k > 1 (pruned by
+#: ``dq gc``), and each scope's pruned-history markers come before its other kinds.
+VERSION = 2
+#: Read by this library: every version-1 archive is a valid version-2 archive.
+READABLE_VERSIONS = (1, 2)
 ROOT = "dq-archive"
 CHUNK_BYTES = 4 * 1024 * 1024
 _MODES = {".gz": "w|gz", ".tgz": "w|gz", ".xz": "w|xz", ".bz2": "w|bz2", ".tar": "w|"}

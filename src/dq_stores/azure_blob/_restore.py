@@ -8,9 +8,18 @@ key writes the archived revisions ``r/1 … r/n-1`` and the last revision's inde
 entries, and finally creates the head with ``If-None-Match: *``: the head is the
 commit point, as for any first write. A restore that dies before it leaves only
 blobs no head points to (overwritten by the next restore of the key; index
-entries readers verify and clean). A key created concurrently between the check
-and the head write makes that key fail with ``ConflictError``; the batch's other
-keys stay restored (each key is atomic on its own).
+entries readers verify and clean).
+
+The guarantee is **per key**, not per batch: a reader sees each key either
+absent or with its whole restored history, but may see some keys of a batch
+restored and others not yet; a restore that fails or dies part-way leaves the
+keys it finished restored (each completely) and the others absent. The only
+``ConflictError`` after the upfront check is a key created concurrently between
+the check and its head write; the batch's other keys are then restored as usual.
+Running the same restore again completes it (the transfer skips keys it finds
+identical). ``replace=True`` is refused with ``MisconfiguredError``: swapping a
+history in place would rewrite archived revisions (``r/{n}``) that readers follow
+without a lock, so it cannot be made atomic without a commit record per key.
 """
 
 from __future__ import annotations
@@ -93,8 +102,13 @@ class RestoreMixin:
             return []
 
     def _restore_many(
-        self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
+        self,
+        scope: Scope,
+        kind: str,
+        histories: list[tuple[str, list[StoredDocument]]],
+        replace: bool,
     ) -> None:
+        assert not replace  # refused by the port: replaces_atomically is False
         heads = [self._layout.head(scope, kind, key) for key, _docs in histories]
         fetch = self._fetch
         what = f"checking {kind} in {scope}"

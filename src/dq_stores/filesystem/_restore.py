@@ -10,6 +10,12 @@ intent note names every key's last revision, all revision files are written
 revision — the commit point per key, exactly as for a first write. A writer
 that dies before a head exists leaves only revision files no head points to,
 which recovery discards or the next write of that key replaces.
+
+``replace=True`` is refused (``MisconfiguredError``): revision files are
+immutable, and readers of ``history``, ``get_revision`` and ``query`` rely on it
+to read without the lock. Replacing a history in place needs staged revision
+files, a replace journal rolled forward by recovery, and a generation counter
+beside the applying flag so such readers retry — not built yet.
 """
 
 from __future__ import annotations

@@ -564,15 +564,23 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                     except FileNotFoundError:
                         continue  # not a key any more (a leftover being cleaned up)
                     head = decode_record(data, scope, name, None, self._headers)
+                    first = self._first_kept(scope, name, kind_dir, head.key)
                     older = [
                         self._read_revision(scope, name, kind_dir, head.key, revision)
-                        for revision in range(1, head.revision)
+                        for revision in range(first, head.revision)
                     ]
                 yield [*older, head]
 
     def _restore_many(
-        self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
+        self,
+        scope: Scope,
+        kind: str,
+        histories: list[tuple[str, list[StoredDocument]]],
+        replace: bool,
     ) -> None:
+        # replace is refused by the port (replaces_atomically is False): revision files
+        # are immutable by design and readers follow them without the lock; see _restore.
+        assert not replace
         with translated("restore"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
             for key, _docs in histories:
                 if self._head(kind_dir, kind, key) is not None:

@@ -4,7 +4,9 @@ Restore writes rows exactly as stored elsewhere — revision numbers and
 ``written_at`` included — into ``dq_revisions``, ``dq_heads`` and ``dq_postings``
 in one transaction. The head rows go first with ``ON CONFLICT DO NOTHING``: the
 primary key of ``dq_heads`` is the "no history yet" check, made atomically with
-the write; a batch that meets an existing head is rolled back whole.
+the write; a batch that meets an existing head is rolled back whole. With
+``replace`` the batch's keys lose their rows in all three tables first, in the
+same transaction, so readers see every key as before or every key as restored.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ _REVISION_INSERT = (
 _POSTING_INSERT = (
     "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key) VALUES ({v})"
 )
+_TABLES = ("dq_postings", "dq_revisions", "dq_heads")
+_PG_CLEAR = (
+    "DELETE FROM {table} WHERE tenant = %(t)s AND environment = %(e)s AND kind = %(k)s"
+    " AND key = ANY(%(keys)s)"
+)
+_SQLITE_CLEAR = "DELETE FROM {table} WHERE tenant = ? AND environment = ? AND kind = ? AND key = ?"
 _PG_SCOPE = "SELECT set_config('dq.tenant', %s, true), set_config('dq.environment', %s, true)"
 
 
@@ -132,9 +140,14 @@ def _columns(scope: Scope, kind: str, rows: list[tuple[Any, ...]]) -> dict[str, 
 
 
 def restore_postgres(
-    conn: Any, scope: Scope, kind: str, histories: Sequence[tuple[str, list[StoredDocument]]]
+    conn: Any,
+    scope: Scope,
+    kind: str,
+    histories: Sequence[tuple[str, list[StoredDocument]]],
+    replace: bool = False,
 ) -> None:
-    """Restore on a psycopg connection (autocommit): four statements for the batch.
+    """Restore on a psycopg connection (autocommit): four statements for the batch
+    (three more with ``replace``).
 
     Raises:
         RestoreConflict: a key already has a head (the transaction is rolled back).
@@ -151,6 +164,11 @@ def restore_postgres(
     }
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_PG_SCOPE, (scope.tenant, scope.environment))
+        if replace:
+            clear: dict[str, Any] = {"t": scope.tenant, "e": scope.environment, "k": kind}
+            clear["keys"] = [key for key, _docs in histories]
+            for table in _TABLES:
+                cur.execute(_PG_CLEAR.format(table=table), clear)
         cur.execute(_PG_HEADS, _columns(scope, kind, heads))
         written = {row[0] for row in cur.fetchall()}
         if len(written) != len(heads):
@@ -162,13 +180,21 @@ def restore_postgres(
 
 
 def restore_sqlite(
-    conn: Any, scope: Scope, kind: str, histories: Sequence[tuple[str, list[StoredDocument]]]
+    conn: Any,
+    scope: Scope,
+    kind: str,
+    histories: Sequence[tuple[str, list[StoredDocument]]],
+    replace: bool = False,
 ) -> None:
     """Restore on a sqlite3 connection (isolation_level None); raises :class:`RestoreConflict`."""
     heads, revisions, posts = _rows(scope, kind, histories, lambda d: d.written_at.isoformat())
     v11 = ", ".join(["?"] * 11)
     conn.execute("BEGIN IMMEDIATE")
     try:
+        if replace:
+            doomed = [(scope.tenant, scope.environment, kind, key) for key, _docs in histories]
+            for table in _TABLES:
+                conn.executemany(_SQLITE_CLEAR.format(table=table), doomed)
         for row in heads:
             if conn.execute(_HEAD_INSERT.format(v=v11), row).rowcount != 1:
                 raise RestoreConflict(scope, kind, row[3])

@@ -75,6 +75,8 @@ class SqlBackend(DocumentBackend):
     when the write is at least a tenth of what they last covered; ``None`` never does.
     """
 
+    replaces_atomically = True  # restore_many(replace=True): one transaction
+
     def __init__(
         self,
         url: str,
@@ -439,7 +441,11 @@ class SqlBackend(DocumentBackend):
             mark = (rows[-1][1], rows[-1][2], rows[-1][3])
 
     def _restore_many(
-        self, scope: Scope, kind: str, histories: list[tuple[str, list[StoredDocument]]]
+        self,
+        scope: Scope,
+        kind: str,
+        histories: list[tuple[str, list[StoredDocument]]],
+        replace: bool,
     ) -> None:
         write = (
             _restore.restore_postgres
@@ -447,7 +453,7 @@ class SqlBackend(DocumentBackend):
             else _restore.restore_sqlite
         )
         # a conflict is raised inside the transaction (rolled back) as ConflictError
-        self._run(lambda conn: write(conn, scope, kind, histories), safe=False)
+        self._run(lambda conn: write(conn, scope, kind, histories, replace), safe=False)
 
 
 class PostgresBackend(SqlBackend):

@@ -24,7 +24,10 @@ from dq_stores.documents import (
     Query,
     StoredDocument,
 )
+from dq_stores.retention import PRUNED_KIND
 from dq_stores.testing._helpers import HOSTILE_KEYS, KIND, SCOPE, doc
+from dq_stores.testing.restore_replace import ReplaceConformance
+from dq_stores.verify import verify
 
 __all__ = ["RestoreConformance", "comparable"]
 
@@ -70,8 +73,20 @@ def _seed(backend: DocumentBackend) -> None:
             backend.put(SCOPE, KIND, doc(key, 2, sort_key=f"c{i}", tag="v"), ANY)
 
 
-class RestoreConformance:
-    """``iter_histories`` / ``restore`` / ``restore_many``."""
+def restore_scope(backend: DocumentBackend, source: Scope, target: Scope) -> None:
+    """Copy every history of ``source`` into ``target``, pruned-history markers first."""
+    for kind in (PRUNED_KIND, None):
+        batch: dict[str, list[tuple[str, list[StoredDocument]]]] = {}
+        for hist in backend.iter_histories(source, kind):
+            if kind is None and hist[0].kind == PRUNED_KIND:
+                continue
+            batch.setdefault(hist[0].kind, []).append((hist[0].key, hist))
+        for name, items in batch.items():
+            backend.restore_many(target, name, items)
+
+
+class RestoreConformance(ReplaceConformance):
+    """``iter_histories`` / ``restore`` / ``restore_many`` (``replace`` in the base)."""
 
     def test_iter_histories_yields_every_key_with_full_history_including_deleted(
         self, backend: DocumentBackend
@@ -146,12 +161,66 @@ class RestoreConformance:
         with pytest.raises(NotFoundError):
             backend.history(TARGET, KIND, "fresh")
 
+    def test_a_pruned_history_exports_and_restores_exactly(self, backend: DocumentBackend) -> None:
+        keys = ["k", *HOSTILE_KEYS[:4]]
+        for key in keys:
+            for n in range(5):
+                backend.put(SCOPE, KIND, doc(key, n, sort_key=f"s{n}", tag="t"), ANY)
+            backend.prune_history(SCOPE, KIND, key, 4)
+        backend.put(SCOPE, KIND, doc("whole", 0), ANY)
+        backend.delete(SCOPE, KIND, keys[1])
+        backend.prune_history(SCOPE, KIND, keys[1], 100)  # only the tombstone is left
+        exported = {h[-1].key: h for h in backend.iter_histories(SCOPE, KIND)}
+        assert [d.revision for d in exported["k"]] == [4, 5]  # from the oldest kept revision
+        assert [d.revision for d in exported[keys[1]]] == [6]
+        restore_scope(backend, SCOPE, TARGET)
+        for key in [*keys, "whole"]:
+            source = backend.history(SCOPE, KIND, key)
+            restored = backend.history(TARGET, KIND, key)
+            assert [comparable(d) for d in restored] == [comparable(d) for d in source]
+            assert backend.pruned_prefix(TARGET, KIND, key) == backend.pruned_prefix(
+                SCOPE, KIND, key
+            )
+        for pruned in (1, 2, 3):
+            with pytest.raises(NotFoundError):
+                backend.get_revision(TARGET, KIND, "k", pruned)
+        assert comparable(backend.get_revision(TARGET, KIND, "k", 4)) == comparable(
+            exported["k"][0]
+        )
+        with pytest.raises(NotFoundError):
+            backend.get(TARGET, KIND, keys[1])
+        flt = (FieldFilter("tag", ("t",)),)
+        assert backend.count(TARGET, KIND, flt) == backend.count(SCOPE, KIND, flt) == 4
+        assert list(verify(backend, TARGET)) == []
+        assert backend.put(TARGET, KIND, doc("k", "next"), ANY).revision == 6
+        assert backend.prune_history(TARGET, KIND, "k", 6) == 2  # pruning goes on from there
+        assert [d.revision for d in backend.history(TARGET, KIND, "k")] == [6]
+        assert list(verify(backend, TARGET)) == []
+
+    def test_a_pruned_history_needs_its_marker_first(self, backend: DocumentBackend) -> None:
+        for n in range(5):
+            backend.put(SCOPE, KIND, doc("k", n), ANY)
+        backend.prune_history(SCOPE, KIND, "k", 4)
+        (marker,) = backend.iter_histories(SCOPE, PRUNED_KIND)
+        (hist,) = backend.iter_histories(SCOPE, KIND)
+        with pytest.raises(ValidationError, match="marker"):
+            backend.restore(TARGET, KIND, "k", hist)  # no marker in the target yet
+        with pytest.raises(NotFoundError):
+            backend.history(TARGET, KIND, "k")
+        backend.restore(TARGET, PRUNED_KIND, marker[0].key, marker)
+        with pytest.raises(ValidationError, match="pruned_through=3"):
+            backend.restore(TARGET, KIND, "k", hist[1:])  # starts at 5: marker says 1..3
+        with pytest.raises(NotFoundError):
+            backend.history(TARGET, KIND, "k")
+        backend.restore(TARGET, KIND, "k", hist)
+        assert [d.revision for d in backend.history(TARGET, KIND, "k")] == [4, 5]
+
     def test_malformed_histories_are_refused_before_any_write(
         self, backend: DocumentBackend
     ) -> None:
         good = _history("k", 3)
         bad_cases = [
-            good[1:],  # does not start at 1
+            good[1:],  # starts at 2 without a pruned-history marker
             [good[0], good[2]],  # gap
             [good[0], replace(good[1], body=b'{"x":1}')],  # body does not match sha256
             [replace(good[0], key="other")],  # another key's revision

@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from dq_metadata.errors import ConflictError
+from dq_metadata.errors import ConflictError, MisconfiguredError, Problem, ValidationError
 from dq_metadata.scope import Scope
 from dq_registries.operations.transfer._endpoint import Endpoint, select_scopes
 from dq_registries.operations.transfer._events import (
@@ -155,6 +155,20 @@ def verify_archive(
     return report
 
 
+def _one_mode(target: Endpoint, merge: bool, replace: bool) -> None:
+    """Refuse contradictory modes, and ``replace`` into a backend that cannot, up front."""
+    if replace and not target.backend.replaces_atomically:
+        raise MisconfiguredError(
+            f"--replace needs a target that replaces histories atomically (memory, SQLite, "
+            f"PostgreSQL); {type(target.backend).__name__} does not. Nothing was written"
+        )
+    if merge and replace:
+        raise ValidationError(
+            "choose one way to write into a non-empty target",
+            [Problem("replace", "--merge keeps what the target holds; --replace overwrites it")],
+        )
+
+
 def _check_empty(target: Endpoint, scopes: Sequence[Scope]) -> None:
     full = [s for s in scopes if next(iter(target.backend.iter_histories(s)), None) is not None]
     if full:
@@ -162,7 +176,8 @@ def _check_empty(target: Endpoint, scopes: Sequence[Scope]) -> None:
         raise ConflictError(
             f"the target already holds documents in {names}; import refuses to mix histories. "
             "Use --merge to add what is missing (identical histories are skipped, differing "
-            "ones reported as conflicts; nothing is overwritten)"
+            "ones reported as conflicts; nothing is overwritten), or --replace to replace "
+            "the histories of the keys the archive holds by the archive's"
         )
 
 
@@ -171,21 +186,32 @@ def import_archive(
     path: str | os.PathLike[str],
     *,
     merge: bool = False,
+    replace: bool = False,
     verify: bool = False,
     progress: ProgressFn | None = None,
 ) -> TransferReport:
     """Restore an archive into ``target``, history included.
 
     The archive is verified first (one extra read): a damaged archive writes
-    nothing. Without ``merge`` every archived scope must be empty in the target.
-    With it, keys the target holds identically are skipped and differing ones
-    listed in ``report.conflicts``; nothing is overwritten. ``verify``: compare the
+    nothing. Without ``merge`` or ``replace`` every archived scope must be empty
+    in the target. With ``merge``, keys the target holds identically are skipped
+    and differing ones listed in ``report.conflicts``; nothing is overwritten.
+    With ``replace``, every key the archive holds gets exactly the archive's
+    history: whatever history the target had for that key (every revision and
+    its index entries) is replaced, a batch of up to 500 keys atomically
+    (``DocumentBackend.restore_many(..., replace=True)``); keys the target holds
+    and the archive does not are left as they are. ``verify``: compare the
     target's counts and digests with the archive's manifest afterwards.
 
     Raises:
-        ConflictError: without ``merge``, a target scope is not empty; nothing written.
+        ConflictError: neither ``merge`` nor ``replace`` and a target scope is not
+            empty; nothing written.
+        ValidationError: both ``merge`` and ``replace``; nothing written.
+        MisconfiguredError: ``replace`` into a backend that cannot replace a
+            history atomically (filesystem, Azure Blob); nothing written.
         IntegrityError / ValidationError: a damaged or foreign archive; nothing written.
     """
+    _one_mode(target, merge, replace)
     started = time.perf_counter()
     checked = verify_archive(path)
     if checked.differences:
@@ -195,9 +221,9 @@ def import_archive(
     items = read_archive(path, normalize=normalize_body)
     header = next(items)
     assert isinstance(header, ArchiveHeader)
-    if not merge:
+    if not merge and not replace:
         _check_empty(target, header.scopes)
-    sink = Sink(target, report)
+    sink = Sink(target, report, replace=replace)
     ends: list[ArchiveEnd] = []
     _drive(
         archive_events(items, ends.append),
@@ -223,6 +249,7 @@ def migrate(
     *,
     tenant: str | None = None,
     environment: str | None = None,
+    replace: bool = False,
     verify: bool = False,
     progress: ProgressFn | None = None,
 ) -> TransferReport:
@@ -230,14 +257,18 @@ def migrate(
 
     Resumable and idempotent: run it again after an interruption (or twice) and
     it skips what the target already holds identically, finishing with the target
-    an uninterrupted run would have produced. ``verify``: compare counts and
-    digests of both sides afterwards.
+    an uninterrupted run would have produced; a key the target holds differently
+    is a reported conflict, left as it is. ``replace``: such keys get the source's
+    history instead, replaced atomically per batch as :func:`import_archive`
+    does (``MisconfiguredError`` on a filesystem or Azure target, before any
+    write). ``verify``: compare counts and digests of both sides afterwards.
     """
+    _one_mode(target, False, replace)
     started = time.perf_counter()
     report = TransferReport("migrate")
     scopes = select_scopes(source.backend, tenant, environment)
     total = _estimate(source, scopes) if progress is not None else None
-    sink = Sink(target, report)
+    sink = Sink(target, report, replace=replace)
     _drive(backend_events(source, scopes), report, progress, total, sink.history, sink.result)
     sink.flush()
     if verify:

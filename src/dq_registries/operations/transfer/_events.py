@@ -13,6 +13,7 @@ from dq_registries.operations.transfer._results import normalize_body, result_na
 from dq_stores.archive import ArchiveEnd, ArchiveHistory, ArchiveItem, ArchiveResult, ScopeTally
 from dq_stores.documents import StoredDocument
 from dq_stores.results import ResultRef
+from dq_stores.retention import PRUNED_KIND
 
 __all__ = [
     "HistoryEvent",
@@ -86,11 +87,21 @@ class TransferReport:
         }
 
 
+def _histories(source: Endpoint, scope: Scope) -> Iterator[list[StoredDocument]]:
+    """Every history of ``scope``: the pruned-history markers first (a pruned history
+    can only be restored once its marker is in the target), then every other kind."""
+    yield from source.backend.iter_histories(scope, PRUNED_KIND)
+    for history in source.backend.iter_histories(scope):
+        if history[0].kind != PRUNED_KIND:
+            yield history
+
+
 def backend_events(source: Endpoint, scopes: Sequence[Scope]) -> Iterator[Event]:
-    """Every history of ``scopes``, each run's results objects just before the run."""
+    """Every history of ``scopes`` (markers first), each run's results objects just
+    before the run."""
     for scope in scopes:
         seen: set[tuple[str, str]] = set()
-        for history in source.backend.iter_histories(scope):
+        for history in _histories(source, scope):
             for run_id, ref in result_refs(history):
                 if (ref.run_id, ref.name) in seen:
                     continue

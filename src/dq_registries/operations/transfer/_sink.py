@@ -2,9 +2,16 @@
 
 Idempotent and resumable: a key the target already holds with exactly the same
 history is skipped; one holding a different history is a reported conflict and
-is left alone. Nothing is ever overwritten. Each key is restored atomically, so
-a transfer killed at any point and run again finishes with the same target as an
-uninterrupted run, without duplicates.
+is left alone. Nothing is overwritten unless ``replace`` is asked for: then each
+batch of keys is restored with ``restore_many(..., replace=True)`` — the target
+keys' histories are replaced atomically by the source's. Each key is restored
+atomically, so a transfer killed at any point and run again finishes with the
+same target as an uninterrupted run, without duplicates.
+
+A history pruned by ``dq gc`` (starting at revision k > 1) needs its
+pruned-history marker in the target first. Sources and version-2 archives yield
+the markers first; a version-1 archive yields them in kind order, so pruned
+histories met before the scope's markers are held back until the scope ends.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from dq_registries.operations.transfer._events import HistoryEvent, ResultEvent,
 from dq_registries.operations.transfer._results import relink
 from dq_stores.documents import StoredDocument
 from dq_stores.results import ResultRef
+from dq_stores.retention import PRUNED_KIND
 
 __all__ = ["BATCH_KEYS", "Sink", "comparable"]
 
@@ -50,11 +58,14 @@ class _Batch:
 class Sink:
     """Writes events into ``target``; counts into ``report``."""
 
-    def __init__(self, target: Endpoint, report: TransferReport) -> None:
+    def __init__(self, target: Endpoint, report: TransferReport, *, replace: bool = False) -> None:
         self._target = target
         self._report = report
+        self._replace = replace
         self._links: dict[Scope, dict[tuple[str, str], ResultRef]] = {}
         self._batch: _Batch | None = None
+        self._markers_seen: set[Scope] = set()
+        self._held: list[tuple[Scope, list[StoredDocument]]] = []
 
     def result(self, event: ResultEvent) -> None:
         """Upload one results object and remember its new reference for its runs.
@@ -82,22 +93,43 @@ class Sink:
     def history(self, event: HistoryEvent) -> None:
         history = relink(event.history, self._links.get(event.scope, {}))
         kind = history[-1].kind
+        if self._batch is not None and self._batch.scope != event.scope:
+            self._release_held()
+        if kind == PRUNED_KIND:
+            self._markers_seen.add(event.scope)
+        elif history[0].revision > 1 and event.scope not in self._markers_seen:
+            self._held.append((event.scope, history))  # its marker comes later (version 1)
+            return
+        self._add(event.scope, kind, history)
+
+    def _add(self, scope: Scope, kind: str, history: list[StoredDocument]) -> None:
         batch = self._batch
-        if batch is None or (batch.scope, batch.kind) != (event.scope, kind):
-            self.flush()
-            batch = self._batch = _Batch(event.scope, kind, [])
+        if batch is None or (batch.scope, batch.kind) != (scope, kind):
+            self._write_batch()
+            batch = self._batch = _Batch(scope, kind, [])
         batch.items.append((history[-1].key, history))
         if len(batch.items) >= BATCH_KEYS:
-            self.flush()
+            self._write_batch()
+
+    def _release_held(self) -> None:
+        """Write the held-back pruned histories, once their scope's markers are in."""
+        self._write_batch()
+        held, self._held = self._held, []
+        for scope, history in held:
+            self._add(scope, history[-1].kind, history)
+        self._write_batch()
 
     def flush(self) -> None:
-        """Write the pending batch (call once more at the end)."""
+        """Write everything pending (call once at the end)."""
+        self._release_held()
+
+    def _write_batch(self) -> None:
         batch, self._batch = self._batch, None
         if batch is None or not batch.items:
             return
         backend = self._target.backend
         try:
-            backend.restore_many(batch.scope, batch.kind, batch.items)
+            backend.restore_many(batch.scope, batch.kind, batch.items, replace=self._replace)
         except ConflictError:
             for key, history in batch.items:
                 self._one(batch.scope, batch.kind, key, history)

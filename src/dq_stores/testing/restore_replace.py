@@ -1,0 +1,152 @@
+"""Conformance: ``restore_many(..., replace=True)`` swaps histories atomically.
+
+Each key of the batch ends with exactly the given history — its former
+revisions and index entries gone — while other keys, kinds and scopes keep
+theirs. The batch is all-or-nothing: a refused batch changes nothing, and a
+reader racing a replace sees every key whole, as before or as given. A backend
+that cannot replace atomically (``supports_atomic_replace = False``) must refuse
+with ``MisconfiguredError`` and write nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
+import pytest
+
+from dq_metadata.errors import MisconfiguredError, NotFoundError, ValidationError
+from dq_stores.backend import DocumentBackend
+from dq_stores.documents import ANY, FieldFilter, IndexEntry, Query, StoredDocument
+from dq_stores.testing._helpers import HOSTILE_KEYS, KIND, OTHER_SCOPES, SCOPE, doc
+
+__all__ = ["ReplaceConformance"]
+
+_OLD = datetime(2021, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+_KEYS = ("k", *HOSTILE_KEYS[:5])
+
+
+def _made(
+    key: str, n: int, tag: str, *, first: int = 1, deleted_last: bool = False
+) -> list[StoredDocument]:
+    """Revisions ``first..first+n-1`` of ``key``, tagged ``tag``, written long ago."""
+    out: list[StoredDocument] = []
+    for rev in range(first, first + n):
+        at = _OLD + timedelta(hours=rev)
+        if deleted_last and rev == first + n - 1:
+            out.append(StoredDocument(SCOPE, KIND, key, rev, b"", "", IndexEntry(), at, True))
+            continue
+        w = doc(key, f"{tag}-{rev}", sort_key=f"{tag}{rev:03d}", tag=tag)
+        out.append(StoredDocument(SCOPE, KIND, key, rev, w.body, w.sha256, w.index, at))
+    return out
+
+
+def _shape(docs: list[StoredDocument]) -> list[tuple[object, ...]]:
+    return [(d.revision, d.body, d.written_at, d.deleted, d.index) for d in docs]
+
+
+class ReplaceConformance:
+    """``restore_many(scope, kind, histories, replace=True)``."""
+
+    supports_atomic_replace: ClassVar[bool] = True
+
+    def _existing(self, backend: DocumentBackend) -> None:
+        for key in _KEYS:
+            for n in range(4):
+                backend.put(SCOPE, KIND, doc(key, n, sort_key=f"old{n}", tag="old"), ANY)
+        backend.delete(SCOPE, KIND, _KEYS[1])
+        for scope in OTHER_SCOPES[:2]:
+            backend.put(scope, KIND, doc("k", "theirs", tag="old"), ANY)
+
+    def test_replace_swaps_each_history_and_nothing_else(self, backend: DocumentBackend) -> None:
+        self._existing(backend)
+        others = {s: _shape(backend.history(s, KIND, "k")) for s in OTHER_SCOPES[:2]}
+        given = {
+            "k": _made("k", 2, "new"),  # shorter than the 4 revisions it replaces
+            _KEYS[1]: _made(_KEYS[1], 7, "new"),  # longer; was deleted, is live now
+            _KEYS[2]: _made(_KEYS[2], 3, "new", deleted_last=True),  # live, now deleted
+            "fresh": _made("fresh", 2, "new"),  # had no history at all
+        }
+        batch = list(given.items())
+        if not self.supports_atomic_replace:
+            with pytest.raises(MisconfiguredError):
+                backend.restore_many(SCOPE, KIND, batch, replace=True)
+            assert [d.revision for d in backend.history(SCOPE, KIND, "k")] == [1, 2, 3, 4]
+            with pytest.raises(NotFoundError):
+                backend.history(SCOPE, KIND, "fresh")
+            return
+        assert backend.restore_many(SCOPE, KIND, batch, replace=True) == 4
+        for key, docs in given.items():
+            assert _shape(backend.history(SCOPE, KIND, key)) == _shape(docs)
+        with pytest.raises(NotFoundError):
+            backend.get_revision(SCOPE, KIND, "k", 3)  # beyond the new history
+        with pytest.raises(NotFoundError):
+            backend.get(SCOPE, KIND, _KEYS[2])
+        assert backend.get(SCOPE, KIND, _KEYS[1]).revision == 7
+        untouched = [key for key in _KEYS if key not in given]
+        for key in untouched:
+            assert [d.revision for d in backend.history(SCOPE, KIND, key)] == [1, 2, 3, 4]
+        old, new = FieldFilter("tag", ("old",)), FieldFilter("tag", ("new",))
+        assert backend.count(SCOPE, KIND, (old,)) == len(untouched)
+        assert backend.count(SCOPE, KIND, (new,)) == 3
+        page = backend.query(SCOPE, KIND, Query(filters=(new,), limit=10))
+        assert [d.key for d in page.items] == ["fresh", "k", _KEYS[1]]  # new002 x2, new007
+        for scope, shape in others.items():  # another tenant / environment: untouched
+            assert _shape(backend.history(scope, KIND, "k")) == shape
+        assert backend.put(SCOPE, KIND, doc("k", "after"), ANY).revision == 3  # numbering goes on
+
+    def test_a_refused_replace_changes_nothing(self, backend: DocumentBackend) -> None:
+        self._existing(backend)
+        before = {key: _shape(backend.history(SCOPE, KIND, key)) for key in _KEYS}
+        bad = [
+            ("k", _made("k", 2, "new")),
+            (_KEYS[2], _made(_KEYS[2], 2, "new", first=3)),  # pruned start, no marker
+        ]
+        with pytest.raises((ValidationError, MisconfiguredError)):
+            backend.restore_many(SCOPE, KIND, bad, replace=True)
+        assert {key: _shape(backend.history(SCOPE, KIND, key)) for key in _KEYS} == before
+        assert backend.count(SCOPE, KIND, (FieldFilter("tag", ("new",)),)) == 0
+
+    def test_replace_requires_a_bool(self, backend: DocumentBackend) -> None:
+        with pytest.raises(ValidationError):
+            backend.restore_many(SCOPE, KIND, [("k", _made("k", 1, "x"))], replace="yes")  # type: ignore[arg-type]
+        with pytest.raises(NotFoundError):
+            backend.history(SCOPE, KIND, "k")
+
+    def test_readers_racing_a_replace_see_whole_batches(self, backend: DocumentBackend) -> None:
+        if not self.supports_atomic_replace:
+            return  # it refuses replace: test_replace_swaps_each_history_and_nothing_else
+        keys = ["a", "b", "c"]
+        versions = {
+            tag: [(key, _made(key, n, tag)) for key in keys] for tag, n in (("one", 2), ("two", 5))
+        }
+        backend.restore_many(SCOPE, KIND, versions["one"])
+        shapes = {tag: {k: _shape(h) for k, h in batch} for tag, batch in versions.items()}
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def reader() -> None:
+            try:
+                while not stop.is_set():
+                    seen = {key: _shape(backend.history(SCOPE, KIND, key)) for key in keys}
+                    for key, shape in seen.items():
+                        assert shape in (shapes["one"][key], shapes["two"][key]), key
+                    for tag in ("one", "two"):  # one count is one read: never a mix
+                        count = backend.count(SCOPE, KIND, (FieldFilter("tag", (tag,)),))
+                        assert count in (0, len(keys)), (tag, count)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        try:
+            for i in range(12):
+                backend.restore_many(
+                    SCOPE, KIND, versions["two" if i % 2 == 0 else "one"], replace=True
+                )
+        finally:
+            stop.set()
+            thread.join()
+        assert not errors, errors
+        assert {k: _shape(backend.history(SCOPE, KIND, k)) for k in keys} == shapes["one"]
