@@ -68,6 +68,9 @@ def _writes(scope_index: int) -> list[DocumentWrite]:
     return [doc(f"bulk-{scope_index}-{i}", i, sort_key=f"{i:06d}", tag="bulk") for i in range(BULK)]
 
 
+# Twenty runs each killed somewhere within a full migration's time: the test lasts
+# about 20 x (a migration), which a loaded machine stretches past the default timeout.
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize(
     ("source_kind", "target_kind"), [("filesystem", "sqlite"), ("sqlite", "filesystem")]
 )
