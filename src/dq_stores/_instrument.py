@@ -157,21 +157,28 @@ class Layer:
         self._tracer: Any = None
         self._histogram: Any = None
 
-    def start(self) -> None:
-        """Get this layer's tracer and histogram from the API (no-op without it)."""
+    def start(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        """Take this layer's tracer and histogram from the given providers, or from the
+        global ones (which follow the application's set-up, even a later one). Without
+        the API there are none: calls are then only timed and logged."""
         api = otel()
-        if api is None or self._tracer is not None:
+        if api is None:
             return
         version = _version()
-        meter = api.metrics.get_meter(self.scope_name, version)
-        self._histogram = meter.create_histogram(
+        meters = meter_provider if meter_provider is not None else api.metrics
+        tracers = tracer_provider if tracer_provider is not None else api.trace
+        self._histogram = meters.get_meter(self.scope_name, version).create_histogram(
             self.metric,
             unit="s",
             description=self.metric_description,
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
-        self._tracer = api.trace.get_tracer(self.scope_name, version)
+        self._tracer = tracers.get_tracer(self.scope_name, version)
         self._api = api
+
+    def stop(self) -> None:
+        """Forget the tracer and histogram (after the methods were put back)."""
+        self._api = self._tracer = self._histogram = None
 
     def _identity(self, op: _Op, obj: object) -> Identity:
         if op.identity is not None:

@@ -155,13 +155,16 @@ def _patch_port(port: type, sub: type) -> None:
     patch_class(sub, _LAYER, public_methods(port))
 
 
-def instrument() -> None:
-    """Record every store operation from now on (idempotent; process-wide).
+def instrument(*, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    """Record every store operation from now on (process-wide; calling again only
+    changes the providers).
 
-    Adapter classes defined later (SQL and Azure load on first use, plug-ins) are
-    instrumented as they are defined.
+    ``tracer_provider`` / ``meter_provider``: OpenTelemetry providers to use instead of
+    the global ones (as OpenTelemetry instrumentors take them). Adapter classes defined
+    later (SQL and Azure load on first use, plug-ins) are instrumented as they are
+    defined.
     """
-    _LAYER.start()
+    _LAYER.start(tracer_provider, meter_provider)
     for port, _ in _PORTS:
         names = public_methods(port)
         patch_class(port, _LAYER, names)
@@ -189,6 +192,7 @@ def uninstrument() -> None:
     Also removes what ``dq_registries.wiring.telemetry.instrument`` added.
     """
     unpatch_all()
+    _LAYER.stop()
     while _hooks:
         port = _hooks.pop()
         if "__init_subclass__" in vars(port):

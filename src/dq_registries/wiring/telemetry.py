@@ -24,6 +24,7 @@ names ``dq-platform-core``.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from dq_registries.domain.actions import ActionProfileRegistry
 from dq_registries.domain.contracts import ContractRegistry
@@ -79,13 +80,15 @@ _LAYER = Layer(
 )
 
 
-def instrument() -> None:
-    """Record every store operation and registry call from now on (idempotent).
+def instrument(*, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    """Record every store operation and registry call from now on (process-wide).
 
-    Works without ``opentelemetry-api`` too: then only log records are written.
+    ``tracer_provider`` / ``meter_provider``: OpenTelemetry providers to use instead of
+    the global ones. Works without ``opentelemetry-api`` too: then only log records
+    are written.
     """
-    store_telemetry.instrument()
-    _LAYER.start()
+    store_telemetry.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    _LAYER.start(tracer_provider, meter_provider)
     for cls, name in REGISTRIES:
         patch_class(cls, _LAYER, public_methods(cls), _identity(name))
 
@@ -93,6 +96,7 @@ def instrument() -> None:
 def uninstrument() -> None:
     """Stop recording store operations and registry calls (idempotent)."""
     store_telemetry.uninstrument()
+    _LAYER.stop()
 
 
 def instrumented() -> bool:
