@@ -11,15 +11,7 @@ from typing import Any
 
 import pytest
 
-sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
-    InMemorySpanExporter,
-)
-
-from dq_registries.wiring import telemetry  # noqa: E402
+from dq_registries.wiring import telemetry
 
 STORE_METRIC = "db.client.operation.duration"
 REGISTRY_METRIC = "dq.registry.operation.duration"
@@ -38,8 +30,8 @@ class _Capture(logging.Handler):
 class Telemetry:
     """What the instrumentation recorded since the fixture started (or :meth:`clear`)."""
 
-    exporter: InMemorySpanExporter
-    reader: InMemoryMetricReader
+    exporter: Any  # InMemorySpanExporter
+    reader: Any  # InMemoryMetricReader
     capture: _Capture = field(default_factory=_Capture)
 
     def spans(self) -> list[Any]:
@@ -78,6 +70,12 @@ class Telemetry:
 @pytest.fixture
 def otel() -> Iterator[Telemetry]:
     """Instrumented stores and registries recording into in-memory exporters."""
+    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
     exporter = InMemorySpanExporter()
     tracer_provider = sdk_trace.TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.support.telemetry import REGISTRY_METRIC, STORE_METRIC, Telemetry, otel  # noqa: F401
+from tests.support.telemetry import REGISTRY_METRIC, STORE_METRIC, Telemetry
 
 from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.scope import Scope
@@ -45,7 +45,8 @@ def doc(key: str, n: int = 1) -> DocumentWrite:
 def test_every_public_port_method_is_instrumented_and_put_back(otel: Telemetry) -> None:
     for port in (DocumentBackend, ResultsStore):
         names = public_methods(port)
-        assert names and "close" not in names
+        assert names
+        assert "close" not in names
         assert all(hasattr(getattr(port, n), "__dq_layer__") for n in names)
     # adapters' own overrides (verify_scope, repair_index…) too, mixins included
     from dq_stores.filesystem import FilesystemBackend
@@ -85,7 +86,8 @@ def test_store_operations_make_spans_metrics_and_log_records(otel: Telemetry) ->
     names = [s.name for s in otel.spans()]
     assert names[:3] == ["put job", "put_many job", "get job"]
     assert {"query job", "query_tenant job", "commit", "delete job", "iter_scopes"} <= set(names)
-    assert "iter_documents job" in names and "iter_histories" in names
+    assert "iter_documents job" in names
+    assert "iter_histories" in names
     get = otel.span("get job")
     assert dict(get.attributes) == {
         "db.operation.name": "get",
@@ -241,7 +243,8 @@ def test_registry_calls_are_parents_of_their_store_operations(otel: Telemetry) -
     }
     assert publish.kind.name == "INTERNAL"
     children = [s for s in otel.spans() if s.parent and s.parent.span_id == publish.context.span_id]
-    assert children and all(s.attributes["dq.store"] == "documents" for s in children)
+    assert children
+    assert all(s.attributes["dq.store"] == "documents" for s in children)
     names = {s.name for s in otel.spans()}
     assert {"jobs.save", "runs.running", "runs.finish", "reports.attach_report"} <= names
     assert otel.span("actions.list").attributes["dq.rows"] == 0
