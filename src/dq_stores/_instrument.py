@@ -85,11 +85,19 @@ def logger(name: str) -> logging.Logger:
     return log
 
 
+_valid_ids: dict[str, bool] = {}
+
+
 def safe_id(value: object) -> str | None:
     """``value`` when it is a valid kind/environment id (never free text), else ``None``."""
-    if isinstance(value, str) and ID_PATTERN.fullmatch(value) and ".." not in value:
-        return value
-    return None
+    if not isinstance(value, str):
+        return None
+    valid = _valid_ids.get(value)
+    if valid is None:
+        valid = ID_PATTERN.fullmatch(value) is not None and ".." not in value
+        if len(_valid_ids) < 4096:
+            _valid_ids[value] = valid
+    return value if valid else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,24 +110,31 @@ class Identity:
     target: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Op:
-    name: str
-    kind_at: int | None
-    scope_at: int | None
-    identity: Identity | None  # fixed by the class (registries); None: from the instance
+_STREAMS = ("Iterator", "Generator", "collections.abc.Iterator", "typing.Iterator")
 
-    @classmethod
-    def of(cls, func: Callable[..., Any], name: str, identity: Identity | None) -> _Op:
-        params = list(inspect.signature(func).parameters)[1:]  # after self
-        kind_at = params.index("kind") if "kind" in params else None
-        scope_at = params.index("scope") if "scope" in params else None
-        return cls(name, kind_at, scope_at, identity)
+
+class _Op:
+    """One wrapped method: where its ``kind`` and ``scope`` arguments are, whether it
+    returns a stream (from its annotation), and its span names by kind."""
+
+    __slots__ = ("identity", "kind_at", "name", "names", "scope_at", "streams")
+
+    def __init__(self, func: Callable[..., Any], name: str, identity: Identity | None):
+        signature = inspect.signature(func)
+        params = list(signature.parameters)[1:]  # after self
+        self.name = name
+        self.kind_at = params.index("kind") if "kind" in params else None
+        self.scope_at = params.index("scope") if "scope" in params else None
+        self.identity = identity  # fixed by the class (registries); None: from the instance
+        returns = signature.return_annotation
+        text = returns if isinstance(returns, str) else getattr(returns, "__name__", "")
+        self.streams = text.startswith(_STREAMS)
+        self.names: dict[tuple[str | None, str], str] = {}
 
     def arg(self, at: int | None, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if at is not None and at < len(args):
             return args[at]
-        return kwargs.get(name)
+        return kwargs.get(name) if kwargs else None
 
 
 class Layer:
@@ -211,7 +226,10 @@ class Layer:
             scope = getattr(obj, "scope", None)
         if isinstance(scope, Scope):
             attributes["dq.environment"] = scope.environment
-        record = _Record(self, identity, self.span_name(op.name, kind, identity), attributes)
+        name = op.names.get((kind, identity.target))
+        if name is None:
+            name = op.names[(kind, identity.target)] = self.span_name(op.name, kind, identity)
+        record = _Record(self, identity, name, attributes)
         token = self.guard.set(True)
         attached = record.enter()
         try:
@@ -222,7 +240,7 @@ class Layer:
         finally:
             record.leave(attached)
             self.guard.reset(token)
-        if isinstance(result, Iterator) and not isinstance(result, (list, tuple)):
+        if op.streams and isinstance(result, Iterator):
             return self._stream(result, record)
         record.finish("ok", self._rows(op.name, result), _bytes(result))
         return result
@@ -297,7 +315,8 @@ class _Record:
         self.started = time.perf_counter()
 
     def enter(self) -> object:
-        if self.span is None:
+        span = self.span
+        if span is None or not span.get_span_context().is_valid:  # no SDK: nothing to nest
             return None
         return self.api.context.attach(self.api.trace.set_span_in_context(self.span))
 
@@ -344,7 +363,7 @@ class _Record:
 
 
 def _wrap(func: Callable[..., Any], name: str, layer: Layer, identity: Identity | None) -> Any:
-    op = _Op.of(func, name, identity)
+    op = _Op(func, name, identity)
     guard = layer.guard
 
     @functools.wraps(func)
