@@ -45,6 +45,7 @@ from dq_stores._instrument import (
     public_methods,
     unpatch_all,
 )
+from dq_stores._redact import install_log_redaction
 from dq_stores.backend import DocumentBackend
 from dq_stores.results import ResultsStore
 
@@ -164,6 +165,7 @@ def instrument(*, tracer_provider: Any = None, meter_provider: Any = None) -> No
     later (SQL and Azure load on first use, plug-ins) are instrumented as they are
     defined.
     """
+    install_log_redaction()  # every logger of our trees, including the new ones
     _LAYER.start(tracer_provider, meter_provider)
     for port, _ in _PORTS:
         names = public_methods(port)
