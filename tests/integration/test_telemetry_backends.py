@@ -6,7 +6,10 @@ or a log record written by the instrumentation."""
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +174,61 @@ def test_canary_azure(otel: Telemetry, canary_azure: CanaryAzure) -> None:
     backend.close()
     assert otel.span("upload results").attributes["dq.backend"] == "azure_blob"
     _assert_clean(otel, [canary_azure.account_key, canary_azure.signature])
+
+
+# -- the FastAPI wiring of docs/telemetry.md ----------------------------------------------
+SERVICE = """
+import json, sys, warnings
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+warnings.simplefilter("ignore")
+from fastapi.testclient import TestClient
+sys.path.insert(0, sys.argv[1])
+from examples.fastapi_service import app
+from dq_registries.data import orders_contract
+
+with TestClient(app) as client:
+    assert client.post("/acme/prod/contracts", json=orders_contract()).status_code == 201
+    assert client.get("/acme/prod/datasets/orders/contract").status_code == 200
+spans = exporter.get_finished_spans()
+ids = {s.context.span_id: s.name for s in spans}
+print(json.dumps({
+    "spans": [[s.name, ids.get(s.parent.span_id) if s.parent else None] for s in spans],
+    "metrics": sorted({m.name for rm in reader.get_metrics_data().resource_metrics
+                       for sm in rm.scope_metrics for m in sm.metrics}),
+}))
+"""
+
+
+def test_a_fastapi_service_with_providers_set_first_is_traced(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", SERVICE, str(root)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(root / "src"), "PATH": "/usr/bin:/bin", "DQ_HOME": str(tmp_path)},
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    spans = [tuple(s) for s in seen["spans"]]
+    parents = dict(spans)
+    # a request span of the web framework (recent FastAPI traces itself), or none
+    assert not str(parents["contracts.get_latest_for_dataset"]).startswith("contracts.")
+    assert ("query contract", "contracts.get_latest_for_dataset") in spans
+    assert ("commit", "contracts.publish") in spans
+    assert {REGISTRY_METRIC, STORE_METRIC} <= set(seen["metrics"])
