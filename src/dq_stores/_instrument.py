@@ -232,18 +232,19 @@ class Layer:
         record = _Record(self, identity, name, attributes)
         token = self.guard.set(True)
         attached = record.enter()
-        try:
+        try:  # finished inside the span's context, so that the log record carries it
             result = func(obj, *args, **kwargs)
         except BaseException as exc:
             record.finish(type(exc).__name__, failure=not isinstance(exc, EXPECTED))
             raise
+        else:
+            if op.streams and isinstance(result, Iterator):
+                return self._stream(result, record)
+            record.finish("ok", self._rows(op.name, result), _bytes(result))
+            return result
         finally:
             record.leave(attached)
             self.guard.reset(token)
-        if op.streams and isinstance(result, Iterator):
-            return self._stream(result, record)
-        record.finish("ok", self._rows(op.name, result), _bytes(result))
-        return result
 
     def _stream(self, items: Iterator[Any], record: _Record) -> Iterator[Any]:
         """``items`` with the call's span kept open until the stream ends."""
@@ -273,7 +274,11 @@ class Layer:
             close = getattr(items, "close", None)
             if close is not None:
                 close()
-            record.finish(outcome, count, size or None, failure=failure)
+            attached = record.enter()
+            try:
+                record.finish(outcome, count, size or None, failure=failure)
+            finally:
+                record.leave(attached)
 
     def _rows(self, operation: str, result: object) -> int | None:
         if isinstance(result, bool) or result is None:
