@@ -6,7 +6,12 @@ from hypothesis import HealthCheck, settings
 pytest.register_assert_rewrite("dq_stores.testing")
 
 # Fixtures that find (or start) PostgreSQL and Azurite; see docs/testing.md.
-pytest_plugins = ["tests.support.postgres", "tests.support.azurite", "tests.support.canary"]
+pytest_plugins = [
+    "tests.support.postgres",
+    "tests.support.azurite",
+    "tests.support.canary",
+    "tests.support.telemetry",  # the `otel` fixture: in-memory span exporter and metric reader
+]
 
 # Property tests check correctness, not speed: a loaded 2-core CI machine must not
 # turn a slow example into a failure.

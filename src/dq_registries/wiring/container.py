@@ -40,6 +40,7 @@ from dq_registries.domain.jobs import JobDefinitionRegistry
 from dq_registries.domain.runs import JobRunRegistry
 from dq_registries.wiring.config import STORE_NAMES, DQSettings, load_config, settings_from_mapping
 from dq_registries.wiring.plugins import BackendRegistry
+from dq_registries.wiring.telemetry import instrument_if_configured
 from dq_stores.backend import DocumentBackend
 from dq_stores.results import ResultsStore
 from dq_stores.typed import (
@@ -181,6 +182,7 @@ def build_container(
             that cannot be loaded.
     """
     settings = _settings(config, backends)
+    instrument_if_configured()  # OpenTelemetry set up by the application: record (telemetry.md)
     registry = settings.backends
     container = DQContainer()
     config = providers.Configuration(strict=True)
@@ -216,6 +218,7 @@ def container_over(
     ``results=None``: no results store — results above ``inline_result_limit``
     bytes are refused by ``runs.finish``.
     """
+    instrument_if_configured()  # OpenTelemetry set up by the application: record (telemetry.md)
     config = providers.Configuration(strict=True)
     config.from_dict(
         {
