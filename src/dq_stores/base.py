@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pydantic
 
@@ -143,8 +143,17 @@ class Store(ABC, Generic[M]):
         return self._encode(self.trusted(item))
 
     def _encode(self, item: M) -> DocumentWrite:
-        body = canonical_json(self._adapter.dump_python(item, mode="json", by_alias=True))
-        return DocumentWrite.hashing(self.key_of(item), body, self.index_of(item))
+        data = self._adapter.dump_python(item, mode="json", by_alias=True)
+        self.check_document(data)
+        return DocumentWrite.hashing(self.key_of(item), canonical_json(data), self.index_of(item))
+
+    def check_document(self, data: Any) -> None:
+        """Refuse the JSON of an item about to be written (every write path calls it,
+        trusted instances included); the default accepts everything.
+
+        Raises:
+            ValidationError: a rule of this kind of document fails (paths are JSON paths).
+        """
 
     def decode(self, doc: StoredDocument) -> Versioned[M]:
         return Versioned(

@@ -40,11 +40,10 @@ from dq_metadata.models import (
     CronTrigger,
     JobDefinition,
     JobType,
-    UsageStamp,
-    utcnow,
 )
 from dq_metadata.scope import Scope
 from dq_metadata.sortkeys import parse_semver, parse_version_range
+from dq_registries.domain._jobs_batch import Checked, reference_operations, save_in_commits
 from dq_registries.domain._storeops import (
     check_id,
     check_limit,
@@ -56,7 +55,6 @@ from dq_stores.documents import (
     MUST_NOT_EXIST,
     Expectation,
     ExpectKind,
-    Operation,
     Put,
     StoredDocument,
     at_revision,
@@ -173,7 +171,9 @@ class JobDefinitionRegistry:
     # -- writes ----------------------------------------------------------------
     def validate(self, job: JobDefinition | Mapping[str, Any]) -> JobDefinition:
         """Check ``job`` and its references without saving it (see the module rules)."""
-        return self._prepare(self.store.trusted(job)).item
+        item = self.store.trusted(job)
+        self.store.encode(item)  # what a save would refuse (e.g. a secret in a checkpoint)
+        return self._prepare(item).item
 
     def _prepare(self, item: JobDefinition) -> _Prepared:
         problems = _check_trigger(item) + _check_ref_syntax(item.contract)
@@ -286,11 +286,13 @@ class JobDefinitionRegistry:
         """Save many job definitions, each as :meth:`save` with no ``expected_revision``.
 
         Every job and its references are checked before the first write: an invalid
-        job, a missing reference or an id given twice raises and writes nothing.
-        Each job is then its own atomic commit (the job, the guards on what it
-        references and its usage stamps), in order; the batch is not one
-        transaction: if a reference changes under a later save, that save raises
-        and the earlier jobs stay saved (saving the batch again is safe: unchanged
+        job, a missing reference, an inline secret or an id given twice raises and
+        writes nothing. The jobs are then written in order, in atomic commits of up
+        to ``MAX_COMMIT_OPERATIONS`` (100) operations — whole jobs with the guards on
+        what they reference and the usage stamps; the batch is not one transaction:
+        if a reference changes under a commit, its jobs are saved one by one as
+        :meth:`save` does, and the first that fails raises with the jobs saved so far
+        kept (the message says how many; saving the batch again is safe: unchanged
         jobs add no revision). Returns the stored revisions, in order.
 
         Raises:
@@ -299,6 +301,7 @@ class JobDefinitionRegistry:
         """
         items = self._trusted_batch(jobs)
         first: dict[str, int] = {}
+        checked: list[Checked] = []
         for i, item in enumerate(items):
             if item.id in first:
                 raise ValidationError(
@@ -307,14 +310,16 @@ class JobDefinitionRegistry:
                 )
             first[item.id] = i
             try:
-                self._prepare(item)
+                write = self.store.encode(item)
+                checked.append(Checked(i, self._prepare(item), write))
             except NotFoundError as exc:
                 raise NotFoundError(f"items[{i}] ({item.id!r}): {exc}") from exc
             except ValidationError as exc:
                 raise ValidationError(
-                    f"invalid job definition items[{i}] ({item.id!r})", exc.problems
+                    f"invalid job definition items[{i}] ({item.id!r})",
+                    [Problem(f"items[{i}].{p.loc}".rstrip("."), p.message) for p in exc.problems],
                 ) from exc
-        return [self.save_versioned(item) for item in items]
+        return save_in_commits(self, checked)
 
     def _trusted_batch(
         self, jobs: Iterable[JobDefinition | Mapping[str, Any]]
@@ -337,25 +342,10 @@ class JobDefinitionRegistry:
         return items
 
     def _commit(self, prepared: _Prepared, job: Put) -> Versioned[JobDefinition]:
-        now = utcnow()
         contract = prepared.contract
-        operations: list[Operation] = [
-            job,
-            self.contracts.check_operation(contract.key, contract.revision),
-            self._usage.put_operation(
-                UsageStamp(target_kind="contract", target_id=contract.item.id, referenced_at=now)
-            ),
-        ]
-        for profile_id, revision in prepared.profiles.items():
-            operations.append(self.action_profiles.check_operation(profile_id, revision))
-            operations.append(
-                self._usage.put_operation(
-                    UsageStamp(
-                        target_kind="action_profile", target_id=profile_id, referenced_at=now
-                    )
-                )
-            )
-        stored = self.store.backend.commit(self.scope, operations)[0]
+        refs = [("contract", contract.item.id, contract.key, contract.revision)]
+        refs.extend(("action_profile", pid, pid, rev) for pid, rev in prepared.profiles.items())
+        stored = self.store.backend.commit(self.scope, [job, *reference_operations(self, refs)])[0]
         assert stored is not None
         return self.store.written(prepared.item, stored)
 
