@@ -27,7 +27,7 @@ from dq_metadata.errors import (
 )
 from dq_metadata.models.base import parse_model
 from dq_metadata.scope import Scope
-from dq_stores._bulk import create_in_commits, encode_batch
+from dq_stores._bulk import create_in_commits, encode_batch, trusted_batch
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
     ANY,
@@ -342,7 +342,7 @@ class Store(ABC, Generic[M]):
             ConflictError: a key already exists; nothing of its commit was written.
         """
         _check_scope_arg(scope)
-        trusted = [self.trusted(item) for item in items]
+        trusted = trusted_batch(self, items)
         writes = encode_batch(self, trusted)
         stored = create_in_commits(self.backend, scope, self.kind, writes)
         return [self._written(item, doc) for item, doc in zip(trusted, stored, strict=True)]

@@ -151,7 +151,9 @@ def test_save_many_writes_in_commits_of_at_most_max_operations(backend: Document
     # 96 jobs + a guard and a usage stamp for the contract and for the profile per commit
     assert sizes == [100, 100, 62]
     assert len(jobs.history("j249")) == 1
-    stamps = [backend.get(SCOPE, "usage_stamp", k) for k in ("contract/orders", "action_profile/pager")]
+    stamps = [
+        backend.get(SCOPE, "usage_stamp", k) for k in ("contract/orders", "action_profile/pager")
+    ]
     assert all(s.revision >= 2 for s in stamps)  # every commit moved the stamps it guards
 
 

@@ -50,6 +50,7 @@ from dq_registries.domain._storeops import (
     check_revision,
 )
 from dq_registries.domain.contracts import resolve_contract_ref
+from dq_stores._bulk import trusted_batch
 from dq_stores.base import FilterValue, ItemPage, Revision, Versioned
 from dq_stores.documents import (
     MUST_NOT_EXIST,
@@ -212,22 +213,36 @@ class JobDefinitionRegistry:
 
     def _profiles(self, job: JobDefinition) -> dict[str, int]:
         """Revision of every referenced action profile, by id."""
-        missing: list[str] = []
-        found: dict[str, int | None] = {}
-        for field in ("on_success", "on_failure", "on_anomaly"):
-            for i, profile_id in enumerate(getattr(job, field)):
-                if profile_id not in found:
-                    current = self.action_profiles.find_document(self.scope, profile_id)
-                    found[profile_id] = None if current is None else current.revision
-                if found[profile_id] is None:
-                    missing.append(f"{field}[{i}]={profile_id!r}")
-        if missing:
-            raise NotFoundError(f"action profiles not found in {self.scope}: {', '.join(missing)}")
-        if len(found) > MAX_PROFILES_PER_JOB:
+        places = [
+            (f"{field}[{i}]", profile_id)
+            for field in ("on_success", "on_failure", "on_anomaly")
+            for i, profile_id in enumerate(getattr(job, field))
+        ]
+        distinct = list(dict.fromkeys(profile_id for _, profile_id in places))
+        if len(distinct) > MAX_PROFILES_PER_JOB:
+            first_over = distinct[MAX_PROFILES_PER_JOB]
+            where = next(place for place, profile_id in places if profile_id == first_over)
             raise ValidationError(
                 "invalid job definition",
-                [Problem("on_success", f"reference at most {MAX_PROFILES_PER_JOB} profiles")],
+                [
+                    Problem(
+                        where,
+                        f"the job references {len(distinct)} distinct action profiles across "
+                        f"on_success, on_failure and on_anomaly; at most "
+                        f"{MAX_PROFILES_PER_JOB} are allowed (this is the first over the limit)",
+                    )
+                ],
             )
+        missing: list[str] = []
+        found: dict[str, int | None] = {}
+        for place, profile_id in places:
+            if profile_id not in found:
+                current = self.action_profiles.find_document(self.scope, profile_id)
+                found[profile_id] = None if current is None else current.revision
+            if found[profile_id] is None:
+                missing.append(f"{place}={profile_id!r}")
+        if missing:
+            raise NotFoundError(f"action profiles not found in {self.scope}: {', '.join(missing)}")
         return {k: v for k, v in found.items() if v is not None}
 
     def save(
@@ -299,7 +314,7 @@ class JobDefinitionRegistry:
             ValidationError, NotFoundError: as :meth:`save`, naming ``items[i]``.
             ConflictError: as :meth:`save`, for the job being saved.
         """
-        items = self._trusted_batch(jobs)
+        items: list[JobDefinition] = trusted_batch(self.store, jobs)
         first: dict[str, int] = {}
         checked: list[Checked] = []
         for i, item in enumerate(items):
@@ -320,26 +335,6 @@ class JobDefinitionRegistry:
                     [Problem(f"items[{i}].{p.loc}".rstrip("."), p.message) for p in exc.problems],
                 ) from exc
         return save_in_commits(self, checked)
-
-    def _trusted_batch(
-        self, jobs: Iterable[JobDefinition | Mapping[str, Any]]
-    ) -> list[JobDefinition]:
-        """Every job validated, a problem's path starting with the job's position."""
-        if isinstance(jobs, (str, bytes, Mapping)):
-            raise ValidationError("jobs must be an iterable of job definitions, not one value")
-        items: list[JobDefinition] = []
-        for i, job in enumerate(jobs):
-            try:
-                items.append(self.store.trusted(job))
-            except ValidationError as exc:
-                problems = [
-                    Problem(f"items[{i}].{p.loc}".rstrip("."), p.message) for p in exc.problems
-                ]
-                raise ValidationError(
-                    f"invalid job definition batch: items[{i}] does not validate",
-                    problems or [Problem(f"items[{i}]", str(exc))],
-                ) from exc
-        return items
 
     def _commit(self, prepared: _Prepared, job: Put) -> Versioned[JobDefinition]:
         contract = prepared.contract
