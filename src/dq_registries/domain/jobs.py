@@ -69,9 +69,11 @@ from dq_stores.typed import (
 
 __all__ = ["CRON_HORIZON_YEARS", "MAX_PROFILES_PER_JOB", "JobDefinitionRegistry"]
 
-#: A cron schedule must fire within this many years from now. Eight, because the
-#: rarest schedule that does fire, 29 February, can be 8 years apart (2096 → 2104).
-CRON_HORIZON_YEARS = 8
+#: A cron schedule must fire within this many years from now. Forty: the rarest
+#: schedules croniter accepts that do fire need 29 February on one weekday (``0 0 * 2
+#: 1#5``, the fifth Monday of February: 2016, 2044, 2072, then 2112 as 2100 is no
+#: leap year), at most 40 years apart anywhere in the 400-year Gregorian cycle.
+CRON_HORIZON_YEARS = 40
 
 #: Distinct action profiles one job may reference: each costs two operations of the
 #: job's atomic save (a guard and a usage stamp), bounded by ``MAX_COMMIT_OPERATIONS``.
