@@ -16,6 +16,10 @@ validation for start and finish), timed separately on the same input. The ratio
 printed is registry / floor; the target (issue 8) is ≤ 1.2x. What a registry does
 beyond that is domain work: publish reads the contract's head and highest version,
 start reads the job definition, finish reads the run it changes.
+
+``--save-many N`` times instead ``JobDefinitionRegistry.save_many`` of N new job
+definitions (one contract, one action profile referenced by each) on each backend,
+then the same batch again unchanged (no new revision).
 """
 
 from __future__ import annotations
@@ -33,11 +37,19 @@ from typing import Any
 from dq_metadata.errors import NotFoundError
 from dq_metadata.models import ContractHead, ContractVersion, JobDefinition, LifecycleEvent
 from dq_metadata.scope import Scope
+from dq_registries.domain.actions import ActionProfileRegistry
 from dq_registries.domain.contracts import ContractRegistry
 from dq_registries.domain.contracts.odcs import parse_contract
+from dq_registries.domain.jobs import JobDefinitionRegistry
 from dq_registries.domain.runs import JobRunRegistry
 from dq_stores.backend import DocumentBackend
-from dq_stores.typed import ContractHeadStore, ContractStore, JobDefinitionStore, JobRunStore
+from dq_stores.typed import (
+    ActionProfileStore,
+    ContractHeadStore,
+    ContractStore,
+    JobDefinitionStore,
+    JobRunStore,
+)
 
 SCOPE = Scope("bench", "dev")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -203,11 +215,52 @@ def publish_reads(versions: ContractStore, heads: ContractHeadStore, contract_id
     versions.list_versions(SCOPE, contract_id, limit=1, descending=True)
 
 
+def bench_save_many(backend: DocumentBackend, count: int) -> tuple[float, float]:
+    """Seconds of ``save_many`` of ``count`` new jobs, then of the same batch unchanged."""
+    contracts, jobs = ContractStore(backend), JobDefinitionStore(backend)
+    profiles = ActionProfileStore(backend)
+    ContractRegistry(SCOPE, contracts, job_definitions=jobs).publish(
+        contract(0, "orders"), actor="me"
+    )
+    ActionProfileRegistry(SCOPE, profiles, job_definitions=jobs).save(
+        {"id": "pager", "name": "pager", "action_type": "quarantine", "target": "q"}
+    )
+    registry = JobDefinitionRegistry(SCOPE, jobs, contracts=contracts, action_profiles=profiles)
+    batch = [
+        {
+            "id": f"job-{i:05d}",
+            "name": f"job {i}",
+            "job_type": "validation",
+            "contract": {"id": "orders-0", "version": "1.0.0"},
+            "dataset": "orders_0",
+            "checkpoints": [{"name": "nn", "check": "not_null", "params": {"column": "id"}}],
+            "on_failure": ["pager"],
+        }
+        for i in range(count)
+    ]
+    start = time.perf_counter()
+    saved = registry.save_many(batch)
+    first = time.perf_counter() - start
+    assert len(saved) == count
+    assert jobs.count(SCOPE) == count
+    start = time.perf_counter()
+    registry.save_many(batch)
+    return first, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples")
     parser.add_argument("--backends", default="memory,filesystem,sqlite")
+    parser.add_argument("--save-many", type=int, metavar="N", help="time save_many of N jobs")
     args = parser.parse_args()
+    if args.save_many:
+        print(f"JobDefinitionRegistry.save_many of {args.save_many:,} jobs, seconds")
+        for name in args.backends.split(","):
+            with tempfile.TemporaryDirectory() as where, open_backend(name, Path(where)) as b:
+                new, unchanged = bench_save_many(b, args.save_many)
+            print(f"{name:<11} new {new:8.2f}   unchanged {unchanged:8.2f}")
+        return
     print(
         "medians, µs; floor = typed-store write + the one validation; "
         "reads = what the operation must read first"

@@ -45,7 +45,9 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def _join(path: str, part: str | int) -> str:
-    return f"{path}.{part}" if path else str(part)
+    if isinstance(part, int):  # a list position: ``items[3]``
+        return f"{path}[{part}]"
+    return f"{path}.{part}" if path else part
 
 
 def text_problem(text: str) -> str | None:

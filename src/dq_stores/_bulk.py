@@ -20,7 +20,38 @@ if TYPE_CHECKING:
     from dq_stores.base import Store
     from dq_stores.documents import StoredDocument
 
-__all__ = ["create_in_commits", "encode_batch"]
+__all__ = ["create_in_commits", "encode_batch", "trusted_batch"]
+
+
+def _refuse_one_value(store: Store[Any], items: object) -> None:
+    if isinstance(items, (str, bytes, dict)):
+        raise ValidationError(f"items must be an iterable of {store.kind} items, not one value")
+
+
+def _at(store: Store[Any], i: int, exc: ValidationError) -> ValidationError:
+    """``exc`` of ``items[i]``: its problem paths start with the item's position."""
+    problems = [Problem(f"items[{i}].{p.loc}".rstrip("."), p.message) for p in exc.problems]
+    return ValidationError(
+        f"invalid {store.kind} batch: items[{i}] does not validate",
+        problems or [Problem(f"items[{i}]", str(exc))],
+    )
+
+
+def trusted_batch(store: Store[Any], items: Iterable[Any]) -> list[Any]:
+    """Every item as :meth:`Store.trusted` gives it, a problem's path starting with
+    ``items[i]``.
+
+    Raises:
+        ValidationError: ``items`` is a string/mapping, or an item is invalid.
+    """
+    _refuse_one_value(store, items)
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(store.trusted(item))
+        except ValidationError as exc:
+            raise _at(store, i, exc) from exc
+    return out
 
 
 def encode_batch(store: Store[Any], items: Iterable[Any]) -> list[DocumentWrite]:
@@ -30,19 +61,14 @@ def encode_batch(store: Store[Any], items: Iterable[Any]) -> list[DocumentWrite]
         ValidationError: ``items`` is a string/mapping, an item is invalid (the
             problem paths start with its position) or two items share a key.
     """
-    if isinstance(items, (str, bytes, dict)):
-        raise ValidationError(f"items must be an iterable of {store.kind} items, not one value")
+    _refuse_one_value(store, items)
     writes: list[DocumentWrite] = []
     first: dict[str, int] = {}
     for i, item in enumerate(items):
         try:
             write = store.encode(item)
         except ValidationError as exc:
-            problems = [Problem(f"items[{i}].{p.loc}".rstrip("."), p.message) for p in exc.problems]
-            raise ValidationError(
-                f"invalid {store.kind} batch: items[{i}] does not validate",
-                problems or [Problem(f"items[{i}]", str(exc))],
-            ) from exc
+            raise _at(store, i, exc) from exc
         if write.key in first:
             raise ValidationError(
                 f"invalid {store.kind} batch",

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pydantic
 
@@ -27,7 +27,7 @@ from dq_metadata.errors import (
 )
 from dq_metadata.models.base import parse_model
 from dq_metadata.scope import Scope
-from dq_stores._bulk import create_in_commits, encode_batch
+from dq_stores._bulk import create_in_commits, encode_batch, trusted_batch
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
     ANY,
@@ -143,8 +143,17 @@ class Store(ABC, Generic[M]):
         return self._encode(self.trusted(item))
 
     def _encode(self, item: M) -> DocumentWrite:
-        body = canonical_json(self._adapter.dump_python(item, mode="json", by_alias=True))
-        return DocumentWrite.hashing(self.key_of(item), body, self.index_of(item))
+        data = self._adapter.dump_python(item, mode="json", by_alias=True)
+        self.check_document(data)
+        return DocumentWrite.hashing(self.key_of(item), canonical_json(data), self.index_of(item))
+
+    def check_document(self, data: Any) -> None:
+        """Refuse the JSON of an item about to be written (every write path calls it,
+        trusted instances included); the default accepts everything.
+
+        Raises:
+            ValidationError: a rule of this kind of document fails (paths are JSON paths).
+        """
 
     def decode(self, doc: StoredDocument) -> Versioned[M]:
         return Versioned(
@@ -333,7 +342,7 @@ class Store(ABC, Generic[M]):
             ConflictError: a key already exists; nothing of its commit was written.
         """
         _check_scope_arg(scope)
-        trusted = [self.trusted(item) for item in items]
+        trusted = trusted_batch(self, items)
         writes = encode_batch(self, trusted)
         stored = create_in_commits(self.backend, scope, self.kind, writes)
         return [self._written(item, doc) for item, doc in zip(trusted, stored, strict=True)]

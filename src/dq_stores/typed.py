@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter
 
@@ -22,6 +22,7 @@ from dq_metadata.models import (
     UsageTarget,
 )
 from dq_metadata.scope import Scope, validate_id
+from dq_metadata.secrets import find_inline_secrets, refuse_inline_secrets
 from dq_metadata.sortkeys import normalize_version, semver_sort_key, time_sort_key
 from dq_stores.backend import DocumentBackend
 from dq_stores.base import FilterValue, ItemPage, Store, Versioned
@@ -152,6 +153,20 @@ class JobDefinitionStore(Store[JobDefinition]):
     def key_of(self, item: JobDefinition) -> str:
         return item.id
 
+    def check_document(self, data: Any) -> None:
+        """Checkpoint ``params`` hold no inline secret (see :mod:`dq_metadata.secrets`).
+
+        Raises:
+            ValidationError: naming ``checkpoints[i].params.<path>``, never the value.
+        """
+        problems = [
+            problem
+            for i, checkpoint in enumerate(data.get("checkpoints") or ())
+            for problem in find_inline_secrets(checkpoint.get("params"), f"checkpoints[{i}].params")
+        ]
+        if problems:
+            raise ValidationError("job definition holds inline secrets", problems)
+
     def index_of(self, item: JobDefinition) -> IndexEntry:
         fields: dict[str, tuple[str, ...]] = {
             "job_type": (item.job_type.value,),
@@ -211,6 +226,14 @@ class ActionProfileStore(Store[ActionProfile]):
 
     def key_of(self, item: ActionProfile) -> str:
         return item.id
+
+    def check_document(self, data: Any) -> None:
+        """No inline secret anywhere in the profile (see :mod:`dq_metadata.secrets`).
+
+        Raises:
+            ValidationError: naming each JSON path, never the value.
+        """
+        refuse_inline_secrets(data, "action profile")
 
     def index_of(self, item: ActionProfile) -> IndexEntry:
         return IndexEntry({"action_type": (item.action_type,)}, item.id)

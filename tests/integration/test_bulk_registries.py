@@ -122,3 +122,62 @@ def test_save_many_names_the_invalid_item_and_refuses_one_mapping(
     with pytest.raises(ValidationError, match="iterable"):
         jobs.save_many(_job("j0"))  # type: ignore[arg-type]
     assert jobs.store.count(SCOPE) == 0
+
+
+def _counting_commits(backend: DocumentBackend, before_first: Any = None) -> list[int]:
+    """Patch ``backend.commit`` to record each commit's size; ``before_first`` runs once
+    before the first commit goes through (to move a reference under the batch)."""
+    sizes: list[int] = []
+    real = backend.commit
+
+    def commit(scope: Scope, operations: Any) -> Any:
+        if before_first is not None and not sizes:
+            sizes.append(0)
+            before_first()
+        sizes.append(len(operations))
+        return real(scope, operations)
+
+    backend.commit = commit  # type: ignore[method-assign]
+    return sizes
+
+
+def test_save_many_writes_in_commits_of_at_most_max_operations(backend: DocumentBackend) -> None:
+    jobs = _jobs_registry(backend)
+    sizes = _counting_commits(backend)
+    saved = jobs.save_many(_job(f"j{i:03d}") for i in range(250))
+    assert [v.key for v in saved] == [f"j{i:03d}" for i in range(250)]
+    assert all(v.revision == 1 for v in saved)
+    assert jobs.store.count(SCOPE) == 250
+    # 96 jobs + a guard and a usage stamp for the contract and for the profile per commit
+    assert sizes == [100, 100, 62]
+    assert len(jobs.history("j249")) == 1
+    stamps = [
+        backend.get(SCOPE, "usage_stamp", k) for k in ("contract/orders", "action_profile/pager")
+    ]
+    assert all(s.revision >= 2 for s in stamps)  # every commit moved the stamps it guards
+
+
+def test_save_many_re_saves_a_commit_job_by_job_when_a_reference_moved(
+    backend: DocumentBackend,
+) -> None:
+    jobs = _jobs_registry(backend)
+    contracts = ContractRegistry(SCOPE, jobs.contracts, job_definitions=jobs.store)
+    _counting_commits(backend, lambda: contracts.deprecate("orders", "1.0.0", actor="me"))
+    saved = jobs.save_many(_job(f"j{i:03d}") for i in range(120))
+    assert [v.revision for v in saved] == [1] * 120
+    assert jobs.store.count(SCOPE) == 120
+
+
+def test_save_many_stops_at_the_first_job_a_moved_reference_makes_invalid(
+    backend: DocumentBackend,
+) -> None:
+    jobs = _jobs_registry(backend)
+    contracts = ContractRegistry(SCOPE, jobs.contracts, job_definitions=jobs.store)
+    contracts.deprecate("orders", "1.0.0", actor="me")
+    sizes = _counting_commits(backend, lambda: contracts.retire("orders", "1.0.0", actor="me"))
+    with pytest.raises(ValidationError, match=r"items\[0\].*0 of the 3 items are saved") as raised:
+        jobs.save_many([_job("j0"), _job("j1"), _job("j2")])
+    assert all(p.loc.startswith("items[0]") for p in raised.value.problems)
+    assert "retired" in str(raised.value)
+    assert jobs.store.count(SCOPE) == 0
+    assert sizes[-1] == 7  # the batch's one commit (3 jobs, 2 guards, 2 stamps) was refused

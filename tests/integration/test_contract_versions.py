@@ -127,3 +127,37 @@ def test_an_id_with_a_lone_surrogate_is_refused_by_publish_and_get(
         registry.publish({**contract("1.0.0"), "id": "x\ud83d"}, actor="alice")
     with pytest.raises(ValidationError):
         registry.get("x\ud83d")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("1.0.0", "1.0.0+b1"),
+        ("1.0.0+b1", "1.0.0"),
+        ("1.0.0+b1", "1.0.0+b2"),
+        ("2.0-rc.1+x", "2.0.0-rc.1"),
+    ],
+)
+def test_a_version_that_differs_only_in_build_metadata_is_the_same_version(
+    registry: ContractRegistry, first: str, second: str
+) -> None:
+    """semver 2.0.0 §10: build metadata is ignored for precedence, so it is no new version."""
+    registry.publish(contract(first), actor="alice")
+    with pytest.raises(ConflictError) as raised:
+        registry.publish(contract(second, description={"purpose": "rebuilt"}), actor="alice")
+    message = str(raised.value)
+    assert "same version" in message
+    assert "build metadata" in message
+    assert "§10" in message
+    assert [v.item.contract.version for v in registry.list().items] == [first]
+
+
+def test_ranges_compare_by_precedence_so_prereleases_inside_match(
+    registry: ContractRegistry,
+) -> None:
+    """As docs/usage.md says: a prerelease is in a range when its precedence is."""
+    for version in ("1.0.0", "1.5.0-beta.1", "2.0.0-rc.1"):
+        registry.publish(contract(version), actor="alice")
+    assert registry.resolve("orders", version_range=">=1.0.0,<2").version == "2.0.0-rc.1"
+    assert registry.resolve("orders", version_range=">=1.0.0,<2.0.0-0").version == "1.5.0-beta.1"
+    assert registry.resolve("orders", version_range="==1.0.0+anything").version == "1.0.0"

@@ -4,8 +4,8 @@ write; never refused later as an ``index.…`` entry, never trimmed silently.
 
 Property over generated names (NUL, whitespace at the ends, any script, up to 700
 characters around the 512-byte index limit): publish / save either succeeds and the
-name finds the document again, or raises ``ValidationError`` at ``schema.0.name`` /
-``tags.0``.
+name finds the document again, or raises ``ValidationError`` at ``schema[0].name`` /
+``tags[0]``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_dataset_names_are_exact_or_refused_at_their_path(name: str) -> None:
         publish = lambda: dq.contracts.publish(  # noqa: E731
             dq.contracts.import_odcs(json.dumps(document)), actor="t"
         )
-        if _refused_at(publish, "schema.0.name"):
+        if _refused_at(publish, "schema[0].name"):
             assert dq.contracts.list().items == []
             return
         found = dq.contracts.get_latest_for_dataset(name)
@@ -78,7 +78,7 @@ def test_job_tags_are_exact_or_refused_at_their_path(tag: str) -> None:
         job = {"id": "j", "name": "j", "job_type": "profiling", "tags": [tag],
                "contract": {"id": document["id"], "version": document["version"]},
                "dataset": document["schema"][0]["name"]}  # fmt: skip
-        if _refused_at(lambda: dq.jobs.save(job), "tags.0"):
+        if _refused_at(lambda: dq.jobs.save(job), "tags[0]"):
             assert dq.jobs.list().items == []
             return
         assert dq.jobs.get("j").tags == [tag]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from tests.unit.test_jobs import SCOPE, job, publish
 
 from dq_metadata.errors import ValidationError
 from dq_metadata.scope import Scope
-from dq_registries.domain.jobs import CRON_HORIZON_YEARS, JobDefinitionRegistry
+from dq_registries.domain.jobs import CRON_HORIZON_YEARS, JobDefinitionRegistry, _fires
 from dq_stores.memory import MemoryBackend
 from dq_stores.typed import ActionProfileStore, ContractStore, JobDefinitionStore
 
@@ -75,3 +76,28 @@ def test_a_day_of_month_is_accepted_exactly_when_the_month_can_have_it(
 
 def test_the_horizon_covers_the_longest_gap_between_29_februaries() -> None:
     assert CRON_HORIZON_YEARS >= 2104 - 2096
+    assert CRON_HORIZON_YEARS >= 2112 - 2072  # 29 February on one weekday, across 2100
+
+
+def test_the_fifth_monday_of_february_is_accepted() -> None:
+    """It exists only when 29 February is a Monday: 2044 is the next such year."""
+    _save("0 0 * 2 1#5")
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    weekday=st.integers(0, 6),
+    start=st.datetimes(datetime(2000, 1, 1), datetime(2399, 12, 31), timezones=st.just(UTC)),
+)
+def test_the_nth_weekday_of_february_fires_from_any_start_in_the_gregorian_cycle(
+    weekday: int, start: datetime
+) -> None:
+    """``0 0 * 2 W#5`` needs 29 February on weekday W: from any moment of the 400-year
+    cycle, the next one is within the horizon, and it is the one croniter finds."""
+    expression = f"0 0 * 2 {weekday}#5"
+    assert _fires(expression, start)
+    cron_weekday = (weekday - 1) % 7  # cron: 0 = Sunday; Python: 0 = Monday
+    year = start.year + (start.month > 2)  # the next February at or after ``start``
+    while not (calendar.isleap(year) and date(year, 2, 29).weekday() == cron_weekday):
+        year += 1
+    assert year - start.year <= CRON_HORIZON_YEARS

@@ -70,7 +70,7 @@ def test_canonical_json_is_exact_or_refused_with_a_path(value: Any) -> None:
     ("value", "loc"),
     [
         (float("nan"), "x"),
-        ({"a": [1, float("-inf")]}, "x.a.1"),
+        ({"a": [1, float("-inf")]}, "x.a[1]"),
         ("\ud83d", "x"),
         ({"\udc00": 1}, "x.'\\udc00'"),
         ((1,), "x"),

@@ -194,7 +194,7 @@ def test_the_dataset_must_be_governed_by_the_contract_version(
             {"trigger": {"type": "cron", "expression": "0 * * * *", "timezone": "Mars/Olympus"}},
             "trigger.timezone",
         ),
-        ({"trigger": {"type": "event"}}, "trigger.event.event"),
+        ({"trigger": {"type": "event"}}, "trigger.event"),
         ({"job_type": "scrubbing"}, "job_type"),
         ({"severity_threshold": "fatal"}, "severity_threshold"),
         ({"idempotency_scope": "week"}, "idempotency_scope"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self, TypeVar
 
@@ -21,7 +23,9 @@ __all__ = [
     "Label",
     "NonEmptyStr",
     "UtcDatetime",
+    "json_path",
     "parse_model",
+    "problems_from",
     "refuse_non_json",
     "utcnow",
 ]
@@ -137,20 +141,100 @@ class DQModel(BaseModel):
         return self
 
 
-def problems_from(exc: pydantic.ValidationError) -> list[Problem]:
-    """Turn pydantic errors into ``Problem``s with a dotted field path each.
+#: Marks a place of the input that a location no longer follows (absent, or not JSON).
+_GONE = object()
 
-    Errors raised by :func:`refuse_non_json` carry the JSON path of the offending
-    value inside the field (``results.ratio``), which is appended to the location.
+
+def problems_from(
+    exc: pydantic.ValidationError, data: Any = _GONE, tags: frozenset[str] = frozenset()
+) -> list[Problem]:
+    """Turn pydantic errors into ``Problem``s, each at the JSON path of the input.
+
+    With ``data`` (the validated input: a mapping, list or JSON text), a location is
+    written as the user's JSON path — ``actions[3].url``, list positions in brackets,
+    without the tags pydantic adds for members of unions discriminated by a field
+    in ``tags`` (``custom.id`` is ``id`` of a ``custom`` profile). Errors raised by :func:`refuse_non_json` carry the JSON path
+    of the offending value inside the field (``results.ratio``), which is appended.
     """
+    if isinstance(data, bytes | str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = _GONE
     out = []
     for err in exc.errors():
-        parts = [str(p) for p in err["loc"]]
-        json_path = (err.get("ctx") or {}).get("json_path")
-        if json_path:
-            parts.append(str(json_path))
-        out.append(Problem(".".join(parts), err["msg"]))
+        path = json_path(err["loc"], data, tags)
+        inner = (err.get("ctx") or {}).get("json_path")
+        if inner:
+            path = f"{path}.{inner}" if path else str(inner)
+        out.append(Problem(path, err["msg"]))
     return out
+
+
+def json_path(
+    loc: tuple[int | str, ...], data: Any = _GONE, tags: frozenset[str] = frozenset()
+) -> str:
+    """The JSON path in ``data`` that pydantic's error location ``loc`` points at.
+
+    Segments that are not in ``data`` — a union member's tag (the value of a field
+    named in ``tags``) or type name — are left out; a missing field (the last
+    segment, absent from its object) is kept.
+    """
+    path = ""
+    node = data
+    for i, segment in enumerate(loc):
+        rest = loc[i + 1 :]
+        if node is _GONE:
+            path = _step(path, segment)
+        elif isinstance(segment, int):
+            if isinstance(node, list):
+                path = _step(path, segment)
+                node = node[segment] if 0 <= segment < len(node) else _GONE
+        elif isinstance(node, Mapping):
+            if _is_tag(node, segment, rest, tags):
+                continue
+            if segment in node:
+                path, node = _step(path, segment), node[segment]
+            elif not rest:  # a required field that is missing
+                path, node = _step(path, segment), _GONE
+        # else: a list or a scalar cannot hold a named segment: a union member's name
+    return path
+
+
+def _step(path: str, segment: int | str) -> str:
+    if isinstance(segment, int):
+        return f"{path}[{segment}]"
+    return f"{path}.{segment}" if path else segment
+
+
+def _is_tag(
+    node: Mapping[str, Any], segment: str, rest: tuple[int | str, ...], tags: frozenset[str]
+) -> bool:
+    """Whether ``segment`` is the tag of ``node``'s union member: the value of one of
+    its discriminator fields ``tags``, followed by a place within ``node``."""
+    return bool(rest) and any(node.get(field) == segment for field in tags)
+
+
+_DISCRIMINATORS: dict[int, tuple[object, frozenset[str]]] = {}
+
+
+def discriminators(adapter: pydantic.TypeAdapter[Any]) -> frozenset[str]:
+    """The field names that tag the members of ``adapter``'s unions (cached per adapter)."""
+    cached = _DISCRIMINATORS.get(id(adapter))
+    if cached is not None and cached[0] is adapter:
+        return cached[1]
+    found: set[str] = set()
+    stack: list[Any] = [adapter.core_schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "tagged-union" and isinstance(node.get("discriminator"), str):
+                found.add(node["discriminator"])
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    _DISCRIMINATORS[id(adapter)] = (adapter, frozenset(found))
+    return frozenset(found)
 
 
 def parse_model(adapter: pydantic.TypeAdapter[M], data: Any, what: str) -> M:
@@ -160,4 +244,5 @@ def parse_model(adapter: pydantic.TypeAdapter[M], data: Any, what: str) -> M:
             return adapter.validate_json(data)
         return adapter.validate_python(data)
     except pydantic.ValidationError as exc:
-        raise ValidationError(f"invalid {what}", problems_from(exc)) from exc
+        problems = problems_from(exc, data, discriminators(adapter))
+        raise ValidationError(f"invalid {what}", problems) from exc

@@ -12,7 +12,8 @@ Exit codes (every failure is one ``error: ...`` line on stderr, never a tracebac
 * ``0`` success;
 * ``1`` the command failed: bad input (invalid, undecodable or too deeply nested
   document, unknown id…), a conflict, a missing file, an unreachable backend;
-* ``2`` usage: options that make no sense (unknown option, bad ``--since``…);
+* ``2`` usage: a missing argument, an unknown option or command, options that make
+  no sense (bad ``--since``…): one line naming what is wrong and the ``--help`` to run;
 * ``130`` interrupted (Ctrl-C), at any moment including start-up. In rare
   timings CPython itself marks the interrupt "unhandled" (it arrived while C code
   ran Python code) and, after ``error: interrupted``, ends the process by SIGINT
@@ -54,8 +55,9 @@ def main() -> None:
     sys.unraisablehook = _quiet_interrupts(sys.unraisablehook)  # type: ignore[no-untyped-call]
     try:
         from dq_registries.cli._app import app
+        from dq_registries.cli._usage import run
 
-        app()
+        code = run(app)
     except KeyboardInterrupt:
         raise _interrupted() from None
     except SystemExit as exc:
@@ -66,6 +68,9 @@ def main() -> None:
     except RecursionError:
         sys.stderr.write("error: input is nested too deeply to read\n")
         raise SystemExit(1) from None
+    if code == EXIT_INTERRUPTED:  # Typer turns a Ctrl-C into an exit code 130
+        raise _interrupted()
+    raise SystemExit(code)
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]  # no typing import: start fast

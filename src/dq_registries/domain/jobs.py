@@ -40,23 +40,22 @@ from dq_metadata.models import (
     CronTrigger,
     JobDefinition,
     JobType,
-    UsageStamp,
-    utcnow,
 )
 from dq_metadata.scope import Scope
 from dq_metadata.sortkeys import parse_semver, parse_version_range
+from dq_registries.domain._jobs_batch import Checked, reference_operations, save_in_commits
 from dq_registries.domain._storeops import (
     check_id,
     check_limit,
     check_revision,
 )
 from dq_registries.domain.contracts import resolve_contract_ref
+from dq_stores._bulk import trusted_batch
 from dq_stores.base import FilterValue, ItemPage, Revision, Versioned
 from dq_stores.documents import (
     MUST_NOT_EXIST,
     Expectation,
     ExpectKind,
-    Operation,
     Put,
     StoredDocument,
     at_revision,
@@ -70,9 +69,11 @@ from dq_stores.typed import (
 
 __all__ = ["CRON_HORIZON_YEARS", "MAX_PROFILES_PER_JOB", "JobDefinitionRegistry"]
 
-#: A cron schedule must fire within this many years from now. Eight, because the
-#: rarest schedule that does fire, 29 February, can be 8 years apart (2096 → 2104).
-CRON_HORIZON_YEARS = 8
+#: A cron schedule must fire within this many years from now. Forty: the rarest
+#: schedules croniter accepts that do fire need 29 February on one weekday (``0 0 * 2
+#: 1#5``, the fifth Monday of February: 2016, 2044, 2072, then 2112 as 2100 is no
+#: leap year), at most 40 years apart anywhere in the 400-year Gregorian cycle.
+CRON_HORIZON_YEARS = 40
 
 #: Distinct action profiles one job may reference: each costs two operations of the
 #: job's atomic save (a guard and a usage stamp), bounded by ``MAX_COMMIT_OPERATIONS``.
@@ -173,7 +174,9 @@ class JobDefinitionRegistry:
     # -- writes ----------------------------------------------------------------
     def validate(self, job: JobDefinition | Mapping[str, Any]) -> JobDefinition:
         """Check ``job`` and its references without saving it (see the module rules)."""
-        return self._prepare(self.store.trusted(job)).item
+        item = self.store.trusted(job)
+        self.store.encode(item)  # what a save would refuse (e.g. a secret in a checkpoint)
+        return self._prepare(item).item
 
     def _prepare(self, item: JobDefinition) -> _Prepared:
         problems = _check_trigger(item) + _check_ref_syntax(item.contract)
@@ -212,22 +215,36 @@ class JobDefinitionRegistry:
 
     def _profiles(self, job: JobDefinition) -> dict[str, int]:
         """Revision of every referenced action profile, by id."""
-        missing: list[str] = []
-        found: dict[str, int | None] = {}
-        for field in ("on_success", "on_failure", "on_anomaly"):
-            for i, profile_id in enumerate(getattr(job, field)):
-                if profile_id not in found:
-                    current = self.action_profiles.find_document(self.scope, profile_id)
-                    found[profile_id] = None if current is None else current.revision
-                if found[profile_id] is None:
-                    missing.append(f"{field}[{i}]={profile_id!r}")
-        if missing:
-            raise NotFoundError(f"action profiles not found in {self.scope}: {', '.join(missing)}")
-        if len(found) > MAX_PROFILES_PER_JOB:
+        places = [
+            (f"{field}[{i}]", profile_id)
+            for field in ("on_success", "on_failure", "on_anomaly")
+            for i, profile_id in enumerate(getattr(job, field))
+        ]
+        distinct = list(dict.fromkeys(profile_id for _, profile_id in places))
+        if len(distinct) > MAX_PROFILES_PER_JOB:
+            first_over = distinct[MAX_PROFILES_PER_JOB]
+            where = next(place for place, profile_id in places if profile_id == first_over)
             raise ValidationError(
                 "invalid job definition",
-                [Problem("on_success", f"reference at most {MAX_PROFILES_PER_JOB} profiles")],
+                [
+                    Problem(
+                        where,
+                        f"the job references {len(distinct)} distinct action profiles across "
+                        f"on_success, on_failure and on_anomaly; at most "
+                        f"{MAX_PROFILES_PER_JOB} are allowed (this is the first over the limit)",
+                    )
+                ],
             )
+        missing: list[str] = []
+        found: dict[str, int | None] = {}
+        for place, profile_id in places:
+            if profile_id not in found:
+                current = self.action_profiles.find_document(self.scope, profile_id)
+                found[profile_id] = None if current is None else current.revision
+            if found[profile_id] is None:
+                missing.append(f"{place}={profile_id!r}")
+        if missing:
+            raise NotFoundError(f"action profiles not found in {self.scope}: {', '.join(missing)}")
         return {k: v for k, v in found.items() if v is not None}
 
     def save(
@@ -286,19 +303,22 @@ class JobDefinitionRegistry:
         """Save many job definitions, each as :meth:`save` with no ``expected_revision``.
 
         Every job and its references are checked before the first write: an invalid
-        job, a missing reference or an id given twice raises and writes nothing.
-        Each job is then its own atomic commit (the job, the guards on what it
-        references and its usage stamps), in order; the batch is not one
-        transaction: if a reference changes under a later save, that save raises
-        and the earlier jobs stay saved (saving the batch again is safe: unchanged
+        job, a missing reference, an inline secret or an id given twice raises and
+        writes nothing. The jobs are then written in order, in atomic commits of up
+        to ``MAX_COMMIT_OPERATIONS`` (100) operations — whole jobs with the guards on
+        what they reference and the usage stamps; the batch is not one transaction:
+        if a reference changes under a commit, its jobs are saved one by one as
+        :meth:`save` does, and the first that fails raises with the jobs saved so far
+        kept (the message says how many; saving the batch again is safe: unchanged
         jobs add no revision). Returns the stored revisions, in order.
 
         Raises:
             ValidationError, NotFoundError: as :meth:`save`, naming ``items[i]``.
             ConflictError: as :meth:`save`, for the job being saved.
         """
-        items = self._trusted_batch(jobs)
+        items: list[JobDefinition] = trusted_batch(self.store, jobs)
         first: dict[str, int] = {}
+        checked: list[Checked] = []
         for i, item in enumerate(items):
             if item.id in first:
                 raise ValidationError(
@@ -307,55 +327,22 @@ class JobDefinitionRegistry:
                 )
             first[item.id] = i
             try:
-                self._prepare(item)
+                write = self.store.encode(item)
+                checked.append(Checked(i, self._prepare(item), write))
             except NotFoundError as exc:
                 raise NotFoundError(f"items[{i}] ({item.id!r}): {exc}") from exc
             except ValidationError as exc:
                 raise ValidationError(
-                    f"invalid job definition items[{i}] ({item.id!r})", exc.problems
+                    f"invalid job definition items[{i}] ({item.id!r})",
+                    [Problem(f"items[{i}].{p.loc}".rstrip("."), p.message) for p in exc.problems],
                 ) from exc
-        return [self.save_versioned(item) for item in items]
-
-    def _trusted_batch(
-        self, jobs: Iterable[JobDefinition | Mapping[str, Any]]
-    ) -> list[JobDefinition]:
-        """Every job validated, a problem's path starting with the job's position."""
-        if isinstance(jobs, (str, bytes, Mapping)):
-            raise ValidationError("jobs must be an iterable of job definitions, not one value")
-        items: list[JobDefinition] = []
-        for i, job in enumerate(jobs):
-            try:
-                items.append(self.store.trusted(job))
-            except ValidationError as exc:
-                problems = [
-                    Problem(f"items[{i}].{p.loc}".rstrip("."), p.message) for p in exc.problems
-                ]
-                raise ValidationError(
-                    f"invalid job definition batch: items[{i}] does not validate",
-                    problems or [Problem(f"items[{i}]", str(exc))],
-                ) from exc
-        return items
+        return save_in_commits(self, checked)
 
     def _commit(self, prepared: _Prepared, job: Put) -> Versioned[JobDefinition]:
-        now = utcnow()
         contract = prepared.contract
-        operations: list[Operation] = [
-            job,
-            self.contracts.check_operation(contract.key, contract.revision),
-            self._usage.put_operation(
-                UsageStamp(target_kind="contract", target_id=contract.item.id, referenced_at=now)
-            ),
-        ]
-        for profile_id, revision in prepared.profiles.items():
-            operations.append(self.action_profiles.check_operation(profile_id, revision))
-            operations.append(
-                self._usage.put_operation(
-                    UsageStamp(
-                        target_kind="action_profile", target_id=profile_id, referenced_at=now
-                    )
-                )
-            )
-        stored = self.store.backend.commit(self.scope, operations)[0]
+        refs = [("contract", contract.item.id, contract.key, contract.revision)]
+        refs.extend(("action_profile", pid, pid, rev) for pid, rev in prepared.profiles.items())
+        stored = self.store.backend.commit(self.scope, [job, *reference_operations(self, refs)])[0]
         assert stored is not None
         return self.store.written(prepared.item, stored)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pydantic
@@ -144,6 +145,16 @@ def _required(settings: DQSettings, users: dict[str, list[str]]) -> list[Problem
             problems.append(Problem("sqlite.url", _why(users, "sqlite")))
         elif not settings.sqlite.url.startswith("sqlite"):
             problems.append(Problem("sqlite.url", "must be a sqlite:/// URL"))
+        elif (database := _sqlite_file(settings.sqlite.url)) and Path(database).is_dir():
+            problems.append(
+                Problem(
+                    "sqlite.url",
+                    f"names {database!r}, which is a directory: name a database file in it, "
+                    f"e.g. sqlite:///{Path(database) / 'dq.sqlite3'}",
+                )
+            )
+    if "filesystem" in users:
+        problems += _filesystem_root(settings)
     if "azure_blob" in users:
         azure = settings.azure_blob
         if not azure.container:
@@ -177,6 +188,29 @@ def _unused(settings: DQSettings, users: dict[str, list[str]]) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The database path of a ``sqlite[+driver]:///PATH[?query]`` URL (``None``: in memory)."""
+    _, sep, rest = url.partition(":///")
+    database = rest.split("?", 1)[0]
+    return database if sep and database and database != ":memory:" else None
+
+
+def _filesystem_root(settings: DQSettings) -> list[Problem]:
+    root = settings.filesystem.root
+    if not root.exists() or root.is_dir():
+        return []
+    chosen = "root" in settings.filesystem.model_fields_set
+    source = "" if chosen else f" (from ${DQ_HOME_ENV})"
+    fix = "filesystem.root" if chosen else DQ_HOME_ENV
+    return [
+        Problem(
+            "filesystem.root",
+            f"{str(root)!r}{source} exists and is not a directory: set {fix} to a directory "
+            "(it is created if missing)",
+        )
+    ]
 
 
 def _results_root(settings: DQSettings, users: dict[str, list[str]]) -> list[Problem]:

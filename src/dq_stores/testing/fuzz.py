@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -142,7 +143,7 @@ class FuzzConformance:
         refused = _refusal({"v": value})
         if refused is not None:
             # refused, naming the JSON path of the offending value
-            assert [p.loc.split(".")[0] for p in refused.problems] == ["v"]
+            assert [re.split(r"[.\[]", p.loc)[0] for p in refused.problems] == ["v"]
             return
         body = canonical_json({"v": value})
         assert exactly_equal(json.loads(body)["v"], value), "canonical JSON changed the value"

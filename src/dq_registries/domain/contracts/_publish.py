@@ -49,6 +49,10 @@ def check_increasing(
 ) -> None:
     """Raise ``ConflictError`` unless ``wanted`` is above every published version.
 
+    A version equal to a published one but for its build metadata (``1.0.0+b1`` after
+    ``1.0.0``) has the same precedence (semver 2.0.0 §10): it is refused as the same
+    version, with a message that says so.
+
     ``head_version`` (the highest version ever claimed) may equal ``wanted``: that
     finishes a publish interrupted between claiming the head and writing the version.
     """
@@ -56,7 +60,14 @@ def check_increasing(
     if head_version is not None and wanted.compare(parse_semver(head_version)) < 0:
         floors.append(head_version)
     for floor in floors:
-        if wanted.compare(parse_semver(floor)) <= 0:
+        if wanted.compare(parse_semver(floor)) == 0:  # equal but for build metadata
+            raise ConflictError(
+                f"contract {candidate.id!r} version {candidate.version} is the same version as "
+                f"the published {floor}: build metadata (after '+') is ignored when versions "
+                "are ordered (semver 2.0.0 §10), so it cannot name a new version; publish a "
+                "higher version instead (a patch, or a prerelease of one: 1.0.1-b.1)"
+            )
+        if wanted.compare(parse_semver(floor)) < 0:
             raise ConflictError(
                 f"contract {candidate.id!r} version {candidate.version} must be greater than "
                 f"the highest published version {floor}"

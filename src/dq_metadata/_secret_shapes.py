@@ -4,7 +4,7 @@ A credential-bearing URL is still one when it is percent-encoded (once or more),
 a port or a trailing dot in its host, a doubled slash, an upper-case scheme, a token
 in its fragment or a password after an empty user name. :func:`forms` gives the
 value as written plus the forms a URL reader would see, so the patterns of
-:mod:`dq_registries.domain.actions` match them all; :func:`header_pairs` finds the
+:mod:`dq_metadata.secrets` match them all; :func:`header_pairs` finds the
 ``[name, value]`` / ``{name: …, value: …}`` entries that lists of HTTP headers use.
 """
 
