@@ -207,6 +207,7 @@ def test_stale_and_forged_postings_never_yield_a_wrong_hit(
     raw.upload_blob(forged, b"", metadata=meta, overwrite=True)
     # forged: a posting whose metadata says nothing readable
     raw.upload_blob(base + "search_title/zebra/a/0!0!0", b"", metadata={"m": "junk"})
+    raw.upload_blob(base + "search_title/zebrafish", b"", metadata=meta)  # not a posting name
     assert _hits(backend, ACME, "warehouse") == []
     assert _hits(backend, ACME, "zebra") == []
     assert _hits(backend, ACME, "stock") == [("inventory", 8)]

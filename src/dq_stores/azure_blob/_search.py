@@ -108,10 +108,10 @@ class SearchScan:
         for (field, _prefix), names in zip(prefixes, listed, strict=True):
             root = f"{base}x/{field}/"
             for name, props in names:
-                value_name, direction, _order = name[len(root) :].split("/", 2)
+                parts = name[len(root) :].split("/", 2)  # value, direction, order
                 meta = decode_entry_meta(props.metadata)
-                if direction == "a" and meta is not None:
-                    yield _Posting(name, props, meta, field, value_name)
+                if len(parts) == 3 and parts[1] == "a" and meta is not None:
+                    yield _Posting(name, props, meta, field, parts[0])
 
     def _list(self, prefix: str) -> list[tuple[str, BlobProperties]]:
         with azure_errors("listing the search index"):
