@@ -9,6 +9,7 @@ can add a ``/`` or ``..`` and climb out of its scope::
     {base}r/{key}/{revision:012d}      immutable copy of every superseded head
     {base}s/{a|d}/{order}              sort index over every live document
     {base}x/{field}/{value}/{a|d}/{order}   one posting per (field, value)
+    {base}x/{search field}/{value}/a/{order} a search token's posting (ascending only)
     {scope}_tx/{id}                    record of a multi-document commit (ADR 0010)
 
 ``order`` encodes ``(sort_key, key)`` so that plain name order is the query
@@ -32,6 +33,7 @@ import re
 from dq_metadata.errors import Problem, ValidationError
 from dq_metadata.scope import Scope
 from dq_stores.keys import encode_key
+from dq_stores.search import SEARCH_FIELDS
 
 __all__ = [
     "MAX_PREFIX",
@@ -39,6 +41,8 @@ __all__ = [
     "order_group",
     "order_name",
     "order_start",
+    "search_name_prefix",
+    "search_value_name",
     "value_name",
 ]
 
@@ -46,6 +50,8 @@ MAX_PREFIX = 64
 #: Bytes of a sort key or key kept in order names; longer ones are truncated + digest.
 TRUNC_BYTES = 120
 _VALUE_BUDGET = 80
+#: Escaped characters a long search value keeps before its digest (+ "_h" + 32 hex ≤ 80).
+_SEARCH_KEPT = _VALUE_BUDGET - 34
 _HEX = "0123456789abcdefg"  # 'g' marks a truncated part: sorts after any same-prefix digit
 _INVERT = str.maketrans(_HEX, _HEX[::-1])
 _PREFIX_RE = re.compile(r"(?:[a-z0-9][a-z0-9._-]*/)*")
@@ -122,6 +128,50 @@ def value_name(value: str) -> str:
     return name
 
 
+def _escaped_head(value: str, budget: int) -> tuple[str, bool]:
+    """``encode_key(value)`` cut after the last whole character that fits ``budget``
+    (never inside an ``_xx`` escape), and whether anything was cut.
+
+    ``encode_key`` escapes each character on its own, so the encoding of a prefix is
+    a prefix of the encoding (per character, to avoid its digest form beyond 180).
+    """
+    out: list[str] = []
+    size = 0
+    for ch in value:
+        part = encode_key(ch)
+        if size + len(part) > budget:
+            return "".join(out), True
+        out.append(part)
+        size += len(part)
+    return "".join(out), False
+
+
+def search_value_name(value: str) -> str:
+    """Name segment of a search field's value whose *prefixes* are listable.
+
+    ``encode_key(value)`` (the same as :func:`value_name`) when at most 80
+    characters; beyond, its first whole characters within ``_SEARCH_KEPT`` then
+    ``_h`` and a 128-bit digest of the value. ``_h`` never occurs in an encoding
+    ('h' is no hex digit), so names stay injective and every value starting with a
+    term lies under the listing prefix :func:`search_name_prefix` of that term.
+    """
+    name, cut = _escaped_head(value, _VALUE_BUDGET)
+    if not cut:
+        return name
+    kept, _ = _escaped_head(value, _SEARCH_KEPT)
+    return kept + "_h" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+
+
+def search_name_prefix(term: str) -> str:
+    """Name prefix under which lie the values of every token that starts with ``term``.
+
+    Exact while the term's encoding fits ``_SEARCH_KEPT`` characters (every ASCII
+    token, at most 32 characters); beyond, it also selects other values sharing
+    those characters, which the reader re-checks.
+    """
+    return _escaped_head(term, _SEARCH_KEPT)[0]
+
+
 class Layout:
     """Blob names of one container prefix."""
 
@@ -159,4 +209,12 @@ class Layout:
         direction = "d" if descending else "a"
         if field is None or value is None:
             return f"s/{direction}/"
+        if field in SEARCH_FIELDS:
+            return f"x/{field}/{search_value_name(value)}/{direction}/"
         return f"x/{field}/{value_name(value)}/{direction}/"
+
+    @staticmethod
+    def search_prefix(field: str, term: str) -> str:
+        """Suffix (below the kind's base) of every posting of ``field`` whose value
+        starts with ``term`` (both directions; search fields have only ``a``)."""
+        return f"x/{field}/{search_name_prefix(term)}"

@@ -36,6 +36,7 @@ from dq_stores.azure_blob._txn import TX
 from dq_stores.documents import FieldFilter, PageCursor, Query, StoredDocument
 from dq_stores.filtering import in_bounds
 from dq_stores.keys import decode_key, is_digest_name
+from dq_stores.search import SEARCH_FIELDS
 
 __all__ = ["IndexScan", "ReadBlobs"]
 
@@ -70,20 +71,25 @@ def _matches(fields: Mapping[str, tuple[str, ...]], filters: Sequence[FieldFilte
 
 
 def _in_query_order(
-    listed: Iterator[tuple[str, BlobProperties, tuple[str, str] | None]], desc: bool
+    listed: Iterator[tuple[str, BlobProperties, tuple[str, str] | None]],
+    desc: bool,
+    names_desc: bool | None = None,
 ) -> Iterator[_Candidate]:
     """Entries with their metadata, in exact ``(sort_key, key)`` order.
 
     Name order is exact except inside a run of truncated names (see
     ``_layout.order_group``): each run is buffered and sorted by the real values.
+    ``names_desc``: whether the names are descending ones (default ``desc``; an
+    ascending range read backwards has ascending names in descending order).
     """
+    names_desc = desc if names_desc is None else names_desc
     run: list[_Candidate] = []
     run_group: str | None = None
     for suffix, props, posting in listed:
         meta = decode_entry_meta(props.metadata)
         if meta is None:
             continue
-        group = order_group(suffix, desc)
+        group = order_group(suffix, names_desc)
         if run and group is not None and group == run_group:
             run.append((suffix, props, meta, posting))
             continue
@@ -265,17 +271,32 @@ class IndexScan:
         desc = query.descending
         # Drive by the filter with the fewest values (first on ties): callers put the
         # selective field first, e.g. dataset before status for the latest contract.
-        drive = min(query.filters, key=lambda f: len(set(f.values)), default=None)
+        # Descending, a search field (ascending entries only) drives only if all do.
+        drive = min(
+            query.filters,
+            key=lambda f: (desc and f.field in SEARCH_FIELDS, len(set(f.values))),
+            default=None,
+        )
         postings: list[tuple[str, str] | None] = (
             [(drive.field, v) for v in sorted(set(drive.values))] if drive else [None]
         )
         bound = cursor.sort_key if cursor else (query.sort_key_max if desc else query.sort_key_min)
         start = None if bound is None else order_start(bound, desc)
-        streams = [self._list(base, posting, desc, start, page) for posting in postings]
-        merged = heapq.merge(*streams, key=lambda item: item[0])
+        ordered: Iterator[_Candidate]
+        if desc and drive is not None and drive.field in SEARCH_FIELDS:
+            # no descending entries: read each value's ascending range whole, backwards
+            # (as long as the documents carrying that token), then merge descending
+            backwards = [
+                list(self._list(base, posting, False, None, 5000))[::-1] for posting in postings
+            ]
+            merged = heapq.merge(*backwards, key=lambda item: item[0], reverse=True)
+            ordered = _in_query_order(merged, desc, names_desc=False)
+        else:
+            streams = [self._list(base, posting, desc, start, page) for posting in postings]
+            ordered = _in_query_order(heapq.merge(*streams, key=lambda item: item[0]), desc)
         pending: list[_Candidate] = []
         last: list[str] = [""]  # suffix of the last document yielded, across batches
-        for suffix, props, meta, posting in _in_query_order(merged, desc):
+        for suffix, props, meta, posting in ordered:
             if not in_bounds(meta.sort_key, query):
                 past = query.sort_key_min if desc else query.sort_key_max
                 if past is not None and (meta.sort_key < past if desc else meta.sort_key >= past):

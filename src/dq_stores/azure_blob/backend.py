@@ -48,6 +48,7 @@ from dq_stores.azure_blob._locks import TxBlobs
 from dq_stores.azure_blob._query import IndexScan
 from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_digest
 from dq_stores.azure_blob._restore import RestoreMixin
+from dq_stores.azure_blob._search import SearchScan
 from dq_stores.azure_blob._txn import Blob
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
@@ -62,6 +63,7 @@ from dq_stores.documents import (
 )
 from dq_stores.filtering import check_expectation
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
+from dq_stores.search import SEARCH_FIELDS
 
 __all__ = ["AzureBlobBackend"]
 
@@ -137,6 +139,14 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         self._inline = threading.local()
         self._txb = TxBlobs(self._container, self._layout, self._fetch)
         self._scan = IndexScan(self._container, self._layout, self._read_blobs, self._background)
+        self._search_scan = SearchScan(
+            self._container,
+            self._layout,
+            self._read_blobs,
+            self._parallel,
+            self._background,
+            self._scan.remove,
+        )
         if create_container:
             with (
                 azure_errors(f"creating container {container!r}"),
@@ -306,6 +316,9 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
     def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
         return self._scan.count(scope, kind, filters)
 
+    def _search(self, scope: Scope, kind: str, terms: tuple[str, ...]) -> Iterator[StoredDocument]:
+        return self._search_scan.find(scope, kind, terms)
+
     def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
         kinds = [kind] if kind is not None else self._children(self._layout.scope(scope))
         for name in kinds:
@@ -454,6 +467,12 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         )
 
     def _entry_names(self, doc: StoredDocument) -> list[str]:
+        """Every index entry a live ``doc`` needs (writes, verify and repair use this).
+
+        Two per posting (ascending and descending), except for the search fields:
+        search never needs their order, so they get the ascending entry only (a
+        descending query driven by one reads that range backwards, see ``_query``).
+        """
         if doc.deleted:
             return []
         pairs: list[tuple[str | None, str | None]] = [(None, None)]
@@ -463,7 +482,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         return [
             self._layout.posting_dir(f, v, desc) + order_name(sort_key, doc.key, desc, digest)
             for f, v in pairs
-            for desc in (False, True)
+            for desc in ((False,) if f in SEARCH_FIELDS else (False, True))
         ]
 
     def _prepare(
