@@ -178,6 +178,9 @@ def apply_replacements(
             if not first <= revision <= last:
                 _discard(Layout.revision(kind_dir, key, revision))
         move_head(kind_dir, key, last)
+        # a head already linked to that file (a replayed journal): rename() of one
+        # hard link over another of the same inode does nothing, leaving the temp
+        _discard(Layout.temp(kind_dir, key))
         applied.append((kind, kind_dir, key))
     if durable:
         for kind_dir in sorted({kind_dir for _, kind_dir, _ in applied}):
