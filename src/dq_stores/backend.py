@@ -583,8 +583,8 @@ class DocumentBackend(ABC):
             ConflictError: without ``replace``, a key of the batch already has a
                 history; nothing was written.
             MisconfiguredError: ``replace=True`` on a backend that cannot replace
-                a batch atomically (``replaces_atomically`` is False: filesystem,
-                Azure Blob); before any I/O.
+                a batch atomically (``replaces_atomically`` is False: Azure Blob);
+                before any I/O.
         """
         _check_scope(scope)
         validate_id(kind, "kind")

@@ -12,7 +12,6 @@ from dq_stores.testing import DocumentBackendConformance, ResultsStoreConformanc
 
 
 class TestFilesystemConformance(DocumentBackendConformance):
-    supports_atomic_replace = False  # refused: revision files are immutable (see _restore)
     supports_multiprocess = True
 
     @pytest.fixture
@@ -23,7 +22,6 @@ class TestFilesystemConformance(DocumentBackendConformance):
 class TestFilesystemProcessDurabilityConformance(DocumentBackendConformance):
     """``durability="process"`` (no fsync) keeps every invariant of the contract."""
 
-    supports_atomic_replace = False
     supports_multiprocess = True
 
     @pytest.fixture

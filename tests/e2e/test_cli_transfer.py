@@ -195,6 +195,34 @@ def test_a_store_pruned_by_gc_moves_and_replace_overwrites(tmp_path: Path) -> No
     assert again.returncode == 0, again.stderr
     assert _histories(second) == _histories(source)
 
-    into_fs = dq(tmp_path, "import", str(newer), "--config", str(source), "--replace")
-    assert into_fs.returncode == 1
-    assert "replaces histories atomically" in into_fs.stderr
+
+def test_import_and_migrate_replace_into_the_filesystem_default(tmp_path: Path) -> None:
+    source = _config(tmp_path / "src.yaml", {"filesystem": {"root": str(tmp_path / "src")}})
+    copy = _config(tmp_path / "fs.yaml", {"filesystem": {"root": str(tmp_path / "fs")}})
+    second = _config(tmp_path / "fs2.yaml", {"filesystem": {"root": str(tmp_path / "fs2")}})
+    with open_endpoint(source) as src:
+        populate(src)
+    older = tmp_path / "older.tar.gz"
+    assert dq(tmp_path, "export", "--out", str(older), "--config", str(source)).returncode == 0
+    for target in (copy, second):
+        assert dq(tmp_path, "import", str(older), "--config", str(target)).returncode == 0
+    before = _histories(source)
+    assert _histories(copy) == before
+
+    scope = SCOPES[0]
+    with open_endpoint(source) as src:  # the source moves on: one key gains a revision
+        src.backend.put(scope, RAW_KIND, doc(RAW_KEYS[1], "newer", tag="t"), ANY)
+    newer = tmp_path / "newer.tar.gz"
+    assert dq(tmp_path, "export", "--out", str(newer), "--config", str(source)).returncode == 0
+    replaced = dq(tmp_path, "import", str(newer), "--config", str(copy), "--replace",
+                  "--verify", "--json")  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads(replaced.stdout)["verified"] is True
+    assert _histories(copy) == _histories(source) != before
+    migrated = dq(tmp_path, "migrate", "--from", str(source), "--to", str(second), "--replace",
+                  "--verify")  # fmt: skip
+    assert migrated.returncode == 0, migrated.stderr
+    assert _histories(second) == _histories(source)
+    for target in (copy, second):
+        checked = dq(tmp_path, "verify", "--config", str(target))
+        assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -55,7 +55,7 @@ ReplaceOpt = Annotated[
         "--replace",
         help="Overwrite: each key the source holds gets exactly the source's history; the "
         "history the target had for it is replaced, atomically per batch of 500 keys. "
-        "Keys only the target holds stay. Needs a SQL (or memory) target.",
+        "Keys only the target holds stay. Not on an Azure Blob target.",
     ),
 ]
 ArchiveArg = Annotated[Path, typer.Argument(help="Archive file (.tar, .tar.gz, .tar.xz).")]

@@ -10,6 +10,14 @@ flag is still raised, finishes the dead writer's work from its note (see
 commit, and ``get`` and ``query`` never disagree after a writer is killed, even in
 a process that had the scope open all along.
 
+Beside it, bytes 8..15 hold the scope's *replace generation*: a counter a
+history replace (``_replace``) bumps — after raising the flag, before its first
+visible change — because a replace, unlike every other write, swaps revision
+files that lock-free readers follow. Readers of several files (``history``,
+``get_revision``, ``query``, ``iter_documents``) note the generation before they
+read and read again if it moved meanwhile (a seqlock), so none of them answers
+from a mix of a key's old and new history.
+
 The flag file is ``<scope>/.applying`` (a few zero bytes when idle). It lives in
 the page cache: after a power loss it may be stale either way, which is harmless
 — the first process to open the scope replays the note and lowers the flag.
@@ -20,10 +28,12 @@ from __future__ import annotations
 import mmap
 import os
 
-__all__ = ["FLAG_FILE", "ApplyFlag"]
+__all__ = ["FLAG_FILE", "GENERATION", "ApplyFlag"]
 
 FLAG_FILE = ".applying"
 _SIZE = 64
+#: Where the replace generation lives in the mapping (8 bytes, little-endian).
+GENERATION = slice(8, 16)
 _O_FLAG = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -31,6 +41,7 @@ class ApplyFlag:
     """The mapped flag of one scope. Create only once the scope directory exists.
 
     ``view[0]`` is the flag itself (non-zero: applying); readers index it directly.
+    ``view[GENERATION]`` is the replace generation (compared as bytes by readers).
     """
 
     __slots__ = ("view",)
@@ -51,6 +62,11 @@ class ApplyFlag:
     def lower(self) -> None:
         """Hold the scope lock: heads and index agree again."""
         self.view[0] = 0
+
+    def bump(self) -> None:
+        """Hold the scope lock, flag raised: revision files are about to be swapped."""
+        value = int.from_bytes(self.view[GENERATION], "little") + 1
+        self.view[GENERATION] = (value & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "little")
 
     @property
     def raised(self) -> bool:

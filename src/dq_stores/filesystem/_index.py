@@ -317,22 +317,17 @@ def count(conn: sqlite3.Connection, kind: str, filters: Sequence[FieldFilter]) -
     return int(conn.execute(sql, (kind, driver.field, *values, *check_params)).fetchone()[0])
 
 
-def iter_heads(
-    conn: sqlite3.Connection, kind: str | None, batch: int
-) -> Iterator[list[tuple[str, str, int]]]:
-    """Batches of ``(kind, key, revision)`` in ``(kind, key)`` order, by keyset."""
+def heads_after(
+    conn: sqlite3.Connection, kind: str | None, mark: tuple[str, str] | None, batch: int
+) -> list[tuple[str, str, int]]:
+    """Up to ``batch`` heads ``(kind, key, revision)`` after ``mark`` in ``(kind, key)``
+    order (one statement: one snapshot)."""
     where, params = ("kind = ?", [kind]) if kind is not None else ("1", [])
-    mark: tuple[str, str] | None = None
-    while True:
-        after = "" if mark is None else " AND (kind, key) > (?, ?)"
-        rows = list(
-            conn.execute(
-                f"SELECT kind, key, revision FROM heads WHERE {where}{after}"
-                " ORDER BY kind, key LIMIT ?",
-                (*params, *(mark or ()), batch),
-            )
+    after = "" if mark is None else " AND (kind, key) > (?, ?)"
+    return list(
+        conn.execute(
+            f"SELECT kind, key, revision FROM heads WHERE {where}{after}"
+            " ORDER BY kind, key LIMIT ?",
+            (*params, *(mark or ()), batch),
         )
-        if not rows:
-            return
-        yield rows
-        mark = (rows[-1][0], rows[-1][1])
+    )

@@ -9,6 +9,7 @@
             <name>.r<N>            revision N of the key encoded as <name>, immutable
             <name>.head            hard link to the newest revision (tombstones too)
             .<name>.tmp            a write in progress (removed by recovery)
+            .<name>.x<N>           revision N of a history replace, staged (``_replace``)
 
 ``<name>`` is :func:`dq_stores.keys.encode_key` of the key: only ``[a-z0-9_-]``,
 never ``.``, so suffixes cannot be confused and no name can leave its directory.
@@ -79,6 +80,10 @@ class Layout:
     @staticmethod
     def temp(kind_dir: str, key: str) -> str:
         return f"{kind_dir}/.{name_of(key)}.tmp"
+
+    @staticmethod
+    def staged(kind_dir: str, key: str, revision: int) -> str:
+        return f"{kind_dir}/.{name_of(key)}.x{revision}"
 
 
 def read_file(path: str) -> bytes:

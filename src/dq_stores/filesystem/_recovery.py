@@ -3,7 +3,9 @@
 ``replay_intent`` handles a writer that died mid-write (cheap: one head read per
 key it named): a plain intent is *settled* (the index follows whichever head is
 on disk; uncommitted files are deleted), a complete commit journal is *rolled
-forward* (every head it names is moved to its revision first). ``rebuild`` derives the whole index from the head files; it runs
+forward* (every head it names is moved to its revision first); a history replace
+is rolled forward from its ``replace`` journal or, if it died staging, its staged
+files are deleted (``_replace``). ``rebuild`` derives the whole index from the head files; it runs
 for a new or deleted index and after a reboot, when SQLite commits made with
 ``synchronous=NORMAL`` may not have reached the disk.
 """
@@ -22,8 +24,10 @@ from dq_stores.filesystem import _index as index
 from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._layout import Layout, fsync_dir, name_of, read_file
 from dq_stores.filesystem._records import decode_record
+from dq_stores.filesystem._replace import apply_replacements, discard_staged
 from dq_stores.filesystem._writes import (
     Intent,
+    Replacement,
     clear_intent,
     link_revision,
     move_head,
@@ -84,6 +88,9 @@ def replay_intent(
     note = read_note(lock_fd)
     if note is None:
         rebuild(conn, scope, scope_dir)  # a torn note (power loss): heads are the truth
+    elif note.replacements:
+        _replay_replace(conn, scope, scope_dir, lock_fd, flag, note.replacements, note.journal)
+        return
     elif note.journal:
         # The writer may have died before raising the flag: raise it before moving
         # any head, so that if *this* process dies half-way, readers still notice.
@@ -99,6 +106,27 @@ def replay_intent(
         return
     flag.lower()
     clear_intent(lock_fd)
+
+
+def _replay_replace(
+    conn: sqlite3.Connection,
+    scope: Scope,
+    scope_dir: str,
+    lock_fd: int,
+    flag: ApplyFlag,
+    replacements: tuple[Replacement, ...],
+    journal: bool,
+) -> None:
+    if journal:
+        flag.raise_()  # as for a commit journal: before any file moves, and readers
+        flag.bump()  # that were already reading must read again
+        apply_replacements(conn, scope, scope_dir, replacements, {}, durable=True)
+    else:
+        for kind, key, first, last, *_ in replacements:
+            discard_staged(f"{scope_dir}/docs/{kind}", key, first, last)
+    flag.lower()
+    clear_intent(lock_fd)
+    os.fsync(lock_fd)  # a journal must not come back once the keys move on
 
 
 def _roll_forward(

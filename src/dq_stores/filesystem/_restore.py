@@ -11,11 +11,12 @@ revision — the commit point per key, exactly as for a first write. A writer
 that dies before a head exists leaves only revision files no head points to,
 which recovery discards or the next write of that key replaces.
 
-``replace=True`` is refused (``MisconfiguredError``): revision files are
-immutable, and readers of ``history``, ``get_revision`` and ``query`` rely on it
-to read without the lock. Replacing a history in place needs staged revision
-files, a replace journal rolled forward by recovery, and a generation counter
-beside the applying flag so such readers retry — not built yet.
+``replace=True`` is ``_replace``: the new revision files are staged under
+hidden names, an fsynced ``replace`` journal is the batch's commit point, and
+the swap runs with the applying flag raised and the scope's replace generation
+bumped, so lock-free readers of several files (``history``, ``get_revision``,
+``query``, ``iter_documents``, export) read again instead of answering from a
+mix; recovery rolls a dead writer's journal forward.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Multi-document commits (``commit_journal``) make every head move together:
 4. Raise the flag; move every head (link / rename); fsync the directories.
 5. One SQLite transaction for every index row; lower the flag; clear the journal.
 
+History replaces (``restore_many(replace=True)``) write two more kinds of note,
+``staging <line>`` and ``replace <sha256> <line>`` (see ``_replace``).
+
 A process killed after 1 leaves its note behind; the next holder of the lock —
 every writer, every process opening the scope, and every reader that finds the
 flag raised — replays it (``_recovery``): an intent is settled (the index is made
@@ -55,12 +58,14 @@ from dq_stores.filesystem._records import encode_record
 __all__ = [
     "Intent",
     "Note",
+    "Replacement",
     "Staged",
     "clear_intent",
     "commit_journal",
     "commit_revisions",
     "encode_intent",
     "encode_journal",
+    "encode_replacements",
     "link_revision",
     "move_head",
     "read_note",
@@ -68,9 +73,16 @@ __all__ = [
 
 #: ``(kind, key, revision)`` of a write that may be in flight.
 Intent = tuple[str, str, int]
+#: One key of a history replace: ``(kind, key, first, last, old_first, old_last,
+#: old_digest, new_digest)`` — the new history's revision range, the old one's
+#: (``0, 0`` for a key without history) and the record hashes of the old and the
+#: new head (``""`` for none). See ``_replace``.
+Replacement = tuple[str, str, int, int, int, int, str, str]
 _MAX_INTENT = 1 << 22
 _FIRST_READ = 1 << 12
 _JOURNAL = b"commit "
+_STAGING = b"staging "
+_REPLACE = b"replace "
 _DIGEST = 64
 _string = json.encoder.encode_basestring  # a JSON string literal, as _ENCODE writes it
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -83,6 +95,8 @@ class Note:
 
     intents: tuple[Intent, ...]
     journal: bool = False
+    #: a history replace: staged only (discard) or, with ``journal``, committed
+    replacements: tuple[Replacement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +110,24 @@ class Staged:
 
 
 _EMPTY = Note(())
+
+
+def _parse_replacements(line: bytes) -> tuple[Replacement, ...]:
+    if not line.endswith(b"\n"):
+        raise ValueError("incomplete")
+    return tuple(
+        (str(k), str(key), int(a), int(b), int(c), int(d), str(e), str(f))
+        for k, key, a, b, c, d, e, f in json.loads(line)
+    )
+
+
+def _checked(data: bytes, prefix: bytes) -> bytes:
+    """The line after ``<prefix><sha256> ``, if the hash matches (else ``ValueError``)."""
+    start = len(prefix) + _DIGEST + 1
+    digest, line = data[len(prefix) : start - 1], data[start:]
+    if hashlib.sha256(line).hexdigest().encode() != digest:
+        raise ValueError("torn journal")
+    return line
 
 
 def _parse_intents(line: bytes) -> tuple[Intent, ...]:
@@ -120,11 +152,11 @@ def read_note(lock_fd: int) -> Note | None:
     data = data if end < 0 else data[: end + 1]
     try:
         if data.startswith(_JOURNAL):
-            start = len(_JOURNAL) + _DIGEST + 1
-            digest, line = data[len(_JOURNAL) : start - 1], data[start:]
-            if hashlib.sha256(line).hexdigest().encode() != digest:
-                raise ValueError("torn journal")
-            return Note(_parse_intents(line), journal=True)
+            return Note(_parse_intents(_checked(data, _JOURNAL)), journal=True)
+        if data.startswith(_REPLACE):
+            return Note((), True, _parse_replacements(_checked(data, _REPLACE)))
+        if data.startswith(_STAGING):
+            return Note((), False, _parse_replacements(data[len(_STAGING) :]))
         return Note(_parse_intents(data))
     except (ValueError, TypeError):
         return None
@@ -143,6 +175,15 @@ def encode_journal(intents: Sequence[Intent]) -> bytes:
     overwrites, and a torn write (power loss) fails the hash."""
     line = encode_intent(intents)
     return _JOURNAL + hashlib.sha256(line).hexdigest().encode() + b" " + line
+
+
+def encode_replacements(replacements: Sequence[Replacement], *, journal: bool) -> bytes:
+    """``staging <line>`` (files being staged: discard them) or, ``journal=True``,
+    ``replace <sha256 of the line> <line>`` (committed: roll forward)."""
+    line = (_ENCODE([list(r) for r in replacements]) + "\n").encode("utf-8")
+    if not journal:
+        return _STAGING + line
+    return _REPLACE + hashlib.sha256(line).hexdigest().encode() + b" " + line
 
 
 def clear_intent(lock_fd: int, written: int | None = None) -> None:

@@ -6,6 +6,8 @@ key); a per-scope SQLite database is the index. See ``_layout`` for the tree and
 argument. Writers of one scope serialise on ``flock``; readers lock only when the
 scope's applying flag (``_flag``) says a writer is making changes visible or died
 doing so — then they wait for it, or finish its work, before they answer.
+Readers of several files also compare the scope's replace generation before and
+after and read again if a history replace (``_replace``) swapped files meanwhile.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from mmap import mmap
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from dq_metadata.errors import ConflictError, IntegrityError, MisconfiguredError, NotFoundError
 from dq_metadata.scope import ID_PATTERN, Scope
@@ -36,7 +38,7 @@ from dq_stores.filesystem import _index as index
 from dq_stores.filesystem import _restore
 from dq_stores.filesystem._checks import IntegrityMixin
 from dq_stores.filesystem._errors import translate, translated
-from dq_stores.filesystem._flag import ApplyFlag
+from dq_stores.filesystem._flag import GENERATION, ApplyFlag
 from dq_stores.filesystem._integrity import (
     check_chain,
     check_row,
@@ -58,6 +60,7 @@ from dq_stores.filesystem._records import (
     decode_record,
 )
 from dq_stores.filesystem._recovery import boot_id, open_scope, replay_intent
+from dq_stores.filesystem._replace import replace_histories
 from dq_stores.filesystem._staging import stage
 from dq_stores.filesystem._writes import commit_journal, commit_revisions
 from dq_stores.filtering import check_expectation
@@ -76,10 +79,34 @@ _IDLE = b"\x00"  # the flag of a scope that does not exist yet: nothing to wait 
 
 Durability = Literal["full", "process"]
 DURABILITY_LEVELS: tuple[Durability, ...] = ("full", "process")
+_C = TypeVar("_C")
+_T = TypeVar("_T")
+
+
+def _stable(entry: Callable[[], tuple[_C, bytes | mmap]], read: Callable[[_C], _T]) -> _T:
+    """``read`` what ``entry`` opens (waiting out an applying writer), again until
+    no history replace swapped revision files meanwhile: the generation is noted
+    before and compared after (a seqlock; see ``_flag`` and ``_replace``)."""
+    while True:
+        context, view = entry()
+        generation = view[GENERATION]
+        if view[0]:  # raised since: entry() waits for it
+            continue
+        try:
+            result = read(context)
+        except (IntegrityError, NotFoundError):
+            if view[GENERATION] != generation:
+                continue  # files swapped under the read: not an answer
+            raise
+        if view[GENERATION] == generation:
+            return result
 
 
 class FilesystemBackend(IntegrityMixin, DocumentBackend):
     """Versioned documents under one root directory, indexed by SQLite per scope.
+
+    ``restore_many(..., replace=True)`` swaps histories all-or-nothing per batch,
+    crash-safe (a journal rolled forward; see ``_replace``).
 
     ``durability``: ``"full"`` (default) fsyncs every record and directory before a
     write returns — a returned write survives a power loss. ``"process"`` (for
@@ -91,6 +118,8 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
     Raises:
         MisconfiguredError: ``durability`` is not ``"full"`` or ``"process"``.
     """
+
+    replaces_atomically = True
 
     def __init__(self, root: str | os.PathLike[str], *, durability: Durability = "full") -> None:
         if durability not in DURABILITY_LEVELS:
@@ -204,19 +233,25 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             self._readers[(scope.tenant, scope.environment, kind)] = entry
             return entry
 
-    def _reading(self, scope: Scope, kind: str) -> str:
-        """The kind directory, once no writer is applying changes in the scope."""
+    def _reading(self, scope: Scope, kind: str) -> tuple[str, bytes | mmap]:
+        """``(kind dir, flag view)``, once no writer is applying changes in the scope."""
         entry = self._readers.get((scope.tenant, scope.environment, kind))
         if entry is None or entry[1][0]:
             entry = self._read_entry(scope, kind)
-        return entry[0]
+        return entry
 
-    def _reading_index(self, scope: Scope, scope_dir: str) -> sqlite3.Connection | None:
-        """This thread's index connection, once no writer is applying changes."""
+    def _reading_index(
+        self, scope: Scope, scope_dir: str
+    ) -> tuple[sqlite3.Connection | None, bytes | mmap]:
+        """This thread's index connection (``None``: no such scope) and the flag view,
+        once no writer is applying changes."""
         conn = self._index(scope, scope_dir, create=False)
-        if conn is not None and self._flags[scope_dir].raised:
+        if conn is None:
+            return None, _IDLE
+        flag = self._flags[scope_dir]
+        if flag.raised:
             self._await_writer(scope, scope_dir)
-        return conn
+        return conn, flag.view
 
     @contextmanager
     def _writing(
@@ -300,7 +335,14 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         return doc
 
     def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
-        kind_dir = self._reading(scope, kind)
+        return _stable(
+            lambda: self._reading(scope, kind),
+            lambda kind_dir: self._revision_of_head(scope, kind, kind_dir, key, revision),
+        )
+
+    def _revision_of_head(
+        self, scope: Scope, kind: str, kind_dir: str, key: str, revision: int
+    ) -> StoredDocument:
         with translated("get_revision"):
             head = self._checked_head(scope, kind, kind_dir, key).doc
             if revision > head.revision:
@@ -315,7 +357,14 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 raise
 
     def _history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
-        kind_dir = self._reading(scope, kind)
+        return _stable(
+            lambda: self._reading(scope, kind),
+            lambda kind_dir: self._read_history(scope, kind, kind_dir, key),
+        )
+
+    def _read_history(
+        self, scope: Scope, kind: str, kind_dir: str, key: str
+    ) -> list[StoredDocument]:
         with translated("history"):
             head = self._checked_head(scope, kind, kind_dir, key)
             start = self._first_kept(scope, kind, kind_dir, key)
@@ -347,9 +396,8 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         return 1 if prefix is None else prefix.pruned_through + 1
 
     def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
-        # Revision files are immutable and writers only add newer ones: no lock needed.
-        kind_dir = self._reading(scope, kind)
-        with translated("prune_history"):
+        # Under the lock: a history replace swaps revision files, and must not race this.
+        with translated("prune_history"), self._writing(scope, kind) as (_, kind_dir, _fd, _f):
             doomed = []
             for revision in range(keep_from - 1, 0, -1):  # earlier prunes removed the rest
                 path = Layout.revision(kind_dir, key, revision)
@@ -366,8 +414,8 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
     ) -> list[StoredDocument]:
         scope_dir = self._layout.scope_dir(scope)
         kind_dir = self._layout.kind_dir(scope_dir, kind)
-        with translated("query"):
-            conn = self._reading_index(scope, scope_dir)
+
+        def page(conn: sqlite3.Connection | None) -> list[StoredDocument]:
             if conn is None:
                 return []
             with index.snapshot(conn):
@@ -381,9 +429,12 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 for sort_key, key, revision in rows
             ]
 
+        with translated("query"):
+            return _stable(lambda: self._reading_index(scope, scope_dir), page)
+
     def _count(self, scope: Scope, kind: str, filters: tuple[FieldFilter, ...]) -> int:
         with translated("count"):
-            conn = self._reading_index(scope, self._layout.scope_dir(scope))
+            conn, _ = self._reading_index(scope, self._layout.scope_dir(scope))
             if conn is None:
                 return 0
             with index.snapshot(conn):
@@ -391,14 +442,25 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
 
     def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
         scope_dir = self._layout.scope_dir(scope)
-        with translated("iter_documents"):
-            conn = self._reading_index(scope, scope_dir)
-            if conn is None:
-                return
-            for batch in index.iter_heads(conn, kind, ITER_BATCH):
-                for row_kind, key, revision in batch:
-                    kind_dir = self._layout.kind_dir(scope_dir, row_kind)
-                    yield self._read_revision(scope, row_kind, kind_dir, key, revision)
+
+        def batch_after(mark: tuple[str, str] | None) -> list[StoredDocument]:
+            def read(conn: sqlite3.Connection | None) -> list[StoredDocument]:
+                if conn is None:
+                    return []
+                return [
+                    self._read_revision(
+                        scope, row_kind, self._layout.kind_dir(scope_dir, row_kind), key, revision
+                    )
+                    for row_kind, key, revision in index.heads_after(conn, kind, mark, ITER_BATCH)
+                ]
+
+            with translated("iter_documents"):
+                return _stable(lambda: self._reading_index(scope, scope_dir), read)
+
+        mark = None
+        while batch := batch_after(mark):  # each batch one snapshot, as a page
+            yield from batch
+            mark = (batch[-1].kind, batch[-1].key)
 
     def _list_environments(self, tenant: str) -> Iterable[str]:
         with translated("list_environments"):
@@ -556,20 +618,31 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         with translated("iter_histories"):
             kinds = [kind] if kind is not None else _restore.kinds_of(scope_dir)
         for name in kinds:
-            kind_dir = self._reading(scope, name)
+            kind_dir, _ = self._reading(scope, name)
             for stored in _restore.head_names(kind_dir):
-                with translated("iter_histories"):
-                    try:
-                        data = read_file(f"{kind_dir}/{stored}.head")
-                    except FileNotFoundError:
-                        continue  # not a key any more (a leftover being cleaned up)
-                    head = decode_record(data, scope, name, None, self._headers)
-                    first = self._first_kept(scope, name, kind_dir, head.key)
-                    older = [
-                        self._read_revision(scope, name, kind_dir, head.key, revision)
-                        for revision in range(first, head.revision)
-                    ]
-                yield [*older, head]
+                history = _stable(
+                    functools.partial(self._reading, scope, name),
+                    functools.partial(self._stored_history, scope, name, stored),
+                )
+                if history:
+                    yield history
+
+    def _stored_history(
+        self, scope: Scope, kind: str, stored: str, kind_dir: str
+    ) -> list[StoredDocument]:
+        """The history of the key stored as ``stored`` (``[]``: not a key any more)."""
+        with translated("iter_histories"):
+            try:
+                data = read_file(f"{kind_dir}/{stored}.head")
+            except FileNotFoundError:
+                return []  # a leftover being cleaned up, or a key replaced away
+            head = decode_record(data, scope, kind, None, self._headers)
+            first = self._first_kept(scope, kind, kind_dir, head.key)
+            older = [
+                self._read_revision(scope, kind, kind_dir, head.key, revision)
+                for revision in range(first, head.revision)
+            ]
+        return [*older, head]
 
     def _restore_many(
         self,
@@ -578,10 +651,14 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         histories: list[tuple[str, list[StoredDocument]]],
         replace: bool,
     ) -> None:
-        # replace is refused by the port (replaces_atomically is False): revision files
-        # are immutable by design and readers follow them without the lock; see _restore.
-        assert not replace
         with translated("restore"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
+            if replace:
+                scope_dir = kind_dir[: -len(kind) - len("/docs/")]
+                replace_histories(
+                    conn, lock_fd, flag, scope, kind, scope_dir, histories,
+                    durable=self._durable,
+                )  # fmt: skip
+                return
             for key, _docs in histories:
                 if self._head(kind_dir, kind, key) is not None:
                     raise ConflictError(

@@ -159,8 +159,8 @@ def _one_mode(target: Endpoint, merge: bool, replace: bool) -> None:
     """Refuse contradictory modes, and ``replace`` into a backend that cannot, up front."""
     if replace and not target.backend.replaces_atomically:
         raise MisconfiguredError(
-            f"--replace needs a target that replaces histories atomically (memory, SQLite, "
-            f"PostgreSQL); {type(target.backend).__name__} does not. Nothing was written"
+            "--replace needs a target that replaces histories atomically (memory, filesystem, "
+            f"SQLite, PostgreSQL); {type(target.backend).__name__} does not. Nothing was written"
         )
     if merge and replace:
         raise ValidationError(
