@@ -49,6 +49,7 @@ __all__ = [
     "MAX_SEARCH_LIMIT",
     "MAX_TITLE_TOKENS",
     "MAX_TOKEN_CHARS",
+    "PREFIX_END",
     "SEARCH_BODY_FIELD",
     "SEARCH_FIELDS",
     "SEARCH_TITLE_FIELD",
@@ -57,6 +58,7 @@ __all__ = [
     "SearchPage",
     "matches",
     "parse_query",
+    "prefix_bounds",
     "rank",
     "score",
     "search_fields",
@@ -142,6 +144,21 @@ def search_fields(
     if body_tokens:
         fields[SEARCH_BODY_FIELD] = body_tokens
     return fields
+
+
+#: Above every character a token can hold: ``[term, term + PREFIX_END)`` is the
+#: range of the strings starting with ``term`` in code point (= UTF-8 byte) order.
+PREFIX_END = "\U0010ffff"
+
+
+def prefix_bounds(term: str) -> tuple[str, str]:
+    """``(low, high)``: a token starts with ``term`` iff ``low <= token < high``.
+
+    Holds for every token :func:`tokenize` makes (U+10FFFF is no letter or digit)
+    under any code-point or UTF-8-byte ordering: PostgreSQL ``COLLATE "C"``, SQLite
+    ``BINARY``, Python ``str`` comparison.
+    """
+    return term, term + PREFIX_END
 
 
 def parse_query(text: object) -> tuple[str, ...]:

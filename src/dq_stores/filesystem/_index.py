@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from dq_stores.documents import FieldFilter, IndexEntry, PageCursor, Query
+from dq_stores.search import SEARCH_FIELDS, prefix_bounds
 
 __all__ = ["IndexRow", "connect", "ensure_schema"]
 
@@ -315,6 +316,23 @@ def count(conn: sqlite3.Connection, kind: str, filters: Sequence[FieldFilter]) -
         f" AND t.value IN ({marks})" + checks
     )
     return int(conn.execute(sql, (kind, driver.field, *values, *check_params)).fetchone()[0])
+
+
+def search(conn: sqlite3.Connection, kind: str, terms: Sequence[str]) -> list[tuple[str, int]]:
+    """``(key, revision)`` of the live heads having, per term, a search token starting
+    with it: one range of the postings primary key per term, intersected."""
+    ranges, params = [], []
+    for term in terms:
+        ranges.append(
+            "SELECT key FROM postings WHERE kind = ? AND field IN (?, ?)"
+            " AND value >= ? AND value < ?"
+        )
+        params += [kind, *SEARCH_FIELDS, *prefix_bounds(term)]
+    sql = (
+        f"SELECT h.key, h.revision FROM ({' INTERSECT '.join(ranges)}) k"
+        " CROSS JOIN heads h ON h.kind = ? AND h.key = k.key"
+    )
+    return [(key, revision) for key, revision in conn.execute(sql, (*params, kind))]
 
 
 def iter_heads(

@@ -46,6 +46,7 @@ from dq_stores.sql._statements import (
     decode_document,
     decode_documents,
     select_documents,
+    select_search,
 )
 from dq_stores.sql._url import parse_url, render_url, url_secrets
 from dq_stores.sql.schema import ensure_schema
@@ -302,6 +303,10 @@ class SqlBackend(DocumentBackend):
             None,
         )
         return int(self._scope_read(scope, sql, params)[0][0])
+
+    def _search(self, scope: Scope, kind: str, terms: tuple[str, ...]) -> list[StoredDocument]:
+        sql, params = select_search(self._dialect, scope.tenant, scope.environment, kind, terms)
+        return decode_documents(scope, self._scope_read(scope, sql, params))
 
     def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
         # Keyset batches, each its own short read: bounded memory, no transaction or
