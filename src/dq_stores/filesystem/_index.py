@@ -324,7 +324,7 @@ def search(conn: sqlite3.Connection, kind: str, terms: Sequence[str]) -> list[tu
     ranges, params = [], []
     for term in terms:
         ranges.append(
-            "SELECT key FROM postings WHERE kind = ? AND field IN (?, ?)"
+            "SELECT DISTINCT key FROM postings WHERE kind = ? AND field IN (?, ?)"
             " AND value >= ? AND value < ?"
         )
         params += [kind, *SEARCH_FIELDS, *prefix_bounds(term)]

@@ -260,25 +260,29 @@ def select_search(
 ) -> tuple[str, list[Any]]:
     """SELECT of the live heads having, for every term, a search token starting with it.
 
-    Each term is one range of the postings primary key, ``(tenant, environment,
-    kind, field, value)`` with ``field`` one of the two search fields and ``value``
+    Each term is two ranges of the postings primary key, ``(tenant, environment,
+    kind, field, value)`` with ``field`` each of the two search fields and ``value``
     in ``[term, term + U+10FFFF)`` (``COLLATE "C"`` / ``BINARY``: code point order);
     the ranges' keys are intersected, and each key left fetches its head by primary
     key. The cost is the postings under the terms' prefixes, not the kind's size.
     """
     b = _Builder(*dialect)
     ranges = []
-    for term in terms:
+    for n, term in enumerate(terms):
         low, high = prefix_bounds(term)
-        ranges.append(
+        # one range per field: with ``field IN (...)`` PostgreSQL's generic plan bounds
+        # the scan by the kind only and filters the values (a scan of the kind)
+        arms = " UNION ALL ".join(
             f"SELECT p.key FROM dq_postings p WHERE p.tenant = {b.bind(tenant)}"
             f" AND p.environment = {b.bind(environment)} AND p.kind = {b.bind(kind)}"
-            f" AND p.field IN ({b.bind_all(SEARCH_FIELDS)})"
+            f" AND p.field = {b.bind(field)}"
             f" AND p.value >= {b.bind(low)} AND p.value < {b.bind(high)}"
+            for field in SEARCH_FIELDS
         )
+        ranges.append(f"SELECT t{n}.key FROM ({arms}) t{n}")
     keys = " INTERSECT ".join(ranges)
     if len(ranges) == 1:
-        keys = keys.replace("SELECT p.key", "SELECT DISTINCT p.key", 1)
+        keys = keys.replace("SELECT t0.key", "SELECT DISTINCT t0.key", 1)
     match = (
         f"h.tenant = {b.bind(tenant)} AND h.environment = {b.bind(environment)}"
         f" AND h.kind = {b.bind(kind)} AND h.key = k.key"
