@@ -83,15 +83,30 @@ MAX_QUERY_CHARS = 1000
 MAX_SEARCH_LIMIT = 100
 
 _WORD = re.compile(r"[^\W_]+")
-# Boundaries inside a word: lower→Upper (camelCase), UPPER→Upper-lower (HTTPServer),
-# letter↔digit (v2, utf8).
-_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^\W_0-9A-Za-z]+")
 
 _EXACT_TITLE, _PREFIX_TITLE, _EXACT_BODY, _PREFIX_BODY = 8, 4, 2, 1
 
 
 def _fold(word: str) -> str:
     return word.casefold()[:MAX_TOKEN_CHARS]
+
+
+def _parts(word: str) -> list[str]:
+    """``word`` split at lower→Upper (camelCase), UPPER→Upper-lower (HTTPServer) and
+    digit↔non-digit (v2, utf8) boundaries, for any script (uncased letters never split)."""
+    parts: list[str] = []
+    start = 0
+    for i in range(1, len(word)):
+        before, here = word[i - 1], word[i]
+        if (
+            before.isdigit() != here.isdigit()
+            or (before.islower() and here.isupper())
+            or (before.isupper() and here.isupper() and word[i + 1 : i + 2].islower())
+        ):
+            parts.append(word[start:i])
+            start = i
+    parts.append(word[start:])
+    return parts
 
 
 def tokenize(text: str) -> list[str]:
@@ -106,7 +121,7 @@ def tokenize(text: str) -> list[str]:
     for match in _WORD.finditer(unicodedata.normalize("NFKC", text)):
         word = match.group()
         seen.setdefault(_fold(word), None)
-        parts = _PARTS.findall(word)
+        parts = _parts(word)
         if len(parts) > 1:
             for part in parts:
                 seen.setdefault(_fold(part), None)
