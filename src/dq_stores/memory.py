@@ -29,7 +29,7 @@ from dq_stores.documents import (
     StoredDocument,
 )
 from dq_stores.filtering import after_cursor, check_expectation, check_operation, in_bounds
-from dq_stores.search import SEARCH_FIELDS
+from dq_stores.search import DRIVING_PROBE, SEARCH_FIELDS, driving_terms
 
 __all__ = ["MemoryBackend"]
 
@@ -68,16 +68,31 @@ class _Kind:
                         del self.token_refs[value]
                         del self.tokens[bisect.bisect_left(self.tokens, value)]
 
-    def starting_with(self, term: str) -> set[str]:
-        """Keys of live documents with a search token starting with ``term``."""
-        keys: set[str] = set()
+    def _range(self, term: str) -> Iterator[set[str]]:
         tokens = self.tokens
         i = bisect.bisect_left(tokens, term)
         while i < len(tokens) and tokens[i].startswith(term):
             for name in SEARCH_FIELDS:
-                keys |= self.postings.get((name, tokens[i]), set())
+                keys = self.postings.get((name, tokens[i]))
+                if keys:
+                    yield keys
             i += 1
-        return keys
+
+    def count_upto(self, term: str, limit: int) -> int:
+        """Postings under ``term``'s prefix, counted up to ``limit``."""
+        n = 0
+        for keys in self._range(term):
+            n += len(keys)
+            if n >= limit:
+                return limit
+        return n
+
+    def starting_with(self, term: str) -> set[str]:
+        """Keys of live documents with a search token starting with ``term``."""
+        found: set[str] = set()
+        for keys in self._range(term):
+            found |= keys
+        return found
 
 
 class MemoryBackend(DocumentBackend):
@@ -230,13 +245,16 @@ class MemoryBackend(DocumentBackend):
             return 0 if bucket is None else len(self._matching(bucket, filters))
 
     def _search(self, scope: Scope, kind: str, terms: tuple[str, ...]) -> list[StoredDocument]:
-        # per term, a bisect range of the sorted tokens; the smallest key set first
+        # per term a bisect range of the sorted tokens; the rarest terms' keys intersected
         with self._lock:
             bucket = self._data.get((scope, kind))
             if bucket is None:
                 return []
-            sets = sorted((bucket.starting_with(term) for term in terms), key=len)
-            keys = sets[0].intersection(*sets[1:])
+            counts = {term: bucket.count_upto(term, DRIVING_PROBE) for term in terms}
+            first, *others = driving_terms(counts)
+            keys = bucket.starting_with(first)
+            for term in others:
+                keys &= bucket.starting_with(term)
             return [bucket.revisions[k][-1] for k in keys]
 
     def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:

@@ -43,6 +43,7 @@ from dq_metadata.errors import Problem, ValidationError
 from dq_stores.documents import StoredDocument
 
 __all__ = [
+    "DRIVING_PROBE",
     "MAX_BODY_TOKENS",
     "MAX_QUERY_CHARS",
     "MAX_QUERY_TERMS",
@@ -56,6 +57,7 @@ __all__ = [
     "SearchCursor",
     "SearchHit",
     "SearchPage",
+    "driving_terms",
     "matches",
     "parse_query",
     "prefix_bounds",
@@ -159,6 +161,27 @@ def search_fields(
     if body_tokens:
         fields[SEARCH_BODY_FIELD] = body_tokens
     return fields
+
+
+#: Postings a backend counts per term (at most) to pick the term that drives a search:
+#: terms with more are left to the port's re-check instead of being intersected.
+DRIVING_PROBE = 1000
+
+
+def driving_terms(counts: Mapping[str, int]) -> list[str]:
+    """The terms whose postings a backend should read and intersect, rarest first.
+
+    ``counts`` maps each term to its number of postings, counted up to
+    ``DRIVING_PROBE`` (a count of ``DRIVING_PROBE`` means "that many or more").
+    The rarest term always drives; other terms are worth intersecting only when
+    counted in full (fewer than ``DRIVING_PROBE``) — a common term's postings cost
+    more to read than the port's check of the driving term's few candidates. When
+    every term is common, all are intersected (the cost is then their matches).
+    """
+    ordered = sorted(counts, key=lambda term: (counts[term], term))
+    if counts[ordered[0]] >= DRIVING_PROBE:
+        return ordered
+    return [term for term in ordered if counts[term] < DRIVING_PROBE]
 
 
 #: Above every character a token can hold: ``[term, term + PREFIX_END)`` is the

@@ -27,7 +27,7 @@ from dq_stores import DocumentWrite, FieldFilter, IndexEntry, PageCursor, Query
 from dq_stores.search import search_fields
 from dq_stores.sql import SqlBackend, schema
 from dq_stores.sql._postgres import _SCOPE
-from dq_stores.sql._statements import select_documents, select_search
+from dq_stores.sql._statements import count_search, select_documents, select_search
 
 pytestmark = pytest.mark.postgres
 
@@ -441,3 +441,20 @@ def test_search_is_one_posting_range_per_term(
     heads = [n for n in _nodes(plan) if n.get("Relation Name") == "dq_heads"]
     assert [n["Index Name"] for n in heads] == ["pk_dq_heads"], heads
     assert heads[0]["Actual Loops"] == loaded.docs // 1000  # one probe per match
+
+
+def test_search_term_counts_read_at_most_the_cap(loaded: Loaded) -> None:
+    """Picking the driving terms reads at most ``cap`` postings per term, by range."""
+    backend = loaded.backend
+    terms = ("common", "name123")
+    sql, params = count_search(
+        backend._dialect, SCOPE.tenant, SCOPE.environment, "contract", terms, 100
+    )
+    plan = _plan(backend, sql, params)
+    _assert_index_range_scan(plan, ordered=False)
+    ranges = [n for n in _nodes(plan) if n.get("Relation Name") == "dq_postings"]
+    assert len(ranges) == 2 * len(terms), ranges
+    for node in ranges:
+        assert node["Index Name"] == "pk_dq_postings", node
+        assert node["Actual Rows"] * node["Actual Loops"] <= 100, node
+    assert tuple(backend._scope_read(SCOPE, sql, params)[0]) == (100, loaded.docs // 1000)

@@ -19,6 +19,7 @@ from dq_stores.search import SEARCH_FIELDS, prefix_bounds
 __all__ = [
     "DOC_COLUMNS",
     "LIVE",
+    "count_search",
     "decode_document",
     "decode_documents",
     "encode_fields",
@@ -255,6 +256,40 @@ def select_documents(
     return f"SELECT {columns} FROM ({page}) p {join} ORDER BY {order('p')}", b.params
 
 
+def _term_ranges(
+    b: _Builder, tenant: str, environment: str, kind: str, term: str, what: str
+) -> str:
+    # One range per search field: with ``field IN (...)`` PostgreSQL's generic plan
+    # bounds the scan by the kind only and filters the values (a scan of the kind).
+    low, high = prefix_bounds(term)
+    return " UNION ALL ".join(
+        f"SELECT {what} FROM dq_postings p WHERE p.tenant = {b.bind(tenant)}"
+        f" AND p.environment = {b.bind(environment)} AND p.kind = {b.bind(kind)}"
+        f" AND p.field = {b.bind(field)}"
+        f" AND p.value >= {b.bind(low)} AND p.value < {b.bind(high)}"
+        for field in SEARCH_FIELDS
+    )
+
+
+def count_search(
+    dialect: tuple[str, str],
+    tenant: str,
+    environment: str,
+    kind: str,
+    terms: tuple[str, ...],
+    cap: int,
+) -> tuple[str, list[Any]]:
+    """One row: per term, its postings under the prefix counted up to ``cap`` (each
+    count reads at most ``cap`` index entries), to pick the terms that drive."""
+    b = _Builder(*dialect)
+    counts = [
+        f"(SELECT count(*) FROM ({_term_ranges(b, tenant, environment, kind, term, '1')}"
+        f" LIMIT {b.bind(cap)}) c{n})"
+        for n, term in enumerate(terms)
+    ]
+    return f"SELECT {', '.join(counts)}", b.params
+
+
 def select_search(
     dialect: tuple[str, str], tenant: str, environment: str, kind: str, terms: tuple[str, ...]
 ) -> tuple[str, list[Any]]:
@@ -267,19 +302,10 @@ def select_search(
     key. The cost is the postings under the terms' prefixes, not the kind's size.
     """
     b = _Builder(*dialect)
-    ranges = []
-    for n, term in enumerate(terms):
-        low, high = prefix_bounds(term)
-        # one range per field: with ``field IN (...)`` PostgreSQL's generic plan bounds
-        # the scan by the kind only and filters the values (a scan of the kind)
-        arms = " UNION ALL ".join(
-            f"SELECT p.key FROM dq_postings p WHERE p.tenant = {b.bind(tenant)}"
-            f" AND p.environment = {b.bind(environment)} AND p.kind = {b.bind(kind)}"
-            f" AND p.field = {b.bind(field)}"
-            f" AND p.value >= {b.bind(low)} AND p.value < {b.bind(high)}"
-            for field in SEARCH_FIELDS
-        )
-        ranges.append(f"SELECT t{n}.key FROM ({arms}) t{n}")
+    ranges = [
+        f"SELECT t{n}.key FROM ({_term_ranges(b, tenant, environment, kind, term, 'p.key')}) t{n}"
+        for n, term in enumerate(terms)
+    ]
     keys = " INTERSECT ".join(ranges)
     if len(ranges) == 1:
         keys = keys.replace("SELECT t0.key", "SELECT DISTINCT t0.key", 1)
