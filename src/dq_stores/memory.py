@@ -5,6 +5,7 @@ Thread-safe within one process; nothing survives the process.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,7 @@ from dq_stores.documents import (
     StoredDocument,
 )
 from dq_stores.filtering import after_cursor, check_expectation, check_operation, in_bounds
+from dq_stores.search import DRIVING_PROBE, SEARCH_FIELDS, driving_terms
 
 __all__ = ["MemoryBackend"]
 
@@ -39,6 +41,58 @@ class _Kind:
         default_factory=lambda: defaultdict(set)
     )
     live: set[str] = field(default_factory=set)
+    # distinct values of the search fields, sorted (a prefix is a bisect range), and
+    # how many (field, key) postings hold each
+    tokens: list[str] = field(default_factory=list)
+    token_refs: dict[str, int] = field(default_factory=dict)
+
+    def index(self, doc: StoredDocument) -> None:
+        for name, values in doc.index.fields.items():
+            for value in values:
+                self.postings[(name, value)].add(doc.key)
+                if name in SEARCH_FIELDS:
+                    refs = self.token_refs.get(value, 0)
+                    if refs == 0:
+                        bisect.insort(self.tokens, value)
+                    self.token_refs[value] = refs + 1
+
+    def unindex(self, doc: StoredDocument) -> None:
+        for name, values in doc.index.fields.items():
+            for value in values:
+                self.postings[(name, value)].discard(doc.key)
+                if name in SEARCH_FIELDS:
+                    refs = self.token_refs[value] - 1
+                    if refs:
+                        self.token_refs[value] = refs
+                    else:
+                        del self.token_refs[value]
+                        del self.tokens[bisect.bisect_left(self.tokens, value)]
+
+    def _range(self, term: str) -> Iterator[set[str]]:
+        tokens = self.tokens
+        i = bisect.bisect_left(tokens, term)
+        while i < len(tokens) and tokens[i].startswith(term):
+            for name in SEARCH_FIELDS:
+                keys = self.postings.get((name, tokens[i]))
+                if keys:
+                    yield keys
+            i += 1
+
+    def count_upto(self, term: str, limit: int) -> int:
+        """Postings under ``term``'s prefix, counted up to ``limit``."""
+        n = 0
+        for keys in self._range(term):
+            n += len(keys)
+            if n >= limit:
+                return limit
+        return n
+
+    def starting_with(self, term: str) -> set[str]:
+        """Keys of live documents with a search token starting with ``term``."""
+        found: set[str] = set()
+        for keys in self._range(term):
+            found |= keys
+        return found
 
 
 class MemoryBackend(DocumentBackend):
@@ -112,23 +166,15 @@ class MemoryBackend(DocumentBackend):
                 None if head is None or head.deleted else head.revision, expect, kind, key
             )
             if head is not None and not head.deleted:
-                self._unindex(bucket, head)
+                bucket.unindex(head)
             doc = make(len(revs) + 1, datetime.now(UTC))
             revs.append(doc)
             if doc.deleted:
                 bucket.live.discard(key)
             else:
                 bucket.live.add(key)
-                for name, values in doc.index.fields.items():
-                    for value in values:
-                        bucket.postings[(name, value)].add(key)
+                bucket.index(doc)
             return doc
-
-    @staticmethod
-    def _unindex(bucket: _Kind, doc: StoredDocument) -> None:
-        for name, values in doc.index.fields.items():
-            for value in values:
-                bucket.postings[(name, value)].discard(doc.key)
 
     def _put(
         self, scope: Scope, kind: str, write: DocumentWrite, expect: Expectation
@@ -200,6 +246,19 @@ class MemoryBackend(DocumentBackend):
             bucket = self._data.get((scope, kind))
             return 0 if bucket is None else len(self._matching(bucket, filters))
 
+    def _search(self, scope: Scope, kind: str, terms: tuple[str, ...]) -> list[StoredDocument]:
+        # per term a bisect range of the sorted tokens; the rarest terms' keys intersected
+        with self._lock:
+            bucket = self._data.get((scope, kind))
+            if bucket is None:
+                return []
+            counts = {term: bucket.count_upto(term, DRIVING_PROBE) for term in terms}
+            first, *others = driving_terms(counts)
+            keys = bucket.starting_with(first)
+            for term in others:
+                keys &= bucket.starting_with(term)
+            return [bucket.revisions[k][-1] for k in keys]
+
     def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
         with self._lock:
             buckets = [
@@ -263,6 +322,4 @@ class MemoryBackend(DocumentBackend):
                 head = docs[-1]
                 if not head.deleted:
                     bucket.live.add(key)
-                    for name, values in head.index.fields.items():
-                        for value in values:
-                            bucket.postings[(name, value)].add(key)
+                    bucket.index(head)

@@ -43,20 +43,24 @@ from dq_metadata.errors import Problem, ValidationError
 from dq_stores.documents import StoredDocument
 
 __all__ = [
+    "DRIVING_PROBE",
     "MAX_BODY_TOKENS",
     "MAX_QUERY_CHARS",
     "MAX_QUERY_TERMS",
     "MAX_SEARCH_LIMIT",
     "MAX_TITLE_TOKENS",
     "MAX_TOKEN_CHARS",
+    "PREFIX_END",
     "SEARCH_BODY_FIELD",
     "SEARCH_FIELDS",
     "SEARCH_TITLE_FIELD",
     "SearchCursor",
     "SearchHit",
     "SearchPage",
+    "driving_terms",
     "matches",
     "parse_query",
+    "prefix_bounds",
     "rank",
     "score",
     "search_fields",
@@ -81,15 +85,30 @@ MAX_QUERY_CHARS = 1000
 MAX_SEARCH_LIMIT = 100
 
 _WORD = re.compile(r"[^\W_]+")
-# Boundaries inside a word: lower→Upper (camelCase), UPPER→Upper-lower (HTTPServer),
-# letter↔digit (v2, utf8).
-_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^\W_0-9A-Za-z]+")
 
 _EXACT_TITLE, _PREFIX_TITLE, _EXACT_BODY, _PREFIX_BODY = 8, 4, 2, 1
 
 
 def _fold(word: str) -> str:
     return word.casefold()[:MAX_TOKEN_CHARS]
+
+
+def _parts(word: str) -> list[str]:
+    """``word`` split at lower→Upper (camelCase), UPPER→Upper-lower (HTTPServer) and
+    digit↔non-digit (v2, utf8) boundaries, for any script (uncased letters never split)."""
+    parts: list[str] = []
+    start = 0
+    for i in range(1, len(word)):
+        before, here = word[i - 1], word[i]
+        if (
+            before.isdigit() != here.isdigit()
+            or (before.islower() and here.isupper())
+            or (before.isupper() and here.isupper() and word[i + 1 : i + 2].islower())
+        ):
+            parts.append(word[start:i])
+            start = i
+    parts.append(word[start:])
+    return parts
 
 
 def tokenize(text: str) -> list[str]:
@@ -104,7 +123,7 @@ def tokenize(text: str) -> list[str]:
     for match in _WORD.finditer(unicodedata.normalize("NFKC", text)):
         word = match.group()
         seen.setdefault(_fold(word), None)
-        parts = _PARTS.findall(word)
+        parts = _parts(word)
         if len(parts) > 1:
             for part in parts:
                 seen.setdefault(_fold(part), None)
@@ -142,6 +161,42 @@ def search_fields(
     if body_tokens:
         fields[SEARCH_BODY_FIELD] = body_tokens
     return fields
+
+
+#: Postings a backend counts per term (at most) to pick the term that drives a search:
+#: terms with more are left to the port's re-check instead of being intersected.
+DRIVING_PROBE = 1000
+
+
+def driving_terms(counts: Mapping[str, int]) -> list[str]:
+    """The terms whose postings a backend should read and intersect, rarest first.
+
+    ``counts`` maps each term to its number of postings, counted up to
+    ``DRIVING_PROBE`` (a count of ``DRIVING_PROBE`` means "that many or more").
+    The rarest term always drives; other terms are worth intersecting only when
+    counted in full (fewer than ``DRIVING_PROBE``) — a common term's postings cost
+    more to read than the port's check of the driving term's few candidates. When
+    every term is common, all are intersected (the cost is then their matches).
+    """
+    ordered = sorted(counts, key=lambda term: (counts[term], term))
+    if counts[ordered[0]] >= DRIVING_PROBE:
+        return ordered
+    return [term for term in ordered if counts[term] < DRIVING_PROBE]
+
+
+#: Above every character a token can hold: ``[term, term + PREFIX_END)`` is the
+#: range of the strings starting with ``term`` in code point (= UTF-8 byte) order.
+PREFIX_END = "\U0010ffff"
+
+
+def prefix_bounds(term: str) -> tuple[str, str]:
+    """``(low, high)``: a token starts with ``term`` iff ``low <= token < high``.
+
+    Holds for every token :func:`tokenize` makes (U+10FFFF is no letter or digit)
+    under any code-point or UTF-8-byte ordering: PostgreSQL ``COLLATE "C"``, SQLite
+    ``BINARY``, Python ``str`` comparison.
+    """
+    return term, term + PREFIX_END
 
 
 def parse_query(text: object) -> tuple[str, ...]:

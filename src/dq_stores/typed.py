@@ -27,6 +27,7 @@ from dq_metadata.sortkeys import normalize_version, semver_sort_key, time_sort_k
 from dq_stores.backend import DocumentBackend
 from dq_stores.base import FilterValue, ItemPage, Store, Versioned
 from dq_stores.documents import FieldFilter, IndexEntry, Query
+from dq_stores.search import SEARCH_BODY_FIELD, SEARCH_TITLE_FIELD
 
 __all__ = [
     "ActionProfileStore",
@@ -135,7 +136,15 @@ class ContractHeadStore(Store[ContractHead]):
         return item.contract_id
 
     def index_of(self, item: ContractHead) -> IndexEntry:
-        return IndexEntry({}, item.contract_id)
+        # the search tokens of the highest version: one hit per contract id
+        fields: dict[str, tuple[str, ...]] = {}
+        if item.search is not None:
+            fields = {
+                SEARCH_TITLE_FIELD: tuple(item.search.title),
+                SEARCH_BODY_FIELD: tuple(item.search.body),
+            }
+            fields = {name: values for name, values in fields.items() if values}
+        return IndexEntry(fields, item.contract_id)
 
 
 class JobDefinitionStore(Store[JobDefinition]):

@@ -8,10 +8,14 @@ from dq_stores import DocumentBackend
 from dq_stores.filesystem import FilesystemBackend, FilesystemResultsStore
 from dq_stores.keys import encode_key
 from dq_stores.results import ResultRef, ResultsStore
-from dq_stores.testing import DocumentBackendConformance, ResultsStoreConformance
+from dq_stores.testing import (
+    DocumentBackendConformance,
+    ResultsStoreConformance,
+    SearchConformance,
+)
 
 
-class TestFilesystemConformance(DocumentBackendConformance):
+class TestFilesystemConformance(DocumentBackendConformance, SearchConformance):
     supports_multiprocess = True
 
     @pytest.fixture
@@ -19,7 +23,7 @@ class TestFilesystemConformance(DocumentBackendConformance):
         return functools.partial(FilesystemBackend, tmp_path / "store")
 
 
-class TestFilesystemProcessDurabilityConformance(DocumentBackendConformance):
+class TestFilesystemProcessDurabilityConformance(DocumentBackendConformance, SearchConformance):
     """``durability="process"`` (no fsync) keeps every invariant of the contract."""
 
     supports_multiprocess = True

@@ -3,10 +3,10 @@ from collections.abc import Callable
 import pytest
 
 from dq_stores import DocumentBackend, MemoryBackend
-from dq_stores.testing import DocumentBackendConformance
+from dq_stores.testing import DocumentBackendConformance, SearchConformance
 
 
-class TestMemoryConformance(DocumentBackendConformance):
+class TestMemoryConformance(DocumentBackendConformance, SearchConformance):
     supports_multiprocess = False
 
     @pytest.fixture

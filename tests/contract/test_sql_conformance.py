@@ -28,7 +28,7 @@ from dq_stores.documents import (
     at_revision,
 )
 from dq_stores.memory import MemoryBackend
-from dq_stores.testing import DocumentBackendConformance
+from dq_stores.testing import DocumentBackendConformance, SearchConformance
 from dq_stores.testing._helpers import KIND, SCOPE, doc
 
 sql = pytest.importorskip("dq_stores.sql")
@@ -202,7 +202,7 @@ def _exists(backend: DocumentBackend, key: str) -> bool:
 
 
 @pytest.mark.postgres
-class TestPostgresConformance(DocumentBackendConformance, SqlCommitChecks):
+class TestPostgresConformance(DocumentBackendConformance, SearchConformance, SqlCommitChecks):
     supports_multiprocess = True
 
     @pytest.fixture
@@ -237,7 +237,7 @@ class TestPostgresConformance(DocumentBackendConformance, SqlCommitChecks):
             assert not _exists(backend, "t")
 
 
-class TestSqliteConformance(DocumentBackendConformance, SqlCommitChecks):
+class TestSqliteConformance(DocumentBackendConformance, SearchConformance, SqlCommitChecks):
     supports_multiprocess = True
 
     @pytest.fixture

@@ -24,6 +24,8 @@ def test_readme_python_example_runs_on_the_filesystem_default(
     exec(compile(block.group(1), "README.md", "exec"), namespace)
     latest = namespace["latest"]
     assert (latest.id, latest.version) == ("orders", "1.0.0")  # type: ignore[attr-defined]
+    found = namespace["found"]
+    assert [h.contract_id for h in found.hits] == ["orders"]  # type: ignore[attr-defined]
     assert (tmp_path / ".dq" / "acme" / "prod").is_dir()
 
 

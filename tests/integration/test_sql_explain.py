@@ -24,9 +24,10 @@ from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.scope import Scope
 from dq_metadata.sortkeys import semver_sort_key
 from dq_stores import DocumentWrite, FieldFilter, IndexEntry, PageCursor, Query
+from dq_stores.search import search_fields
 from dq_stores.sql import SqlBackend, schema
 from dq_stores.sql._postgres import _SCOPE
-from dq_stores.sql._statements import select_documents
+from dq_stores.sql._statements import count_search, select_documents, select_search
 
 pytestmark = pytest.mark.postgres
 
@@ -41,6 +42,8 @@ def _contract(i: int) -> DocumentWrite:
         "dataset": (f"ds{i % 400}",),
         "status": (STATUSES[i % 4],),
         "tags": ("a", f"t{i % 7}"),
+        # findable: "name123" matches 10 (at 10k docs), "common" every one
+        **search_fields((f"name{i % 1000}",), ("common",)),
     }
     return DocumentWrite(
         f"c{i}", body, content_hash(body), IndexEntry(fields, semver_sort_key(version))
@@ -409,3 +412,49 @@ def test_large_bulk_writes_and_upgrades_refresh_statistics(postgres_url: str) ->
         assert _heads_rows(backend) == 299  # turned off
         assert schema.upgrade(postgres_url) == schema.head_revision()
         assert _heads_rows(backend) == 2999  # `dq db upgrade` analyses
+
+
+@pytest.mark.parametrize(
+    ("terms", "per_1000"), [(("name123",), [1]), (("name123", "name12"), [1, 11])], ids=["1", "2"]
+)
+def test_search_is_one_posting_range_per_term(
+    loaded: Loaded, terms: tuple[str, ...], per_1000: list[int]
+) -> None:
+    """Each term: a range of the postings primary key per search field (value prefix)
+    in the scope, reading only that term's postings; each key left: one head probe by
+    primary key. Nothing scans the kind."""
+    backend = loaded.backend
+    sql, params = select_search(
+        backend._dialect, SCOPE.tenant, SCOPE.environment, "contract", terms
+    )
+    plan = _plan(backend, sql, params)
+    _assert_index_range_scan(plan, ordered=False)
+    ranges = [n for n in _nodes(plan) if n.get("Relation Name") == "dq_postings"]
+    assert len(ranges) == 2 * len(terms), ranges  # title and body, per term
+    for i, node in enumerate(ranges):
+        assert node["Index Name"] == "pk_dq_postings", node
+        cond = node["Index Cond"]
+        assert all(part in cond for part in ("(field = ", "(value >= ", "(value < ")), cond
+        title = i % 2 == 0  # the names are title tokens; no body token matches
+        rows = per_1000[i // 2] * loaded.docs // 1000 if title else 0
+        assert node["Actual Rows"] * node["Actual Loops"] == rows, node
+    heads = [n for n in _nodes(plan) if n.get("Relation Name") == "dq_heads"]
+    assert [n["Index Name"] for n in heads] == ["pk_dq_heads"], heads
+    assert heads[0]["Actual Loops"] == loaded.docs // 1000  # one probe per match
+
+
+def test_search_term_counts_read_at_most_the_cap(loaded: Loaded) -> None:
+    """Picking the driving terms reads at most ``cap`` postings per term, by range."""
+    backend = loaded.backend
+    terms = ("common", "name123")
+    sql, params = count_search(
+        backend._dialect, SCOPE.tenant, SCOPE.environment, "contract", terms, 100
+    )
+    plan = _plan(backend, sql, params)
+    _assert_index_range_scan(plan, ordered=False)
+    ranges = [n for n in _nodes(plan) if n.get("Relation Name") == "dq_postings"]
+    assert len(ranges) == 2 * len(terms), ranges
+    for node in ranges:
+        assert node["Index Name"] == "pk_dq_postings", node
+        assert node["Actual Rows"] * node["Actual Loops"] <= 100, node
+    assert tuple(backend._scope_read(SCOPE, sql, params)[0]) == (100, loaded.docs // 1000)

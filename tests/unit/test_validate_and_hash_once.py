@@ -186,9 +186,16 @@ def test_publish_validates_each_document_once_and_hashes_each_body_once(
 ) -> None:
     seen = measure(counts, lambda: dq.contracts.publish(CONTRACT, actor="me"))
 
-    # the ODCS document, the version record around it, and the contract's head
+    # the ODCS document, the version record around it, and the contract's head with
+    # its search tokens
     assert seen.validated == Counter(
-        {"DataContract": 1, "ContractVersion": 1, "LifecycleEvent": 1, "ContractHead": 1}
+        {
+            "DataContract": 1,
+            "ContractVersion": 1,
+            "LifecycleEvent": 1,
+            "ContractHead": 1,
+            "ContractSearchTokens": 1,
+        }
     )
     assert_each_body_hashed_once(seen, bodies=2)  # the version and the head
     assert seen.decoded == Counter()  # nothing to read back in an empty scope

@@ -12,6 +12,7 @@ from dq_metadata.models.action_profile import (
 from dq_metadata.models.base import DQModel, parse_model, utcnow
 from dq_metadata.models.contract import (
     ContractHead,
+    ContractSearchTokens,
     ContractVersion,
     DataContract,
     ForcedPublish,
@@ -47,6 +48,7 @@ __all__ = [
     "CheckpointResult",
     "ContractHead",
     "ContractRef",
+    "ContractSearchTokens",
     "ContractVersion",
     "CronTrigger",
     "CustomProfile",

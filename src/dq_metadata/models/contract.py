@@ -31,6 +31,7 @@ from dq_metadata.models.base import (
 __all__ = [
     "ODCS_API_VERSIONS",
     "ContractHead",
+    "ContractSearchTokens",
     "ContractVersion",
     "DataContract",
     "ForcedPublish",
@@ -159,17 +160,34 @@ class ForcedPublish(DQModel):
     changes: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class ContractSearchTokens(DQModel):
+    """What finds a contract by text: the search tokens of its highest version.
+
+    ``title`` from names, ids, tags and domain; ``body`` from descriptions and
+    property names (see ``dq_stores.search.search_fields``, which makes them).
+    """
+
+    title: list[str] = Field(default_factory=list)
+    body: list[str] = Field(default_factory=list)
+
+
 class ContractHead(DQModel):
     """Per contract id: the highest version ever published.
 
     Publishing moves it forward with an expected revision, so two concurrent
     publishes of one contract are serialised and versions only ever increase.
+    It also carries what search shows and finds of that version: ``name``, a
+    short ``summary`` and its ``search`` tokens (``None`` on heads written before
+    contract search: ``ctx.contracts.reindex_search()`` fills them in).
     """
 
     schema_version: Literal[1] = 1
     contract_id: Identifier
     latest_version: NonEmptyStr
     updated_at: UtcDatetime
+    name: str | None = None
+    summary: str | None = None
+    search: ContractSearchTokens | None = None
 
 
 class ContractVersion(DQModel):

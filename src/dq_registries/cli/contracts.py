@@ -14,6 +14,7 @@ from dq_registries.cli._common import (
     UsageError,
     emit,
     emit_page,
+    make_console,
 )
 from dq_registries.cli._options import Target, command_line_values, scoped
 from dq_registries.domain.contracts import Change, ContractRegistry, breaking, diff
@@ -33,6 +34,7 @@ ReasonOpt = Annotated[str | None, typer.Option(help="Why; recorded with the chan
 _COLUMNS = ["id", "version", "status", "datasets", "published_by", "published_at", "forced"]
 _CHANGE_COLUMNS = ["severity", "kind", "path", "message"]
 _EVENT_COLUMNS = ["at", "from_status", "to_status", "actor", "reason"]
+_HIT_COLUMNS = ["id", "version", "name", "score", "summary"]
 
 
 def _actor(value: str | None) -> str:
@@ -112,6 +114,52 @@ def list_contracts(
         emit_page(
             page, _row, as_json=target.as_json, columns=_COLUMNS, title=f"Contracts in {dq.scope}"
         )
+
+
+@app.command("search")
+@scoped()
+def search(
+    target: Target,
+    text: Annotated[
+        str, typer.Argument(help="Words to find (every one must match).", show_default=False)
+    ],
+    limit: Annotated[int, typer.Option(help="Page size (1-100).")] = 20,
+    page_token: Annotated[str | None, typer.Option(help="Continue a previous search.")] = None,
+) -> None:
+    """Find contracts by words in their names, ids, tags, domain, dataset and property
+    names and descriptions; best match first, one row per contract (its highest
+    version). Each word may be the start of a word ("cust" finds "customer")."""
+    with target.open() as dq, command_line_values():
+        page = dq.contracts.search(text, limit=limit, page_token=page_token)
+    rows = [
+        {"id": h.contract_id, "version": h.version, "name": h.name, "score": h.score,
+         "summary": h.summary}
+        for h in page.hits
+    ]  # fmt: skip
+    if target.as_json:
+        emit({"hits": rows, "next_token": page.next_token}, as_json=True)
+        return
+    console = make_console()
+    title = f"Contracts matching {text!r} in {dq.scope}"
+    emit(rows, as_json=False, columns=_HIT_COLUMNS, title=title, console=console)
+    if page.next_token:
+        console.print(f"more: --page-token {page.next_token}", markup=False, soft_wrap=True)
+
+
+@app.command("reindex")
+@scoped()
+def reindex(target: Target) -> None:
+    """Make contracts published before search existed findable (safe to run again).
+
+    Rewrites only the per-contract head documents that lack search words; no
+    contract version changes."""
+    with target.open() as dq, command_line_values():
+        result = dq.contracts.reindex_search()
+    emit(
+        {"contracts": result.contracts, "updated": result.updated},
+        as_json=target.as_json,
+        title=f"Search index of contracts in {dq.scope}",
+    )
 
 
 @app.command("show")

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from dq_stores.documents import FieldFilter, IndexEntry, PageCursor, Query
+from dq_stores.search import DRIVING_PROBE, SEARCH_FIELDS, driving_terms, prefix_bounds
 
 __all__ = ["IndexRow", "connect", "ensure_schema"]
 
@@ -315,6 +316,37 @@ def count(conn: sqlite3.Connection, kind: str, filters: Sequence[FieldFilter]) -
         f" AND t.value IN ({marks})" + checks
     )
     return int(conn.execute(sql, (kind, driver.field, *values, *check_params)).fetchone()[0])
+
+
+_TERM_RANGE = (
+    "SELECT {what} FROM postings WHERE kind = ? AND field IN (?, ?) AND value >= ? AND value < ?"
+)
+
+
+def _range_params(kind: str, term: str) -> list[str]:
+    return [kind, *SEARCH_FIELDS, *prefix_bounds(term)]
+
+
+def search(conn: sqlite3.Connection, kind: str, terms: Sequence[str]) -> list[tuple[str, int]]:
+    """``(key, revision)`` of the live heads having a search token starting with each of
+    the driving terms (``driving_terms``; the port re-checks the others): one range
+    of the postings primary key per term, intersected."""
+    if len(terms) > 1:
+        counts = [
+            conn.execute(
+                f"SELECT count(*) FROM ({_TERM_RANGE.format(what='1')} LIMIT ?)",
+                (*_range_params(kind, term), DRIVING_PROBE),
+            ).fetchone()[0]
+            for term in terms
+        ]
+        terms = driving_terms(dict(zip(terms, counts, strict=True)))
+    ranges = [_TERM_RANGE.format(what="DISTINCT key") for _ in terms]
+    params = [p for term in terms for p in _range_params(kind, term)]
+    sql = (
+        f"SELECT h.key, h.revision FROM ({' INTERSECT '.join(ranges)}) k"
+        " CROSS JOIN heads h ON h.kind = ? AND h.key = k.key"
+    )
+    return [(key, revision) for key, revision in conn.execute(sql, (*params, kind))]
 
 
 def heads_after(

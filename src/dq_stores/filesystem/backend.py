@@ -440,6 +440,17 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             with index.snapshot(conn):
                 return index.count(conn, kind, filters)
 
+    def _search(self, scope: Scope, kind: str, terms: tuple[str, ...]) -> list[StoredDocument]:
+        scope_dir = self._layout.scope_dir(scope)
+        kind_dir = self._layout.kind_dir(scope_dir, kind)
+        with translated("search"):
+            conn = self._reading_index(scope, scope_dir)
+            if conn is None:
+                return []
+            with index.snapshot(conn):
+                rows = index.search(conn, kind, terms)
+            return [self._read_revision(scope, kind, kind_dir, k, rev) for k, rev in rows]
+
     def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
         scope_dir = self._layout.scope_dir(scope)
 

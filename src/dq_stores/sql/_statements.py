@@ -14,15 +14,18 @@ from typing import Any
 
 from dq_metadata.scope import Scope
 from dq_stores.documents import FieldFilter, IndexEntry, PageCursor, Query, StoredDocument
+from dq_stores.search import SEARCH_FIELDS, prefix_bounds
 
 __all__ = [
     "DOC_COLUMNS",
     "LIVE",
+    "count_search",
     "decode_document",
     "decode_documents",
     "encode_fields",
     "postings",
     "select_documents",
+    "select_search",
 ]
 
 #: Column list of every statement that returns documents (see ``decode_document``).
@@ -251,3 +254,68 @@ def select_documents(
     else:  # SQLite: CROSS JOIN keeps the page as the outer loop of its nested loops
         join = f"CROSS JOIN dq_heads h ON {match}"
     return f"SELECT {columns} FROM ({page}) p {join} ORDER BY {order('p')}", b.params
+
+
+def _term_ranges(
+    b: _Builder, tenant: str, environment: str, kind: str, term: str, what: str
+) -> str:
+    # One range per search field: with ``field IN (...)`` PostgreSQL's generic plan
+    # bounds the scan by the kind only and filters the values (a scan of the kind).
+    low, high = prefix_bounds(term)
+    return " UNION ALL ".join(
+        f"SELECT {what} FROM dq_postings p WHERE p.tenant = {b.bind(tenant)}"
+        f" AND p.environment = {b.bind(environment)} AND p.kind = {b.bind(kind)}"
+        f" AND p.field = {b.bind(field)}"
+        f" AND p.value >= {b.bind(low)} AND p.value < {b.bind(high)}"
+        for field in SEARCH_FIELDS
+    )
+
+
+def count_search(
+    dialect: tuple[str, str],
+    tenant: str,
+    environment: str,
+    kind: str,
+    terms: tuple[str, ...],
+    cap: int,
+) -> tuple[str, list[Any]]:
+    """One row: per term, its postings under the prefix counted up to ``cap`` (each
+    count reads at most ``cap`` index entries), to pick the terms that drive."""
+    b = _Builder(*dialect)
+    counts = [
+        f"(SELECT count(*) FROM ({_term_ranges(b, tenant, environment, kind, term, '1')}"
+        f" LIMIT {b.bind(cap)}) c{n})"
+        for n, term in enumerate(terms)
+    ]
+    return f"SELECT {', '.join(counts)}", b.params
+
+
+def select_search(
+    dialect: tuple[str, str], tenant: str, environment: str, kind: str, terms: tuple[str, ...]
+) -> tuple[str, list[Any]]:
+    """SELECT of the live heads having, for every term, a search token starting with it.
+
+    Each term is two ranges of the postings primary key, ``(tenant, environment,
+    kind, field, value)`` with ``field`` each of the two search fields and ``value``
+    in ``[term, term + U+10FFFF)`` (``COLLATE "C"`` / ``BINARY``: code point order);
+    the ranges' keys are intersected, and each key left fetches its head by primary
+    key. The cost is the postings under the terms' prefixes, not the kind's size.
+    """
+    b = _Builder(*dialect)
+    ranges = [
+        f"SELECT t{n}.key FROM ({_term_ranges(b, tenant, environment, kind, term, 'p.key')}) t{n}"
+        for n, term in enumerate(terms)
+    ]
+    keys = " INTERSECT ".join(ranges)
+    if len(ranges) == 1:
+        keys = keys.replace("SELECT t0.key", "SELECT DISTINCT t0.key", 1)
+    match = (
+        f"h.tenant = {b.bind(tenant)} AND h.environment = {b.bind(environment)}"
+        f" AND h.kind = {b.bind(kind)} AND h.key = k.key"
+    )
+    columns = DOC_COLUMNS.format(a="h.")
+    if b.fence:  # PostgreSQL: one primary-key probe per key, by construction
+        join = f"CROSS JOIN LATERAL (SELECT {columns} FROM dq_heads h WHERE {match}{b.fence}) h"
+    else:
+        join = f"CROSS JOIN dq_heads h ON {match}"
+    return f"SELECT {columns} FROM ({keys}) k {join}", b.params

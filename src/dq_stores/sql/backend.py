@@ -37,15 +37,18 @@ from dq_stores.documents import (
     Query,
     StoredDocument,
 )
+from dq_stores.search import DRIVING_PROBE, driving_terms
 from dq_stores.sql import _errors, _restore
 from dq_stores.sql._commit import Refused, refusal, steps_of
 from dq_stores.sql._executor import ALL, Executor, Revision
 from dq_stores.sql._retention import prune_statement
 from dq_stores.sql._statements import (
     DOC_COLUMNS,
+    count_search,
     decode_document,
     decode_documents,
     select_documents,
+    select_search,
 )
 from dq_stores.sql._url import parse_url, render_url, url_secrets
 from dq_stores.sql.schema import ensure_schema
@@ -304,6 +307,15 @@ class SqlBackend(DocumentBackend):
             None,
         )
         return int(self._scope_read(scope, sql, params)[0][0])
+
+    def _search(self, scope: Scope, kind: str, terms: tuple[str, ...]) -> list[StoredDocument]:
+        where = (self._dialect, scope.tenant, scope.environment, kind)
+        if len(terms) > 1:  # the rarest terms drive; the port re-checks the others
+            sql, params = count_search(*where, terms, DRIVING_PROBE)
+            row = self._scope_read(scope, sql, params)[0]
+            terms = tuple(driving_terms(dict(zip(terms, map(int, row), strict=True))))
+        sql, params = select_search(*where, terms)
+        return decode_documents(scope, self._scope_read(scope, sql, params))
 
     def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
         # Keyset batches, each its own short read: bounded memory, no transaction or

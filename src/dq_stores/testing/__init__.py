@@ -15,6 +15,10 @@ The classes are not collected on their own (their names do not start with
             # on the SAME empty store (child processes call it too)
             return functools.partial(MyBackend, tmp_path / "store")
 
+A backend that implements full-text search (``_search``) adds ``SearchConformance``
+to the bases: ``class TestMyBackendConformance(DocumentBackendConformance,
+SearchConformance)``.
+
 Register assertion rewriting for nicer failures in your ``conftest.py``:
 ``pytest.register_assert_rewrite("dq_stores.testing")``.
 """
@@ -35,8 +39,9 @@ from dq_stores.testing.queries import QueryConformance
 from dq_stores.testing.restore import RestoreConformance
 from dq_stores.testing.results import ResultsStoreConformance
 from dq_stores.testing.retention import RetentionConformance
+from dq_stores.testing.search import SearchConformance
 
-__all__ = ["DocumentBackendConformance", "ResultsStoreConformance"]
+__all__ = ["DocumentBackendConformance", "ResultsStoreConformance", "SearchConformance"]
 
 
 class DocumentBackendConformance(

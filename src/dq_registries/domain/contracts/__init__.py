@@ -1,6 +1,7 @@
 """Data contracts: publishing, lifecycle, breaking-change detection and ODCS I/O."""
 
 from dq_registries.domain.contracts._reads import resolve_contract_ref
+from dq_registries.domain.contracts._search import ContractHit, ContractSearchPage, ReindexResult
 from dq_registries.domain.contracts.change import Change, Severity, breaking
 from dq_registries.domain.contracts.diff import diff
 from dq_registries.domain.contracts.errors import BreakingChangeError, ContractInUseError
@@ -12,9 +13,12 @@ __all__ = [
     "LIFECYCLE_STATUSES",
     "BreakingChangeError",
     "Change",
+    "ContractHit",
     "ContractInUseError",
     "ContractRegistry",
+    "ContractSearchPage",
     "PublishResult",
+    "ReindexResult",
     "Severity",
     "breaking",
     "check_transition",

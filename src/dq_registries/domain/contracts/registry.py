@@ -28,6 +28,9 @@ from dq_metadata.scope import Scope, validate_document_id
 from dq_metadata.sortkeys import normalize_version, parse_semver, version_in_range
 from dq_registries.domain.contracts._publish import check_breaking, check_increasing, same_content
 from dq_registries.domain.contracts._reads import ContractReads, resolve_contract_ref
+from dq_registries.domain.contracts._search import ContractSearchPage, ReindexResult, searchable
+from dq_registries.domain.contracts._search import reindex as _reindex
+from dq_registries.domain.contracts._search import search as _search
 from dq_registries.domain.contracts.change import Change
 from dq_registries.domain.contracts.diff import diff
 from dq_registries.domain.contracts.errors import ContractInUseError
@@ -211,8 +214,11 @@ class ContractRegistry:
             contract=candidate, published_by=actor, published_at=now, lifecycle=[first],
             forced=forced,
         )  # fmt: skip
-        new_head = ContractHead(
-            contract_id=candidate.id, latest_version=candidate.version, updated_at=now
+        new_head = searchable(
+            ContractHead(
+                contract_id=candidate.id, latest_version=candidate.version, updated_at=now
+            ),
+            candidate,
         )
         # Head and version in one atomic commit: a refused publish leaves no trace,
         # and of racing publishes of one contract exactly one moves the head.
@@ -264,6 +270,35 @@ class ContractRegistry:
         return self._store.list(
             self.scope, filters=filters, limit=limit, page_token=page_token, descending=descending
         )
+
+    def search(
+        self, text: str, *, limit: int = 20, page_token: str | None = None
+    ) -> ContractSearchPage:
+        """Contracts of this scope whose text matches ``text``, best first.
+
+        One hit per contract id, for its highest version: id, version, name,
+        summary and score. A contract matches when every word of ``text`` starts
+        one of its words (names, ids, tags, domain, dataset and property names,
+        descriptions; case, accents' composition and width folded); names and ids
+        rank above descriptions, exact words above prefixes (``dq_stores.search``).
+        Up to ``limit`` (1..100) hits per page; pass ``next_token`` as
+        ``page_token`` for the next page. Contracts published before search
+        existed are found after :meth:`reindex_search`.
+
+        Raises:
+            ValidationError: ``text`` holds no word, over 8 distinct words or over
+                1000 characters (path ``text``); bad ``limit`` or ``page_token``.
+        """
+        return _search(self.scope, self._heads, text, limit, page_token)
+
+    def reindex_search(self) -> ReindexResult:
+        """Make every contract of this scope findable by :meth:`search` (a backfill).
+
+        Gives each contract head the search tokens of its highest version; rewrites
+        only heads that need it, changes no contract version, safe to run again or
+        while others publish. Returns how many contracts were seen and updated.
+        """
+        return _reindex(self.scope, self._heads, self._reads)
 
     def history(self, contract_id: str, version: str) -> _Events:
         """Lifecycle events of one version, oldest first (the publish is the first)."""

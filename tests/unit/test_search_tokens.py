@@ -1,0 +1,40 @@
+"""``dq_stores.search``: the prefix range every backend scans is exactly "starts with"."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dq_stores.search import PREFIX_END, parse_query, prefix_bounds, search_fields, tokenize
+
+
+@given(st.text(max_size=60), st.text(max_size=60))
+def test_prefix_range_is_startswith_for_every_token(text: str, query: str) -> None:
+    tokens = tokenize(text)
+    assert all(PREFIX_END not in t and 0 < len(t) <= 32 for t in tokens)
+    terms = [t for q in [query] for t in tokenize(q)]
+    for term in terms:
+        low, high = prefix_bounds(term)
+        for token in tokens:
+            assert (low <= token < high) == token.startswith(term)
+        # and in UTF-8 byte order (PostgreSQL COLLATE "C", SQLite BINARY)
+        lo_b, hi_b = low.encode(), high.encode()
+        for token in tokens:
+            assert (lo_b <= token.encode() < hi_b) == token.startswith(term)
+
+
+def test_tokens_fold_and_split() -> None:
+    assert tokenize("customerEmail HTTPServer v2 snake_case") == [
+        "customeremail", "customer", "email", "httpserver", "http", "server", "v2", "v",
+        "2", "snake", "case",
+    ]  # fmt: skip
+    assert tokenize("STRASSE Zürich ÄrgerÖl 日本語") == [
+        "strasse",
+        "zürich",
+        "ärgeröl",
+        "ärger",
+        "öl",
+        "日本語",
+    ]
+    assert parse_query("Customer customer CUSTOMER!") == ("customer",)
+    assert search_fields(["B a"], []) == {"search_title": ("a", "b")}
