@@ -309,7 +309,7 @@ class MemoryBackend(DocumentBackend):
             for key, docs in histories:
                 old = bucket.revisions.get(key)
                 if old and not old[-1].deleted:
-                    self._unindex(bucket, old[-1])
+                    bucket.unindex(old[-1])
                 bucket.live.discard(key)
                 first = docs[0].revision
                 # Revisions below ``first`` were pruned at the source: their slots hold

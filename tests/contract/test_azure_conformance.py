@@ -12,14 +12,18 @@ from tests.support.azurite import sas_connection_string
 from dq_stores.backend import DocumentBackend
 from dq_stores.keys import encode_key
 from dq_stores.results import ResultRef, ResultsStore
-from dq_stores.testing import DocumentBackendConformance, ResultsStoreConformance
+from dq_stores.testing import (
+    DocumentBackendConformance,
+    ResultsStoreConformance,
+    SearchConformance,
+)
 
 azure_blob = pytest.importorskip("dq_stores.azure_blob")
 
 pytestmark = pytest.mark.azure
 
 
-class TestAzureBlobConformance(DocumentBackendConformance):
+class TestAzureBlobConformance(DocumentBackendConformance, SearchConformance):
     supports_multiprocess = True
     supports_atomic_replace = False  # refused: restore is atomic per key only (ADR 0013)
 

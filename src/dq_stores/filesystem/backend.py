@@ -443,13 +443,16 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
     def _search(self, scope: Scope, kind: str, terms: tuple[str, ...]) -> list[StoredDocument]:
         scope_dir = self._layout.scope_dir(scope)
         kind_dir = self._layout.kind_dir(scope_dir, kind)
-        with translated("search"):
-            conn = self._reading_index(scope, scope_dir)
+
+        def found(conn: sqlite3.Connection | None) -> list[StoredDocument]:
             if conn is None:
                 return []
             with index.snapshot(conn):
                 rows = index.search(conn, kind, terms)
             return [self._read_revision(scope, kind, kind_dir, k, rev) for k, rev in rows]
+
+        with translated("search"):
+            return _stable(lambda: self._reading_index(scope, scope_dir), found)
 
     def _iter_documents(self, scope: Scope, kind: str | None) -> Iterator[StoredDocument]:
         scope_dir = self._layout.scope_dir(scope)
