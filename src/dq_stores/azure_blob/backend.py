@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import threading
 import time
 import uuid
@@ -49,6 +48,7 @@ from dq_stores.azure_blob._query import IndexScan
 from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_digest
 from dq_stores.azure_blob._restore import RestoreMixin
 from dq_stores.azure_blob._txn import Blob
+from dq_stores.azure_names import validate_container_name
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
     DocumentWrite,
@@ -66,7 +66,6 @@ from dq_stores.integrity import IntegrityProblem, VerifyCounts
 __all__ = ["AzureBlobBackend"]
 
 T = TypeVar("T")
-_CONTAINER_RE = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
 _MAX_ATTEMPTS = 50
 #: Documents a bulk write keeps in flight at most: the SDK's HTTP connection pool size.
 _BULK_WIDTH = 10
@@ -78,12 +77,6 @@ def _live_revision(known: _Read | None) -> int | None:
     if known is None or known[0].doc.deleted:
         return None
     return known[0].doc.revision
-
-
-def _validate_container(container: str) -> str:
-    if not isinstance(container, str) or not _CONTAINER_RE.fullmatch(container):
-        raise MisconfiguredError(f"invalid Azure container name {container!r}")
-    return container
 
 
 _HISTORY_ATTEMPTS = 30
@@ -114,7 +107,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         commit_lease: float = 30.0,
     ) -> None:
         self._layout = Layout(prefix)
-        self._container_name = _validate_container(container)
+        self._container_name = validate_container_name(container)
         if client is None:
             client = make_service_client(
                 connection_string=connection_string,
