@@ -99,6 +99,12 @@ def verify_command(
                 f"note: {summary['legacy_records']} record(s) in the format before issue 11 "
                 "(identity bound to kind and key only; rewritten on their next change)"
             )
+        if summary["interrupted"]:
+            typer.echo(
+                f"note: {summary['interrupted']} uncommitted revision file(s) left by an "
+                "interrupted write (a power loss); not part of any history, replaced by "
+                "the key's next write"
+            )
     if summary["problems"]:
         raise typer.Exit(code=1)
 
@@ -148,6 +154,7 @@ def _run(
         "revisions": counts.revisions,
         "results": counts.results,
         "legacy_records": counts.legacy_records,
+        "interrupted": counts.interrupted,
         "problems": counts.problems,
         "repaired": [str(s) for s in counts.repaired],
     }

@@ -80,6 +80,10 @@ def _live_revision(known: _Read | None) -> int | None:
 
 
 _HISTORY_ATTEMPTS = 30
+#: Seconds a head blob's Last-Modified may differ from its record's time (clock skew
+#: between writers and the service, slow requests) before ``get`` checks its place.
+_PLACED_SKEW = 30.0
+_MAX_PLACED = 4096
 
 
 class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
@@ -128,6 +132,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._inline = threading.local()
+        self._placed: set[tuple[str, str]] = set()  # (head name, etag) whose place was checked
         self._txb = TxBlobs(self._container, self._layout, self._fetch)
         self._scan = IndexScan(self._container, self._layout, self._read_blobs, self._background)
         if create_container:
@@ -217,10 +222,46 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
 
     # -- reads ---------------------------------------------------------------
     def _get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
-        found = self._read_head(scope, kind, key)
-        if found is None or found[0].doc.deleted:
+        name = self._layout.head(scope, kind, key)
+        blob = self._fetch(name, f"reading {kind} {key!r} in {scope}")
+        if blob is not None and blob.tx is not None:
+            blob = self._visible(scope, name, blob)
+        if blob is None or blob.placeholder:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-        return found[0].doc
+        doc = self._parse(blob, scope, kind, key, 0, name)[0].doc
+        # Rollback check at no request: a writer PUTs a head moments after building
+        # its record, so a head blob modified long after its record's time was copied
+        # in later (an old revision over the head, a restore, a rolled-forward commit);
+        # only then is the next archived revision looked for (one HEAD request, once
+        # per head version and process).
+        if blob.modified is not None and (name, blob.etag) not in self._placed:
+            age = blob.modified.timestamp() - doc.written_at.timestamp()
+            if not -_PLACED_SKEW <= age <= _PLACED_SKEW:
+                doc = self._check_place(scope, kind, key, doc, (name, blob.etag))
+        if doc.deleted:
+            raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+        return doc
+
+    def _check_place(
+        self, scope: Scope, kind: str, key: str, doc: StoredDocument, seen: tuple[str, str]
+    ) -> StoredDocument:
+        """``doc`` (head revision N) if no revision after it was archived; a head whose
+        revision N+1 was archived — superseded, so committed — was rolled back."""
+        following = self._layout.revision(scope, kind, key, doc.revision + 1)
+        with azure_errors(f"reading {kind} {key!r} in {scope}"):
+            archived = self._container.get_blob_client(following).exists()
+        if archived:
+            again = self._read_head(scope, kind, key)  # writers may have moved on meanwhile
+            if again is None or again[0].doc.revision <= doc.revision:
+                raise IntegrityError(
+                    f"{kind} {key!r} in {scope}: the head is revision {doc.revision} but "
+                    f"revision {doc.revision + 1} was archived — a rolled-back head"
+                )
+            return again[0].doc
+        if len(self._placed) >= _MAX_PLACED:
+            self._placed.clear()
+        self._placed.add(seen)
+        return doc
 
     def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
         name = self._layout.revision(scope, kind, key, revision)

@@ -16,10 +16,17 @@ from typing import TYPE_CHECKING
 
 from dq_metadata.errors import IntegrityError, NotFoundError
 from dq_metadata.scope import Scope
+from dq_stores.documents import StoredDocument
 from dq_stores.filesystem import _index as index
 from dq_stores.filesystem._errors import translated
 from dq_stores.filesystem._flag import ApplyFlag
-from dq_stores.filesystem._integrity import agrees, disagreement, indexed_revision
+from dq_stores.filesystem._integrity import (
+    agrees,
+    beyond_head,
+    disagreement,
+    headless_first,
+    indexed_revision,
+)
 from dq_stores.filesystem._layout import Layout, read_file
 from dq_stores.filesystem._process import ProcessHandles
 from dq_stores.filesystem._records import Record, decode_full
@@ -29,6 +36,7 @@ from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
 __all__ = ["IntegrityMixin"]
 
+Inode = tuple[int, int, bytes]  # (st_ino, st_dev, record hash) of a head
 _INDEX_FILE = "index.sqlite3"
 _MAX_LINKED = 4096
 _DAMAGED = (
@@ -40,7 +48,8 @@ _DAMAGED = (
 class IntegrityMixin:
     """Needs the backend's layout, per-process handles, flags and linked-inode set."""
 
-    _linked: set[tuple[int, int, bytes]]
+    _linked: set[Inode]
+    _interrupted: set[tuple[int, int, bytes, int]]  # head inode + its leftover r<N+1>'s
     _flags: dict[str, ApplyFlag]
 
     if TYPE_CHECKING:  # provided by FilesystemBackend
@@ -53,7 +62,7 @@ class IntegrityMixin:
             self, scope: Scope, scope_dir: str, *, create: bool
         ) -> sqlite3.Connection | None: ...
 
-    def _is_linked(self, base: str, revision: int, inode: tuple[int, int, bytes]) -> bool:
+    def _is_linked(self, base: str, revision: int, inode: Inode) -> bool:
         try:
             st = os.stat(f"{base}.r{revision}")
         except FileNotFoundError:
@@ -90,15 +99,52 @@ class IntegrityMixin:
                 try:
                     head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
                 except FileNotFoundError:
-                    if known or os.path.exists(Layout.revision(kind_dir, key, 1)):
+                    if known:
                         raise IntegrityError(disagreement(scope, kind, key, None, known)) from None
+                    if os.path.exists(Layout.revision(kind_dir, key, 1)):
+                        why = headless_first(scope, kind, kind_dir, key, known)
+                        if why is not None:  # else a new key's interrupted write: absent
+                            raise IntegrityError(
+                                f"{kind} {key!r} in {scope}: its head was removed ({why})"
+                            ) from None
                     raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
                 if not agrees(head.doc, known):
                     raise IntegrityError(disagreement(scope, kind, key, head.doc, known))
                 newest = self._read_record(scope, kind, kind_dir, key, head.doc.revision)
                 if newest.digest != head.digest:
                     raise IntegrityError(f"{kind} {key!r}: the head is not its newest revision")
+                revision = head.doc.revision
+                if os.path.exists(Layout.revision(kind_dir, key, revision + 1)):
+                    why = beyond_head(scope, kind, kind_dir, key, head, known)
+                    if why is not None:  # else an interrupted write's leftover: not committed
+                        raise IntegrityError(
+                            f"{kind} {key!r} in {scope}: the head is revision {revision} but "
+                            f"revision {revision + 1} was committed ({why}) — a rolled-back head"
+                        )
                 return head
+
+    def _past_head(
+        self, scope: Scope, kind: str, key: str, base: str, doc: StoredDocument, inode: Inode
+    ) -> StoredDocument:
+        """``get`` found ``<name>.r<N+1>`` beside head revision N: a writer in flight,
+        a power loss's uncommitted leftover, or a rolled-back head. Decided under the
+        lock (``_settled_head``); a leftover judged so is remembered with both inodes
+        (a later write of revision N+1 makes a new inode, so it is judged again)."""
+        following = f"{base}.r{doc.revision + 1}"
+        try:
+            before = os.stat(following).st_ino
+        except FileNotFoundError:
+            return doc  # settled by a replay meanwhile: nothing past the head
+        seen = (*inode, before)
+        if seen in self._interrupted:
+            return doc
+        settled = self._settled_head(scope, kind, key).doc
+        with contextlib.suppress(FileNotFoundError):
+            if settled.revision == doc.revision and os.stat(following).st_ino == before:
+                if len(self._interrupted) >= _MAX_LINKED:
+                    self._interrupted.clear()
+                self._interrupted.add(seen)
+        return settled
 
     def _checked_head(self, scope: Scope, kind: str, kind_dir: str, key: str) -> Record:
         """The head, fully verified and agreeing with the index (``_settled_head`` if not)."""

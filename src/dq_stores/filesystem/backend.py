@@ -71,6 +71,7 @@ _MAX_CACHED_DIRS = 4096
 #: A head whose inode last changed within this window (s) after its record was
 #: built is the link its writer made: no ``stat`` of its revision file needed.
 _FRESH_MIN, _FRESH_MAX = -0.05, 1.0
+_access, _F_OK = os.access, os.F_OK
 _IDLE = b"\x00"  # the flag of a scope that does not exist yet: nothing to wait for
 
 
@@ -106,6 +107,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         self._flags: dict[str, ApplyFlag] = {}
         self._headers = HeaderCache()
         self._linked: set[tuple[int, int, bytes]] = set()  # (ino, dev, record hash) linked
+        self._interrupted: set[tuple[int, int, bytes, int]] = set()  # judged leftovers
         self._handles = ProcessHandles()
         self._inherited: list[ProcessHandles] = []
 
@@ -276,6 +278,11 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 base, doc.revision, inode
             ):
                 doc = self._settled_head(scope, kind, key).doc
+        # Rollback check, one access() (~0.5 µs): a head whose next revision file
+        # exists was rolled back (ln -f r1 head, an old copy) unless a writer is in
+        # flight or a power loss left an uncommitted file; the lock path decides.
+        if _access(f"{base}.r{doc.revision + 1}", _F_OK):
+            doc = self._past_head(scope, kind, key, base, doc, inode)
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return doc
