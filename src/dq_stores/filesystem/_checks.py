@@ -36,9 +36,9 @@ from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
 __all__ = ["IntegrityMixin"]
 
-Inode = tuple[int, int, bytes]  # (st_ino, st_dev, record hash) of a head
+Inode = tuple[int, int, bytes, int]  # (st_ino, st_dev, record hash, st_ctime_ns) of a head
 _INDEX_FILE = "index.sqlite3"
-_MAX_LINKED = 4096
+_MAX_LINKED = 16384  # ~4 MB; past it the set starts again (each head is re-checked once)
 _DAMAGED = (
     "the index database is damaged (SQLite cannot read it); `dq verify --repair-index` "
     "rebuilds it from the documents (stop other processes using the store first)"
@@ -49,7 +49,6 @@ class IntegrityMixin:
     """Needs the backend's layout, per-process handles, flags and linked-inode set."""
 
     _linked: set[Inode]
-    _interrupted: set[tuple[int, int, bytes, int]]  # head inode + its leftover r<N+1>'s
     _flags: dict[str, ApplyFlag]
 
     if TYPE_CHECKING:  # provided by FilesystemBackend
@@ -67,12 +66,13 @@ class IntegrityMixin:
             st = os.stat(f"{base}.r{revision}")
         except FileNotFoundError:
             return False
-        if st.st_ino != inode[0] or st.st_dev != inode[1]:
-            return False
+        return st.st_ino == inode[0] and st.st_dev == inode[1]
+
+    def _remember_linked(self, inode: Inode) -> None:
+        """``inode`` passed the head checks: skip them until the head changes."""
         if len(self._linked) >= _MAX_LINKED:
             self._linked.clear()
         self._linked.add(inode)
-        return True
 
     def _known(self, scope: Scope, kind_dir: str, kind: str, key: str) -> int:
         """The live revision this scope's index knows for ``key`` (0 if none)."""
@@ -128,23 +128,12 @@ class IntegrityMixin:
     ) -> StoredDocument:
         """``get`` found ``<name>.r<N+1>`` beside head revision N: a writer in flight,
         a power loss's uncommitted leftover, or a rolled-back head. Decided under the
-        lock (``_settled_head``); a leftover judged so is remembered with both inodes
-        (a later write of revision N+1 makes a new inode, so it is judged again)."""
-        following = f"{base}.r{doc.revision + 1}"
-        try:
-            before = os.stat(following).st_ino
-        except FileNotFoundError:
-            return doc  # settled by a replay meanwhile: nothing past the head
-        seen = (*inode, before)
-        if seen in self._interrupted:
-            return doc
-        settled = self._settled_head(scope, kind, key).doc
-        with contextlib.suppress(FileNotFoundError):
-            if settled.revision == doc.revision and os.stat(following).st_ino == before:
-                if len(self._interrupted) >= _MAX_LINKED:
-                    self._interrupted.clear()
-                self._interrupted.add(seen)
-        return settled
+        lock (``_settled_head``). A head judged in place is remembered like any other:
+        the next write moves the head, and a rollback to it changes its ctime."""
+        settled = self._settled_head(scope, kind, key)
+        if settled.doc.revision == doc.revision and settled.digest == inode[2].decode():
+            self._remember_linked(inode)
+        return settled.doc
 
     def _checked_head(self, scope: Scope, kind: str, kind_dir: str, key: str) -> Record:
         """The head, fully verified and agreeing with the index (``_settled_head`` if not)."""

@@ -106,8 +106,8 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         self._readers: dict[tuple[str, str, str], tuple[str, bytes | mmap]] = {}
         self._flags: dict[str, ApplyFlag] = {}
         self._headers = HeaderCache()
-        self._linked: set[tuple[int, int, bytes]] = set()  # (ino, dev, record hash) linked
-        self._interrupted: set[tuple[int, int, bytes, int]] = set()  # judged leftovers
+        # heads checked in place: (ino, dev, record hash, ctime ns)
+        self._linked: set[tuple[int, int, bytes, int]] = set()
         self._handles = ProcessHandles()
         self._inherited: list[ProcessHandles] = []
 
@@ -266,23 +266,26 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         except OSError as exc:
             raise translate(exc, "get") from exc
         doc = decode_record(data, scope, kind, key, self._headers)
-        # Fast tamper check: a head is a hard link of its own revision file, made
-        # head moments after its record was built. A head whose inode changed long
-        # after (copied over in place, replaced, or a restore) is checked against
-        # its revision file's inode; failing that, the slow path decides under the
-        # lock against the index. Linked inodes are remembered with their record hash.
-        inode = (st.st_ino, st.st_dev, data[:64])
+        # Fast tamper checks, once per version of a head (then a set lookup): the head
+        # is a hard link of its own revision file, made head moments after its record
+        # was built, and no later revision file exists. A head whose inode changed long
+        # after (copied over in place, replaced, a restore) is checked against its
+        # revision file's inode; a next revision file (a rollback: ln -f r1 head, an
+        # old copy — or a writer in flight, or a power loss's uncommitted file) sends
+        # the read to the lock path, which decides against the index. The key holds
+        # the inode's ctime: linking or copying an old revision over the head changes
+        # it, so a rollback to a version seen before is checked again.
+        inode = (st.st_ino, st.st_dev, data[:64], st.st_ctime_ns)
         if inode not in self._linked:
             age = st.st_ctime_ns / 1e9 - doc.written_at.timestamp()
             if not _FRESH_MIN <= age <= _FRESH_MAX and not self._is_linked(
                 base, doc.revision, inode
             ):
                 doc = self._settled_head(scope, kind, key).doc
-        # Rollback check, one access() (~0.5 µs): a head whose next revision file
-        # exists was rolled back (ln -f r1 head, an old copy) unless a writer is in
-        # flight or a power loss left an uncommitted file; the lock path decides.
-        if _access(f"{base}.r{doc.revision + 1}", _F_OK):
-            doc = self._past_head(scope, kind, key, base, doc, inode)
+            elif _access(f"{base}.r{doc.revision + 1}", _F_OK):
+                doc = self._past_head(scope, kind, key, base, doc, inode)
+            else:
+                self._remember_linked(inode)
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return doc
