@@ -32,6 +32,7 @@ from dq_stores.filesystem._process import ProcessHandles
 from dq_stores.filesystem._records import Record, decode_full
 from dq_stores.filesystem._recovery import replay_intent
 from dq_stores.filesystem._verify import compare_index, derive_index
+from dq_stores.filesystem._writes import read_note
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
 __all__ = ["IntegrityMixin"]
@@ -83,10 +84,17 @@ class IntegrityMixin:
                 conn = self._index(scope, scope_dir, create=False)
         return indexed_revision(conn, kind, key)
 
-    def _settled_head(self, scope: Scope, kind: str, key: str) -> Record:
+    def _settled_head(self, scope: Scope, kind: str, key: str, pending: int = 0) -> Record:
         """The head, read under the scope lock with no writer in flight, which must
         then agree with the index exactly. Raises ``IntegrityError`` otherwise, and
-        ``NotFoundError`` for a key that has neither."""
+        ``NotFoundError`` for a key that has neither.
+
+        ``pending`` (a revision ``get`` found a file for past the head): if a dead
+        writer's note names exactly that revision of ``key`` and the head is just
+        before it, the head is returned as it is, the note left to the next writer
+        or opener — a read does not complete a commit (it would change what reads
+        made a moment earlier saw, with no writer running).
+        """
         scope_dir = self._layout.scope_dir(scope)
         kind_dir = self._layout.kind_dir(scope_dir, kind)
         with translated("read"):
@@ -94,7 +102,14 @@ class IntegrityMixin:
             if conn is None:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
             with self._process().exclusive(scope_dir) as lock_fd:
-                replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
+                flag = self._flags[scope_dir]
+                if pending and not flag.raised:
+                    note = read_note(lock_fd)
+                    if note is not None and (kind, key, pending) in note.intents:
+                        head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
+                        if head.doc.revision == pending - 1:
+                            return head
+                replay_intent(conn, scope, scope_dir, lock_fd, flag)
                 known = indexed_revision(conn, kind, key)
                 try:
                     head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
@@ -130,7 +145,7 @@ class IntegrityMixin:
         a power loss's uncommitted leftover, or a rolled-back head. Decided under the
         lock (``_settled_head``). A head judged in place is remembered like any other:
         the next write moves the head, and a rollback to it changes its ctime."""
-        settled = self._settled_head(scope, kind, key)
+        settled = self._settled_head(scope, kind, key, pending=doc.revision + 1)
         if settled.doc.revision == doc.revision and settled.digest == inode[2].decode():
             self._remember_linked(inode)
         return settled.doc
