@@ -73,9 +73,14 @@ from dq_stores.search import (
 if TYPE_CHECKING:
     from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
-__all__ = ["MAX_RESTORE_KEYS", "DocumentBackend"]
+__all__ = ["MAX_RESTORE_KEYS", "RESERVED_TENANT", "DocumentBackend"]
 
 MAX_INDEX_VALUE_BYTES = 512
+#: The tenant ``dq doctor`` probes in (scope ``dq-doctor/probe``, see
+#: :mod:`dq_stores.health`). A probe cannot remove the tombstone and pruning marker
+#: it leaves, so :meth:`DocumentBackend.iter_scopes` — hence whole-store export,
+#: migrate and ``dq verify`` — leaves this tenant out. Do not use it for data.
+RESERVED_TENANT = "dq-doctor"
 _MARKER_ATTEMPTS = 8
 
 
@@ -328,8 +333,12 @@ class DocumentBackend(ABC):
         return sorted(self._list_environments(validate_id(tenant, "tenant")))
 
     def iter_scopes(self) -> Iterator[Scope]:
-        """Every scope holding documents (admin export)."""
-        return self._iter_scopes()
+        """Every scope holding documents (admin export, whole-store ``dq verify``).
+
+        The tenant :data:`RESERVED_TENANT` (``dq doctor``'s scratch scope) is left
+        out; :meth:`list_environments` still names its environment when asked.
+        """
+        return (s for s in self._iter_scopes() if s.tenant != RESERVED_TENANT)
 
     # -- writes ------------------------------------------------------------
     def put(

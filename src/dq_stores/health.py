@@ -17,7 +17,7 @@ from typing import Literal
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import DQError, NotFoundError
 from dq_metadata.scope import Scope
-from dq_stores.backend import DocumentBackend
+from dq_stores.backend import RESERVED_TENANT, DocumentBackend
 from dq_stores.documents import ANY, DocumentWrite, IndexEntry
 from dq_stores.results import ResultsStore
 
@@ -27,8 +27,9 @@ Status = Literal["ok", "warning", "error"]
 
 #: Scratch scope of the probes. Each probe writes the one key ``probe`` there,
 #: deletes it and prunes its history: what remains is one tombstone (and its
-#: pruned-prefix marker), whatever the number of doctor runs.
-PROBE_SCOPE = Scope("dq-doctor", "probe")
+#: pruned-prefix marker), whatever the number of doctor runs. Its tenant is
+#: reserved: ``iter_scopes`` (whole-store verify, export, migrate) skips it.
+PROBE_SCOPE = Scope(RESERVED_TENANT, "probe")
 _PROBE_KIND = "doctor_probe"
 
 

@@ -66,6 +66,9 @@ class VerifyCounts:
     revisions: int = 0
     results: int = 0
     legacy_records: int = 0  # format-1 filesystem records: identity bound to kind/key only
+    #: uncommitted revision files an interrupted write left (a power loss lost its
+    #: note): not problems — never part of history, replaced by the key's next write
+    interrupted: int = 0
     problems: int = 0
     repaired: list[Scope] = field(default_factory=list)
 

@@ -19,30 +19,78 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 
-from dq_metadata.errors import DQError
+from dq_metadata.errors import DQError, NotFoundError
 from dq_metadata.models.job_run import ResultObject
 from dq_metadata.scope import Scope, validate_id
 from dq_stores.backend import DocumentBackend
 from dq_stores.integrity import IntegrityProblem, ProblemCode, VerifyCounts
 from dq_stores.results import ResultRef, ResultsStore
 
-__all__ = ["IntegrityProblem", "ProblemCode", "VerifyCounts", "scopes_of", "verify"]
+__all__ = [
+    "IntegrityProblem",
+    "ProblemCode",
+    "VerifyCounts",
+    "has_scope",
+    "missing_scope",
+    "scopes_of",
+    "verify",
+]
 
 _RUN_KIND = "job_run"
+
+
+def has_scope(
+    backend: DocumentBackend, scope: Scope | None = None, tenant: str | None = None
+) -> bool:
+    """Whether ``backend`` holds (or held) documents in ``scope`` / of ``tenant``.
+
+    ``True`` for the whole store (neither given), even an empty one.
+
+    Raises:
+        ValidationError: an invalid tenant id.
+    """
+    if scope is not None:
+        return scope.environment in backend.list_environments(scope.tenant)
+    if tenant is not None:
+        return bool(backend.list_environments(validate_id(tenant, "tenant")))
+    return True
+
+
+def missing_scope(
+    backends: Iterable[DocumentBackend], scope: Scope | None = None, tenant: str | None = None
+) -> NotFoundError:
+    """The error for a ``scope`` / ``tenant`` none of ``backends`` holds, naming what exists."""
+    if scope is not None:
+        known = sorted({e for b in backends for e in b.list_environments(scope.tenant)})
+        if known:
+            return NotFoundError(
+                f"scope {scope} does not exist: tenant {scope.tenant!r} has the "
+                f"environment(s) {', '.join(known)}"
+            )
+        return NotFoundError(f"scope {scope} does not exist: no tenant {scope.tenant!r}")
+    return NotFoundError(f"tenant {tenant!r} does not exist (it holds no documents)")
 
 
 def scopes_of(
     backend: DocumentBackend, scope: Scope | None = None, tenant: str | None = None
 ) -> Iterable[Scope]:
-    """The scopes to walk: ``scope``; else every environment of ``tenant``; else all."""
+    """The scopes to walk: ``scope``; else every environment of ``tenant``; else all.
+
+    Raises:
+        NotFoundError: ``scope`` or ``tenant`` holds no documents in ``backend`` (a
+            typo must not verify as a clean, empty scope).
+    """
     if scope is not None:
         if tenant is not None:
             raise ValueError("give scope or tenant, not both")
+        if not has_scope(backend, scope):
+            raise missing_scope([backend], scope)
         return [scope]
     if tenant is not None:
-        return [
-            Scope(tenant, env) for env in backend.list_environments(validate_id(tenant, "tenant"))
-        ]
+        envs = backend.list_environments(validate_id(tenant, "tenant"))
+        if not envs:
+            raise missing_scope([backend], tenant=tenant)
+        return [Scope(tenant, env) for env in envs]
     return backend.iter_scopes()
 
 
@@ -65,6 +113,7 @@ def verify(
 
     Raises:
         ValueError: both ``scope`` and ``tenant``.
+        NotFoundError: ``scope`` or ``tenant`` holds no documents (before yielding).
         ValidationError: an invalid tenant id.
         StoreUnavailableError: the backend cannot be reached.
     """

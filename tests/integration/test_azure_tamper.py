@@ -144,6 +144,40 @@ def test_rollback_deleted_and_reordered_revisions_break_history(
     assert "head" in {p.code for p in _problems(fresh)}
 
 
+@pytest.mark.parametrize("how", ["upload", "server-side-copy"])
+def test_get_alone_catches_a_rolled_back_head(
+    fresh: Any, raw: ContainerClient, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Revision 1 copied over the head of revision 3: ``get`` notices the head blob was
+    written long after its record (here: > 0.5 s instead of 30 s, to keep the test
+    short) and finds revision 2 archived — the head went back."""
+    import time
+
+    from dq_stores.azure_blob import backend as azure_backend
+
+    monkeypatch.setattr(azure_backend, "_PLACED_SKEW", 0.5)
+    reader = fresh()
+    assert reader.get(ACME, KIND, "orders").revision == 3  # a long-lived reader too
+    time.sleep(0.6)
+    first = raw.get_blob_client("acme/prod/contract/r/orders/000000000001")
+    head = raw.get_blob_client(HEAD)
+    if how == "upload":
+        head.upload_blob(
+            first.download_blob().readall(), overwrite=True, metadata={"rev": "1", "deleted": "0"}
+        )
+    else:
+        head.start_copy_from_url(first.url, requires_sync=True)
+    for backend in (fresh(), reader):
+        with pytest.raises(IntegrityError, match="rolled-back head"):
+            backend.get(ACME, KIND, "orders")
+        assert backend.get(ACME, KIND, "other").revision == 1  # a head in place: no error
+    # a legitimate write much later than its predecessor is not mistaken for one
+    time.sleep(0.6)
+    with fresh() as writer:
+        writer.put(ACME, KIND, write("other", 2), ANY)
+    assert fresh().get(ACME, KIND, "other").revision == 2
+
+
 def test_deleted_index_entries_are_found_and_repaired(fresh: Any, raw: ContainerClient) -> None:
     entries = list(raw.list_blob_names(name_starts_with="acme/prod/contract/x/"))
     assert entries

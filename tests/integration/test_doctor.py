@@ -31,6 +31,7 @@ def run_cli(config: dict[str, Any], tmp_path: Path, *args: str) -> subprocess.Co
 
 
 def test_filesystem_all_ok_and_the_probe_cleans_up(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
     config = {"default_backend": "filesystem", "filesystem": {"root": str(tmp_path / "store")}}
     for _ in range(3):
         report = diagnose(config)
@@ -50,6 +51,41 @@ def test_filesystem_all_ok_and_the_probe_cleans_up(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert len(lines) == len(report.checks)
     assert all(line.startswith("ok") for line in lines)
+
+
+def test_a_missing_filesystem_root_is_reported_not_created(tmp_path: Path) -> None:
+    root = tmp_path / "missing" / "store"
+    config = {"default_backend": "filesystem", "filesystem": {"root": str(root)}}
+    report = diagnose(config)
+    assert not report.ok
+    check = by_name(report.checks)["filesystem-root"]
+    assert check.status == "error"
+    assert "does not exist" in check.message
+    assert "mkdir -p" in (check.fix or "")
+    assert "read-write" not in by_name(report.checks)  # no probe wrote anything
+    assert not (tmp_path / "missing").exists()
+    done = run_cli(config, tmp_path)
+    assert done.returncode == 1
+    assert not (tmp_path / "missing").exists()
+
+
+def test_an_azure_container_name_azure_refuses_fails_the_config_check() -> None:
+    from dq_metadata.errors import MisconfiguredError
+    from dq_registries.wiring.config import settings_from_mapping
+    from dq_stores.azure_names import validate_container_name
+
+    for name in ("dq", "a" * 64, "Upper", "a--b", "-ab", "ab-"):
+        section = {"container": name, "connection_string": "UseDevelopmentStorage=true"}
+        config = {"default_backend": "azure_blob", "azure_blob": section}
+        report = diagnose(config)
+        assert [c.name for c in report.checks] == ["config"], name
+        assert "azure_blob.container" in report.checks[0].message
+        with pytest.raises(MisconfiguredError, match=r"azure_blob\.container"):
+            settings_from_mapping(config)
+        with pytest.raises(MisconfiguredError, match=r"azure_blob\.container"):
+            validate_container_name(name)  # the rule the adapters apply
+    for name in ("dqx", "a" * 63, "dq-results-1"):
+        assert validate_container_name(name) == name
 
 
 def test_filesystem_root_that_is_a_file_is_an_error(tmp_path: Path) -> None:

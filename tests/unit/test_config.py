@@ -134,7 +134,7 @@ def test_a_dict_config_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) 
             "azure_blob.container:",
         ),
         (
-            {"stores": {"results": "azure_blob"}, "azure_blob": {"container": "c"}},
+            {"stores": {"results": "azure_blob"}, "azure_blob": {"container": "dqc"}},
             "azure_blob: set exactly one",
         ),
     ],
@@ -151,7 +151,7 @@ def test_azure_with_both_credentials_is_a_contradiction() -> None:
             {
                 "default_backend": "azure_blob",
                 "azure_blob": {
-                    "container": "c",
+                    "container": "dqc",
                     "connection_string": AZ_CONN,
                     "account_url": "https://a",
                 },
@@ -172,7 +172,7 @@ def test_secrets_never_show_in_repr_or_errors() -> None:
             "default_backend": "postgres",
             "postgres": {"url": PG_URL},
             "stores": {"results": "azure_blob"},
-            "azure_blob": {"container": "c", "connection_string": AZ_CONN},
+            "azure_blob": {"container": "dqc", "connection_string": AZ_CONN},
         }
     )
     shown = repr(settings) + str(settings) + repr(settings.model_dump())

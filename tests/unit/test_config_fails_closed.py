@@ -44,7 +44,7 @@ def refused(data: dict[str, object]) -> str:
         ({"postgres": {"url": PG_URL}}, "postgres.url"),
         ({"postgres": {"pool_size": 3}}, "postgres.pool_size"),
         ({"sqlite": {"url": "sqlite:///x.db"}}, "sqlite.url"),
-        ({"azure_blob": {"container": "c"}}, "azure_blob.container"),
+        ({"azure_blob": {"container": "dqc"}}, "azure_blob.container"),
         ({"filesystem": {"root": "/srv/dq"}, "default_backend": "memory"}, "filesystem.root"),
     ],
 )

@@ -21,7 +21,9 @@ def doctor(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     security, container, filesystem features, a write probe and a results round trip.
 
     Prints one line per check (ok / WARNING / ERROR with the fix); exits 1 if any
-    check is an error. Probes write only in the scratch scope dq-doctor/probe.
+    check is an error. A missing filesystem root is reported, never created. Probes
+    write only in the scratch scope dq-doctor/probe (a reserved tenant that whole-store
+    export, migrate and verify leave out).
     """
     report = diagnose(config)
     if as_json:

@@ -8,8 +8,11 @@
 
 Prints one line per problem and a summary; exits 1 when anything is wrong (an
 index problem repaired by ``--repair-index`` still counts: run it again to see
-a clean store), 0 otherwise. Every document store the configuration uses is
-walked once, and the results store checks each run's results object.
+a clean store), 0 otherwise. A ``--tenant`` / ``--env`` that no store holds is
+an error (``error: scope acme/prdo does not exist: ...``, exit 1, nothing
+checked), never a clean result. Every document store the configuration uses is
+walked once, and the results store checks each run's results object. The
+doctor's scratch tenant ``dq-doctor`` is left out of a whole-store walk.
 """
 
 from __future__ import annotations
@@ -76,7 +79,10 @@ def verify_command(
     repair_index: _RepairOpt = False,
     as_json: _JsonOpt = False,
 ) -> None:
-    """Check every document, revision, index entry and results object; exit 1 on any problem."""
+    """Check every document, revision, index entry and results object; exit 1 on any problem.
+
+    A --tenant/--env that no store holds is an error (exit 1), not a clean result.
+    """
     problems, summary = _run(tenant, env, config, repair_index, as_json)
     if as_json:
         sys.stdout.write(json.dumps({"summary": summary, "problems": problems}, indent=2) + "\n")
@@ -93,6 +99,12 @@ def verify_command(
                 f"note: {summary['legacy_records']} record(s) in the format before issue 11 "
                 "(identity bound to kind and key only; rewritten on their next change)"
             )
+        if summary["interrupted"]:
+            typer.echo(
+                f"note: {summary['interrupted']} uncommitted revision file(s) left by an "
+                "interrupted write (a power loss); not part of any history, replaced by "
+                "the key's next write"
+            )
     if summary["problems"]:
         raise typer.Exit(code=1)
 
@@ -103,7 +115,7 @@ def _run(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from dq_metadata.errors import DQError
     from dq_metadata.scope import Scope, validate_id
-    from dq_stores.verify import VerifyCounts, verify
+    from dq_stores.verify import VerifyCounts, has_scope, missing_scope, verify
 
     if env is not None and tenant is None:
         raise UsageError("--env needs --tenant")
@@ -115,12 +127,17 @@ def _run(
         raise UsageError(str(exc)) from exc
     counts = VerifyCounts()
     found: list[dict[str, Any]] = []
+    by_tenant = None if scope is not None else tenant
     with _stores(config) as (backends, results), _progress(not as_json) as step:
-        for backend in backends:
+        # a typo must not verify as a clean, empty scope: walk the stores holding it
+        holding = [b for b in backends if has_scope(b, scope, by_tenant)]
+        if not holding:
+            raise missing_scope(backends, scope, by_tenant)
+        for backend in holding:
             walk = verify(
                 backend,
                 scope=scope,
-                tenant=None if scope is not None else tenant,
+                tenant=by_tenant,
                 results=results,
                 counts=counts,
                 repair_index=repair,
@@ -137,6 +154,7 @@ def _run(
         "revisions": counts.revisions,
         "results": counts.results,
         "legacy_records": counts.legacy_records,
+        "interrupted": counts.interrupted,
         "problems": counts.problems,
         "repaired": [str(s) for s in counts.repaired],
     }

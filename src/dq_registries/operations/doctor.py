@@ -4,10 +4,12 @@ For each technology the configuration uses (and the stores using it): it is
 reachable; SQL: the schema is at the migration head, the connecting role has the
 grants of ``docs/operations.md`` and (PostgreSQL) row-level security is in force
 for it — a superuser or ``BYPASSRLS`` role is a warning; Azure: the container
-exists; filesystem: the root is writable and supports renames, hard links and
-``flock``; every backend: a probe document is written, read back, deleted and its
-history pruned in the scratch scope ``dq-doctor/probe``; the results store
-round-trips a small object.
+exists; filesystem: the root exists (reported, never created) and is writable and
+supports renames, hard links and ``flock``; every backend: a probe document is
+written, read back, deleted and its history pruned in the scratch scope
+``dq-doctor/probe`` (a reserved tenant: ``iter_scopes`` leaves it out); the
+results store round-trips a small object. The Azure container name is checked
+with the configuration (``dq_stores.azure_names``), as the adapters check it.
 """
 
 from __future__ import annotations

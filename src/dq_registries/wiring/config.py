@@ -9,7 +9,7 @@ overrides. Example::
     stores: {job_runs: postgres, reports: postgres}       # per-store overrides
     filesystem: {root: /var/lib/dq}
     postgres: {url: "postgresql+psycopg://dq:***@db/dq", pool_size: 10}
-    azure_blob: {container: dq, account_url: "https://acct.blob.core.windows.net"}
+    azure_blob: {container: dq-data, account_url: "https://acct.blob.core.windows.net"}
     plugins: {mongo: {url: "mongodb://db"}}   # sections of third-party backends
     contracts: {active_statuses: [active, production]}
     results: {inline_limit_bytes: 262144}

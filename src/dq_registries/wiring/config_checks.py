@@ -19,6 +19,7 @@ from dq_metadata.errors import DQError, Problem
 from dq_metadata.scope import validate_id
 from dq_registries.wiring.defaults import DQ_HOME_ENV
 from dq_registries.wiring.plugins import BackendRegistry
+from dq_stores.azure_names import container_name_problem
 
 if TYPE_CHECKING:
     from dq_registries.wiring.config import DQSettings
@@ -159,6 +160,9 @@ def _required(settings: DQSettings, users: dict[str, list[str]]) -> list[Problem
         azure = settings.azure_blob
         if not azure.container:
             problems.append(Problem("azure_blob.container", _why(users, "azure_blob")))
+        elif (why := container_name_problem(azure.container)) is not None:
+            # the adapters apply the same rule: doctor cannot pass a name they refuse
+            problems.append(Problem("azure_blob.container", why))
         has_conn = azure.connection_string is not None
         if has_conn == (azure.account_url is not None):
             problems.append(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import threading
 import time
 import uuid
@@ -50,6 +49,7 @@ from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_d
 from dq_stores.azure_blob._restore import RestoreMixin
 from dq_stores.azure_blob._search import SearchScan
 from dq_stores.azure_blob._txn import Blob
+from dq_stores.azure_names import validate_container_name
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
     DocumentWrite,
@@ -68,7 +68,6 @@ from dq_stores.search import SEARCH_FIELDS
 __all__ = ["AzureBlobBackend"]
 
 T = TypeVar("T")
-_CONTAINER_RE = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
 _MAX_ATTEMPTS = 50
 #: Documents a bulk write keeps in flight at most: the SDK's HTTP connection pool size.
 _BULK_WIDTH = 10
@@ -82,13 +81,11 @@ def _live_revision(known: _Read | None) -> int | None:
     return known[0].doc.revision
 
 
-def _validate_container(container: str) -> str:
-    if not isinstance(container, str) or not _CONTAINER_RE.fullmatch(container):
-        raise MisconfiguredError(f"invalid Azure container name {container!r}")
-    return container
-
-
 _HISTORY_ATTEMPTS = 30
+#: Seconds a head blob's Last-Modified may differ from its record's time (clock skew
+#: between writers and the service, slow requests) before ``get`` checks its place.
+_PLACED_SKEW = 30.0
+_MAX_PLACED = 4096
 
 
 class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
@@ -116,7 +113,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         commit_lease: float = 30.0,
     ) -> None:
         self._layout = Layout(prefix)
-        self._container_name = _validate_container(container)
+        self._container_name = validate_container_name(container)
         if client is None:
             client = make_service_client(
                 connection_string=connection_string,
@@ -137,6 +134,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._inline = threading.local()
+        self._placed: set[tuple[str, str]] = set()  # (head name, etag) whose place was checked
         self._txb = TxBlobs(self._container, self._layout, self._fetch)
         self._scan = IndexScan(self._container, self._layout, self._read_blobs, self._background)
         self._search_scan = SearchScan(
@@ -234,10 +232,46 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
 
     # -- reads ---------------------------------------------------------------
     def _get(self, scope: Scope, kind: str, key: str) -> StoredDocument:
-        found = self._read_head(scope, kind, key)
-        if found is None or found[0].doc.deleted:
+        name = self._layout.head(scope, kind, key)
+        blob = self._fetch(name, f"reading {kind} {key!r} in {scope}")
+        if blob is not None and blob.tx is not None:
+            blob = self._visible(scope, name, blob)
+        if blob is None or blob.placeholder:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-        return found[0].doc
+        doc = self._parse(blob, scope, kind, key, 0, name)[0].doc
+        # Rollback check at no request: a writer PUTs a head moments after building
+        # its record, so a head blob modified long after its record's time was copied
+        # in later (an old revision over the head, a restore, a rolled-forward commit);
+        # only then is the next archived revision looked for (one HEAD request, once
+        # per head version and process).
+        if blob.modified is not None and (name, blob.etag) not in self._placed:
+            age = blob.modified.timestamp() - doc.written_at.timestamp()
+            if not -_PLACED_SKEW <= age <= _PLACED_SKEW:
+                doc = self._check_place(scope, kind, key, doc, (name, blob.etag))
+        if doc.deleted:
+            raise NotFoundError(f"{kind} {key!r} not found in {scope}")
+        return doc
+
+    def _check_place(
+        self, scope: Scope, kind: str, key: str, doc: StoredDocument, seen: tuple[str, str]
+    ) -> StoredDocument:
+        """``doc`` (head revision N) if no revision after it was archived; a head whose
+        revision N+1 was archived — superseded, so committed — was rolled back."""
+        following = self._layout.revision(scope, kind, key, doc.revision + 1)
+        with azure_errors(f"reading {kind} {key!r} in {scope}"):
+            archived = self._container.get_blob_client(following).exists()
+        if archived:
+            again = self._read_head(scope, kind, key)  # writers may have moved on meanwhile
+            if again is None or again[0].doc.revision <= doc.revision:
+                raise IntegrityError(
+                    f"{kind} {key!r} in {scope}: the head is revision {doc.revision} but "
+                    f"revision {doc.revision + 1} was archived — a rolled-back head"
+                )
+            return again[0].doc
+        if len(self._placed) >= _MAX_PLACED:
+            self._placed.clear()
+        self._placed.add(seen)
+        return doc
 
     def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
         name = self._layout.revision(scope, kind, key, revision)

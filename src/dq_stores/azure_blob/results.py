@@ -24,6 +24,7 @@ from dq_metadata.errors import MisconfiguredError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import ClientSettings, azure_errors, make_service_client
 from dq_stores.azure_blob._layout import Layout
+from dq_stores.azure_names import validate_container_name
 from dq_stores.keys import decode_key, encode_key
 from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore, StoredObject
 
@@ -52,6 +53,7 @@ class AzureBlobResultsStore(ResultsStore):
     ) -> None:
         if not _MIN_BLOCK <= block_size <= _MAX_BLOCK or max_concurrency < 1:
             raise MisconfiguredError("block_size must be 64 KiB..100 MiB, max_concurrency ≥ 1")
+        validate_container_name(container)
         self._layout = Layout(prefix)
         self._block_size = block_size
         self._max_concurrency = max_concurrency

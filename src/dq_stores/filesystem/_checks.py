@@ -16,21 +16,30 @@ from typing import TYPE_CHECKING
 
 from dq_metadata.errors import IntegrityError, NotFoundError
 from dq_metadata.scope import Scope
+from dq_stores.documents import StoredDocument
 from dq_stores.filesystem import _index as index
 from dq_stores.filesystem._errors import translated
 from dq_stores.filesystem._flag import ApplyFlag
-from dq_stores.filesystem._integrity import agrees, disagreement, indexed_revision
+from dq_stores.filesystem._integrity import (
+    agrees,
+    beyond_head,
+    disagreement,
+    headless_first,
+    indexed_revision,
+)
 from dq_stores.filesystem._layout import Layout, read_file
 from dq_stores.filesystem._process import ProcessHandles
 from dq_stores.filesystem._records import Record, decode_full
 from dq_stores.filesystem._recovery import replay_intent
 from dq_stores.filesystem._verify import compare_index, derive_index
+from dq_stores.filesystem._writes import read_note
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
 __all__ = ["IntegrityMixin"]
 
+Inode = tuple[int, int, bytes, int]  # (st_ino, st_dev, record hash, st_ctime_ns) of a head
 _INDEX_FILE = "index.sqlite3"
-_MAX_LINKED = 4096
+_MAX_LINKED = 16384  # ~4 MB; past it the set starts again (each head is re-checked once)
 _DAMAGED = (
     "the index database is damaged (SQLite cannot read it); `dq verify --repair-index` "
     "rebuilds it from the documents (stop other processes using the store first)"
@@ -40,7 +49,7 @@ _DAMAGED = (
 class IntegrityMixin:
     """Needs the backend's layout, per-process handles, flags and linked-inode set."""
 
-    _linked: set[tuple[int, int, bytes]]
+    _linked: set[Inode]
     _flags: dict[str, ApplyFlag]
 
     if TYPE_CHECKING:  # provided by FilesystemBackend
@@ -53,17 +62,18 @@ class IntegrityMixin:
             self, scope: Scope, scope_dir: str, *, create: bool
         ) -> sqlite3.Connection | None: ...
 
-    def _is_linked(self, base: str, revision: int, inode: tuple[int, int, bytes]) -> bool:
+    def _is_linked(self, base: str, revision: int, inode: Inode) -> bool:
         try:
             st = os.stat(f"{base}.r{revision}")
         except FileNotFoundError:
             return False
-        if st.st_ino != inode[0] or st.st_dev != inode[1]:
-            return False
+        return st.st_ino == inode[0] and st.st_dev == inode[1]
+
+    def _remember_linked(self, inode: Inode) -> None:
+        """``inode`` passed the head checks: skip them until the head changes."""
         if len(self._linked) >= _MAX_LINKED:
             self._linked.clear()
         self._linked.add(inode)
-        return True
 
     def _known(self, scope: Scope, kind_dir: str, kind: str, key: str) -> int:
         """The live revision this scope's index knows for ``key`` (0 if none)."""
@@ -74,10 +84,17 @@ class IntegrityMixin:
                 conn = self._index(scope, scope_dir, create=False)
         return indexed_revision(conn, kind, key)
 
-    def _settled_head(self, scope: Scope, kind: str, key: str) -> Record:
+    def _settled_head(self, scope: Scope, kind: str, key: str, pending: int = 0) -> Record:
         """The head, read under the scope lock with no writer in flight, which must
         then agree with the index exactly. Raises ``IntegrityError`` otherwise, and
-        ``NotFoundError`` for a key that has neither."""
+        ``NotFoundError`` for a key that has neither.
+
+        ``pending`` (a revision ``get`` found a file for past the head): if a dead
+        writer's note names exactly that revision of ``key`` and the head is just
+        before it, the head is returned as it is, the note left to the next writer
+        or opener — a read does not complete a commit (it would change what reads
+        made a moment earlier saw, with no writer running).
+        """
         scope_dir = self._layout.scope_dir(scope)
         kind_dir = self._layout.kind_dir(scope_dir, kind)
         with translated("read"):
@@ -85,20 +102,53 @@ class IntegrityMixin:
             if conn is None:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
             with self._process().exclusive(scope_dir) as lock_fd:
-                replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
+                flag = self._flags[scope_dir]
+                if pending and not flag.raised:
+                    note = read_note(lock_fd)
+                    if note is not None and (kind, key, pending) in note.intents:
+                        head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
+                        if head.doc.revision == pending - 1:
+                            return head
+                replay_intent(conn, scope, scope_dir, lock_fd, flag)
                 known = indexed_revision(conn, kind, key)
                 try:
                     head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
                 except FileNotFoundError:
-                    if known or os.path.exists(Layout.revision(kind_dir, key, 1)):
+                    if known:
                         raise IntegrityError(disagreement(scope, kind, key, None, known)) from None
+                    if os.path.exists(Layout.revision(kind_dir, key, 1)):
+                        why = headless_first(scope, kind, kind_dir, key, known)
+                        if why is not None:  # else a new key's interrupted write: absent
+                            raise IntegrityError(
+                                f"{kind} {key!r} in {scope}: its head was removed ({why})"
+                            ) from None
                     raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
                 if not agrees(head.doc, known):
                     raise IntegrityError(disagreement(scope, kind, key, head.doc, known))
                 newest = self._read_record(scope, kind, kind_dir, key, head.doc.revision)
                 if newest.digest != head.digest:
                     raise IntegrityError(f"{kind} {key!r}: the head is not its newest revision")
+                revision = head.doc.revision
+                if os.path.exists(Layout.revision(kind_dir, key, revision + 1)):
+                    why = beyond_head(scope, kind, kind_dir, key, head, known)
+                    if why is not None:  # else an interrupted write's leftover: not committed
+                        raise IntegrityError(
+                            f"{kind} {key!r} in {scope}: the head is revision {revision} but "
+                            f"revision {revision + 1} was committed ({why}) — a rolled-back head"
+                        )
                 return head
+
+    def _past_head(
+        self, scope: Scope, kind: str, key: str, base: str, doc: StoredDocument, inode: Inode
+    ) -> StoredDocument:
+        """``get`` found ``<name>.r<N+1>`` beside head revision N: a writer in flight,
+        a power loss's uncommitted leftover, or a rolled-back head. Decided under the
+        lock (``_settled_head``). A head judged in place is remembered like any other:
+        the next write moves the head, and a rollback to it changes its ctime."""
+        settled = self._settled_head(scope, kind, key, pending=doc.revision + 1)
+        if settled.doc.revision == doc.revision and settled.digest == inode[2].decode():
+            self._remember_linked(inode)
+        return settled.doc
 
     def _checked_head(self, scope: Scope, kind: str, kind_dir: str, key: str) -> Record:
         """The head, fully verified and agreeing with the index (``_settled_head`` if not)."""

@@ -9,20 +9,24 @@ index returns must describe the record it points at (an edited row raises).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 
 from dq_metadata.errors import IntegrityError
 from dq_metadata.scope import Scope
 from dq_stores.documents import FieldFilter, StoredDocument
-from dq_stores.filesystem._records import Record
+from dq_stores.filesystem._layout import Layout, read_file
+from dq_stores.filesystem._records import Record, decode_full
 
 __all__ = [
     "agrees",
+    "beyond_head",
     "check_chain",
     "check_link",
     "check_row",
     "disagreement",
+    "headless_first",
     "indexed_revision",
 ]
 
@@ -101,3 +105,57 @@ def check_row(
             "its record does; run `dq verify --repair-index`"
         )
     return doc
+
+
+def beyond_head(
+    scope: Scope, kind: str, kind_dir: str, key: str, head: Record, known: int
+) -> str | None:
+    """Why ``<name>.r<N+1>`` next to head revision N means a rolled-back head, or
+    ``None`` when it is the leftover of an interrupted write. Hold the scope lock,
+    with any note replayed.
+
+    A write makes ``r<N+1>`` (fsynced) before its commit point — the head's rename
+    or link, or a multi-document commit's fsynced journal; a replayed note deletes
+    or commits it, so one survives only a power loss that lost the note. Such a
+    leftover is exactly one revision past the head, links the head's record hash,
+    and the head is still the hard link of ``r<N>`` the index knows. Anything
+    else — ``r<N+2>``, an index that knows a later revision, a successor that
+    does not follow the head, a head that is a copy rather than the link — means
+    ``r<N+1>`` was committed and the head went back.
+    Not distinguishable from files alone: ``ln -f r<N> head`` after ``r<N+1>``
+    became the newest revision *and* the index was rebuilt from the heads.
+    """
+    revision = head.doc.revision
+    if os.path.exists(Layout.revision(kind_dir, key, revision + 2)):
+        return f"revision {revision + 2} exists"
+    if known > revision:
+        return f"the index knows revision {known}"
+    try:
+        data = read_file(Layout.revision(kind_dir, key, revision + 1))
+        following = decode_full(data, scope, kind, key)
+    except FileNotFoundError:
+        return None
+    except IntegrityError as exc:
+        return f"revision {revision + 1} is damaged ({exc})"
+    if following.doc.revision != revision + 1 or following.prev not in (None, head.digest):
+        return f"revision {revision + 1} does not follow the head"
+    try:
+        linked = os.path.samefile(
+            Layout.head(kind_dir, key), Layout.revision(kind_dir, key, revision)
+        )
+    except FileNotFoundError:
+        linked = False
+    if not linked:
+        return f"the head is a copy, not the link of revision {revision}"
+    return None
+
+
+def headless_first(scope: Scope, kind: str, kind_dir: str, key: str, known: int) -> str | None:
+    """Why ``<name>.r1`` without a head means a removed head, or ``None`` when it is
+    the leftover of a new key's interrupted write (its head link was never made:
+    no other revision exists and the index never knew the key). Hold the lock."""
+    if known:
+        return f"the index knows revision {known}"
+    if os.path.exists(Layout.revision(kind_dir, key, 2)):
+        return "revision 2 exists"
+    return None

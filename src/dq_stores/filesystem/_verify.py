@@ -14,12 +14,12 @@ import os
 import re
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dq_metadata.errors import IntegrityError
 from dq_metadata.scope import ID_PATTERN, Scope
 from dq_stores.filesystem import _index as index
-from dq_stores.filesystem._integrity import check_link
+from dq_stores.filesystem._integrity import beyond_head, check_link, headless_first
 from dq_stores.filesystem._layout import Layout, name_of, read_file
 from dq_stores.filesystem._records import decode_full
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
@@ -28,6 +28,8 @@ from dq_stores.retention import PRUNED_KIND, marker_key, parse_marker
 __all__ = ["compare_index", "derive_index"]
 
 _HEAD = ".head"
+#: ``(kind, key) -> the revision the live index knows`` (0: none)
+Known = Callable[[str, str], int]
 _REVISION = re.compile(r"(?P<name>[a-z0-9_-]+)\.r(?P<n>[1-9][0-9]*)")
 
 
@@ -39,16 +41,29 @@ def _kinds(scope_dir: str) -> list[str]:
     return [name for name in names if ID_PATTERN.fullmatch(name) and ".." not in name]
 
 
+def _nothing_known(_kind: str, _key: str) -> int:
+    return 0
+
+
 def derive_index(
-    conn: sqlite3.Connection, scope: Scope, scope_dir: str, counts: VerifyCounts
+    conn: sqlite3.Connection,
+    scope: Scope,
+    scope_dir: str,
+    counts: VerifyCounts,
+    known: Known = _nothing_known,
 ) -> Iterator[IntegrityProblem]:
     """Index every valid head into ``conn`` (an empty index, in a transaction the
-    caller holds) and yield every problem found in records and histories."""
+    caller holds) and yield every problem found in records and histories.
+
+    ``known`` (the live index, when there is one) tells a rolled-back or removed
+    head from an interrupted write's uncommitted file (``_integrity.beyond_head``);
+    those leftovers are counted in ``counts.interrupted``, not reported.
+    """
     for kind in _kinds(scope_dir):
         kind_dir = f"{scope_dir}/docs/{kind}"
         with os.scandir(kind_dir) as entries:
             for entry in entries:
-                yield from _check_file(conn, scope, kind, kind_dir, entry.name, counts)
+                yield from _check_file(conn, scope, kind, kind_dir, entry.name, counts, known)
 
 
 def _check_file(
@@ -58,19 +73,50 @@ def _check_file(
     kind_dir: str,
     name: str,
     counts: VerifyCounts,
+    known: Known,
 ) -> Iterator[IntegrityProblem]:
     if name.startswith("."):
         return  # an unfinished write (the next writer or recovery removes it)
     if name.endswith(_HEAD):
-        yield from _check_document(conn, scope, kind, kind_dir, name, counts)
+        yield from _check_document(conn, scope, kind, kind_dir, name, counts, known)
         return
     match = _REVISION.fullmatch(name)
     if match is None:
         yield IntegrityProblem(scope, "record", f"unexpected file {name!r}", kind)
     elif not os.path.exists(f"{kind_dir}/{match['name']}{_HEAD}"):
-        yield IntegrityProblem(
-            scope, "head", f"revision file {name!r} has no head (the head was removed)", kind
-        )
+        yield from _headless(scope, kind, kind_dir, name, match["n"] == "1", counts, known)
+
+
+def _headless(
+    scope: Scope,
+    kind: str,
+    kind_dir: str,
+    name: str,
+    first: bool,
+    counts: VerifyCounts,
+    known: Known,
+) -> Iterator[IntegrityProblem]:
+    """A revision file without a head: a removed head, or (``<name>.r1`` alone, a key
+    the index never knew) a new key whose write was interrupted before its head."""
+    why: str | None = "a later revision than 1"
+    key = None
+    if first:
+        try:
+            key = decode_full(read_file(f"{kind_dir}/{name}"), scope, kind, None).doc.key
+        except IntegrityError as exc:
+            yield IntegrityProblem(scope, "record", f"revision file {name!r}: {exc}", kind)
+            return
+        why = headless_first(scope, kind, kind_dir, key, known(kind, key))
+    if why is None:
+        counts.interrupted += 1
+        return
+    yield IntegrityProblem(
+        scope,
+        "head",
+        f"revision file {name!r} has no head (the head was removed: {why})",
+        kind,
+        key,
+    )
 
 
 def _check_document(
@@ -80,6 +126,7 @@ def _check_document(
     kind_dir: str,
     name: str,
     counts: VerifyCounts,
+    known: Known,
 ) -> Iterator[IntegrityProblem]:
     try:
         head = decode_full(read_file(f"{kind_dir}/{name}"), scope, kind, None)
@@ -110,14 +157,18 @@ def _check_document(
     except IntegrityError as exc:
         yield IntegrityProblem(scope, "history", str(exc), kind, key)
     if os.path.exists(Layout.revision(kind_dir, key, doc.revision + 1)):
-        yield IntegrityProblem(
-            scope,
-            "head",
-            f"the head is revision {doc.revision} but revision {doc.revision + 1} exists "
-            "(a rolled-back head)",
-            kind,
-            key,
-        )
+        why = beyond_head(scope, kind, kind_dir, key, head, known(kind, key))
+        if why is None:
+            counts.interrupted += 1  # an uncommitted leftover; the next write replaces it
+        else:
+            yield IntegrityProblem(
+                scope,
+                "head",
+                f"the head is revision {doc.revision} but revision {doc.revision + 1} was "
+                f"committed ({why}): a rolled-back head",
+                kind,
+                key,
+            )
     index.set_head(conn, kind, key, doc.revision, None if doc.deleted else doc.index)
 
 
@@ -135,6 +186,7 @@ def _first_kept(scope: Scope, kind_dir: str, kind: str, key: str) -> int:
     return parse_marker(decode_full(data, scope, PRUNED_KIND, mkey).doc).pruned_through + 1
 
 
+_KNOWN = "SELECT revision FROM live.heads WHERE kind = ? AND key = ?"
 _TABLES = (
     ("heads", "kind, key, revision, sort_key, fields", "", "kind, key"),
     ("postings", "kind, field, value, sort_key, key", "", "kind, key"),
@@ -151,9 +203,14 @@ def compare_index(
         fresh = index.connect(f"{scratch}/derived.sqlite3", durable=False)
         try:
             index.ensure_schema(fresh)
-            with index.transaction(fresh):
-                yield from derive_index(fresh, scope, scope_dir, counts)
             fresh.execute("ATTACH DATABASE ? AS live", (live_path,))
+
+            def known(kind: str, key: str) -> int:
+                row = fresh.execute(_KNOWN, (kind, key)).fetchone()
+                return 0 if row is None else int(row[0])
+
+            with index.transaction(fresh):
+                yield from derive_index(fresh, scope, scope_dir, counts, known)
             for table, columns, where, ident in _TABLES:
                 for side, first, second in (("the index has", "live.", "main."),
                                             ("the index lacks", "main.", "live.")):  # fmt: skip

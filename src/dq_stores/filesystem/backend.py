@@ -74,6 +74,7 @@ _MAX_CACHED_DIRS = 4096
 #: A head whose inode last changed within this window (s) after its record was
 #: built is the link its writer made: no ``stat`` of its revision file needed.
 _FRESH_MIN, _FRESH_MAX = -0.05, 1.0
+_access, _F_OK = os.access, os.F_OK
 _IDLE = b"\x00"  # the flag of a scope that does not exist yet: nothing to wait for
 
 
@@ -134,7 +135,8 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         self._readers: dict[tuple[str, str, str], tuple[str, bytes | mmap]] = {}
         self._flags: dict[str, ApplyFlag] = {}
         self._headers = HeaderCache()
-        self._linked: set[tuple[int, int, bytes]] = set()  # (ino, dev, record hash) linked
+        # heads checked in place: (ino, dev, record hash, ctime ns)
+        self._linked: set[tuple[int, int, bytes, int]] = set()
         self._handles = ProcessHandles()
         self._inherited: list[ProcessHandles] = []
 
@@ -299,18 +301,26 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         except OSError as exc:
             raise translate(exc, "get") from exc
         doc = decode_record(data, scope, kind, key, self._headers)
-        # Fast tamper check: a head is a hard link of its own revision file, made
-        # head moments after its record was built. A head whose inode changed long
-        # after (copied over in place, replaced, or a restore) is checked against
-        # its revision file's inode; failing that, the slow path decides under the
-        # lock against the index. Linked inodes are remembered with their record hash.
-        inode = (st.st_ino, st.st_dev, data[:64])
+        # Fast tamper checks, once per version of a head (then a set lookup): the head
+        # is a hard link of its own revision file, made head moments after its record
+        # was built, and no later revision file exists. A head whose inode changed long
+        # after (copied over in place, replaced, a restore) is checked against its
+        # revision file's inode; a next revision file (a rollback: ln -f r1 head, an
+        # old copy — or a writer in flight, or a power loss's uncommitted file) sends
+        # the read to the lock path, which decides against the index. The key holds
+        # the inode's ctime: linking or copying an old revision over the head changes
+        # it, so a rollback to a version seen before is checked again.
+        inode = (st.st_ino, st.st_dev, data[:64], st.st_ctime_ns)
         if inode not in self._linked:
             age = st.st_ctime_ns / 1e9 - doc.written_at.timestamp()
             if not _FRESH_MIN <= age <= _FRESH_MAX and not self._is_linked(
                 base, doc.revision, inode
             ):
                 doc = self._settled_head(scope, kind, key).doc
+            elif _access(f"{base}.r{doc.revision + 1}", _F_OK):
+                doc = self._past_head(scope, kind, key, base, doc, inode)
+            else:
+                self._remember_linked(inode)
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return doc

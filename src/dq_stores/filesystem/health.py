@@ -17,13 +17,15 @@ __all__ = ["filesystem_checks"]
 
 
 def filesystem_checks(root: str | os.PathLike[str], store: str) -> list[Check]:
-    """Probe ``root`` with scratch files (removed afterwards)."""
+    """Probe ``root`` with scratch files (removed afterwards).
+
+    A missing root is one error check (``filesystem-root``): the doctor reports
+    it and creates nothing (the backend creates it on its first write).
+    """
     path = Path(root)
     fix = f"give the process a local, writable directory (e.g. mkdir -p {path} && chown it)"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return [Check("filesystem-writable", store, "error", f"cannot create {path}: {exc}", fix)]
+    if not os.path.lexists(path):
+        return [Check("filesystem-root", store, "error", f"{path} does not exist", fix)]
     token = uuid.uuid4().hex
     temp, final, link = (path / f".dq-doctor-{token}.{n}" for n in ("tmp", "final", "link"))
     checks: list[Check] = []

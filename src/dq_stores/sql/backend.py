@@ -37,6 +37,7 @@ from dq_stores.documents import (
     Query,
     StoredDocument,
 )
+from dq_stores.integrity import IntegrityProblem, VerifyCounts
 from dq_stores.search import DRIVING_PROBE, driving_terms
 from dq_stores.sql import _errors, _restore
 from dq_stores.sql._commit import Refused, refusal, steps_of
@@ -51,6 +52,7 @@ from dq_stores.sql._statements import (
     select_search,
 )
 from dq_stores.sql._url import parse_url, render_url, url_secrets
+from dq_stores.sql._verify import index_problems, repair_key
 from dq_stores.sql.schema import ensure_schema
 
 __all__ = ["PostgresBackend", "SqlBackend", "SqliteBackend"]
@@ -431,6 +433,35 @@ class SqlBackend(DocumentBackend):
         at = datetime.now(UTC)
         self._run(lambda conn: self._executor.write_many(conn, scope, kind, revs, at), safe=False)
         return len(revs)
+
+    # -- integrity (``dq verify``) -----------------------------------------------
+    def verify_scope(self, scope: Scope, counts: VerifyCounts) -> Iterator[IntegrityProblem]:
+        """The port's walk (bodies vs. sha256, history numbering, head vs. newest
+        revision), then every key's postings against its head and every head
+        against its revision row (``dq_stores.sql._verify``). Streams."""
+        yield from super().verify_scope(scope, counts)
+        try:
+            yield from index_problems(self._reader(scope), scope, self._executor.placeholder)
+        except DQError as exc:
+            yield IntegrityProblem(scope, "unreadable", f"index check stopped: {exc}")
+
+    def repair_index(self, scope: Scope) -> bool:
+        """Re-derive the postings of every key whose postings disagree with its head,
+        one short transaction per key; heads and revisions are never touched."""
+        super().repair_index(scope)
+        ph = self._executor.placeholder
+
+        def repair(kind: str, key: str) -> Callable[[Any], None]:
+            return lambda conn: repair_key(conn, ph, scope, kind, key)
+
+        for problem in index_problems(self._reader(scope), scope, ph):
+            if problem.code == "index" and problem.kind is not None and problem.key is not None:
+                # idempotent (derived from the head again): safe to retry
+                self._run(repair(problem.kind, problem.key), safe=True)
+        return True
+
+    def _reader(self, scope: Scope) -> Callable[[str, list[Any]], list[Any]]:
+        return lambda sql, params: self._scope_read(scope, sql, params)
 
     # -- history transfer (``_restore``) -----------------------------------------
     def _iter_histories(self, scope: Scope, kind: str | None) -> Iterator[list[StoredDocument]]:

@@ -40,6 +40,7 @@ from dq_stores.testing.restore import RestoreConformance
 from dq_stores.testing.results import ResultsStoreConformance
 from dq_stores.testing.retention import RetentionConformance
 from dq_stores.testing.search import SearchConformance
+from dq_stores.testing.verifying import VerifyConformance
 
 __all__ = ["DocumentBackendConformance", "ResultsStoreConformance", "SearchConformance"]
 
@@ -54,6 +55,7 @@ class DocumentBackendConformance(
     TypedBulkConformance,
     RetentionConformance,
     RestoreConformance,
+    VerifyConformance,
 ):
     """Every invariant of the Store contract (DESIGN §3). Subclass and supply
     ``backend_factory``."""
