@@ -58,6 +58,24 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def pruned_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An archive of a store ``dq gc`` pruned: its first scope has pruned histories."""
+    tmp = tmp_path_factory.mktemp("pruned")
+    with open_endpoint(
+        {"filesystem": {"root": str(tmp / "src")}, "results": {"inline_limit_bytes": 64}}
+    ) as source:
+        populate(source)
+        scope = SCOPES[-1]
+        for history in list(source.backend.iter_histories(scope)):
+            if len(history) > 1:
+                head = history[-1]
+                source.backend.prune_history(scope, head.kind, head.key, head.revision)
+        path = tmp / "pruned.tar"
+        assert export_archive(source, path).ok
+    return path
+
+
 @pytest.fixture
 def target(tmp_path: Path) -> Iterator[Endpoint]:
     with open_endpoint(_config(tmp_path / "dst.sqlite3")) as endpoint:
@@ -260,3 +278,39 @@ def test_a_malformed_member_is_one_clear_error(
 
 def test_the_scopes_are_the_headers(archive: Path) -> None:
     assert set(verify_archive(archive).scopes) == {f"{s.tenant}/{s.environment}" for s in SCOPES}
+
+
+def test_a_pruned_history_without_its_marker_fails_verification_and_writes_nothing(
+    pruned_archive: Path, target: Endpoint, tmp_path: Path
+) -> None:
+    """The last scope's markers are dropped (and the manifest re-signed): the earlier
+    scopes must not be written before the restore of a pruned history fails."""
+    members = []
+    for name, data in _members(pruned_archive):
+        lines = data.splitlines(keepends=True) if name.endswith(".jsonl") else [data]
+        kept = [line for line in lines if b'"kind":"dq_pruned_history"' not in line]
+        members.append((name, b"".join(kept)))
+    assert members != _members(pruned_archive)
+    forged = _resign(members, tmp_path / "forged.tar")
+    with pytest.raises(IntegrityError, match="pruned-history marker"):
+        verify_archive(forged)
+    with pytest.raises(IntegrityError, match="pruned-history marker"):
+        import_archive(target, forged)
+    assert _everything(target) == []
+    assert import_archive(target, pruned_archive, verify=True).ok  # the intact one imports
+
+
+def test_a_scope_whose_members_are_not_together_is_refused(
+    archive: Path, target: Endpoint, tmp_path: Path
+) -> None:
+    members = _members(archive)
+    first = next(i for i, (name, _) in enumerate(members) if name.endswith(".jsonl"))
+    name, data = members[first]
+    lines = data.splitlines(keepends=True)
+    split = name.replace("000001", "000002")
+    moved = [*members[: first + 1], *members[first + 1 : -1], (split, lines[-1]), members[-1]]
+    moved[first] = (name, b"".join(lines[:-1]))
+    forged = _resign(moved, tmp_path / "forged.tar")
+    with pytest.raises(IntegrityError, match="not together"):
+        verify_archive(forged)
+    assert _everything(target) == []

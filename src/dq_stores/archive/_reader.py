@@ -17,6 +17,7 @@ from dq_stores.archive._lines import BodyNormalizer, ScopeTally, decode_line
 from dq_stores.archive._writer import FORMAT, READABLE_VERSIONS, ROOT, member_digest_prefix
 from dq_stores.documents import StoredDocument
 from dq_stores.results import ResultRef
+from dq_stores.retention import PRUNED_KIND, marker_key, parse_marker
 
 __all__ = [
     "ArchiveEnd",
@@ -140,6 +141,74 @@ def _result_meta(data: bytes, scope: Scope, name: str) -> dict[str, Any]:
     return dict(meta)
 
 
+class _PrunedCheck:
+    """Every pruned history (starting at ``k > 1``) of a scope has its marker there.
+
+    A store refuses to restore such a history without the marker recording
+    ``pruned_through = k - 1`` (``DocumentBackend.restore_many``); checking it while
+    verifying refuses the archive before anything is written. Memory: two 16-byte
+    digests per pruned key of the current scope (markers may follow the histories
+    they describe in a version-1 archive, so the check runs when the scope ends).
+    """
+
+    def __init__(self) -> None:
+        self.scope: Scope | None = None
+        self._done: set[Scope] = set()
+        self._markers: set[bytes] = set()
+        self._needed: dict[bytes, str] = {}
+
+    def enter(self, scope: Scope, name: str) -> None:
+        """Member ``name`` belongs to ``scope``: a scope's members are contiguous."""
+        if scope == self.scope:
+            return
+        self.end_scope()
+        if self.scope is not None:
+            self._done.add(self.scope)
+        if scope in self._done:
+            raise IntegrityError(
+                f"archive member {name!r}: the members of scope {scope} are not "
+                "together: the archive was altered"
+            )
+        self.scope = scope
+
+    @staticmethod
+    def _digest(marker: str, pruned_through: int) -> bytes:
+        return hashlib.blake2b(f"{marker}\x00{pruned_through}".encode(), digest_size=16).digest()
+
+    def add(self, history: list[StoredDocument]) -> None:
+        head = history[-1]
+        if head.kind == PRUNED_KIND:
+            if not head.deleted:
+                prefix = parse_marker(head)
+                self._markers.add(self._digest(head.key, prefix.pruned_through))
+        elif history[0].revision > 1:
+            digest = self._digest(marker_key(head.kind, head.key), history[0].revision - 1)
+            self._needed.setdefault(digest, f"{head.kind} {head.key!r}")
+
+    def end_scope(self) -> None:
+        missing = [what for digest, what in self._needed.items() if digest not in self._markers]
+        if missing:
+            raise IntegrityError(
+                f"{len(missing)} pruned histor{'y' if len(missing) == 1 else 'ies'} in "
+                f"{self.scope} (e.g. {missing[0]}) lack the pruned-history marker recording "
+                "the revisions pruned before them: the archive is incomplete or was altered"
+            )
+        self._markers.clear()
+        self._needed.clear()
+
+
+def _end(
+    manifest: dict[str, Any], tallies: dict[str, ScopeTally], listed: set[Scope], digest: str
+) -> ArchiveEnd:
+    """The end: the manifest beside what was read (every listed scope, empty or not)."""
+    computed = {k: t.as_dict() for k, t in tallies.items()}
+    for scope in listed:
+        computed.setdefault(f"{scope.tenant}/{scope.environment}", ScopeTally().as_dict())
+    for scope_name in manifest.get("scopes", {}):
+        computed.setdefault(scope_name, ScopeTally().as_dict())
+    return ArchiveEnd(manifest, computed, digest)
+
+
 def _manifest(data: bytes) -> dict[str, Any]:
     try:
         manifest = json.loads(data)
@@ -183,6 +252,7 @@ def _items(tar: tarfile.TarFile, normalize: BodyNormalizer | None) -> Iterator[A
     pending: tuple[str, dict[str, Any]] | None = None  # (the .bin member expected, meta)
     seen_header = False
     allowed: set[Scope] = set()
+    pruned = _PrunedCheck()
     try:
         for member in tar:
             name = member.name
@@ -190,14 +260,8 @@ def _items(tar: tarfile.TarFile, normalize: BodyNormalizer | None) -> Iterator[A
             if not name.startswith(f"{ROOT}/") or stream is None:
                 raise IntegrityError(f"unexpected archive member {name!r}")
             if name == f"{ROOT}/manifest.json" and seen_header:
-                manifest = _manifest(stream.read())
-                computed = {k: t.as_dict() for k, t in tallies.items()}
-                for listed in allowed:
-                    key = f"{listed.tenant}/{listed.environment}"
-                    computed.setdefault(key, ScopeTally().as_dict())
-                for scope_name in manifest.get("scopes", {}):
-                    computed.setdefault(scope_name, ScopeTally().as_dict())
-                yield ArchiveEnd(manifest, computed, digest.hexdigest())
+                pruned.end_scope()
+                yield _end(_manifest(stream.read()), tallies, allowed, digest.hexdigest())
                 return
             digest.update(member_digest_prefix(name, member.size))
             if not seen_header:
@@ -212,12 +276,14 @@ def _items(tar: tarfile.TarFile, normalize: BodyNormalizer | None) -> Iterator[A
                     f"archive member {pending[0]!r} does not follow its metadata: the archive "
                     "was altered"
                 )
+            pruned.enter(scope, name)
             tally = tallies.setdefault(f"{scope.tenant}/{scope.environment}", ScopeTally())
             if name.endswith(".jsonl"):
                 sha = hashlib.sha256()
                 for n, line in enumerate(stream, 1):
                     sha.update(line)
                     history = decode_line(line, scope, f"{name} line {n}")
+                    pruned.add(history)
                     tally.add_history(history, normalize)
                     yield ArchiveHistory(scope, history)
                 digest.update(sha.digest())
