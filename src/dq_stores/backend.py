@@ -73,7 +73,7 @@ from dq_stores.search import (
 if TYPE_CHECKING:
     from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
-__all__ = ["MAX_RESTORE_KEYS", "RESERVED_TENANT", "DocumentBackend"]
+__all__ = ["MAX_RESTORE_KEYS", "RESERVED_TENANT", "DocumentBackend", "check_history"]
 
 MAX_INDEX_VALUE_BYTES = 512
 #: The tenant ``dq doctor`` probes in (scope ``dq-doctor/probe``, see
@@ -119,6 +119,20 @@ def _check_index(index: IndexEntry) -> None:
                 problems.append(Problem(f"index.{name}.{i}", problem))
     if problems:
         raise ValidationError("invalid index entry", problems)
+
+
+def check_history(scope: Scope, kind: str, key: str, revisions: Sequence[StoredDocument]) -> None:
+    """Validate one key's history exactly as :meth:`DocumentBackend.restore_many` does
+    before any I/O (kind, key, numbering, times, hashes, index entries).
+
+    What it cannot know without a target: whether a history starting at ``k > 1``
+    has its pruned-history marker there.
+
+    Raises:
+        ValidationError: the history would be refused by ``restore_many``.
+    """
+    validate_id(kind, "kind")
+    check_histories(_check_scope(scope), kind, [(key, revisions)], _check_index)
 
 
 def _check_query(query: Query | None) -> Query:

@@ -226,3 +226,19 @@ def test_import_and_migrate_replace_into_the_filesystem_default(tmp_path: Path) 
     for target in (copy, second):
         checked = dq(tmp_path, "verify", "--config", str(target))
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_an_invalid_tenant_or_environment_is_a_usage_error_not_an_empty_archive(
+    tmp_path: Path,
+) -> None:
+    source = _config(tmp_path / "src.yaml", {"filesystem": {"root": str(tmp_path / "src")}})
+    target = _config(tmp_path / "dst.yaml", {"filesystem": {"root": str(tmp_path / "dst")}})
+    archive = tmp_path / "out.tar"
+    for scope in (("-t", "ACME!"), ("-t", "acme", "-e", "../prod")):
+        exported = dq(tmp_path, "export", "--out", str(archive), "--config", str(source), *scope)
+        assert exported.returncode == 2, exported.stdout
+        assert exported.stderr.startswith("error: invalid ")
+        assert not archive.exists()
+        migrated = dq(tmp_path, "migrate", "--from", str(source), "--to", str(target), *scope)
+        assert migrated.returncode == 2, migrated.stdout
+        assert migrated.stderr.startswith("error: invalid ")

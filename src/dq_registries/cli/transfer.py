@@ -28,6 +28,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from dq_metadata.scope import validate_id
 from dq_registries.cli._common import (
     ConfigOpt,
     EnvOpt,
@@ -39,6 +40,7 @@ from dq_registries.cli._common import (
     fail,
     make_console,
 )
+from dq_registries.cli._options import command_line_values
 
 if TYPE_CHECKING:
     from dq_registries.operations.transfer import TransferReport
@@ -93,6 +95,17 @@ def _progress(label: str, quiet: bool) -> Iterator[Callable[[int, int | None], N
         yield update
 
 
+def _check_scope_options(tenant: str | None, env: str | None) -> None:
+    """``--tenant`` / ``--env`` are ids; anything else is a usage error (exit 2)."""
+    if env is not None and tenant is None:
+        raise UsageError("--env needs --tenant")
+    with command_line_values():
+        if tenant is not None:
+            validate_id(tenant, "tenant")
+        if env is not None:
+            validate_id(env, "environment")
+
+
 def _summary(report: TransferReport, as_json: bool) -> None:
     data = report.as_dict()
     if as_json:
@@ -138,8 +151,7 @@ def export(
     """Write every document revision and results object of the store to an archive."""
     from dq_registries.operations.transfer import export_archive, open_endpoint
 
-    if env is not None and tenant is None:
-        raise UsageError("--env needs --tenant")
+    _check_scope_options(tenant, env)
     with open_endpoint(config) as source, _progress("export", as_json) as progress:
         report = export_archive(
             source, out, tenant=tenant, environment=env, verify=verify, progress=progress
@@ -203,8 +215,7 @@ def migrate(
     from dq_registries.operations.transfer import migrate as run_migrate
     from dq_registries.operations.transfer import open_endpoint
 
-    if env is not None and tenant is None:
-        raise UsageError("--env needs --tenant")
+    _check_scope_options(tenant, env)
     with (
         open_endpoint(source) as src,
         open_endpoint(target) as dst,

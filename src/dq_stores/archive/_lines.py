@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dq_metadata.errors import IntegrityError
+from dq_metadata.errors import IntegrityError, ValidationError
 from dq_metadata.scope import Scope
+from dq_stores.backend import check_history
 from dq_stores.documents import IndexEntry, StoredDocument
 
 __all__ = ["BodyNormalizer", "ScopeTally", "decode_line", "encode_line", "history_digest"]
@@ -52,12 +53,20 @@ def encode_line(history: Sequence[StoredDocument]) -> bytes:
     return _DUMP(obj).encode("utf-8") + b"\n"
 
 
-def decode_line(line: bytes, scope: Scope, where: str) -> list[StoredDocument]:
+def decode_line(
+    line: bytes, scope: Scope, where: str, *, validate: bool = True
+) -> list[StoredDocument]:
     """Parse one archive line back into the history it holds (in ``scope``).
 
+    ``validate``: also check the history as ``DocumentBackend.restore_many`` would
+    (kind, key, revisions ``k..n`` without gaps, timezone-aware times, bodies
+    matching their sha256, valid index entries), so an archive a target would
+    refuse part-way is refused while it is verified, before anything is written.
+
     Raises:
-        IntegrityError: the line is not a history line of this format (``where``
-            says which member and line).
+        IntegrityError: the line is not a history line of this format, or (with
+            ``validate``) not a history a store accepts (``where`` says which
+            member and line).
     """
     try:
         obj = json.loads(line)
@@ -85,6 +94,11 @@ def decode_line(line: bytes, scope: Scope, where: str) -> list[StoredDocument]:
         raise IntegrityError(f"{where}: not a document history line ({exc})") from exc
     if not out:
         raise IntegrityError(f"{where}: a history without revisions")
+    if validate:
+        try:
+            check_history(scope, kind, key, out)
+        except ValidationError as exc:
+            raise IntegrityError(f"{where}: not a valid history: {exc}") from exc
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from dq_metadata.scope import Scope
 from dq_stores.archive._lines import BodyNormalizer, ScopeTally, decode_line
 from dq_stores.archive._writer import FORMAT, READABLE_VERSIONS, ROOT, member_digest_prefix
 from dq_stores.documents import StoredDocument
+from dq_stores.results import ResultRef
+from dq_stores.retention import PRUNED_KIND, marker_key, parse_marker
 
 __all__ = [
     "ArchiveEnd",
@@ -97,11 +100,123 @@ class ArchiveEnd:
 ArchiveItem = ArchiveHeader | ArchiveHistory | ArchiveResult | ArchiveEnd
 
 
-def _scope_of(parts: list[str], name: str) -> Scope:
+_MEMBER = re.compile(
+    r"dq-archive/scopes/([^/]+)/([^/]+)/(documents-[0-9]{6}\.jsonl|results/[0-9]{6}\.(?:json|bin))"
+)
+
+
+def _scope_of(name: str, allowed: set[Scope]) -> Scope:
+    """The scope a data member belongs to; it must be one the header announced."""
+    match = _MEMBER.fullmatch(name)
+    if match is None:
+        raise IntegrityError(f"unexpected archive member {name!r}")
     try:
-        return Scope(parts[2], parts[3])
-    except (IndexError, ValueError) as exc:
+        scope = Scope(match.group(1), match.group(2))
+    except ValueError as exc:
         raise IntegrityError(f"archive member {name!r} names no valid scope") from exc
+    if scope not in allowed:
+        raise IntegrityError(
+            f"archive member {name!r} belongs to scope {scope}, which the archive's header "
+            "does not list: the archive was altered"
+        )
+    return scope
+
+
+def _result_meta(data: bytes, scope: Scope, name: str) -> dict[str, Any]:
+    """A results object's metadata member, checked: what it names and what it must match."""
+    try:
+        meta = json.loads(data)
+        ref = meta["ref"]
+        for item in (meta, ref):
+            ResultRef(
+                scope,
+                meta["run_id"],
+                meta["name"],
+                item["size"],
+                item["sha256"],
+                item["content_type"],
+            )
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        raise IntegrityError(f"archive member {name!r} is not a results object's metadata") from exc
+    return dict(meta)
+
+
+class _PrunedCheck:
+    """Every pruned history (starting at ``k > 1``) of a scope has its marker there.
+
+    A store refuses to restore such a history without the marker recording
+    ``pruned_through = k - 1`` (``DocumentBackend.restore_many``); checking it while
+    verifying refuses the archive before anything is written. Memory: two 16-byte
+    digests per pruned key of the current scope (markers may follow the histories
+    they describe in a version-1 archive, so the check runs when the scope ends).
+    """
+
+    def __init__(self) -> None:
+        self.scope: Scope | None = None
+        self._done: set[Scope] = set()
+        self._markers: set[bytes] = set()
+        self._needed: dict[bytes, str] = {}
+
+    def enter(self, scope: Scope, name: str) -> None:
+        """Member ``name`` belongs to ``scope``: a scope's members are contiguous."""
+        if scope == self.scope:
+            return
+        self.end_scope()
+        if self.scope is not None:
+            self._done.add(self.scope)
+        if scope in self._done:
+            raise IntegrityError(
+                f"archive member {name!r}: the members of scope {scope} are not "
+                "together: the archive was altered"
+            )
+        self.scope = scope
+
+    @staticmethod
+    def _digest(marker: str, pruned_through: int) -> bytes:
+        return hashlib.blake2b(f"{marker}\x00{pruned_through}".encode(), digest_size=16).digest()
+
+    def add(self, history: list[StoredDocument]) -> None:
+        head = history[-1]
+        if head.kind == PRUNED_KIND:
+            if not head.deleted:
+                prefix = parse_marker(head)
+                self._markers.add(self._digest(head.key, prefix.pruned_through))
+        elif history[0].revision > 1:
+            digest = self._digest(marker_key(head.kind, head.key), history[0].revision - 1)
+            self._needed.setdefault(digest, f"{head.kind} {head.key!r}")
+
+    def end_scope(self) -> None:
+        missing = [what for digest, what in self._needed.items() if digest not in self._markers]
+        if missing:
+            raise IntegrityError(
+                f"{len(missing)} pruned histor{'y' if len(missing) == 1 else 'ies'} in "
+                f"{self.scope} (e.g. {missing[0]}) lack the pruned-history marker recording "
+                "the revisions pruned before them: the archive is incomplete or was altered"
+            )
+        self._markers.clear()
+        self._needed.clear()
+
+
+def _end(
+    manifest: dict[str, Any], tallies: dict[str, ScopeTally], listed: set[Scope], digest: str
+) -> ArchiveEnd:
+    """The end: the manifest beside what was read (every listed scope, empty or not)."""
+    computed = {k: t.as_dict() for k, t in tallies.items()}
+    for scope in listed:
+        computed.setdefault(f"{scope.tenant}/{scope.environment}", ScopeTally().as_dict())
+    for scope_name in manifest.get("scopes", {}):
+        computed.setdefault(scope_name, ScopeTally().as_dict())
+    return ArchiveEnd(manifest, computed, digest)
+
+
+def _manifest(data: bytes) -> dict[str, Any]:
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        raise IntegrityError("the archive's manifest is not JSON") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("scopes", {}), dict):
+        raise IntegrityError("the archive's manifest is not a dq archive manifest")
+    return manifest
 
 
 def read_archive(
@@ -134,45 +249,51 @@ def read_archive(
 def _items(tar: tarfile.TarFile, normalize: BodyNormalizer | None) -> Iterator[ArchiveItem]:
     digest = hashlib.sha256()
     tallies: dict[str, ScopeTally] = {}
-    pending_meta: dict[str, Any] | None = None
+    pending: tuple[str, dict[str, Any]] | None = None  # (the .bin member expected, meta)
     seen_header = False
+    allowed: set[Scope] = set()
+    pruned = _PrunedCheck()
     try:
         for member in tar:
             name = member.name
-            parts = name.split("/")
             stream = tar.extractfile(member) if member.isfile() else None
-            if parts[0] != ROOT or stream is None:
+            if not name.startswith(f"{ROOT}/") or stream is None:
                 raise IntegrityError(f"unexpected archive member {name!r}")
-            if name == f"{ROOT}/manifest.json":
-                manifest = json.loads(stream.read())
-                computed = {k: t.as_dict() for k, t in tallies.items()}
-                for scope_name in manifest.get("scopes", {}):
-                    computed.setdefault(scope_name, ScopeTally().as_dict())
-                yield ArchiveEnd(manifest, computed, digest.hexdigest())
+            if name == f"{ROOT}/manifest.json" and seen_header:
+                pruned.end_scope()
+                yield _end(_manifest(stream.read()), tallies, allowed, digest.hexdigest())
                 return
             digest.update(member_digest_prefix(name, member.size))
             if not seen_header:
                 header = _header(name, stream.read(), digest)
                 seen_header = True
+                allowed = set(header.scopes)
                 yield header
                 continue
-            scope = _scope_of(parts, name)
+            scope = _scope_of(name, allowed)
+            if pending is not None and name != pending[0]:
+                raise IntegrityError(
+                    f"archive member {pending[0]!r} does not follow its metadata: the archive "
+                    "was altered"
+                )
+            pruned.enter(scope, name)
             tally = tallies.setdefault(f"{scope.tenant}/{scope.environment}", ScopeTally())
             if name.endswith(".jsonl"):
                 sha = hashlib.sha256()
                 for n, line in enumerate(stream, 1):
                     sha.update(line)
                     history = decode_line(line, scope, f"{name} line {n}")
+                    pruned.add(history)
                     tally.add_history(history, normalize)
                     yield ArchiveHistory(scope, history)
                 digest.update(sha.digest())
             elif name.endswith(".json"):
                 data = stream.read()
                 digest.update(hashlib.sha256(data).digest())
-                pending_meta = json.loads(data)
-            elif name.endswith(".bin") and pending_meta is not None:
-                item = ArchiveResult(scope, pending_meta, stream)
-                pending_meta = None
+                pending = (name[: -len(".json")] + ".bin", _result_meta(data, scope, name))
+            elif pending is not None:  # the .bin member its metadata announced
+                item = ArchiveResult(scope, pending[1], stream)
+                pending = None
                 yield item
                 digest.update(item._finish())
                 tally.add_result(item.meta["sha256"], item._size, str(item.meta["content_type"]))
@@ -186,7 +307,11 @@ def _items(tar: tarfile.TarFile, normalize: BodyNormalizer | None) -> Iterator[A
 def _header(name: str, data: bytes, digest: Any) -> ArchiveHeader:
     try:
         header = json.loads(data)
-        ok = name == f"{ROOT}/header.json" and header.get("format") == FORMAT
+        ok = (
+            name == f"{ROOT}/header.json"
+            and isinstance(header, dict)
+            and header.get("format") == FORMAT
+        )
     except ValueError:
         ok = False
     if not ok:
@@ -195,13 +320,23 @@ def _header(name: str, data: bytes, digest: Any) -> ArchiveHeader:
     if isinstance(version, bool) or version not in READABLE_VERSIONS:
         readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise ValidationError(
-            f"archive format version {version} is not readable by this library "
+            f"archive format version {version!r} is not readable by this library "
             f"(it reads versions {readable}); upgrade dq-platform-core"
         )
+    listed = header.get("scopes")
+    pairs = listed if isinstance(listed, list) else None
+    try:
+        if pairs is None or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise TypeError("not a list of pairs")
+        scopes = [Scope(tenant, env) for tenant, env in pairs]
+    except (TypeError, ValueError) as exc:
+        raise IntegrityError(
+            "the archive's header does not list its scopes as [tenant, environment] pairs"
+        ) from exc
     digest.update(hashlib.sha256(data).digest())
     return ArchiveHeader(
         int(version),
-        [Scope(t, e) for t, e in header["scopes"]],
+        scopes,
         str(header.get("created_at", "")),
         str(header.get("source", "")),
     )

@@ -208,7 +208,7 @@ def import_archive(
             empty; nothing written.
         ValidationError: both ``merge`` and ``replace``; nothing written.
         MisconfiguredError: ``replace`` into a backend that cannot replace a
-            history atomically (filesystem, Azure Blob); nothing written.
+            history atomically (Azure Blob); nothing written.
         IntegrityError / ValidationError: a damaged or foreign archive; nothing written.
     """
     _one_mode(target, merge, replace)
@@ -260,8 +260,7 @@ def migrate(
     an uninterrupted run would have produced; a key the target holds differently
     is a reported conflict, left as it is. ``replace``: such keys get the source's
     history instead, replaced atomically per batch as :func:`import_archive`
-    does (``MisconfiguredError`` on a filesystem or Azure target, before any
-    write). ``verify``: compare counts and digests of both sides afterwards.
+    does (``MisconfiguredError`` on an Azure Blob target, before any write). ``verify``: compare counts and digests of both sides afterwards.
     """
     _one_mode(target, False, replace)
     started = time.perf_counter()

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from dq_metadata.errors import MisconfiguredError
-from dq_metadata.scope import Scope
+from dq_metadata.scope import Scope, validate_id
 from dq_registries.wiring.config import STORE_NAMES
 from dq_registries.wiring.container import ConfigSource, build_container
 from dq_stores.backend import DocumentBackend
@@ -52,9 +52,19 @@ def open_endpoint(config: ConfigSource) -> Iterator[Endpoint]:
 def select_scopes(
     backend: DocumentBackend, tenant: str | None, environment: str | None
 ) -> list[Scope]:
-    """The scopes of ``backend``, of one tenant (and environment) if given."""
+    """The scopes of ``backend``, of one tenant (and environment) if given.
+
+    Raises:
+        MisconfiguredError: ``environment`` without ``tenant``.
+        InvalidScopeError: ``tenant`` or ``environment`` is not a valid id (a
+            ``ValidationError``; it could never match a scope).
+    """
     if environment is not None and tenant is None:
         raise MisconfiguredError("--env needs --tenant")
+    if tenant is not None:
+        validate_id(tenant, "tenant")
+    if environment is not None:
+        validate_id(environment, "environment")
     return [
         s
         for s in backend.iter_scopes()
