@@ -482,8 +482,14 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 return _stable(lambda: self._reading_index(scope, scope_dir), read)
 
         mark = None
-        while batch := batch_after(mark):  # each batch one snapshot, as a page
+        while True:
+            batch = batch_after(mark)  # each batch one snapshot, as a page
             yield from batch
+            if len(batch) < ITER_BATCH:
+                # The last batch. Asking again would read a later snapshot, where a
+                # key after the mark may have come alive (a replace, a write): a
+                # store of up to ITER_BATCH documents must come from one snapshot.
+                return
             mark = (batch[-1].kind, batch[-1].key)
 
     def _list_environments(self, tenant: str) -> Iterable[str]:
