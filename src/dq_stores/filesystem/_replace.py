@@ -34,8 +34,11 @@ lock (and roll a dead writer's journal forward). A read already under way when
 R4 began — ``history``, ``get_revision``, ``query``, ``iter_documents``,
 ``iter_histories`` read several files — notes the generation before and compares
 after, and reads again if it moved, so it never returns a mix of old and new
-revisions of a key, nor some keys replaced and others not. ``get`` reads one
-file (the head, renamed atomically) and ``count`` one SQLite snapshot.
+revisions of a key, nor, within one answer (a ``query`` page, one batch of
+``ITER_BATCH`` documents of ``iter_documents``, one key's history), some keys
+replaced and others not. An iteration longer than one batch may see a replace
+that lands between two batches, as it may see any commit. ``get`` reads one file
+(the head, renamed atomically) and ``count`` one SQLite snapshot.
 """
 
 from __future__ import annotations
