@@ -311,7 +311,7 @@ class SearchCursor:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             payload = json.loads(raw)
             points, key, query = payload["s"], payload["k"], payload["q"]
-        except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        except (binascii.Error, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ValidationError(
                 "invalid page token", [Problem("page_token", "malformed")]
             ) from exc

@@ -247,7 +247,8 @@ class SearchConformance:
         token = backend.search(SCOPE, KIND, "customer", limit=1).next_token
         assert token is not None
         forged = base64.urlsafe_b64encode(b'{"s":"8","k":"a","q":["customer"]}').decode()
-        for bad in ("garbage!", "e30", token[:-3], forged, 42, "A" * 5000):
+        nested = base64.urlsafe_b64encode(b"[" * 1500 + b"]" * 1500).decode()  # no RecursionError
+        for bad in ("garbage!", "e30", token[:-3], forged, 42, "A" * 5000, nested):
             with pytest.raises(ValidationError) as info:
                 backend.search(SCOPE, KIND, "customer", page_token=bad)  # type: ignore[arg-type]
             assert [p.loc for p in info.value.problems] == ["page_token"]
