@@ -256,6 +256,17 @@ class SearchConformance:
             backend.search(SCOPE, KIND, "orders", page_token=token)
         assert [p.loc for p in info.value.problems] == ["page_token"]
 
+    def test_words_keep_their_combining_marks(self, backend: DocumentBackend) -> None:
+        # Devanagari vowel signs and viramas are marks (Mn/Mc), not letters: a word
+        # split at them would become its bare consonants, found by unrelated words.
+        backend.put(SCOPE, KIND, search_write("hindi", ("हिन्दी भाषा",)), ANY)
+        backend.put(SCOPE, KIND, search_write("consonants", ("हम नया दिन",)), ANY)
+        backend.put(SCOPE, KIND, search_write("thai", ("ภาษาไทย",)), ANY)
+        assert search_keys(backend, "हिन्दी") == [("hindi", 8)]
+        assert search_keys(backend, "हिन") == [("hindi", 4)]  # a prefix, marks included
+        assert search_keys(backend, "ภาษาไทย") == [("thai", 8)]
+        assert search_keys(backend, "ภา") == [("thai", 4)]
+
     def test_hostile_unicode_round_trips(self, backend: DocumentBackend) -> None:
         load_corpus(backend)
         expectations = {
