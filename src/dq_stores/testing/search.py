@@ -267,6 +267,20 @@ class SearchConformance:
         assert search_keys(backend, "ภาษาไทย") == [("thai", 8)]
         assert search_keys(backend, "ภา") == [("thai", 4)]
 
+    def test_long_non_ascii_words_are_found_by_every_prefix(self, backend: DocumentBackend) -> None:
+        # 32-character tokens whose encodings outgrow any name or key budget
+        long_cjk = "顧客" * 20  # cut to 32 characters
+        long_hindi = "हिन्दी" * 8
+        backend.put(SCOPE, KIND, search_write("cjk", (long_cjk,)), ANY)
+        backend.put(SCOPE, KIND, search_write("hindi", (long_hindi,)), ANY)
+        backend.put(SCOPE, KIND, search_write("other", ("顧客" * 15 + "データ",)), ANY)
+        assert search_keys(backend, long_cjk) == [("cjk", 8)]
+        assert search_keys(backend, long_cjk[:31]) == [("cjk", 4)]
+        assert search_keys(backend, long_cjk[:30] + "デ") == [("other", 4)]
+        assert search_keys(backend, long_cjk[:3]) == [("cjk", 4), ("other", 4)]
+        assert search_keys(backend, long_hindi) == [("hindi", 8)]
+        assert search_keys(backend, long_hindi[:20]) == [("hindi", 4)]
+
     def test_hostile_unicode_round_trips(self, backend: DocumentBackend) -> None:
         load_corpus(backend)
         expectations = {
