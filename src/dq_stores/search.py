@@ -88,7 +88,7 @@ MAX_SEARCH_LIMIT = 100
 # A run starting with a letter or digit, through letters, digits and any non-ASCII
 # character that is neither a word character nor a space (marks among them); _words
 # then cuts it at whatever is not a letter, digit or combining mark.
-_RUN = re.compile(r"[^\W_](?:[^\W_]|[^\w\s\x00-\x7f])*")
+_RUN = re.compile(r"[^\W_]+(?:[^\w\s\x00-\x7f]+[^\W_]*)*")
 
 _EXACT_TITLE, _PREFIX_TITLE, _EXACT_BODY, _PREFIX_BODY = 8, 4, 2, 1
 
