@@ -295,7 +295,7 @@ class PageCursor:
             payload = json.loads(raw)
             cursor = cls(str(payload["s"]), str(payload["k"]), str(payload.get("e", "")))
             fingerprint = payload["q"]
-        except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        except (binascii.Error, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ValidationError(
                 "invalid page token", [Problem("page_token", "malformed")]
             ) from exc

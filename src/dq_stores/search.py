@@ -10,7 +10,8 @@ the index entry; :meth:`DocumentBackend.search` finds documents through them.
 Matching (all backends alike):
 
 * text → tokens by :func:`tokenize`: NFKC, case-folded, split into runs of
-  letters and digits (``_`` and punctuation separate words), camelCase and
+  letters and digits with the combining marks that follow them (``_`` and
+  punctuation separate words), camelCase and
   letter/digit boundaries additionally split (``customerEmail`` gives
   ``customeremail``, ``customer`` and ``email``), each token at most
   ``MAX_TOKEN_CHARS`` characters.
@@ -36,7 +37,7 @@ import binascii
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from dq_metadata.errors import Problem, ValidationError
@@ -84,9 +85,33 @@ MAX_QUERY_TERMS = 8
 MAX_QUERY_CHARS = 1000
 MAX_SEARCH_LIMIT = 100
 
-_WORD = re.compile(r"[^\W_]+")
+# A run starting with a letter or digit, through letters, digits and any non-ASCII
+# character that is neither a word character nor a space (marks among them); _words
+# then cuts it at whatever is not a letter, digit or combining mark.
+_RUN = re.compile(r"[^\W_]+(?:[^\w\s\x00-\x7f]+[^\W_]*)*")
 
 _EXACT_TITLE, _PREFIX_TITLE, _EXACT_BODY, _PREFIX_BODY = 8, 4, 2, 1
+
+
+def _words(text: str) -> Iterator[str]:
+    """Words of NFKC ``text``: runs of letters and digits (``str.isalnum``), each with
+    the combining marks (Unicode ``M*``: vowel signs, viramas, accents) that follow
+    its letters, so ``हिन्दी`` or ``ภาษาไทย`` stays one word. ``_`` and other
+    characters separate words; a mark with no letter before it is dropped."""
+    for match in _RUN.finditer(unicodedata.normalize("NFKC", text)):
+        run = match.group()
+        if run.isalnum():
+            yield run
+            continue
+        start = 0
+        for i, char in enumerate(run):
+            if char.isalnum() or (i > start and unicodedata.category(char)[0] == "M"):
+                continue
+            if i > start:
+                yield run[start:i]
+            start = i + 1
+        if start < len(run):
+            yield run[start:]
 
 
 def _fold(word: str) -> str:
@@ -120,8 +145,7 @@ def tokenize(text: str) -> list[str]:
     if not isinstance(text, str):
         raise ValidationError("invalid search text", [Problem("text", "must be a str")])
     seen: dict[str, None] = {}
-    for match in _WORD.finditer(unicodedata.normalize("NFKC", text)):
-        word = match.group()
+    for word in _words(text):
         seen.setdefault(_fold(word), None)
         parts = _parts(word)
         if len(parts) > 1:
@@ -213,8 +237,8 @@ def parse_query(text: object) -> tuple[str, ...]:
             "invalid search", [Problem("text", f"is over {MAX_QUERY_CHARS} characters")]
         )
     terms: dict[str, None] = {}
-    for match in _WORD.finditer(unicodedata.normalize("NFKC", text)):
-        terms.setdefault(_fold(match.group()), None)
+    for word in _words(text):
+        terms.setdefault(_fold(word), None)
     if not terms:
         raise ValidationError(
             "invalid search", [Problem("text", "holds no word (letters or digits) to search for")]
@@ -311,7 +335,7 @@ class SearchCursor:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             payload = json.loads(raw)
             points, key, query = payload["s"], payload["k"], payload["q"]
-        except (binascii.Error, ValueError, KeyError, TypeError) as exc:
+        except (binascii.Error, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ValidationError(
                 "invalid page token", [Problem("page_token", "malformed")]
             ) from exc

@@ -119,3 +119,19 @@ def test_reindex_makes_old_contracts_findable(dq: Dq, tmp_path: Path) -> None:
     assert [h["id"] for h in dq.json("search", "orders")["hits"]] == ["orders"]
     assert dq.json("reindex") == {"contracts": 1, "updated": 0}
     assert "updated" in dq("reindex").stdout
+
+
+def test_tables_escape_terminal_control_characters_from_contracts(dq: Dq, tmp_path: Path) -> None:
+    # A contract's name and description reach the terminal through search hits and
+    # show/list rows: an ESC or a bidi override in them must not drive the terminal.
+    evil = contract("evil", purpose="zapword \x1b]0;pwned\x07 \u202egnp.exe")
+    evil["name"] = "evil\x1b[31mRED\x9b2J\u2066x"
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps(evil))
+    dq("publish", str(path), "--actor", "alice")
+    for args in (["search", "zapword"], ["show", "evil"], ["list"]):
+        out = dq(*args).stdout
+        assert not any(c in out for c in "\x1b\x07\x9b\u202e\u2066"), (args, out)
+    out = dq("search", "zapword").stdout
+    assert "evil\\x1b[31mRED\\x9b2J\\u2066x" in out
+    assert dq.json("search", "zapword")["hits"][0]["name"] == evil["name"]  # JSON: exact

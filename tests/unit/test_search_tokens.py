@@ -38,3 +38,10 @@ def test_tokens_fold_and_split() -> None:
     ]
     assert parse_query("Customer customer CUSTOMER!") == ("customer",)
     assert search_fields(["B a"], []) == {"search_title": ("a", "b")}
+
+
+def test_combining_marks_stay_inside_their_word() -> None:
+    assert tokenize("हिन्दी भाषा") == ["हिन्दी", "भाषा"]
+    assert tokenize("ภาษาไทย") == ["ภาษาไทย"]
+    assert tokenize("e\u0301cole \u0301x a😀b \u20dd") == ["école", "x", "a", "b"]
+    assert parse_query("हिन्दी") == ("हिन्दी",)

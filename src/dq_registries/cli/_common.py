@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -252,14 +253,27 @@ def to_jsonable(data: Any) -> Any:
     return str(data)
 
 
+# C0 controls but tab and newline, DEL, C1 controls, and the bidi embeddings,
+# overrides and isolates: data (a contract's name, a description) must not move the
+# cursor, retitle the window or reorder what a person reads in a table.
+_TERMINAL_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _visible(text: str) -> str:
+    """``text`` with every terminal control character written as its escape (``\\x1b``)."""
+    return _TERMINAL_CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return _visible(json.dumps(value, ensure_ascii=False, sort_keys=True))
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    return _visible(str(value))
 
 
 def _title(title: str | None) -> Text | None:

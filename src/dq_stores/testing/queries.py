@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 
 import pytest
@@ -122,7 +123,8 @@ class QueryConformance:
         assert "k0" not in page.next_token
         with pytest.raises(ValidationError):
             backend.query(SCOPE, KIND, Query(limit=1, page_token=page.next_token))
-        for garbage in ("garbage!", "", "eyJ4IjoxfQ"):
+        nested = base64.urlsafe_b64encode(b"[" * 2000 + b"]" * 2000).decode()
+        for garbage in ("garbage!", "", "eyJ4IjoxfQ", nested):  # nested: no RecursionError
             with pytest.raises(ValidationError):
                 backend.query(SCOPE, KIND, Query(page_token=garbage))
         for limit in (0, -1, 10_001):

@@ -247,13 +247,39 @@ class SearchConformance:
         token = backend.search(SCOPE, KIND, "customer", limit=1).next_token
         assert token is not None
         forged = base64.urlsafe_b64encode(b'{"s":"8","k":"a","q":["customer"]}').decode()
-        for bad in ("garbage!", "e30", token[:-3], forged, 42, "A" * 5000):
+        nested = base64.urlsafe_b64encode(b"[" * 1500 + b"]" * 1500).decode()  # no RecursionError
+        for bad in ("garbage!", "e30", token[:-3], forged, 42, "A" * 5000, nested):
             with pytest.raises(ValidationError) as info:
                 backend.search(SCOPE, KIND, "customer", page_token=bad)  # type: ignore[arg-type]
             assert [p.loc for p in info.value.problems] == ["page_token"]
         with pytest.raises(ValidationError) as info:
             backend.search(SCOPE, KIND, "orders", page_token=token)
         assert [p.loc for p in info.value.problems] == ["page_token"]
+
+    def test_words_keep_their_combining_marks(self, backend: DocumentBackend) -> None:
+        # Devanagari vowel signs and viramas are marks (Mn/Mc), not letters: a word
+        # split at them would become its bare consonants, found by unrelated words.
+        backend.put(SCOPE, KIND, search_write("hindi", ("हिन्दी भाषा",)), ANY)
+        backend.put(SCOPE, KIND, search_write("consonants", ("हम नया दिन",)), ANY)
+        backend.put(SCOPE, KIND, search_write("thai", ("ภาษาไทย",)), ANY)
+        assert search_keys(backend, "हिन्दी") == [("hindi", 8)]
+        assert search_keys(backend, "हिन") == [("hindi", 4)]  # a prefix, marks included
+        assert search_keys(backend, "ภาษาไทย") == [("thai", 8)]
+        assert search_keys(backend, "ภา") == [("thai", 4)]
+
+    def test_long_non_ascii_words_are_found_by_every_prefix(self, backend: DocumentBackend) -> None:
+        # 32-character tokens whose encodings outgrow any name or key budget
+        long_cjk = "顧客" * 20  # cut to 32 characters
+        long_hindi = "हिन्दी" * 8
+        backend.put(SCOPE, KIND, search_write("cjk", (long_cjk,)), ANY)
+        backend.put(SCOPE, KIND, search_write("hindi", (long_hindi,)), ANY)
+        backend.put(SCOPE, KIND, search_write("other", ("顧客" * 15 + "データ",)), ANY)
+        assert search_keys(backend, long_cjk) == [("cjk", 8)]
+        assert search_keys(backend, long_cjk[:31]) == [("cjk", 4)]
+        assert search_keys(backend, long_cjk[:30] + "デ") == [("other", 4)]
+        assert search_keys(backend, long_cjk[:3]) == [("cjk", 4), ("other", 4)]
+        assert search_keys(backend, long_hindi) == [("hindi", 8)]
+        assert search_keys(backend, long_hindi[:20]) == [("hindi", 4)]
 
     def test_hostile_unicode_round_trips(self, backend: DocumentBackend) -> None:
         load_corpus(backend)
