@@ -15,7 +15,10 @@ Matching (all backends alike):
   letter/digit boundaries additionally split (``customerEmail`` gives
   ``customeremail``, ``customer`` and ``email``), each token at most
   ``MAX_TOKEN_CHARS`` characters.
-* a query is the distinct tokens of its text (1 to ``MAX_QUERY_TERMS``);
+* a query is the distinct words of its text, a word with camelCase or
+  letter/digit boundaries giving its parts instead (``customerEmail`` searches for
+  ``customer`` and ``email``, so it finds ``customer_email`` too), 1 to
+  ``MAX_QUERY_TERMS`` terms;
   a document matches when **every** term is a prefix of at least one of its
   tokens (title or body).
 * rank (:func:`score`): per term, the best of 8 (a title token equals it),
@@ -224,7 +227,8 @@ def prefix_bounds(term: str) -> tuple[str, str]:
 
 
 def parse_query(text: object) -> tuple[str, ...]:
-    """The query's terms: distinct tokens of ``text``, in order.
+    """The query's terms: the distinct words of ``text`` in order, a word with camelCase
+    or letter/digit boundaries giving its parts (see :func:`tokenize`).
 
     Raises:
         ValidationError: not a ``str``, longer than ``MAX_QUERY_CHARS``, no word
@@ -238,7 +242,11 @@ def parse_query(text: object) -> tuple[str, ...]:
         )
     terms: dict[str, None] = {}
     for word in _words(text):
-        terms.setdefault(_fold(word), None)
+        # A word with case or digit boundaries searches for its parts: documents index
+        # both the whole word and its parts, so ``customerEmail`` finds
+        # ``customer_email`` as well as ``customerEmail`` (and the reverse).
+        for part in _parts(word):
+            terms.setdefault(_fold(part), None)
     if not terms:
         raise ValidationError(
             "invalid search", [Problem("text", "holds no word (letters or digits) to search for")]
@@ -246,7 +254,12 @@ def parse_query(text: object) -> tuple[str, ...]:
     if len(terms) > MAX_QUERY_TERMS:
         raise ValidationError(
             "invalid search",
-            [Problem("text", f"has {len(terms)} distinct words; at most {MAX_QUERY_TERMS}")],
+            [
+                Problem(
+                    "text",
+                    f"has {len(terms)} distinct words (camelCase parts count apart); at most {MAX_QUERY_TERMS}",
+                )
+            ],
         )
     return tuple(terms)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -45,3 +46,18 @@ def test_combining_marks_stay_inside_their_word() -> None:
     assert tokenize("ภาษาไทย") == ["ภาษาไทย"]
     assert tokenize("e\u0301cole \u0301x a😀b \u20dd") == ["école", "x", "a", "b"]
     assert parse_query("हिन्दी") == ("हिन्दी",)
+
+
+@pytest.mark.parametrize("query", ["customerEmail", "customer_email", "CustomerEmail", "cust em"])
+def test_camel_and_snake_case_find_each_other(query: str) -> None:
+    from dq_metadata.scope import Scope
+    from dq_stores.documents import ANY, DocumentWrite, IndexEntry
+    from dq_stores.memory import MemoryBackend
+
+    backend = MemoryBackend()
+    scope = Scope("acme", "prod")
+    for key, name in (("a", "customer_email"), ("b", "customerEmail"), ("c", "customer id")):
+        fields = search_fields(title=[name])
+        backend.put(scope, "k", DocumentWrite.hashing(key, b"{}", IndexEntry(fields)), ANY)
+    found = [hit.document.key for hit in backend.search(scope, "k", query).hits]
+    assert sorted(found) == ["a", "b"]
