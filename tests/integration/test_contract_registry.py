@@ -563,3 +563,25 @@ def test_a_publish_interrupted_after_claiming_the_head_can_be_completed(
     with pytest.raises(ConflictError, match="greater"):
         registry.publish(orders("1.0.5"), actor="alice")
     assert registry.publish(orders("1.1.0"), actor="alice").created
+
+
+def test_publishing_a_mapping_with_a_yaml_date_names_its_path() -> None:
+    """``yaml.safe_load`` (YAML 1.1) turns ``2024-01-01`` into a ``date``: the publish
+    refuses it with the JSON path, not a raw TypeError/ValueError."""
+    import datetime
+
+    from dq_registries import DQContext
+
+    document = {
+        "apiVersion": "v3.0.2",
+        "kind": "DataContract",
+        "id": "dated",
+        "version": "1.0.0",
+        "status": "active",
+        "customProperties": [{"property": "since", "value": datetime.date(2024, 1, 1)}],
+    }
+    with DQContext.create("acme", "prod", MemoryBackend()) as ctx:
+        with pytest.raises(ValidationError) as caught:
+            ctx.contracts.publish(document, actor="ann")
+        assert "customProperties[0].value" in str(caught.value)
+        assert ctx.contracts.list().items == []

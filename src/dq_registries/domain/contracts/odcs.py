@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import pydantic
 
+from dq_metadata.canonical import check_json
 from dq_metadata.errors import Problem, ValidationError
 from dq_metadata.models import DataContract
 from dq_metadata.models.base import problems_from
@@ -134,7 +135,8 @@ def parse_contract(data: DataContract | Mapping[str, Any]) -> DataContract:
     imported contract validates it once).
 
     Raises:
-        ValidationError: schema violations (JSON paths) or model problems (field paths).
+        ValidationError: a value that is not JSON (a ``date`` from ``yaml.safe_load``,
+            a set, NaN…), schema violations (JSON paths) or model problems (field paths).
     """
     if isinstance(data, DataContract):
         document = data.to_odcs()
@@ -142,6 +144,9 @@ def parse_contract(data: DataContract | Mapping[str, Any]) -> DataContract:
             return data
     elif isinstance(data, Mapping):
         document = dict(data)
+        # A mapping from a YAML 1.1 loader (``yaml.safe_load``) may hold dates and
+        # other non-JSON values: name their path here (``import_odcs`` reads YAML 1.2).
+        check_json(document)
     else:
         raise ValidationError(
             f"a contract must be a DataContract or a mapping, got {type(data).__name__}"
