@@ -23,6 +23,7 @@ from dq_metadata.scope import Scope
 from dq_stores.documents import ANY, DocumentWrite, IndexEntry, Query
 from dq_stores.filesystem import FilesystemBackend
 from dq_stores.filesystem import backend as fs_backend
+from dq_stores.verify import verify
 
 ACME = Scope("acme", "prod")
 KIND = "contract"
@@ -79,3 +80,13 @@ def test_an_index_row_edited_to_an_older_revision_returns_no_stale_document(root
         ):
             with pytest.raises(IntegrityError):
                 read()
+
+
+def test_verify_reports_a_revision_file_past_the_head_that_follows_nothing(root: Path) -> None:
+    # a stray r5 beside head 3 (no r4): a later write of the key makes r4 the head and
+    # then finds r5 beside it — verify must report it before that happens
+    docs = _docs(root)
+    (docs / "orders.r5").write_bytes((docs / "orders.r3").read_bytes())
+    with FilesystemBackend(root) as backend:
+        found = [(p.code, p.key) for p in verify(backend, ACME)]
+    assert found == [("head", "orders")]
