@@ -76,8 +76,8 @@ class VerifyCounts:
 def verify_through_port(
     backend: DocumentBackend, scope: Scope, counts: VerifyCounts
 ) -> Iterator[IntegrityProblem]:
-    """The checks the port alone allows: every listed document's full history
-    verifies, each body matches its sha256, the history ends at the document and
+    """The checks the port alone allows: every listed document's body and its full
+    history verify, each body matches its sha256, the history ends at the document and
     is numbered 1..N (from the oldest kept revision after ``prune_history``). Backends with derived
     data of their own override :meth:`DocumentBackend.verify_scope` to do more."""
     listed = backend.iter_documents(scope)
@@ -90,6 +90,11 @@ def verify_through_port(
             yield IntegrityProblem(scope, "unreadable", f"listing stopped: {exc}")
             return
         counts.documents += 1
+        if not doc.deleted and content_hash(doc.body) != doc.sha256:
+            # the document as reads return it (SQL keeps its own copy in the head row)
+            yield IntegrityProblem(
+                scope, "record", "the document's body fails its sha256", doc.kind, doc.key
+            )
         try:
             history = backend.history(scope, doc.kind, doc.key)
         except DQError as exc:

@@ -97,6 +97,10 @@ EDITS = {
                            " AND key = 'users'", [("head", "users"), ("index", "users")]),
     "head-undeleted": (f"UPDATE dq_heads SET deleted = {{true}} WHERE {_WHERE} AND key = 'users'",
                        [("head", "users"), ("index", "users")]),
+    # the head row's own copy of the body, edited without its sha256: not the newest
+    # revision's bytes any more, though every column the history walk compares agrees
+    "head-body-edited": (f"UPDATE dq_heads SET body = {{body}} WHERE {_WHERE} AND key = 'users'",
+                         [("record", "users")]),
 }  # fmt: skip
 
 
@@ -107,7 +111,8 @@ def test_an_edited_index_or_head_is_reported(store: tuple[str, Execute], edit: s
     assert _codes(url) == []
     statement, expected = EDITS[edit]
     truth = "1" if url.startswith("sqlite") else "true"
-    execute(statement.replace("{true}", truth))
+    body = "X'7b7d'" if url.startswith("sqlite") else "'\\x7b7d'::bytea"
+    execute(statement.replace("{true}", truth).replace("{body}", body))
     assert _codes(url, scope=SCOPE) == expected
     assert _codes(url, scope=OTHER) == []  # the other tenant is untouched
 

@@ -85,6 +85,32 @@ def _check_file(
         yield IntegrityProblem(scope, "record", f"unexpected file {name!r}", kind)
     elif not os.path.exists(f"{kind_dir}/{match['name']}{_HEAD}"):
         yield from _headless(scope, kind, kind_dir, name, match["n"] == "1", counts, known)
+    elif match["n"] != "1" and not os.path.exists(
+        f"{kind_dir}/{match['name']}.r{int(match['n']) - 1}"
+    ):
+        yield from _stray(scope, kind, kind_dir, match["name"], int(match["n"]))
+
+
+def _stray(
+    scope: Scope, kind: str, kind_dir: str, name: str, number: int
+) -> Iterator[IntegrityProblem]:
+    """``<name>.r<number>`` without its predecessor: the oldest revision
+    ``prune_history`` kept, or (past the head's next revision, which
+    ``_check_document`` judges) a file no write made — a later write of the key
+    would find it beside its head and read as a rolled-back head."""
+    try:
+        head = decode_full(read_file(f"{kind_dir}/{name}{_HEAD}"), scope, kind, None)
+    except (FileNotFoundError, IntegrityError):
+        return  # reported with the head
+    if number > head.doc.revision + 1:
+        yield IntegrityProblem(
+            scope,
+            "head",
+            f"revision file {name}.r{number} is past the head (revision {head.doc.revision})"
+            " and follows no revision: a stray or a rolled-back head's leftover",
+            kind,
+            head.doc.key,
+        )
 
 
 def _headless(

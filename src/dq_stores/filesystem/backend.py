@@ -40,6 +40,7 @@ from dq_stores.filesystem._checks import IntegrityMixin
 from dq_stores.filesystem._errors import translate, translated
 from dq_stores.filesystem._flag import GENERATION, ApplyFlag
 from dq_stores.filesystem._integrity import (
+    agrees,
     check_chain,
     check_row,
 )
@@ -84,6 +85,10 @@ _C = TypeVar("_C")
 _T = TypeVar("_T")
 
 
+class _Moved(Exception):
+    """An index row's revision is no longer the head: a writer committed since."""
+
+
 def _stable(entry: Callable[[], tuple[_C, bytes | mmap]], read: Callable[[_C], _T]) -> _T:
     """``read`` what ``entry`` opens (waiting out an applying writer), again until
     no history replace swapped revision files meanwhile: the generation is noted
@@ -95,6 +100,8 @@ def _stable(entry: Callable[[], tuple[_C, bytes | mmap]], read: Callable[[_C], _
             continue
         try:
             result = read(context)
+        except _Moved:
+            continue  # a writer committed a key past the snapshot's revision: read again
         except (IntegrityError, NotFoundError):
             if view[GENERATION] != generation:
                 continue  # files swapped under the read: not an answer
@@ -313,9 +320,12 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         inode = (st.st_ino, st.st_dev, data[:64], st.st_ctime_ns)
         if inode not in self._linked:
             age = st.st_ctime_ns / 1e9 - doc.written_at.timestamp()
-            if not _FRESH_MIN <= age <= _FRESH_MAX and not self._is_linked(
-                base, doc.revision, inode
+            if not _FRESH_MIN <= age <= _FRESH_MAX and (
+                not self._is_linked(base, doc.revision, inode)
+                or not agrees(doc, self._known(scope, entry[0], kind, key))
             ):
+                # relinked long after its record was written: a restore or copy, or a
+                # rollback that deleted the newer revision files — only the index knows
                 doc = self._settled_head(scope, kind, key).doc
             elif _access(f"{base}.r{doc.revision + 1}", _F_OK):
                 doc = self._past_head(scope, kind, key, base, doc, inode)
@@ -331,6 +341,21 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         except FileNotFoundError:
             return None
         return decode_header(data, kind, key)
+
+    def _read_indexed(
+        self, scope: Scope, kind: str, kind_dir: str, key: str, revision: int
+    ) -> StoredDocument:
+        """Revision ``revision`` of ``key`` as an index row names it: it must be the
+        head. A next revision file (an edited row, a rollback — or a writer in flight
+        or committed since the snapshot, or a power loss's leftover) is decided under
+        the lock: ``IntegrityError`` if head and index disagree, a retry (``_Moved``)
+        if the head legitimately moved on or a history replace swapped its files."""
+        doc = self._read_revision(scope, kind, kind_dir, key, revision)
+        if _access(Layout.revision(kind_dir, key, revision + 1), _F_OK):
+            settled = self._settled_head(scope, kind, key, pending=revision + 1)
+            if settled.doc != doc:  # moved on, or its history was replaced meanwhile
+                raise _Moved
+        return doc
 
     def _read_revision(
         self, scope: Scope, kind: str, kind_dir: str, key: str, revision: int
@@ -432,7 +457,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 rows = index.query(conn, kind, query, cursor, fetch)
             return [
                 check_row(
-                    self._read_revision(scope, kind, kind_dir, key, revision),
+                    self._read_indexed(scope, kind, kind_dir, key, revision),
                     sort_key,
                     query.filters,
                 )
@@ -459,7 +484,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 return []
             with index.snapshot(conn):
                 rows = index.search(conn, kind, terms)
-            return [self._read_revision(scope, kind, kind_dir, k, rev) for k, rev in rows]
+            return [self._read_indexed(scope, kind, kind_dir, k, rev) for k, rev in rows]
 
         with translated("search"):
             return _stable(lambda: self._reading_index(scope, scope_dir), found)
@@ -472,7 +497,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 if conn is None:
                     return []
                 return [
-                    self._read_revision(
+                    self._read_indexed(
                         scope, row_kind, self._layout.kind_dir(scope_dir, row_kind), key, revision
                     )
                     for row_kind, key, revision in index.heads_after(conn, kind, mark, ITER_BATCH)
