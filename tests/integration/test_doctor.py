@@ -94,9 +94,10 @@ def test_filesystem_root_that_is_a_file_is_an_error(tmp_path: Path) -> None:
     config = {"default_backend": "filesystem", "filesystem": {"root": str(root)}}
     report = diagnose(config)
     assert not report.ok
-    check = by_name(report.checks)["filesystem-writable"]
+    # refused with the configuration (fail closed), before any probe
+    check = by_name(report.checks)["config"]
     assert check.status == "error"
-    assert check.fix is not None
+    assert "filesystem.root" in check.message and "not a directory" in check.message
     done = run_cli(config, tmp_path, "--json")
     assert done.returncode == 1
     data = json.loads(done.stdout)
