@@ -158,7 +158,8 @@ def test_get_alone_catches_a_rolled_back_head(
     monkeypatch.setattr(azure_backend, "_PLACED_SKEW", 0.5)
     reader = fresh()
     assert reader.get(ACME, KIND, "orders").revision == 3  # a long-lived reader too
-    time.sleep(0.6)
+    # Last-Modified has whole seconds (an HTTP date): wait past one more second
+    time.sleep(1.6)
     first = raw.get_blob_client("acme/prod/contract/r/orders/000000000001")
     head = raw.get_blob_client(HEAD)
     if how == "upload":
@@ -172,7 +173,7 @@ def test_get_alone_catches_a_rolled_back_head(
             backend.get(ACME, KIND, "orders")
         assert backend.get(ACME, KIND, "other").revision == 1  # a head in place: no error
     # a legitimate write much later than its predecessor is not mistaken for one
-    time.sleep(0.6)
+    time.sleep(1.6)
     with fresh() as writer:
         writer.put(ACME, KIND, write("other", 2), ANY)
     assert fresh().get(ACME, KIND, "other").revision == 2

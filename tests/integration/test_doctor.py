@@ -97,7 +97,8 @@ def test_filesystem_root_that_is_a_file_is_an_error(tmp_path: Path) -> None:
     # refused with the configuration (fail closed), before any probe
     check = by_name(report.checks)["config"]
     assert check.status == "error"
-    assert "filesystem.root" in check.message and "not a directory" in check.message
+    assert "filesystem.root" in check.message
+    assert "not a directory" in check.message
     done = run_cli(config, tmp_path, "--json")
     assert done.returncode == 1
     data = json.loads(done.stdout)

@@ -14,6 +14,7 @@ Registered from the root ``conftest.py``: ``pytest_plugins = ["tests.support.azu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -154,11 +155,14 @@ def azure_connection_string() -> Iterator[str]:
 @pytest.fixture
 def azure_container(azure_connection_string: str) -> Iterator[str]:
     """A fresh, empty container name for one test; the container is deleted afterwards."""
+    from azure.core.exceptions import ResourceExistsError
     from azure.storage.blob import BlobServiceClient
 
     name = f"t{uuid.uuid4().hex[:20]}"
     with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        service.create_container(name)
+        # exists: the SDK retried a create whose first answer was lost (a loaded Azurite)
+        with contextlib.suppress(ResourceExistsError):
+            service.create_container(name)
         try:
             yield name
         finally:
