@@ -169,3 +169,31 @@ def test_a_writer_stopped_before_any_request_leaves_all_or_nothing(
     # A writer stopped between creating its record and its first lock, or before deleting
     # it, leaves an unreferenced record: no head points at it, nobody ever reads it.
     assert len(records) <= (1 if stop_at in (2, 3, 4, 5, 10) else 0), records
+
+
+def test_an_empty_head_left_by_an_aborted_commit_is_absent_to_writers(
+    backend: AzureBlobBackend, raw: ContainerClient
+) -> None:
+    """An aborted commit that had locked a new key leaves an empty, unlocked head:
+    readers see no document, and so must every writer (a commit guarding on the key
+    once raised ``IntegrityError`` on those empty bytes)."""
+    from dq_metadata.errors import NotFoundError
+    from dq_stores.documents import MUST_NOT_EXIST as ABSENT
+    from dq_stores.documents import ConditionCheck, Delete
+
+    head = f"{SCOPE.tenant}/{SCOPE.environment}/{KIND}/h/"
+    for key in ("fresh", "guarded", "put", "gone"):
+        raw.upload_blob(head + key, b"", overwrite=True)
+    with pytest.raises(NotFoundError):
+        backend.get(SCOPE, KIND, "fresh")
+    stored = backend.commit(
+        SCOPE,
+        [Put(KIND, write("fresh", 1), ABSENT), ConditionCheck(KIND, "guarded", ABSENT)],
+    )
+    assert stored[0] is not None
+    assert stored[0].revision == 1
+    assert backend.get(SCOPE, KIND, "fresh").revision == 1
+    assert backend.put(SCOPE, KIND, write("put", 1), ABSENT).revision == 1
+    with pytest.raises(NotFoundError):
+        backend.commit(SCOPE, [Delete(KIND, "gone")])
+    assert [d.key for d in backend.iter_documents(SCOPE, KIND)] == ["fresh", "put"]

@@ -158,7 +158,19 @@ class CommitMixin:
             if blob is None:
                 return None
             if blob.tx is None:
-                return self._parse(blob, scope, kind, key)
+                if not blob.placeholder:
+                    return self._parse(blob, scope, kind, key)
+                # Left empty by a commit that aborted (the key has no document): remove
+                # it If-Match, so a single write can create the head If-Missing; if it
+                # moved meanwhile (locked or written), read again.
+                with (
+                    azure_errors(f"clearing an aborted commit's lock on {name!r}"),
+                    contextlib.suppress(ResourceModifiedError, ResourceNotFoundError),
+                ):
+                    self._container.get_blob_client(name).delete_blob(
+                        etag=blob.etag, match_condition=MatchConditions.IfNotModified
+                    )
+                continue
             self._settle(scope, name, blob)
         raise ConflictError(f"{kind} {key!r} in {scope}: too many concurrent commits")
 
@@ -224,8 +236,10 @@ class CommitMixin:
                 self._settle(scope, name, blob)
             if locked:
                 continue
+            # An empty placeholder head (a key locked by a commit that aborted and
+            # released it) is absent, as readers see it: it is replaced If-Match.
             known = [
-                None if b is None else self._parse(b, scope, op.kind, op.key)
+                None if b is None or b.placeholder else self._parse(b, scope, op.kind, op.key)
                 for op, b in zip(operations, blobs, strict=True)
             ]
             for op, head in zip(operations, known, strict=True):
