@@ -332,16 +332,21 @@ def _ledger_reader(
 ) -> None:
     """A long-lived reader running through every kill: snapshots must stay whole, and
     ``get`` and ``query`` must never go back in time relative to each other. Each
-    time the test says no writer is running (``quiet``), every read path — ``get``,
+    time the test says no writer is running (``quiet``: the round whose writers are
+    all dead, and stay so until this reader reports), every read path — ``get``,
     ``query``, ``count`` and iteration — must agree (:func:`check_ledger`); it then
-    sets ``checked``. ``root`` may be a backend shared with other threads."""
+    sets ``checked`` to that round. ``root`` may be a backend shared with other
+    threads. (Two events, "quiet" and "checked", were racy: a reader could see the
+    old round's "quiet" and the next round's cleared "checked", and check the
+    ledger while the next writer ran.)"""
     backend = root if isinstance(root, FilesystemBackend) else FilesystemBackend(root)
     rng = random.Random(5)
     while not stop.is_set():
         try:
-            if quiet.is_set() and not checked.is_set():
+            round_ = quiet.value
+            if round_ > checked.value:  # no writer runs until checked says round_
                 check_ledger(backend)
-                checked.set()
+                checked.value = round_
                 continue
             _check_snapshot(list(backend.iter_documents(LEDGER)))
             key = rng.choice(ACCOUNTS)
@@ -358,7 +363,7 @@ def _ledger_reader(
             with failures.get_lock():
                 failures.value += 1
             print(f"ledger reader: {exc!r}", flush=True)
-            checked.set()
+            checked.value = max(checked.value, quiet.value)  # reported: the test fails
 
 
 def _revision_or_zero(backend: FilesystemBackend, key: str) -> int:
@@ -391,8 +396,8 @@ def _ledger_crash_loop(
     )
     long_lived = seed  # opened before the first kill, kept open across all of them
     stop, failures = ctx.Event(), ctx.Value("i", 0)
-    quiet = [ctx.Event(), threading.Event()]  # per reader: "no writer runs now"
-    checked = [ctx.Event(), threading.Event()]  # per reader: "I checked every read path"
+    quiet = [ctx.Value("i", -1), ctx.Value("i", -1)]  # per reader: round whose writers died
+    checked = [ctx.Value("i", -1), ctx.Value("i", -1)]  # per reader: last round it checked
     reader = ctx.Process(
         target=_ledger_reader, args=(str(root), stop, failures, quiet[0], checked[0]), daemon=True
     )
@@ -425,14 +430,15 @@ def _ledger_crash_loop(
                 proc.join(10)
                 assert proc.exitcode == -signal.SIGKILL
             seen[_interrupted(root)] += 1
-            for event in quiet:
-                event.set()
+            for value in quiet:
+                value.value = round_
             check_ledger(long_lived)
             for done in checked:
-                assert done.wait(60), "a long-lived reader did not check this round"
+                deadline = time.monotonic() + 60
+                while done.value < round_:
+                    assert time.monotonic() < deadline, "a long-lived reader did not check"
+                    time.sleep(0.001)
                 seen["reader checks"] += 1
-            for event in (*quiet, *checked):
-                event.clear()
             if round_ % 5 == 4:
                 with FilesystemBackend(root) as fresh:
                     check_ledger(fresh)

@@ -32,7 +32,6 @@ from dq_stores.filesystem._process import ProcessHandles
 from dq_stores.filesystem._records import Record, decode_full
 from dq_stores.filesystem._recovery import replay_intent
 from dq_stores.filesystem._verify import compare_index, derive_index
-from dq_stores.filesystem._writes import read_note
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
 __all__ = ["IntegrityMixin"]
@@ -84,16 +83,18 @@ class IntegrityMixin:
                 conn = self._index(scope, scope_dir, create=False)
         return indexed_revision(conn, kind, key)
 
-    def _settled_head(self, scope: Scope, kind: str, key: str, pending: int = 0) -> Record:
+    def _settled_head(self, scope: Scope, kind: str, key: str) -> Record:
         """The head, read under the scope lock with no writer in flight, which must
         then agree with the index exactly. Raises ``IntegrityError`` otherwise, and
         ``NotFoundError`` for a key that has neither.
 
-        ``pending`` (a revision ``get`` found a file for past the head): if a dead
-        writer's note names exactly that revision of ``key`` and the head is just
-        before it, the head is returned as it is, the note left to the next writer
-        or opener — a read does not complete a commit (it would change what reads
-        made a moment earlier saw, with no writer running).
+        A dead writer's note is replayed first as a reader does it
+        (``replay_intent(reader=True)``): a journal is rolled forward only if the
+        applying flag is raised (it died moving heads). With the flag down, heads
+        and index agree — every head move happens under a raised flag — so a
+        journal is left to the next writer or opener: a read never completes a
+        commit, which would change what other readers saw a moment earlier with no
+        writer running (ADR 0002, "Reads never complete a commit").
         """
         scope_dir = self._layout.scope_dir(scope)
         kind_dir = self._layout.kind_dir(scope_dir, kind)
@@ -103,13 +104,7 @@ class IntegrityMixin:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
             with self._process().exclusive(scope_dir) as lock_fd:
                 flag = self._flags[scope_dir]
-                if pending and not flag.raised:
-                    note = read_note(lock_fd)
-                    if note is not None and (kind, key, pending) in note.intents:
-                        head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
-                        if head.doc.revision == pending - 1:
-                            return head
-                replay_intent(conn, scope, scope_dir, lock_fd, flag)
+                replay_intent(conn, scope, scope_dir, lock_fd, flag, reader=True)
                 known = indexed_revision(conn, kind, key)
                 try:
                     head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
@@ -142,10 +137,11 @@ class IntegrityMixin:
         self, scope: Scope, kind: str, key: str, base: str, doc: StoredDocument, inode: Inode
     ) -> StoredDocument:
         """``get`` found ``<name>.r<N+1>`` beside head revision N: a writer in flight,
-        a power loss's uncommitted leftover, or a rolled-back head. Decided under the
+        a dead writer's commit not yet rolled forward, a power loss's uncommitted
+        leftover, or a rolled-back head. Decided under the
         lock (``_settled_head``). A head judged in place is remembered like any other:
         the next write moves the head, and a rollback to it changes its ctime."""
-        settled = self._settled_head(scope, kind, key, pending=doc.revision + 1)
+        settled = self._settled_head(scope, kind, key)
         if settled.doc.revision == doc.revision and settled.digest == inode[2].decode():
             self._remember_linked(inode)
         return settled.doc
@@ -183,7 +179,8 @@ class IntegrityMixin:
                 if conn is None:
                     return
                 with self._process().exclusive(scope_dir) as lock_fd:
-                    replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
+                    flag = self._flags[scope_dir]
+                    replay_intent(conn, scope, scope_dir, lock_fd, flag, reader=True)
                     yield from compare_index(f"{scope_dir}/{_INDEX_FILE}", scope, scope_dir, counts)
             except sqlite3.DatabaseError as exc:
                 if type(exc) is not sqlite3.DatabaseError:  # locked, I/O: not damage

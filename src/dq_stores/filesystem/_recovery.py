@@ -64,7 +64,13 @@ def boot_id() -> str | None:
 
 
 def open_scope(path: str, scope: Scope, scope_dir: str, lock_fd: int, flag: ApplyFlag) -> None:
-    """First use of a scope in a process: schema, note replay, boot check. Hold the lock."""
+    """First use of a scope in a process: schema, note replay, boot check. Hold the lock.
+
+    Opening replays any note as a writer does — a commit journal left with the flag
+    down is rolled forward here — so a backend opened afterwards never reads
+    around a decided commit. (Reads of a scope already open never complete one: ``replay_intent``
+    with ``reader=True``.)
+    """
     conn = index.connect(path, durable=boot_id() is None)
     try:
         index.ensure_schema(conn)
@@ -82,10 +88,27 @@ def open_scope(path: str, scope: Scope, scope_dir: str, lock_fd: int, flag: Appl
 
 
 def replay_intent(
-    conn: sqlite3.Connection, scope: Scope, scope_dir: str, lock_fd: int, flag: ApplyFlag
+    conn: sqlite3.Connection,
+    scope: Scope,
+    scope_dir: str,
+    lock_fd: int,
+    flag: ApplyFlag,
+    *,
+    reader: bool = False,
 ) -> None:
-    """Finish or undo the writes a dead writer announced; lower the flag. Hold the lock."""
+    """Finish or undo the writes a dead writer announced; lower the flag. Hold the lock.
+
+    ``reader=True`` (a read of a scope this process has open) leaves a complete
+    journal — commit or replace — alone while the flag is down: its writer died
+    before its first visible change, heads and index agree on the state before it,
+    and completing it in the middle of other readers' reads would show them part
+    of it with no writer running. The next writer, or the next backend to open the
+    scope (each process, each ``FilesystemBackend``, opens it once), rolls it forward. A plain intent or a staging note is undone as by a
+    writer: that removes only files no reader sees.
+    """
     note = read_note(lock_fd)
+    if reader and note is not None and note.journal and not flag.raised:
+        return
     if note is None:
         rebuild(conn, scope, scope_dir)  # a torn note (power loss): heads are the truth
     elif note.replacements:

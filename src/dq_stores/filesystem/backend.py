@@ -352,7 +352,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         if the head legitimately moved on or a history replace swapped its files."""
         doc = self._read_revision(scope, kind, kind_dir, key, revision)
         if _access(Layout.revision(kind_dir, key, revision + 1), _F_OK):
-            settled = self._settled_head(scope, kind, key, pending=revision + 1)
+            settled = self._settled_head(scope, kind, key)
             if settled.doc != doc:  # moved on, or its history was replaced meanwhile
                 raise _Moved
         return doc
