@@ -361,3 +361,29 @@ def test_the_cli_opens_and_rolls_forward(root: Path) -> None:
     assert _note(root) == b""
     with FilesystemBackend(root) as fresh:
         _new_state(fresh)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="apply_replacements renames the first key's staged files and moves its head, "
+    "then hits the lost file of the next key (os.link ENOENT): the replace is left half "
+    "applied, the flag raised, and every read and write of the scope raises "
+    "StoreUnavailableError 'read failed (ENOENT)'. A fix must check every staged-or-"
+    "renamed record against the journal's hash chain (new_digest backwards) before "
+    "touching a file, and decide what to do when one cannot be completed.",
+)
+def test_a_replace_journal_with_a_lost_staged_file_does_not_wedge_the_scope(root: Path) -> None:
+    """As for a commit journal: a ``replace`` journal whose staged file is gone
+    (a power loss with ``durability="process"``: no ``syncfs`` before it) and no
+    key swapped yet must not make every read and write of the scope fail, nor
+    splice the old revision file into the new history."""
+    _kill(root, _replace, prefix=b"replace ")
+    kind_dir = _scope_dir(root) / "docs" / A
+    staged = sorted(p.name for p in kind_dir.iterdir() if p.name.startswith("."))
+    assert staged, "the replace staged nothing"
+    (kind_dir / staged[-1]).unlink()
+    with FilesystemBackend(root) as fresh:
+        history = fresh.history(SCOPE, A, "a")
+        assert [d.revision for d in history] in ([1], [1, 2, 3])
+        assert [p.code for p in verify(fresh, SCOPE, counts=VerifyCounts())] == []
+        fresh.put(SCOPE, A, _write("q", 1), ANY)
