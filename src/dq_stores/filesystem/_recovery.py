@@ -3,7 +3,9 @@
 ``replay_intent`` handles a writer that died mid-write (cheap: one head read per
 key it named): a plain intent is *settled* (the index follows whichever head is
 on disk; uncommitted files are deleted), a complete commit journal is *rolled
-forward* (every head it names is moved to its revision first); a history replace
+forward* (every head it names is moved to its revision first) — or settled like
+an intent if one of its revision files is missing or damaged and no head has
+moved yet (a power loss with ``durability="process"``); a history replace
 is rolled forward from its ``replace`` journal or, if it died staging, its staged
 files are deleted (``_replace``). ``rebuild`` derives the whole index from the head files; it runs
 for a new or deleted index and after a reboot, when SQLite commits made with
@@ -118,11 +120,10 @@ def replay_intent(
         # The writer may have died before raising the flag: raise it before moving
         # any head, so that if *this* process dies half-way, readers still notice.
         flag.raise_()
-        _roll_forward(conn, scope, scope_dir, note.intents)
+        if not _roll_forward(conn, scope, scope_dir, note.intents):
+            _settle_all(conn, scope, scope_dir, note.intents)
     elif note.intents:
-        with index.transaction(conn):
-            for kind, key, revision in note.intents:
-                _settle(conn, scope, kind, f"{scope_dir}/docs/{kind}", key, revision)
+        _settle_all(conn, scope, scope_dir, note.intents)
     else:
         if flag.raised:
             flag.lower()  # died after clearing its note, or a stale flag after a reboot
@@ -154,10 +155,20 @@ def _replay_replace(
 
 def _roll_forward(
     conn: sqlite3.Connection, scope: Scope, scope_dir: str, intents: tuple[Intent, ...]
-) -> None:
-    """Move every head the journal names to its revision, then index them all."""
+) -> bool:
+    """Move every head the journal names to its revision, then index them all.
+
+    Every revision is read before any head moves. ``False`` (nothing changed) when
+    one is missing or damaged and no head has reached its revision yet: the commit
+    never became visible and cannot be completed — a power loss with
+    ``durability="process"`` (nothing fsynced: the journal may reach the disk and a
+    revision file not), or damage — so the caller settles it (the commit never
+    happened, as for a torn journal). Raises ``IntegrityError`` when some heads
+    already moved and another's revision is missing or damaged.
+    """
     heads: list[tuple[str, StoredDocument]] = []
-    dirs: set[str] = set()
+    to_move: list[tuple[str, str, int]] = []
+    lost: list[str] = []
     for kind, key, revision in intents:
         kind_dir = f"{scope_dir}/docs/{kind}"
         head = _read_head(scope, kind, kind_dir, key)
@@ -167,18 +178,46 @@ def _roll_forward(
                     read_file(Layout.revision(kind_dir, key, revision)), scope, kind, key
                 )
             except FileNotFoundError:
-                raise IntegrityError(
+                lost.append(
                     f"{kind} {key!r}: revision {revision} of an interrupted commit is missing"
-                ) from None
-            move_head(kind_dir, key, revision)
-            dirs.add(kind_dir)
-        _discard(Layout.temp(kind_dir, key))
+                )
+                continue
+            except IntegrityError as exc:
+                lost.append(
+                    f"{kind} {key!r}: revision {revision} of an interrupted commit is damaged "
+                    f"({exc})"
+                )
+                continue
+            to_move.append((kind_dir, key, revision))
         heads.append((kind, head))
+    if lost:
+        if len(to_move) == len(intents) - len(lost):  # no head reached its revision
+            return False
+        raise IntegrityError(
+            f"{lost[0]}, but other heads of that commit already moved: restore that "
+            "revision file from a backup; until then the scope cannot be read or written"
+        )
+    dirs: set[str] = set()
+    for kind_dir, key, revision in to_move:
+        move_head(kind_dir, key, revision)
+        dirs.add(kind_dir)
+    for kind, key, _revision in intents:
+        _discard(Layout.temp(f"{scope_dir}/docs/{kind}", key))
     for kind_dir in sorted(dirs):
         fsync_dir(kind_dir)
     with index.transaction(conn):
         for kind, doc in heads:
             index.set_head(conn, kind, doc.key, doc.revision, None if doc.deleted else doc.index)
+    return True
+
+
+def _settle_all(
+    conn: sqlite3.Connection, scope: Scope, scope_dir: str, intents: tuple[Intent, ...]
+) -> None:
+    """Undo a note's writes: the index follows the heads, uncommitted files go."""
+    with index.transaction(conn):
+        for kind, key, revision in intents:
+            _settle(conn, scope, kind, f"{scope_dir}/docs/{kind}", key, revision)
 
 
 def _settle(
