@@ -313,7 +313,7 @@ def _revision_file(root: Path, kind: str, key: str, revision: int) -> Path:
 
 @pytest.mark.parametrize("damage", ["missing", "torn"])
 def test_a_journal_with_lost_revision_files_does_not_wedge_the_scope(
-    root: Path, damage: str
+    root: Path, damage: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``durability="process"`` does not fsync the revision files or the journal:
     after a power loss the journal may be on disk and a revision file not (or torn).
@@ -331,6 +331,11 @@ def test_a_journal_with_lost_revision_files_does_not_wedge_the_scope(
         assert _flag(root) == 0
         fresh.put(SCOPE, A, _write("n", 1), MUST_NOT_EXIST)
         assert fresh.put(SCOPE, A, _write("a", 1), at_revision(1)).revision == 2
+    # not silently: the discarded commit is logged (scope and size, no keys)
+    (warning,) = [r for r in caplog.records if r.name == "dq_stores.filesystem._recovery"]
+    assert warning.levelname == "WARNING"
+    assert "discarded" in warning.getMessage()
+    assert str(SCOPE) in warning.getMessage()
 
 
 def test_a_journal_with_a_lost_revision_after_heads_moved_raises_clearly(root: Path) -> None:

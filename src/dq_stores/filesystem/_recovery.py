@@ -15,6 +15,7 @@ for a new or deleted index and after a reboot, when SQLite commits made with
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 from functools import lru_cache
@@ -37,6 +38,8 @@ from dq_stores.filesystem._writes import (
 )
 
 __all__ = ["boot_id", "open_scope", "rebuild", "replay_intent"]
+
+log = logging.getLogger(__name__)
 
 _HEAD = ".head"
 
@@ -121,6 +124,13 @@ def replay_intent(
         # any head, so that if *this* process dies half-way, readers still notice.
         flag.raise_()
         if not _roll_forward(conn, scope, scope_dir, note.intents):
+            log.warning(
+                "%s: a committed journal of %d document(s) names a revision file that is "
+                "missing or damaged and no head had moved: discarded, as if its writer had "
+                "died before its commit point (run `dq verify`)",
+                scope,
+                len(note.intents),
+            )
             _settle_all(conn, scope, scope_dir, note.intents)
     elif note.intents:
         _settle_all(conn, scope, scope_dir, note.intents)
