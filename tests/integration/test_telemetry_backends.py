@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 from tests.support.backends import BACKENDS, backend_factory, results_for
 from tests.support.canary import CanaryAzure, CanaryPostgres, variants
-from tests.support.telemetry import REGISTRY_METRIC, STORE_METRIC, Telemetry
+from tests.support.telemetry import (
+    REGISTRY_METRIC,
+    RETURNED_ROWS_METRIC,
+    ROW_METRICS,
+    STORE_METRIC,
+    WRITTEN_ROWS_METRIC,
+    Telemetry,
+)
 
 from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.scope import Scope
@@ -75,7 +82,12 @@ def test_store_operations_on_every_backend(
         assert span.attributes["dq.backend"] == name
         assert span.attributes.get("db.system") == DB_SYSTEM.get(which)
         assert span.attributes["dq.environment"] == "prod"
-    assert spans[2].attributes["dq.rows"] == 2
+    assert spans[0].attributes["dq.rows_written"] == 1
+    assert spans[1].attributes["dq.rows_written"] == 1
+    assert "db.operation.batch.size" not in spans[1].attributes  # one operation: no batch
+    assert spans[2].attributes["db.response.returned_rows"] == 2
+    assert spans[3].attributes["db.response.returned_rows"] == 1
+    assert "db.response.returned_rows" not in spans[4].attributes  # not found
     assert spans[4].attributes["error.type"] == "NotFoundError"
     assert spans[5].attributes["error.type"] == "ConflictError"
     assert spans[7].attributes["dq.bytes"] == 10
@@ -83,9 +95,46 @@ def test_store_operations_on_every_backend(
     assert otel.count(STORE_METRIC, dq__backend=name, db__operation__name="get") == 2
     assert otel.count(STORE_METRIC, dq__backend=name, error__type="ConflictError") == 1
     assert all(p.sum >= 0 for p in otel.points(STORE_METRIC))
+    assert otel.values(RETURNED_ROWS_METRIC, dq__backend=name, db__operation__name="query").sum == 2
+    assert otel.values(WRITTEN_ROWS_METRIC, dq__backend=name).sum == 2  # put, commit
+    requests = [s.attributes.get("dq.requests") for s in spans]
+    if which == "azure":  # every call sent at least one HTTP request, counted
+        assert all(isinstance(n, int) and n >= 1 for n in requests), requests
+    else:
+        assert requests == [None] * len(spans)
     assert {r.name for r in otel.capture.records if r.name.startswith("dq_stores.")} >= {
         f"dq_stores.{name}"
     }
+
+
+def test_batches_and_streams_on_every_backend(
+    otel: Telemetry, stores: tuple[str, DocumentBackend, ResultsStore]
+) -> None:
+    which, backend, _results = stores
+    assert backend.put_many(SCOPE, "job", (write(f"k{i}", i) for i in range(4))) == 4
+    backend.commit(
+        SCOPE,
+        [Put("job", write("c1", 1), MUST_NOT_EXIST), Put("job", write("c2", 2), MUST_NOT_EXIST)],
+    )
+    stream = backend.iter_documents(SCOPE, "job")
+    next(stream)
+    next(stream)
+    stream.close()  # stopped early
+    assert len(list(backend.iter_documents(SCOPE, "job"))) == 6
+    backend.iter_documents(SCOPE, "job").close()  # never read
+    put_many, commit, early, full, unread = otel.spans()
+    assert put_many.attributes["db.operation.batch.size"] == 4
+    assert put_many.attributes["dq.rows_written"] == 4
+    assert commit.attributes["db.operation.batch.size"] == 2
+    assert commit.attributes["dq.rows_written"] == 2
+    assert early.attributes["db.response.returned_rows"] == 2
+    assert full.attributes["db.response.returned_rows"] == 6
+    assert unread.attributes["db.response.returned_rows"] == 0
+    if which == "azure":
+        # put_many writes from worker threads: their requests count towards it too
+        # (at least one per document), and a stream counts the requests of its pages
+        assert put_many.attributes["dq.requests"] >= 4
+        assert full.attributes["dq.requests"] >= 1
 
 
 # -- the canary -------------------------------------------------------------------------
@@ -109,7 +158,7 @@ def _recorded_text(otel: Telemetry) -> list[str]:
         texts += [repr((e.name, dict(e.attributes or {}))) for e in span.events]
         texts += [repr(dict(link.attributes or {})) for link in span.links]
         texts.append(repr(dict(span.resource.attributes)))
-    for metric in (STORE_METRIC, REGISTRY_METRIC):
+    for metric in (STORE_METRIC, REGISTRY_METRIC, *ROW_METRICS):
         texts += [repr(dict(p.attributes)) for p in otel.points(metric)]
     formatter = logging.Formatter("%(name)s %(message)s")
     for record in otel.capture.records:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +16,9 @@ from dq_registries.wiring import telemetry
 
 STORE_METRIC = "db.client.operation.duration"
 REGISTRY_METRIC = "dq.registry.operation.duration"
+RETURNED_ROWS_METRIC = "db.client.response.returned_rows"
+WRITTEN_ROWS_METRIC = "dq.client.operation.written_rows"
+ROW_METRICS = (RETURNED_ROWS_METRIC, WRITTEN_ROWS_METRIC)
 
 
 class _Capture(logging.Handler):
@@ -54,9 +58,20 @@ class Telemetry:
             for scope in resource.scope_metrics:
                 for m in scope.metrics:
                     if m.name == metric:
-                        assert m.unit == "s"
+                        assert m.unit == ("{row}" if metric in ROW_METRICS else "s")
                         out += list(m.data.data_points)
         return out
+
+    def values(self, metric: str, **attributes: str) -> Any:
+        """Count and sum of the measurements of ``metric`` carrying all of ``attributes``."""
+        matching = [
+            p
+            for p in self.points(metric)
+            if all(p.attributes.get(k.replace("__", ".")) == v for k, v in attributes.items())
+        ]
+        return SimpleNamespace(
+            count=sum(p.count for p in matching), sum=sum(p.sum for p in matching)
+        )
 
     def count(self, metric: str, **attributes: str) -> int:
         """How many measurements of ``metric`` carry all of ``attributes``."""

@@ -5,14 +5,22 @@ wrapped unless asked, and asking gives log records only."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.support.telemetry import REGISTRY_METRIC, STORE_METRIC, Telemetry
+from tests.support.telemetry import (
+    REGISTRY_METRIC,
+    RETURNED_ROWS_METRIC,
+    STORE_METRIC,
+    WRITTEN_ROWS_METRIC,
+    Telemetry,
+)
 
 from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.scope import Scope
@@ -21,7 +29,16 @@ from dq_registries.wiring.context import DQContext
 from dq_stores._instrument import public_methods
 from dq_stores._redact import RedactingFilter
 from dq_stores.backend import DocumentBackend
-from dq_stores.documents import ANY, MUST_NOT_EXIST, DocumentWrite, IndexEntry, Put, Query
+from dq_stores.documents import (
+    ANY,
+    MUST_NOT_EXIST,
+    ConditionCheck,
+    DocumentWrite,
+    IndexEntry,
+    Put,
+    Query,
+    at_revision,
+)
 from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore
 from dq_stores.results import ResultsStore
@@ -96,15 +113,16 @@ def test_store_operations_make_spans_metrics_and_log_records(otel: Telemetry) ->
         "dq.store": "documents",
         "dq.environment": "prod",
         "dq.outcome": "ok",
-        "dq.rows": 1,
+        "db.response.returned_rows": 1,
     }
     assert get.kind.name == "CLIENT"
-    assert otel.span("query job").attributes["dq.rows"] == 2
-    assert otel.span("put_many job").attributes["dq.rows"] == 2
-    assert otel.span("iter_documents job").attributes["dq.rows"] == 3
-    assert otel.span("prune_history job").attributes["dq.rows"] == 1
+    assert otel.span("query job").attributes["db.response.returned_rows"] == 2
+    assert otel.span("put_many job").attributes["dq.rows_written"] == 2
+    assert otel.span("put_many job").attributes["db.operation.batch.size"] == 2
+    assert otel.span("iter_documents job").attributes["db.response.returned_rows"] == 3
+    assert otel.span("prune_history job").attributes["dq.rows_removed"] == 1
     assert "dq.environment" not in otel.span("query_tenant job").attributes  # no scope given
-    assert "dq.rows" not in otel.span("count job").attributes  # an answer, not rows
+    assert not _counted(otel.span("count job"))  # an answer, not rows
 
     assert otel.count(STORE_METRIC, db__operation__name="get", dq__outcome="ok") == 1
     assert otel.count(STORE_METRIC, db__operation__name="put", db__collection__name="job") == 2
@@ -122,6 +140,81 @@ def test_store_operations_make_spans_metrics_and_log_records(otel: Telemetry) ->
     assert any(
         isinstance(f, RedactingFilter) for f in logging.getLogger("dq_stores.memory").filters
     )
+
+
+COUNTS = (
+    "db.response.returned_rows",
+    "db.operation.batch.size",
+    "dq.rows_written",
+    "dq.rows_removed",
+    "dq.requests",
+)
+
+
+def _counted(span: Any) -> dict[str, Any]:
+    return {k: v for k, v in span.attributes.items() if k in COUNTS}
+
+
+def test_rows_returned_and_written_by_each_operation(otel: Telemetry) -> None:
+    backend = MemoryBackend()
+    backend.put(SCOPE, "job", doc("k1"), MUST_NOT_EXIST)
+    backend.put(SCOPE, "job", doc("k1", 2), ANY)
+    backend.put_many(SCOPE, "job", [doc("k2")])  # one document: not a batch
+    backend.put_many(SCOPE, "job", (doc(f"b{i}") for i in range(3)))  # a generator
+    backend.get_revision(SCOPE, "job", "k1", 1)
+    backend.history(SCOPE, "job", "k1")
+    backend.query(SCOPE, "job", Query(limit=10))
+    backend.query_tenant("acme", "job")
+    backend.search(SCOPE, "job", "nothing")
+    backend.commit(SCOPE, [Put("job", doc("c1"), MUST_NOT_EXIST)])
+    backend.commit(
+        SCOPE,
+        [
+            Put("job", doc("c2"), MUST_NOT_EXIST),
+            Put("job", doc("c3"), MUST_NOT_EXIST),
+            ConditionCheck("job", "k2", at_revision(1)),
+        ],
+    )
+    with pytest.raises(ConflictError):  # a failed batch still says its size, writes nothing
+        backend.commit(
+            SCOPE, [Put("job", doc("c2"), MUST_NOT_EXIST), Put("job", doc("c4"), MUST_NOT_EXIST)]
+        )
+    backend.delete(SCOPE, "job", "c1")
+    histories = [h for h in backend.iter_histories(SCOPE, "job") if h[0].key in ("k1", "k2")]
+    target = MemoryBackend()
+    target.restore(
+        SCOPE, "job", "k1", histories[0] if histories[0][0].key == "k1" else histories[1]
+    )
+    target.restore_many(SCOPE, "job", [(h[0].key, h) for h in histories], replace=True)
+    spans: dict[str, list[dict[str, Any]]] = {}
+    for span in otel.spans():  # in order, by name
+        spans.setdefault(span.name, []).append(_counted(span))
+    assert spans["put job"] == [{"dq.rows_written": 1}, {"dq.rows_written": 1}]
+    assert spans["put_many job"] == [
+        {"dq.rows_written": 1},
+        {"dq.rows_written": 3, "db.operation.batch.size": 3},
+    ]
+    assert spans["get_revision job"] == [{"db.response.returned_rows": 1}]
+    assert spans["history job"] == [{"db.response.returned_rows": 2}]
+    assert spans["query job"] == [{"db.response.returned_rows": 5}]
+    assert spans["query_tenant job"] == [{"db.response.returned_rows": 5}]
+    assert spans["search job"] == [{"db.response.returned_rows": 0}]
+    assert spans["commit"] == [
+        {"dq.rows_written": 1},
+        {"dq.rows_written": 2, "db.operation.batch.size": 3},
+        {"db.operation.batch.size": 2},
+    ]
+    assert spans["delete job"] == [{"dq.rows_written": 1}]
+    # every revision of every key: k1 (2), k2, b0..b2, c1 (2: a tombstone), c2, c3
+    assert spans["iter_histories job"] == [{"db.response.returned_rows": 10}]
+    assert spans["restore job"] == [{"dq.rows_written": 2}]
+    assert spans["restore_many job"] == [{"dq.rows_written": 3, "db.operation.batch.size": 2}]
+    # the histograms: one point per operation that returned / wrote rows
+    returned = otel.values(RETURNED_ROWS_METRIC, db__operation__name="history")
+    assert (returned.count, returned.sum) == (1, 2)
+    written = otel.values(WRITTEN_ROWS_METRIC, db__operation__name="put_many")
+    assert (written.count, written.sum) == (2, 4)
+    assert otel.values(WRITTEN_ROWS_METRIC, db__operation__name="get").count == 0
 
 
 def test_error_outcomes_are_recorded_by_class_name(otel: Telemetry) -> None:
@@ -177,7 +270,32 @@ def test_a_stream_is_timed_until_it_ends_and_an_abandoned_one_still_ends(
     next(stream)
     stream.close()  # the consumer stops early: recorded as ok with what it read
     span = otel.span("iter_documents job")
-    assert (span.attributes["dq.outcome"], span.attributes["dq.rows"]) == ("ok", 1)
+    assert (span.attributes["dq.outcome"], span.attributes["db.response.returned_rows"]) == (
+        "ok",
+        1,
+    )
+    stream.close()  # idempotent: still one span
+    assert list(stream) == []
+    assert len(otel.spans()) == 1
+
+
+def test_an_unread_stream_ends_its_span_when_closed_or_dropped(otel: Telemetry) -> None:
+    backend = MemoryBackend()
+    backend.put_many(SCOPE, "job", [doc(f"k{i}") for i in range(3)])
+    otel.clear()
+    backend.iter_documents(SCOPE, "job").close()  # closed before reading anything
+    stream = backend.iter_documents(SCOPE, "job")
+    del stream  # dropped unread (reference counting frees it at once)
+    gc.collect()
+    spans = [s for s in otel.spans() if s.name == "iter_documents job"]
+    assert [
+        (s.attributes["dq.outcome"], s.attributes["db.response.returned_rows"]) for s in spans
+    ] == [
+        ("ok", 0),
+        ("ok", 0),
+    ]
+    assert all(s.end_time is not None for s in spans)
+    assert otel.values(RETURNED_ROWS_METRIC, db__operation__name="iter_documents").count == 2
 
 
 def test_adapters_defined_after_instrumenting_are_instrumented(otel: Telemetry) -> None:
@@ -211,6 +329,8 @@ def test_results_store_operations(otel: Telemetry) -> None:
     ]
     assert otel.span("upload results").attributes["dq.bytes"] == 8
     assert otel.span("open results").attributes["dq.bytes"] == 8
+    assert "db.response.returned_rows" not in otel.span("open results").attributes  # bytes
+    assert otel.span("iter_objects results").attributes["db.response.returned_rows"] == 1
     assert otel.span("open results").attributes["dq.store"] == "results"
     assert otel.count(STORE_METRIC, dq__store="results") == 4
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
 from dq_metadata.errors import (
@@ -30,9 +32,36 @@ from dq_metadata.errors import (
     StoreUnavailableError,
     ValidationError,
 )
+from dq_stores import telemetry
 from dq_stores._redact import install_log_redaction
 
-__all__ = ["ClientSettings", "azure_errors", "container_missing", "make_service_client"]
+__all__ = [
+    "ClientSettings",
+    "Pool",
+    "Transport",
+    "azure_errors",
+    "container_missing",
+    "make_service_client",
+]
+
+#: The SDK's default read size of a response body (``connection_data_block_size``),
+#: which it sets itself when it builds the transport.
+_DATA_BLOCK_SIZE = 256 * 1024
+
+
+class Transport(RequestsTransport):  # type: ignore[misc]  # untyped in the SDK
+    """The SDK's default transport, as our own class: while telemetry is on, its
+    ``send`` (one HTTP request, retries being separate sends) counts towards the store
+    call that made it (``dq.requests``). Nothing of its own while telemetry is off."""
+
+
+class Pool(ThreadPoolExecutor):
+    """The adapters' thread pools, as our own class: while telemetry is on, work
+    submitted runs in the submitter's context (its span, its request counter).
+    Nothing of its own while telemetry is off."""
+
+
+telemetry.count_requests(Transport, "send", Pool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +98,9 @@ def make_service_client(
 ) -> BlobServiceClient:
     """Build the one client a backend or results store keeps for its lifetime.
 
+    Its transport is :class:`Transport` (the SDK's default, built from the same
+    settings) unless ``client_kwargs`` gives one.
+
     Raises:
         MisconfiguredError: not exactly one of ``connection_string`` / ``account_url``,
             or a connection string the SDK cannot parse (the string is never echoed).
@@ -80,8 +112,11 @@ def make_service_client(
         "retry_policy": _CappedExponentialRetry(settings),
         "connection_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
+        "connection_data_block_size": _DATA_BLOCK_SIZE,
         **client_kwargs,
     }
+    if kwargs.get("transport") is None:
+        kwargs["transport"] = Transport(**kwargs)
     if connection_string is not None:
         if credential is not None:
             raise MisconfiguredError("credential is only used with account_url")

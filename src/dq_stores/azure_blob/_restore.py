@@ -27,12 +27,11 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.scope import Scope
-from dq_stores.azure_blob._client import azure_errors
+from dq_stores.azure_blob._client import Pool, azure_errors
 from dq_stores.azure_blob._records import HeadRecord
 from dq_stores.documents import StoredDocument
 from dq_stores.keys import decode_key, is_digest_name
@@ -70,7 +69,7 @@ class RestoreMixin:
 
     def _iter_histories(self, scope: Scope, kind: str | None) -> Iterator[list[StoredDocument]]:
         kinds = [kind] if kind is not None else self._children(self._layout.scope(scope))
-        with ThreadPoolExecutor(_KEY_WORKERS, "dq-azure-export") as pool:
+        with Pool(_KEY_WORKERS, "dq-azure-export") as pool:
             for name in kinds:
                 prefix = self._layout.heads(scope, name)
                 with azure_errors(f"listing {name} in {scope}"):
@@ -119,7 +118,7 @@ class RestoreMixin:
                     f"{kind} {key!r} already has a history in {scope}; restore writes only "
                     "into keys that were never written (nothing of this batch was written)"
                 )
-        with ThreadPoolExecutor(_KEY_WORKERS, "dq-azure-restore") as pool:
+        with Pool(_KEY_WORKERS, "dq-azure-restore") as pool:
             futures = [
                 pool.submit(self._restore_key, scope, kind, key, docs, head)
                 for (key, docs), head in zip(histories, heads, strict=True)

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from dq_metadata.scope import ID_PATTERN, Scope
 from dq_stores.azure_blob._chain import history_problem
 from dq_stores.azure_blob._client import (
     ClientSettings,
+    Pool,
     azure_errors,
     container_missing,
     make_service_client,
@@ -130,7 +131,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         self._container: ContainerClient = client.get_container_client(container)
         self._max_workers = max_workers
         self._lease = float(commit_lease)
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: Pool | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._inline = threading.local()
@@ -152,6 +153,12 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
             ):
                 self._container.create_container()
 
+    @property
+    def counts_requests(self) -> bool:
+        """Whether telemetry can count this store's HTTP requests (``dq.requests``):
+        when it built its client (with :class:`~dq_stores.azure_blob._client.Transport`)."""
+        return self._owns_client
+
     def __repr__(self) -> str:
         account = getattr(self._service, "account_name", None)
         return (
@@ -168,10 +175,10 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
             self._service.close()
 
     # -- concurrency helpers -------------------------------------------------
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> Pool:
         with self._pool_lock:
             if self._pool is None or self._pool_pid != os.getpid():
-                self._pool = ThreadPoolExecutor(self._max_workers, "dq-azure")
+                self._pool = Pool(self._max_workers, "dq-azure")
                 self._pool_pid = os.getpid()
             return self._pool
 
@@ -407,7 +414,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         count = 0
         queue: deque[Future[StoredDocument]] = deque()
         by_key: dict[str, Future[StoredDocument]] = {}
-        with ThreadPoolExecutor(width, "dq-azure-bulk") as bulk:
+        with Pool(width, "dq-azure-bulk") as bulk:
             for write in writes:
                 earlier = by_key.get(write.key)
                 if earlier is not None:

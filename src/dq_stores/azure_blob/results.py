@@ -14,7 +14,7 @@ import base64
 import contextlib
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -22,7 +22,7 @@ from azure.storage.blob import BlobBlock, BlobServiceClient, ContentSettings
 
 from dq_metadata.errors import MisconfiguredError
 from dq_metadata.scope import Scope
-from dq_stores.azure_blob._client import ClientSettings, azure_errors, make_service_client
+from dq_stores.azure_blob._client import ClientSettings, Pool, azure_errors, make_service_client
 from dq_stores.azure_blob._layout import Layout
 from dq_stores.azure_names import validate_container_name
 from dq_stores.keys import decode_key, encode_key
@@ -75,6 +75,12 @@ class AzureBlobResultsStore(ResultsStore):
                 if not self._container.exists():
                     self._container.create_container()
 
+    @property
+    def counts_requests(self) -> bool:
+        """Whether telemetry can count this store's HTTP requests (``dq.requests``):
+        when it built its client (with :class:`~dq_stores.azure_blob._client.Transport`)."""
+        return self._owns_client
+
     def __repr__(self) -> str:
         return f"AzureBlobResultsStore(container={self._container.container_name!r})"
 
@@ -108,7 +114,7 @@ class AzureBlobResultsStore(ResultsStore):
         in_flight: list[Future[dict[str, Any]]] = []
         with (
             azure_errors(f"uploading result {name!r} of run {run_id!r}"),
-            ThreadPoolExecutor(self._max_concurrency, "dq-azure-upload") as pool,
+            Pool(self._max_concurrency, "dq-azure-upload") as pool,
         ):
             for block in self._blocks(chunks):
                 block_id = base64.b64encode(f"{upload_id}-{len(block_ids):08d}".encode()).decode()
