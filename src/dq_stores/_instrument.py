@@ -139,22 +139,38 @@ class Identity:
 _STREAMS = ("Iterator", "Generator", "collections.abc.Iterator", "typing.Iterator")
 
 
+def _returns_stream(func: Callable[..., Any]) -> bool:
+    """Whether ``func``'s return annotation is an iterator (a stream)."""
+    try:
+        returns = inspect.signature(func).return_annotation
+    except (TypeError, ValueError):
+        return False
+    text = returns if isinstance(returns, str) else getattr(returns, "__name__", "")
+    return text.startswith(_STREAMS)
+
+
 class _Op:
     """One wrapped method: where its ``kind`` and ``scope`` arguments are, whether it
     returns a stream (from its annotation), and its span names by kind."""
 
     __slots__ = ("identity", "kind_at", "name", "names", "scope_at", "streams")
 
-    def __init__(self, func: Callable[..., Any], name: str, identity: Identity | None):
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        name: str,
+        identity: Identity | None,
+        overridden: Iterable[Callable[..., Any]] = (),
+    ):
         signature = inspect.signature(func)
         params = list(signature.parameters)[1:]  # after self
         self.name = name
         self.kind_at = params.index("kind") if "kind" in params else None
         self.scope_at = params.index("scope") if "scope" in params else None
         self.identity = identity  # fixed by the class (registries); None: from the instance
-        returns = signature.return_annotation
-        text = returns if isinstance(returns, str) else getattr(returns, "__name__", "")
-        self.streams = text.startswith(_STREAMS)
+        # a stream when the method, or one it overrides (the port's), says it returns one:
+        # a plug-in's override without annotations is still the port's stream
+        self.streams = any(_returns_stream(f) for f in (func, *overridden))
         self.names: dict[tuple[str | None, str], str] = {}
 
     def arg(self, at: int | None, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -368,18 +384,30 @@ class _Stream(Iterator[Any]):
         return item
 
     def close(self) -> None:
-        """Stop early: close the underlying stream and end the span (idempotent)."""
+        """Stop early: close the underlying stream and end the span (idempotent).
+
+        The underlying stream's clean-up runs inside the call, as its items do; if it
+        raises, the span ends with that outcome and the exception propagates."""
         record = self._record
         if record is None:
             return
         close = getattr(self._items, "close", None)
+        layer = self._layer
+        token = layer.guard.set(True)
+        counting = REQUESTS.set(record.requests)
         attached = record.enter()
         try:
             if close is not None:
                 close()
+        except BaseException as exc:
+            self._finish(type(exc).__name__, failure=not isinstance(exc, EXPECTED))
+            raise
+        else:
             self._finish("ok")
         finally:
             record.leave(attached)
+            REQUESTS.reset(counting)
+            layer.guard.reset(token)
 
     def __del__(self) -> None:  # dropped without being read to the end
         with contextlib.suppress(Exception):
@@ -471,8 +499,14 @@ class _Record:
             span.end()
 
 
-def _wrap(func: Callable[..., Any], name: str, layer: Layer, identity: Identity | None) -> Any:
-    op = _Op(func, name, identity)
+def _wrap(
+    func: Callable[..., Any],
+    name: str,
+    layer: Layer,
+    identity: Identity | None,
+    overridden: Iterable[Callable[..., Any]] = (),
+) -> Any:
+    op = _Op(func, name, identity, overridden)
     guard = layer.guard
 
     @functools.wraps(func)
@@ -507,8 +541,11 @@ def patch_class(
             target = getattr(cls, name, None)
             if not isinstance(target, FunctionType) or hasattr(target, "__dq_layer__"):
                 continue
+            overridden = [
+                f for base in cls.__mro__[1:] if isinstance(f := vars(base).get(name), FunctionType)
+            ]
             _patches.append((cls, name, vars(cls).get(name, _MISSING)))
-            setattr(cls, name, _wrap(target, name, layer, identity))
+            setattr(cls, name, _wrap(target, name, layer, identity, overridden))
 
 
 def unpatch_all() -> None:

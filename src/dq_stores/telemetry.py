@@ -25,7 +25,7 @@ or a plug-in's name), ``dq.store`` (``documents`` / ``results``),
 ``dq.environment``, ``dq.outcome`` (``ok`` or the exception's class name) and
 ``error.type``; on spans also the counts, where known: ``db.response.returned_rows``
 (documents read, or items of a stream), ``db.operation.batch.size`` (operations of a
-batch: ``commit``, ``put_many``, ``restore_many``; never 1), ``dq.rows_written``
+batch: ``commit``, ``put_many``, ``restore_many``; 2 or more, else absent), ``dq.rows_written``
 (revisions written), ``dq.rows_removed`` (``prune_history``), ``dq.bytes`` (results)
 and ``dq.requests`` (HTTP requests sent, retries included: Azure Blob). Never a
 tenant, key, document id, argument, body, exception message or URL: see
@@ -129,7 +129,7 @@ def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], at: int, name: str) -> A
 
 
 def _batch(counts: Counts, size: int) -> None:
-    if size != 1:  # the conventions: a single operation is not a batch
+    if size >= 2:  # the conventions: a batch has two or more operations (0 or 1: none)
         counts[BATCH] = size
 
 
