@@ -110,6 +110,7 @@ def logger(name: str) -> logging.Logger:
 
 
 _valid_ids: dict[str, bool] = {}
+_MAX_NAMES = 4096  # span names cached per wrapped method (by kind and target)
 
 
 def safe_id(value: object) -> str | None:
@@ -292,7 +293,9 @@ class Layer:
             attributes["dq.environment"] = scope.environment
         name = op.names.get((kind, identity.target))
         if name is None:
-            name = op.names[(kind, identity.target)] = self.span_name(op.name, kind, identity)
+            name = self.span_name(op.name, kind, identity)
+            if len(op.names) < _MAX_NAMES:  # a store of many kinds: stop caching, not grow
+                op.names[(kind, identity.target)] = name
         requests = itertools.count() if identity.requests else None
         record = _Record(self, identity, name, attributes, requests)
         token = self.guard.set(True)

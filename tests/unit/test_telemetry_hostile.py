@@ -5,6 +5,7 @@ recorded; and nothing wrapped while off (by identity), also after on → off →
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import threading
 import time
@@ -121,6 +122,24 @@ def test_a_query_that_finds_nothing_returns_zero_rows(otel: Telemetry) -> None:
     assert otel.span("query job").attributes["db.response.returned_rows"] == 0
     rows = otel.values(RETURNED_ROWS_METRIC, db__operation__name="query")
     assert (rows.count, rows.sum) == (1, 0)
+
+
+def test_many_kinds_do_not_grow_the_span_name_cache(
+    otel: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generic store of many kinds: span names stay right, their cache stays bounded."""
+    from dq_stores import _instrument
+
+    monkeypatch.setattr(_instrument, "_MAX_NAMES", 3)
+    backend = MemoryBackend()
+    for i in range(10):
+        assert backend.count(SCOPE, f"kind{i}") == 0
+    assert [s.name for s in otel.spans()] == [f"count kind{i}" for i in range(10)]
+    wrapped = next(
+        cls.__dict__["count"] for cls in type(backend).__mro__ if "count" in cls.__dict__
+    )
+    op = inspect.getclosurevars(wrapped).nonlocals["op"]
+    assert len(op.names) == 3
 
 
 def test_a_stream_paused_then_resumed_counts_every_item_once(otel: Telemetry) -> None:
