@@ -14,13 +14,12 @@ lock while such a journal waits.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
+import functools
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support import fs_journal
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.scope import Scope
@@ -40,38 +39,12 @@ def _write(key: str, value: int) -> DocumentWrite:
     return DocumentWrite(key, body, content_hash(body), IndexEntry(fields, key))
 
 
-def _scope_dir(root: Path) -> Path:
-    return root / SCOPE.tenant / SCOPE.environment
+_note = functools.partial(fs_journal.note, scope=SCOPE)
 
 
-def _note(root: Path) -> bytes:
-    return (_scope_dir(root) / ".lock").read_bytes().split(b"\n")[0]
-
-
-def _flag(root: Path) -> int:
-    return (_scope_dir(root) / ".applying").read_bytes()[0]
-
-
-def _die_before_the_flag(root: str) -> None:
-    """Commit a transfer a -> b and SIGKILL this process at the fsync of the journal:
-    the journal is written (in the page cache: decided), the flag not yet raised."""
-    backend = FilesystemBackend(root)
+def _transfer(backend: FilesystemBackend) -> None:
+    """A transfer a -> b: the commit the tests leave decided but not applied."""
     a, b = backend.get(SCOPE, KIND, "a"), backend.get(SCOPE, KIND, "b")
-    real_fsync, journal_written = os.fsync, []
-    real_pwrite = os.pwrite
-
-    def pwrite(fd: int, data: bytes, offset: int) -> int:
-        written = real_pwrite(fd, data, offset)
-        if data.startswith(b"commit "):
-            journal_written.append(fd)
-        return written
-
-    def fsync(fd: int) -> None:
-        if fd in journal_written:
-            os.kill(os.getpid(), signal.SIGKILL)
-        real_fsync(fd)
-
-    os.pwrite, os.fsync = pwrite, fsync  # type: ignore[assignment]
     backend.commit(
         SCOPE,
         [
@@ -82,14 +55,7 @@ def _die_before_the_flag(root: str) -> None:
 
 
 def _kill_mid_commit(store: Path) -> None:
-    child = multiprocessing.get_context("fork").Process(
-        target=_die_before_the_flag, args=(str(store),)
-    )
-    child.start()
-    child.join(30)
-    assert child.exitcode == -signal.SIGKILL
-    assert _note(store).startswith(b"commit ")
-    assert _flag(store) == 0
+    fs_journal.kill_at_journal(store, SCOPE, _transfer)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ must not wedge the scope.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support import fs_journal
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import ConflictError, IntegrityError, NotFoundError
@@ -51,53 +53,15 @@ def _write(key: str, value: int) -> DocumentWrite:
     return DocumentWrite(key, body, content_hash(body), IndexEntry({"v": (str(value),)}, key))
 
 
-def _scope_dir(root: Path) -> Path:
-    return root / SCOPE.tenant / SCOPE.environment
-
-
-def _note(root: Path) -> bytes:
-    return (_scope_dir(root) / ".lock").read_bytes().split(b"\n")[0]
-
-
-def _flag(root: Path) -> int:
-    return (_scope_dir(root) / ".applying").read_bytes()[0]
-
-
-def _die_at_journal_fsync(
-    root: str, prefix: bytes, action: Callable[[FilesystemBackend], Any]
-) -> None:
-    """Run ``action`` and SIGKILL this process at the fsync of a note starting
-    with ``prefix`` (``commit `` or ``replace ``): decided, flag still down."""
-    backend = FilesystemBackend(root)
-    backend.count(SCOPE, A)  # open the scope first
-    real_pwrite, real_fsync, written = os.pwrite, os.fsync, []
-
-    def pwrite(fd: int, data: bytes, offset: int) -> int:
-        n = real_pwrite(fd, data, offset)
-        if data.startswith(prefix):
-            written.append(fd)
-        return n
-
-    def fsync(fd: int) -> None:
-        if fd in written:
-            os.kill(os.getpid(), signal.SIGKILL)
-        real_fsync(fd)
-
-    os.pwrite, os.fsync = pwrite, fsync  # type: ignore[assignment]
-    action(backend)
+_scope_dir = functools.partial(fs_journal.scope_dir, scope=SCOPE)
+_note = functools.partial(fs_journal.note, scope=SCOPE)
+_flag = functools.partial(fs_journal.flag, scope=SCOPE)
 
 
 def _kill(
     root: Path, action: Callable[[FilesystemBackend], Any], prefix: bytes = b"commit "
 ) -> None:
-    child = multiprocessing.get_context("fork").Process(
-        target=_die_at_journal_fsync, args=(str(root), prefix, action)
-    )
-    child.start()
-    child.join(30)
-    assert child.exitcode == -signal.SIGKILL
-    assert _note(root).startswith(prefix)
-    assert _flag(root) == 0
+    fs_journal.kill_at_journal(root, SCOPE, action, prefix)
 
 
 def _mixed_commit(backend: FilesystemBackend) -> None:
