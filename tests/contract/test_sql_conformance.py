@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dq_metadata.errors import ConflictError, NotFoundError
+from dq_metadata.errors import ConflictError, DQError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores import DocumentBackend
 from dq_stores.documents import (
@@ -23,8 +23,10 @@ from dq_stores.documents import (
     MUST_NOT_EXIST,
     ConditionCheck,
     Delete,
+    FieldFilter,
     Operation,
     Put,
+    Query,
     at_revision,
 )
 from dq_stores.memory import MemoryBackend
@@ -235,6 +237,41 @@ class TestPostgresConformance(DocumentBackendConformance, SearchConformance, Sql
                 )
             assert backend.get(SCOPE, KIND, "r").revision == 1
             assert not _exists(backend, "t")
+
+    @pytest.mark.parametrize("replace", [False, True])
+    def test_a_restore_failing_after_its_conflict_check_leaves_every_key_as_it_was(
+        self, postgres_url: str, postgres_admin_url: str, replace: bool
+    ) -> None:
+        # restore_postgres sends a batch in two round trips (up to the heads
+        # statement, whose result is the conflict check; then the rest and COMMIT):
+        # a failure in the second one must still roll back the first one's rows
+        import psycopg
+
+        target = Scope("restored", "prod")
+        old = Query(filters=(FieldFilter("colour", ("old",)),))
+        with sql.SqlBackend(postgres_url) as backend:
+            for key, colour in (("a", "red"), ("b", "boom")):
+                backend.put(SCOPE, KIND, doc(key, 1, colour=colour), ANY)
+                if replace:  # else the target keys have no history
+                    backend.put(target, KIND, doc(key, 2, colour="old"), ANY)
+            histories = [(h[0].key, h) for h in backend.iter_histories(SCOPE, KIND)]
+            with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+                admin.execute(  # fails the postings statement only, for "b"
+                    "ALTER TABLE dq_postings ADD CONSTRAINT no_boom"
+                    " CHECK (value <> 'boom') NOT VALID"
+                )
+            before = list(backend.iter_histories(target, KIND))
+            with pytest.raises(DQError, match="no_boom"):
+                backend.restore_many(target, KIND, histories, replace=replace)
+            assert list(backend.iter_histories(target, KIND)) == before
+            expected = ["a", "b"] if replace else []
+            assert [d.key for d in backend.query(target, KIND, old).items] == expected
+            # without the failing value the same batch goes through, as a whole
+            with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+                admin.execute("ALTER TABLE dq_postings DROP CONSTRAINT no_boom")
+            backend.restore_many(target, KIND, histories, replace=replace)
+            assert [len(backend.history(target, KIND, k)) for k in ("a", "b")] == [1, 1]
+            assert backend.query(target, KIND, old).items == []
 
 
 class TestSqliteConformance(DocumentBackendConformance, SearchConformance, SqlCommitChecks):
