@@ -5,7 +5,10 @@ Found in this order (DESIGN §6):
 1. ``DQ_TEST_AZURE_CONNECTION_STRING`` — an endpoint someone else runs;
 2. testcontainers' Azurite module, when a Docker engine answers;
 3. Azurite from the project's own ``node_modules`` (``npm ci``), started here on a
-   free 127.0.0.1 port with in-memory persistence and stopped at session end;
+   free 127.0.0.1 port with in-memory persistence and stopped at session end —
+   through ``azurite_launcher.js``, which holds off Azurite's blob GC (its sweep
+   blocks the server for minutes once a session has made tens of thousands of
+   blobs);
 4. otherwise the tests skip with the reason — or fail when ``DQ_REQUIRE_BACKENDS=1``.
 
 Every test gets its own container (``azure_container``), deleted afterwards.
@@ -31,6 +34,7 @@ __all__ = ["AZURITE_ACCOUNT_KEY", "azure_connection_string", "azure_container"]
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURITE_MAIN = ROOT / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
+LAUNCHER = Path(__file__).with_name("azurite_launcher.js")
 AZURITE_ACCOUNT = "devstoreaccount1"
 #: Azurite's published development key (not a secret).
 AZURITE_ACCOUNT_KEY = (
@@ -98,7 +102,7 @@ def _from_node_modules() -> tuple[Iterator[str] | None, str]:
     port = _free_port()
     command = [
         node,
-        str(AZURITE_MAIN),
+        str(LAUNCHER),  # Azurite's main.js with its blob GC held off (see the launcher)
         "--inMemoryPersistence",
         "--blobHost",
         "127.0.0.1",
@@ -110,7 +114,8 @@ def _from_node_modules() -> tuple[Iterator[str] | None, str]:
     ]
     # a file, not a pipe: a full pipe would stall Azurite; closed when Azurite stops
     log = tempfile.TemporaryFile()  # noqa: SIM115
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    env = {**os.environ, "AZURITE_BLOB_DIR": str(AZURITE_MAIN.parent)}
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, env=env)
     problem = _wait_for_port(port, proc)
     if problem is not None:
         proc.kill()
