@@ -138,9 +138,9 @@ class IntegrityMixin:
     ) -> StoredDocument:
         """``get`` found ``<name>.r<N+1>`` beside head revision N: a writer in flight,
         a dead writer's commit not yet rolled forward, a power loss's uncommitted
-        leftover, or a rolled-back head. Decided under the
-        lock (``_settled_head``). A head judged in place is remembered like any other:
-        the next write moves the head, and a rollback to it changes its ctime."""
+        leftover, or a rolled-back head. Decided under the lock (``_settled_head``).
+        A head judged in place is remembered like any other: the next write moves the
+        head, and a rollback to it changes its ctime."""
         settled = self._settled_head(scope, kind, key)
         if settled.doc.revision == doc.revision and settled.digest == inode[2].decode():
             self._remember_linked(inode)

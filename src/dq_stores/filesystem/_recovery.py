@@ -72,9 +72,9 @@ def open_scope(path: str, scope: Scope, scope_dir: str, lock_fd: int, flag: Appl
     """First use of a scope in a process: schema, note replay, boot check. Hold the lock.
 
     Opening replays any note as a writer does — a commit journal left with the flag
-    down is rolled forward here — so a backend opened afterwards never reads
-    around a decided commit. (Reads of a scope already open never complete one: ``replay_intent``
-    with ``reader=True``.)
+    down is rolled forward here — so a backend opened afterwards never reads around
+    a decided commit. (Reads of a scope already open never complete one:
+    ``replay_intent`` with ``reader=True``.)
     """
     conn = index.connect(path, durable=boot_id() is None)
     try:
@@ -108,8 +108,9 @@ def replay_intent(
     before its first visible change, heads and index agree on the state before it,
     and completing it in the middle of other readers' reads would show them part
     of it with no writer running. The next writer, or the next backend to open the
-    scope (each process, each ``FilesystemBackend``, opens it once), rolls it forward. A plain intent or a staging note is undone as by a
-    writer: that removes only files no reader sees.
+    scope (each process, each ``FilesystemBackend``, opens it once), rolls it
+    forward. A plain intent or a staging note is undone as by a writer: that
+    removes only files no reader sees.
     """
     note = read_note(lock_fd)
     if reader and note is not None and note.journal and not flag.raised:
