@@ -147,7 +147,7 @@ def restore_postgres(
     replace: bool = False,
 ) -> None:
     """Restore on a psycopg connection (autocommit): four statements for the batch
-    (three more with ``replace``), in one transaction sent as a pipeline.
+    (three more with ``replace``), in one transaction.
 
     Raises:
         RestoreConflict: a key already has a head (the transaction is rolled back).
@@ -162,9 +162,7 @@ def restore_postgres(
         "pv": [p[4] for p in posts],
         "ps": [p[5] for p in posts],
     }
-    # One pipeline, two round trips: BEGIN .. heads (whose result is the conflict
-    # check), then the rest with COMMIT.
-    with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+    with conn.transaction(), conn.cursor() as cur:
         cur.execute(_PG_SCOPE, (scope.tenant, scope.environment))
         if replace:
             clear: dict[str, Any] = {"t": scope.tenant, "e": scope.environment, "k": kind}
