@@ -6,6 +6,7 @@ while these (heavy) modules load still ends as ``error: interrupted``.
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
@@ -49,6 +50,43 @@ app.command("import")(transfer.import_)
 app.command("migrate")(transfer.migrate)
 app.command("verify-archive")(transfer.verify_archive)
 app.command("verify")(verify.verify_command)
+
+
+def _reflowed(doc: str) -> str:
+    """``doc`` with each paragraph's hard-wrapped lines joined by spaces.
+
+    Typer's rich help keeps a docstring's single line breaks, so a paragraph wrapped
+    at 88 columns in the source showed as broken lines in ``--help`` and in the
+    command list. Paragraphs (blank-line separated) and lines that start a list item
+    (``- ``/``* ``) stay as they are; a paragraph starting with ``\\b`` (click's
+    "do not rewrap" marker) is kept whole.
+    """
+    out: list[str] = []
+    for paragraph in inspect.cleandoc(doc).split("\n\n"):
+        if paragraph.startswith("\b"):
+            out.append(paragraph)
+            continue
+        lines: list[str] = []
+        for line in paragraph.split("\n"):
+            if lines and not line.lstrip().startswith(("- ", "* ")):
+                lines[-1] = f"{lines[-1]} {line.strip()}"
+            else:
+                lines.append(line.strip())
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def _reflow_help(group: typer.Typer) -> None:
+    """Give every command of ``group`` (and its sub-apps) its docstring, reflowed."""
+    for info in group.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = _reflowed(info.callback.__doc__)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _reflow_help(sub.typer_instance)
+
+
+_reflow_help(app)
 
 
 def _installed_version() -> str:

@@ -126,9 +126,10 @@ def search(
     limit: Annotated[int, typer.Option(help="Page size (1-100).")] = 20,
     page_token: Annotated[str | None, typer.Option(help="Continue a previous search.")] = None,
 ) -> None:
-    """Find contracts by words in their names, ids, tags, domain, dataset and property
-    names and descriptions; best match first, one row per contract (its highest
-    version). Each word may be the start of a word ("cust" finds "customer")."""
+    """Find contracts by words; best match first, one row per contract (its highest version).
+
+    Words are looked for in names, ids, tags, domain, dataset and property names and
+    descriptions; each word may be the start of a word ("cust" finds "customer")."""
     with target.open() as dq, command_line_values():
         page = dq.contracts.search(text, limit=limit, page_token=page_token)
     rows = [

@@ -17,8 +17,10 @@ _MARK = {"ok": "ok     ", "warning": "WARNING", "error": "ERROR  "}
 
 @cli_errors
 def doctor(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Check every configured store: reachable, schema at head, grants, row-level
-    security, container, filesystem features, a write probe and a results round trip.
+    """Check every configured store; exit 1 on an error.
+
+    Checks: reachable, schema at head, grants, row-level security, container,
+    filesystem features, a write probe and a results round trip.
 
     Prints one line per check (ok / WARNING / ERROR with the fix); exits 1 if any
     check is an error. A missing filesystem root is reported, never created. Probes

@@ -39,8 +39,9 @@ def gc(
         bool, typer.Option("--dry-run", help="Only show what would be removed.")
     ] = False,
 ) -> None:
-    """Apply retention to one scope: never a current revision, a contract version or a
-    run that has not finished. Prints one row per removed item (or would-be, --dry-run)."""
+    """Apply retention to one scope; prints one row per removed item (or would-be, --dry-run).
+
+    Never removes a current revision, a contract version or a run that has not finished."""
     with command_line_values():
         policy = RetentionPolicy(
             history_older_than=_duration(history_older_than, "--history-older-than"),
