@@ -6,8 +6,9 @@ on disk; uncommitted files are deleted), a complete commit journal is *rolled
 forward* (every head it names is moved to its revision first) — or settled like
 an intent if one of its revision files is missing or damaged and no head has
 moved yet (a power loss with ``durability="process"``); a history replace
-is rolled forward from its ``replace`` journal or, if it died staging, its staged
-files are deleted (``_replace``). ``rebuild`` derives the whole index from the head files; it runs
+is rolled forward from its ``replace`` journal or, if it died staging — or the
+journal names a staged file that is missing or damaged and nothing was swapped
+yet —, its staged files are deleted (``_replace``). ``rebuild`` derives the whole index from the head files; it runs
 for a new or deleted index and after a reboot, when SQLite commits made with
 ``synchronous=NORMAL`` may not have reached the disk.
 """
@@ -27,7 +28,7 @@ from dq_stores.filesystem import _index as index
 from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._layout import Layout, fsync_dir, name_of, read_file
 from dq_stores.filesystem._records import decode_record
-from dq_stores.filesystem._replace import apply_replacements, discard_staged
+from dq_stores.filesystem._replace import apply_replacements, check_replacements, discard_staged
 from dq_stores.filesystem._writes import (
     Intent,
     Replacement,
@@ -152,6 +153,25 @@ def _replay_replace(
     replacements: tuple[Replacement, ...],
     journal: bool,
 ) -> None:
+    if journal:
+        lost, swapped = check_replacements(scope, scope_dir, replacements)
+        if lost and swapped:
+            raise IntegrityError(
+                f"{lost[0]}, but the replace had already swapped files of its keys: the "
+                "scope holds part of the new histories. Restore the scope from a backup, "
+                "or put that record back under that name (from the replace's source); "
+                "until then the scope cannot be read or written"
+            )
+        if lost:
+            log.warning(
+                "%s: a committed history replace of %d key(s) names a staged revision "
+                "file that is missing or damaged and no file had been swapped yet: "
+                "discarded, as if its writer had died before its commit point (run "
+                "`dq verify`)",
+                scope,
+                len(replacements),
+            )
+            journal = False  # nothing moved: discard the staged files, as for R1-R2
     if journal:
         flag.raise_()  # as for a commit journal: before any file moves, and readers
         flag.bump()  # that were already reading must read again
