@@ -264,6 +264,30 @@ def _settle(
         index.set_head(conn, kind, key, head.revision, head.index)
 
 
+def _discard_unfinished(scope: Scope, kind: str, kind_dir: str, entry: os.DirEntry[str]) -> None:
+    """Delete a dot file of an unfinished write. A ``.<name>.tmp`` that a put had
+    already linked as ``<name>.r<N>`` past the head (it died before the rename over
+    the head, its commit point, and its note was lost) takes that revision file with
+    it: unlinking the temp name changes their inode's ctime, and a leftover whose
+    inode changed after its write reads as a rolled-back head (``_integrity``)."""
+    try:
+        linked = entry.name.endswith(".tmp") and entry.stat().st_nlink > 1
+    except FileNotFoundError:
+        return
+    if linked:
+        try:
+            record = decode_record(read_file(entry.path), scope, kind, None)
+            head = decode_record(read_file(Layout.head(kind_dir, record.key)), scope, kind, None)
+        except (FileNotFoundError, IntegrityError):
+            head = None
+        if head is not None and head.revision < record.revision:
+            revision = Layout.revision(kind_dir, record.key, record.revision)
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.samefile(entry.path, revision):
+                    os.unlink(revision)
+    _discard(entry.path)
+
+
 def rebuild(conn: sqlite3.Connection, scope: Scope, scope_dir: str) -> None:
     """Recreate the whole index from the head files. Hold the scope lock."""
     docs_dir = f"{scope_dir}/docs"
@@ -284,7 +308,7 @@ def _rebuild_kind(conn: sqlite3.Connection, scope: Scope, kind: str, kind_dir: s
         for entry in entries:
             name = entry.name
             if name.startswith("."):
-                _discard(entry.path)  # an unfinished write
+                _discard_unfinished(scope, kind, kind_dir, entry)
                 continue
             if not name.endswith(_HEAD):
                 continue
