@@ -224,7 +224,8 @@ def check_replacements(
     ``lost``: one message per key not yet swapped whose new history cannot be
     assembled — walking the journal's hash chain down from ``new_digest``, each
     revision's record must be its staged file or (renamed already) its revision
-    file. ``swapped``: whether any file of the batch already changed — a head
+    file. ``swapped`` (judged only when something is lost; else ``False`` unless a
+    head already moved): whether any file of the batch already changed — a head
     moved to its new history, an old history that no longer verifies from its
     head down, or a new revision file renamed into place. Reads only; a key whose
     head is neither the old nor the new one (a stale journal) is skipped, as
@@ -232,7 +233,9 @@ def check_replacements(
     """
     lost: list[str] = []
     swapped = False
-    for kind, key, first, last, old_first, old_last, old_digest, new_digest in replacements:
+    pending: list[Replacement] = []  # not swapped yet: judged only if something is lost
+    for replacement in replacements:
+        kind, key, first, last, _, _, old_digest, new_digest = replacement
         kind_dir = f"{scope_dir}/docs/{kind}"
         head = _head_digest(kind, kind_dir, key)
         if head not in (old_digest, new_digest):
@@ -243,8 +246,12 @@ def check_replacements(
         why = _broken_chain(scope, kind, kind_dir, key, first, last, new_digest)
         if why is not None:
             lost.append(why)
-        old = (old_first, old_last, old_digest)
-        swapped = swapped or _touched(scope, kind, kind_dir, key, (first, last), old)
+        pending.append(replacement)
+    if lost and not swapped:
+        swapped = any(
+            _touched(scope, kind, f"{scope_dir}/docs/{kind}", key, (a, b), (c, d, old))
+            for kind, key, a, b, c, d, old, _ in pending
+        )
     return lost, swapped
 
 
