@@ -6,13 +6,17 @@ Rollbacks: ``ln -f r<N> head`` (the head stays a hard link, so the inode check o
 ADR 0002 passes), with or without the index deleted first, and ``cp r1 head``
 after the index was deleted (a fresh open derives the index from the rolled-back
 heads, so head and index agree). ``get`` notices the committed next revision file
-beside the head; under the scope lock it tells a committed one from a leftover.
+beside the head; under the scope lock it tells a committed one from a leftover —
+one revision back with the index deleted, only by the next revision file's inode
+having changed after its write (it was linked as the head, then unlinked).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,9 +27,12 @@ from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import IntegrityError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_registries.cli._app import app
-from dq_stores.documents import ANY, DocumentWrite, IndexEntry, Put
+from dq_stores.documents import ANY, DocumentWrite, IndexEntry, Put, StoredDocument
 from dq_stores.filesystem import FilesystemBackend
+from dq_stores.filesystem import _recovery as recovery
 from dq_stores.filesystem import _writes as writes
+from dq_stores.filesystem._layout import write_new_file
+from dq_stores.filesystem._records import decode_full, encode_record
 from dq_stores.verify import VerifyCounts, verify
 
 ACME = Scope("acme", "prod")
@@ -57,6 +64,7 @@ def _drop_index(root: Path) -> None:
 
 
 def _ln_f(source: Path, target: Path) -> None:
+    time.sleep(0.02)  # a rollback happens after the write, by more than the ctime slack
     os.unlink(target)
     os.link(source, target)
 
@@ -68,10 +76,13 @@ def _verify(root: Path) -> tuple[list[tuple[str, str | None]], VerifyCounts]:
     return found, counts
 
 
-# Not here: ln -f r2 head (one revision back) *and* the index deleted. Files then look
-# exactly like a power loss's uncommitted r3 (ADR 0002 names this limit).
+# r2-no-index: ln -f r2 head (one revision back) *and* the index deleted. The files
+# look like a power loss's uncommitted r3 except for r3's inode: linked as the head,
+# then unlinked by the rollback, its ctime is past its mtime.
 @pytest.mark.parametrize(
-    ("to", "drop_index"), [(1, False), (2, False), (1, True)], ids=["r1", "r2", "r1-no-index"]
+    ("to", "drop_index"),
+    [(1, False), (2, False), (1, True), (2, True)],
+    ids=["r1", "r2", "r1-no-index", "r2-no-index"],
 )
 def test_a_hard_link_rollback_is_caught_by_a_fresh_get(
     root: Path, drop_index: bool, to: int
@@ -176,3 +187,90 @@ def test_a_rollback_over_an_interrupted_write_is_still_caught(
         fresh.get(ACME, KIND, "orders")
     found, _ = _verify(root)
     assert ("head", "orders") in found
+
+
+def _leftover(root: Path, key: str, revision: int) -> Path:
+    """Write ``<key>.r<revision>`` exactly as a writer does before its commit point
+    (a new inode, fsynced, following the head) and never link it: what a power loss
+    that lost the writer's note leaves."""
+    docs = _docs(root)
+    head = decode_full((docs / f"{key}.head").read_bytes(), ACME, KIND, key)
+    w = _write(key, revision)
+    doc = StoredDocument(ACME, KIND, key, revision, w.body, w.sha256, w.index, head.doc.written_at)
+    path = docs / f"{key}.r{revision}"
+    write_new_file(str(path), encode_record(KIND, doc, head.digest))
+    return path
+
+
+@pytest.mark.parametrize("drop_index", [False, True], ids=["index", "no-index"])
+def test_an_old_uncommitted_leftover_is_not_a_rollback(root: Path, drop_index: bool) -> None:
+    """A leftover read long after its write is still a leftover: reading, fsync and
+    time change neither its ctime nor its mtime."""
+    _leftover(root, "orders", 4)
+    if drop_index:
+        _drop_index(root)
+    time.sleep(0.05)  # well past the ctime slack
+    with FilesystemBackend(root) as fresh:
+        for _ in range(2):
+            assert fresh.get(ACME, KIND, "orders").revision == 3
+        assert [d.revision for d in fresh.history(ACME, KIND, "orders")] == [1, 2, 3]
+    found, counts = _verify(root)
+    assert (found, counts.interrupted) == ([], 1)
+
+
+def test_a_removed_head_of_a_one_revision_key_is_caught_without_the_index(root: Path) -> None:
+    """``rm other.head`` (only r1 exists) and the index deleted: r1 alone looks like
+    a new key's interrupted write — except that it was linked as the head once."""
+    _drop_index(root)
+    time.sleep(0.02)
+    os.unlink(_docs(root) / "other.head")
+    with FilesystemBackend(root) as fresh, pytest.raises(IntegrityError, match="head was removed"):
+        fresh.get(ACME, KIND, "other")
+    found, _ = _verify(root)
+    assert ("head", "other") in found
+
+
+def test_a_new_keys_old_leftover_is_still_absent(root: Path) -> None:
+    docs = _docs(root)
+    w = _write("brand-new", 1)
+    doc = StoredDocument(ACME, KIND, "brand-new", 1, w.body, w.sha256, w.index, datetime.now(UTC))
+    write_new_file(str(docs / "brand-new.r1"), encode_record(KIND, doc, ""))
+    time.sleep(0.05)
+    with FilesystemBackend(root) as fresh, pytest.raises(NotFoundError):
+        fresh.get(ACME, KIND, "brand-new")
+    found, counts = _verify(root)
+    assert (found, counts.interrupted) == ([], 1)
+
+
+def test_a_power_loss_between_link_and_rename_leaves_no_linked_leftover(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put linked ``.orders.tmp`` as ``orders.r4`` and lost power before renaming it
+    over the head, and its note was lost. The rebuild after the reboot removes the
+    temp name — which changes r4's ctime — so it removes r4 too (the rename, the
+    commit point, never happened), rather than leave a leftover that reads as once
+    linked."""
+    real_replace = os.replace
+
+    def power_loss(src: object, dst: object) -> None:
+        if str(dst).endswith("orders.head"):
+            raise _PowerLoss
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    with FilesystemBackend(root) as backend:
+        monkeypatch.setattr(writes.os, "replace", power_loss)
+        with pytest.raises(_PowerLoss):
+            backend.put(ACME, KIND, _write("orders", 4), ANY)
+        monkeypatch.undo()
+    docs = _docs(root)
+    assert os.path.samefile(docs / ".orders.tmp", docs / "orders.r4")
+    os.truncate(root / "acme" / "prod" / ".lock", 0)  # the page-cache note is gone
+    _drop_index(root)  # the reboot: a new boot id rebuilds the index
+    monkeypatch.setattr(recovery, "boot_id", lambda: "after-the-reboot")
+    time.sleep(0.02)
+    with FilesystemBackend(root) as fresh:
+        assert fresh.get(ACME, KIND, "orders").revision == 3
+    assert not (docs / "orders.r4").exists()
+    assert not (docs / ".orders.tmp").exists()
+    found, counts = _verify(root)
+    assert (found, counts.interrupted) == ([], 0)

@@ -332,27 +332,69 @@ def test_the_cli_opens_and_rolls_forward(root: Path) -> None:
         _new_state(fresh)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply_replacements renames the first key's staged files and moves its head, "
-    "then hits the lost file of the next key (os.link ENOENT): the replace is left half "
-    "applied, the flag raised, and every read and write of the scope raises "
-    "StoreUnavailableError 'read failed (ENOENT)'. A fix must check every staged-or-"
-    "renamed record against the journal's hash chain (new_digest backwards) before "
-    "touching a file, and decide what to do when one cannot be completed.",
+@pytest.mark.parametrize(
+    ("lost", "torn"),
+    [(".h.x2", False), (".a.x2", False), (".a.x3", True)],
+    ids=["new-key-last", "old-key-middle", "torn"],
 )
-def test_a_replace_journal_with_a_lost_staged_file_does_not_wedge_the_scope(root: Path) -> None:
+def test_a_replace_journal_with_a_lost_staged_file_does_not_wedge_the_scope(
+    root: Path, lost: str, torn: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     """As for a commit journal: a ``replace`` journal whose staged file is gone
     (a power loss with ``durability="process"``: no ``syncfs`` before it) and no
     key swapped yet must not make every read and write of the scope fail, nor
-    splice the old revision file into the new history."""
+    splice the old revision file into the new history: it is discarded, loudly."""
     _kill(root, _replace, prefix=b"replace ")
     kind_dir = _scope_dir(root) / "docs" / A
-    staged = sorted(p.name for p in kind_dir.iterdir() if p.name.startswith("."))
-    assert staged, "the replace staged nothing"
-    (kind_dir / staged[-1]).unlink()
+    assert (kind_dir / lost).exists(), "the replace staged nothing"
+    if torn:
+        (kind_dir / lost).write_bytes((kind_dir / lost).read_bytes()[:40])
+    else:
+        (kind_dir / lost).unlink()
     with FilesystemBackend(root) as fresh:
-        history = fresh.history(SCOPE, A, "a")
-        assert [d.revision for d in history] in ([1], [1, 2, 3])
-        assert [p.code for p in verify(fresh, SCOPE, counts=VerifyCounts())] == []
+        _old_state(fresh)  # opening settles it; verify included: no staged file is left
+        assert _note(root) == b""
+        assert _flag(root) == 0
         fresh.put(SCOPE, A, _write("q", 1), ANY)
+    (warning,) = [r for r in caplog.records if r.name == "dq_stores.filesystem._recovery"]
+    assert warning.levelname == "WARNING"
+    assert "discarded" in warning.getMessage()
+    assert str(SCOPE) in warning.getMessage()
+    assert "'a'" not in warning.getMessage()  # no keys in logs
+    assert "'h'" not in warning.getMessage()
+
+
+def _kill_after_first_swap(root: str) -> None:
+    """Replay the decided replace and die right after key ``a``'s head moved."""
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        if str(dst).endswith("/a.head"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    os.replace = replace  # type: ignore[assignment]
+    FilesystemBackend(root).count(SCOPE, A)  # opening rolls the journal forward
+    os._exit(3)  # not reached
+
+
+def test_a_replace_journal_with_a_lost_file_after_a_key_was_swapped_raises_clearly(
+    root: Path,
+) -> None:
+    """Key ``a`` was swapped, then ``h``'s staged file is gone: the batch is partly
+    applied and cannot be completed — ``IntegrityError`` naming the file, and
+    nothing else is touched (no half-applied key gets worse)."""
+    _kill(root, _replace, prefix=b"replace ")
+    child = multiprocessing.get_context("fork").Process(
+        target=_kill_after_first_swap, args=(str(root),)
+    )
+    child.start()
+    child.join(30)
+    assert child.exitcode == -signal.SIGKILL
+    kind_dir = _scope_dir(root) / "docs" / A
+    (kind_dir / ".h.x2").unlink()
+    before = sorted(p.name for p in kind_dir.iterdir())
+    with FilesystemBackend(root) as fresh, pytest.raises(IntegrityError, match=r"\.h\.x2"):
+        fresh.count(SCOPE, A)
+    assert sorted(p.name for p in kind_dir.iterdir()) == before
+    assert _note(root).startswith(b"replace ")

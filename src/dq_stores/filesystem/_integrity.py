@@ -28,9 +28,16 @@ __all__ = [
     "disagreement",
     "headless_first",
     "indexed_revision",
+    "linked_after_write",
 ]
 
 _SELECT = "SELECT revision FROM heads WHERE kind = ? AND key = ?"
+#: How much later than its last write a never-linked file's inode may have changed.
+#: Creating and writing a file set its ctime and mtime from one clock reading, and
+#: fsync and reads change neither; ``link``, ``unlink`` of another name and
+#: ``rename`` move only the ctime. The slack is for filesystems that stamp the two
+#: separately; a rollback within it of the revision's write goes unnoticed.
+_LINK_SLACK_NS = 10_000_000
 
 
 def indexed_revision(conn: sqlite3.Connection | None, kind: str, key: str) -> int:
@@ -107,6 +114,37 @@ def check_row(
     return doc
 
 
+def linked_after_write(path: str) -> float | None:
+    """Seconds between ``path``'s last write and a later change of its inode — a
+    name added or removed (``link``, ``unlink``, ``rename``) —, ``None`` if there
+    was none (beyond a small slack) or the file is gone.
+
+    A revision file a write left uncommitted was never linked anywhere: the write
+    that created it is the last thing that changed its inode. A committed one was
+    linked as the head, and a head that went back unlinked it again, so its ctime
+    is the time of the rollback. One ``stat``: call it only where the next revision
+    file was already found.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    changed = st.st_ctime_ns - st.st_mtime_ns
+    return changed / 1e9 if changed > _LINK_SLACK_NS else None
+
+
+def _was_linked(kind_dir: str, key: str, revision: int) -> str | None:
+    seconds = linked_after_write(Layout.revision(kind_dir, key, revision))
+    if seconds is None:
+        return None
+    return (
+        f"revision {revision}'s file was linked or unlinked {seconds:.2f} s after it was "
+        "written, which only happens to a revision that was the head once — or to every "
+        "file of a store copied or backed up with its hard links, or chmod-ed, since a "
+        "power loss left the file"
+    )
+
+
 def beyond_head(
     scope: Scope, kind: str, kind_dir: str, key: str, head: Record, known: int
 ) -> str | None:
@@ -120,10 +158,11 @@ def beyond_head(
     leftover is exactly one revision past the head, links the head's record hash,
     and the head is still the hard link of ``r<N>`` the index knows. Anything
     else — ``r<N+2>``, an index that knows a later revision, a successor that
-    does not follow the head, a head that is a copy rather than the link — means
+    does not follow the head, a head that is a copy rather than the link, or an
+    ``r<N+1>`` whose inode changed after its write (:func:`linked_after_write`: it
+    was linked as the head, and unlinked when the head went back — ``ln -f r<N>
+    head`` with the index rebuilt from the heads, which nothing else tells) — means
     ``r<N+1>`` was committed and the head went back.
-    Not distinguishable from files alone: ``ln -f r<N> head`` after ``r<N+1>``
-    became the newest revision *and* the index was rebuilt from the heads.
     """
     revision = head.doc.revision
     if os.path.exists(Layout.revision(kind_dir, key, revision + 2)):
@@ -147,15 +186,16 @@ def beyond_head(
         linked = False
     if not linked:
         return f"the head is a copy, not the link of revision {revision}"
-    return None
+    return _was_linked(kind_dir, key, revision + 1)
 
 
 def headless_first(scope: Scope, kind: str, kind_dir: str, key: str, known: int) -> str | None:
     """Why ``<name>.r1`` without a head means a removed head, or ``None`` when it is
     the leftover of a new key's interrupted write (its head link was never made:
-    no other revision exists and the index never knew the key). Hold the lock."""
+    no other revision exists, the index never knew the key, and the file was never
+    linked — :func:`linked_after_write`). Hold the lock."""
     if known:
         return f"the index knows revision {known}"
     if os.path.exists(Layout.revision(kind_dir, key, 2)):
         return "revision 2 exists"
-    return None
+    return _was_linked(kind_dir, key, 1)

@@ -6,8 +6,9 @@ on disk; uncommitted files are deleted), a complete commit journal is *rolled
 forward* (every head it names is moved to its revision first) — or settled like
 an intent if one of its revision files is missing or damaged and no head has
 moved yet (a power loss with ``durability="process"``); a history replace
-is rolled forward from its ``replace`` journal or, if it died staging, its staged
-files are deleted (``_replace``). ``rebuild`` derives the whole index from the head files; it runs
+is rolled forward from its ``replace`` journal or, if it died staging — or the
+journal names a staged file that is missing or damaged and nothing was swapped
+yet —, its staged files are deleted (``_replace``). ``rebuild`` derives the whole index from the head files; it runs
 for a new or deleted index and after a reboot, when SQLite commits made with
 ``synchronous=NORMAL`` may not have reached the disk.
 """
@@ -27,7 +28,7 @@ from dq_stores.filesystem import _index as index
 from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._layout import Layout, fsync_dir, name_of, read_file
 from dq_stores.filesystem._records import decode_record
-from dq_stores.filesystem._replace import apply_replacements, discard_staged
+from dq_stores.filesystem._replace import apply_replacements, check_replacements, discard_staged
 from dq_stores.filesystem._writes import (
     Intent,
     Replacement,
@@ -153,6 +154,25 @@ def _replay_replace(
     journal: bool,
 ) -> None:
     if journal:
+        lost, swapped = check_replacements(scope, scope_dir, replacements)
+        if lost and swapped:
+            raise IntegrityError(
+                f"{lost[0]}, but the replace had already swapped files of its keys: the "
+                "scope holds part of the new histories. Restore the scope from a backup, "
+                "or put that record back under that name (from the replace's source); "
+                "until then the scope cannot be read or written"
+            )
+        if lost:
+            log.warning(
+                "%s: a committed history replace of %d key(s) names a staged revision "
+                "file that is missing or damaged and no file had been swapped yet: "
+                "discarded, as if its writer had died before its commit point (run "
+                "`dq verify`)",
+                scope,
+                len(replacements),
+            )
+            journal = False  # nothing moved: discard the staged files, as for R1-R2
+    if journal:
         flag.raise_()  # as for a commit journal: before any file moves, and readers
         flag.bump()  # that were already reading must read again
         apply_replacements(conn, scope, scope_dir, replacements, {}, durable=True)
@@ -244,6 +264,30 @@ def _settle(
         index.set_head(conn, kind, key, head.revision, head.index)
 
 
+def _discard_unfinished(scope: Scope, kind: str, kind_dir: str, entry: os.DirEntry[str]) -> None:
+    """Delete a dot file of an unfinished write. A ``.<name>.tmp`` that a put had
+    already linked as ``<name>.r<N>`` past the head (it died before the rename over
+    the head, its commit point, and its note was lost) takes that revision file with
+    it: unlinking the temp name changes their inode's ctime, and a leftover whose
+    inode changed after its write reads as a rolled-back head (``_integrity``)."""
+    try:
+        linked = entry.name.endswith(".tmp") and entry.stat().st_nlink > 1
+    except FileNotFoundError:
+        return
+    if linked:
+        try:
+            record = decode_record(read_file(entry.path), scope, kind, None)
+            head = decode_record(read_file(Layout.head(kind_dir, record.key)), scope, kind, None)
+        except (FileNotFoundError, IntegrityError):
+            head = None
+        if head is not None and head.revision < record.revision:
+            revision = Layout.revision(kind_dir, record.key, record.revision)
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.samefile(entry.path, revision):
+                    os.unlink(revision)
+    _discard(entry.path)
+
+
 def rebuild(conn: sqlite3.Connection, scope: Scope, scope_dir: str) -> None:
     """Recreate the whole index from the head files. Hold the scope lock."""
     docs_dir = f"{scope_dir}/docs"
@@ -264,7 +308,7 @@ def _rebuild_kind(conn: sqlite3.Connection, scope: Scope, kind: str, kind_dir: s
         for entry in entries:
             name = entry.name
             if name.startswith("."):
-                _discard(entry.path)  # an unfinished write
+                _discard_unfinished(scope, kind, kind_dir, entry)
                 continue
             if not name.endswith(_HEAD):
                 continue

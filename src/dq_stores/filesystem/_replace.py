@@ -29,6 +29,13 @@ same file. It raises the flag and bumps the generation before it touches
 anything, like the writer. A key whose head is neither the old nor the new one
 (a journal brought back after the key moved on) is left alone.
 
+First, :func:`check_replacements` checks that the journal can be completed:
+every new record (staged, or renamed already) follows the journal's hash chain
+from the new head's hash down. If one is missing or damaged (a power loss with
+``durability="process"``, or damage) and no file was swapped yet, the journal is
+discarded like a ``staging`` note (``_recovery`` logs a WARNING); if files were
+swapped, the replay raises ``IntegrityError`` and touches nothing.
+
 Readers: the flag makes every read that *starts* during R4-R5 wait for the
 lock (and roll a dead writer's journal forward). A read already under way when
 R4 began — ``history``, ``get_revision``, ``query``, ``iter_documents``,
@@ -60,7 +67,14 @@ from dq_stores.filesystem._layout import (
     sync_filesystem,
     write_new_file,
 )
-from dq_stores.filesystem._records import decode_header, decode_record, encode_record, record_digest
+from dq_stores.filesystem._records import (
+    Record,
+    decode_full,
+    decode_header,
+    decode_record,
+    encode_record,
+    record_digest,
+)
 from dq_stores.filesystem._writes import (
     Replacement,
     clear_intent,
@@ -68,7 +82,7 @@ from dq_stores.filesystem._writes import (
     move_head,
 )
 
-__all__ = ["apply_replacements", "discard_staged", "replace_histories"]
+__all__ = ["apply_replacements", "check_replacements", "discard_staged", "replace_histories"]
 
 
 def _discard(path: str) -> None:
@@ -200,3 +214,110 @@ def discard_staged(kind_dir: str, key: str, first: int, last: int) -> None:
     """Delete the staged files of one key (a replace that did not reach its journal)."""
     for revision in range(first, last + 1):
         _discard(Layout.staged(kind_dir, key, revision))
+
+
+def check_replacements(
+    scope: Scope, scope_dir: str, replacements: Sequence[Replacement]
+) -> tuple[list[str], bool]:
+    """Before a replayed journal touches a file: ``(lost, swapped)``.
+
+    ``lost``: one message per key not yet swapped whose new history cannot be
+    assembled — walking the journal's hash chain down from ``new_digest``, each
+    revision's record must be its staged file or (renamed already) its revision
+    file. ``swapped`` (judged only when something is lost; else ``False`` unless a
+    head already moved): whether any file of the batch already changed — a head
+    moved to its new history, an old history that no longer verifies from its
+    head down, or a new revision file renamed into place. Reads only; a key whose
+    head is neither the old nor the new one (a stale journal) is skipped, as
+    :func:`apply_replacements` skips it.
+    """
+    lost: list[str] = []
+    swapped = False
+    pending: list[Replacement] = []  # not swapped yet: judged only if something is lost
+    for replacement in replacements:
+        kind, key, first, last, _, _, old_digest, new_digest = replacement
+        kind_dir = f"{scope_dir}/docs/{kind}"
+        head = _head_digest(kind, kind_dir, key)
+        if head not in (old_digest, new_digest):
+            continue
+        if head == new_digest != old_digest:
+            swapped = True
+            continue
+        why = _broken_chain(scope, kind, kind_dir, key, first, last, new_digest)
+        if why is not None:
+            lost.append(why)
+        pending.append(replacement)
+    if lost and not swapped:
+        swapped = any(
+            _touched(scope, kind, f"{scope_dir}/docs/{kind}", key, (a, b), (c, d, old))
+            for kind, key, a, b, c, d, old, _ in pending
+        )
+    return lost, swapped
+
+
+def _new_record(
+    scope: Scope, kind: str, kind_dir: str, key: str, revision: int
+) -> tuple[str, Record | None]:
+    """Revision ``revision`` of a replace's new history — its staged file, or once
+    renamed, its revision file — as ``(file name, record or None if damaged/missing)``."""
+    staged = Layout.staged(kind_dir, key, revision)
+    for path in (staged, Layout.revision(kind_dir, key, revision)):
+        try:
+            data = read_file(path)
+        except FileNotFoundError:
+            continue
+        try:
+            return os.path.basename(path), decode_full(data, scope, kind, key)
+        except IntegrityError:
+            return os.path.basename(path), None
+    return os.path.basename(staged), None
+
+
+def _broken_chain(
+    scope: Scope, kind: str, kind_dir: str, key: str, first: int, last: int, new_digest: str
+) -> str | None:
+    """Why the new history ``first..last`` cannot be assembled, ``None`` if it can."""
+    expected: str | None = new_digest
+    for revision in range(last, first - 1, -1):
+        name, record = _new_record(scope, kind, kind_dir, key, revision)
+        if (
+            record is None
+            or record.doc.revision != revision
+            or (expected is not None and record.digest != expected)
+        ):
+            return (
+                f"{kind} {key!r}: revision {revision} of an interrupted history replace "
+                f"(file {name}) is missing or damaged"
+            )
+        expected = record.prev  # None: a format-1 record carries no link to follow
+    return None
+
+
+def _touched(
+    scope: Scope,
+    kind: str,
+    kind_dir: str,
+    key: str,
+    new: tuple[int, int],
+    old: tuple[int, int, str],
+) -> bool:
+    """Whether a replace already changed ``key``'s files while its head is still the
+    old one: the old history (``old_digest`` down to ``old_first``) no longer
+    verifies, or a new revision outside the old range was renamed into place."""
+    old_first, old_last, old_digest = old
+    expected: str | None = old_digest
+    for revision in range(old_last, old_first - 1, -1) if old_last else ():
+        try:
+            data = read_file(Layout.revision(kind_dir, key, revision))
+            record = decode_full(data, scope, kind, key)
+        except (FileNotFoundError, IntegrityError):
+            return True
+        if expected is not None and record.digest != expected:
+            return True
+        expected = record.prev
+    return any(
+        not old_first <= revision <= old_last
+        and not os.path.exists(Layout.staged(kind_dir, key, revision))
+        and os.path.exists(Layout.revision(kind_dir, key, revision))
+        for revision in range(new[0], new[1] + 1)
+    )
