@@ -87,7 +87,7 @@ def _check_head(
             doc.key,
         )
     try:
-        archived, head = backend._history_records(scope, kind, doc.key)
+        archived, head, rewritten = backend._history_records(scope, kind, doc.key)
     except DQError as exc:
         yield IntegrityProblem(scope, "history", str(exc), kind, doc.key)
         return
@@ -95,7 +95,7 @@ def _check_head(
     counts.revisions += len(archived) + 1
     counts.legacy_records += sum(r.prev is None for r in [*archived, read[0]])
     start = backend._first_kept(scope, kind, doc.key, archived, head)  # after prune_history
-    problem = history_problem(archived, head, start=start)
+    problem = history_problem(archived, head, start=start, rewritten=rewritten)
     if problem is not None:
         code: ProblemCode = "head" if "rollback" in problem else "history"
         yield IntegrityProblem(scope, code, problem, kind, doc.key)
