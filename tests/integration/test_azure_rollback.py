@@ -26,7 +26,7 @@ from tests.integration._azure_helpers import RequestLog, counted_backend, write
 
 from dq_metadata.errors import ConflictError, IntegrityError
 from dq_metadata.scope import Scope
-from dq_stores.azure_blob import AzureBlobBackend
+from dq_stores.azure_blob import AzureBlobBackend, _clock, _place
 from dq_stores.azure_blob import backend as azure_backend
 from dq_stores.documents import ANY, Put
 from dq_stores.verify import verify
@@ -76,8 +76,8 @@ def fresh(azure_connection_string: str, azure_container: str) -> Iterator[Any]:
 @pytest.fixture
 def checks_every_head(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``get`` look at the place of every head written over 0.5 s from its record."""
-    monkeypatch.setattr(azure_backend, "_PLACED_SKEW", 0.5)
-    monkeypatch.setattr(azure_backend, "_PLACED_NEAR", (0.5, 0.5), raising=False)
+    monkeypatch.setattr(_place, "_PLACED_SKEW", 0.5)
+    monkeypatch.setattr(_place, "_PLACED_NEAR", (0.5, 0.5))
 
 
 def _codes(fresh: Any) -> set[str]:
@@ -223,8 +223,6 @@ def test_skewed_clocks_cost_a_request_at_most_never_an_error(
             assert len(log.take()) == 1
         assert [d.revision for d in reader.history(ACME, KIND, "orders")] == [1, 2, 3]
         assert not list(verify(reader, scope=ACME))
-    from dq_stores.azure_blob import _clock
-
     with monkeypatch.context() as patch:
         patch.setattr(_clock, "_now", lambda: time.time() + skew)  # the reader's clock
         with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as r:

@@ -153,10 +153,10 @@ def test_get_alone_catches_a_rolled_back_head(
     the test short) and finds revision 2 archived — the head went back."""
     import time
 
-    from dq_stores.azure_blob import backend as azure_backend
+    from dq_stores.azure_blob import _place
 
-    monkeypatch.setattr(azure_backend, "_PLACED_SKEW", 0.5)
-    monkeypatch.setattr(azure_backend, "_PLACED_NEAR", (0.5, 0.5))
+    monkeypatch.setattr(_place, "_PLACED_SKEW", 0.5)
+    monkeypatch.setattr(_place, "_PLACED_NEAR", (0.5, 0.5))
     reader = fresh()
     assert reader.get(ACME, KIND, "orders").revision == 3  # a long-lived reader too
     # Last-Modified has whole seconds (an HTTP date): wait past one more second

@@ -46,6 +46,7 @@ from dq_stores.azure_blob._commit import CommitMixin
 from dq_stores.azure_blob._commit import _head_metadata as head_metadata
 from dq_stores.azure_blob._layout import Layout, order_name
 from dq_stores.azure_blob._locks import TxBlobs
+from dq_stores.azure_blob._place import PlaceMixin
 from dq_stores.azure_blob._query import IndexScan
 from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_digest
 from dq_stores.azure_blob._restore import RestoreMixin
@@ -84,17 +85,9 @@ def _live_revision(known: _Read | None) -> int | None:
 
 
 _HISTORY_ATTEMPTS = 30
-#: Seconds a head blob's Last-Modified may differ from its record's time before
-#: ``get`` checks its place, while the service clock's offset is not known yet
-#: (clock skew between writers and the service, slow requests).
-_PLACED_SKEW = 30.0
-#: Once the offset is known: seconds before / after "record time + offset" (whole-
-#: second Last-Modified and Date, the offset's error; the write's own latency after).
-_PLACED_NEAR = (2.0, 5.0)
-_MAX_PLACED = 4096
 
 
-class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
+class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
     """Documents as blobs in one container: heads, archived revisions, index entries.
 
     Give exactly one of ``connection_string`` (Azurite, keys) or ``account_url``
@@ -142,7 +135,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._inline = threading.local()
-        self._placed: set[tuple[str, str]] = set()  # (head name, etag) whose place was checked
+        self._placed = set()
         self._txb = TxBlobs(self._container, self._layout, self._fetch)
         self._scan = IndexScan(self._container, self._layout, self._read_blobs, self._background)
         self._search_scan = SearchScan(
@@ -260,80 +253,10 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         if blob is None or blob.placeholder:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         doc = self._parse(blob, scope, kind, key, 0, name)[0].doc
-        # Rollback check at no request: a writer PUTs a head moments after building
-        # its record, so a head blob modified long after its record's time (shifted
-        # by the service clock's offset, learned from response dates) was put there
-        # later (an old revision over the head, a restore, a rolled-forward commit);
-        # only then is its place checked (two requests in parallel, once per head
-        # version and process).
-        if blob.modified is not None and (name, blob.etag) not in self._placed:
-            age = blob.modified.timestamp() - doc.written_at.timestamp()
-            low, high = self._placed_window()
-            if not low <= age <= high:
-                doc = self._check_place(scope, kind, key, doc, blob, (name, blob.etag))
+        # No request unless the head blob was written long after its record (_place).
+        doc = self._in_place(scope, kind, key, doc, blob, name)
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-        return doc
-
-    def _placed_window(self) -> tuple[float, float]:
-        """Seconds a head's Last-Modified may lie after its record's time (negative:
-        before) for ``get`` to take it as put in place by its writer."""
-        offset = self._clock.offset()
-        if offset is None:
-            return -_PLACED_SKEW, _PLACED_SKEW
-        before, after = _PLACED_NEAR
-        return offset - before, offset + after
-
-    def _archived_at(self, scope: Scope, kind: str, key: str, revision: int) -> datetime | None:
-        """Last-Modified of the archived ``revision`` (when it was archived), or ``None``."""
-        name = self._layout.revision(scope, kind, key, revision)
-        with azure_errors(f"reading {kind} {key!r} in {scope}"):
-            try:
-                props = self._container.get_blob_client(name).get_blob_properties()
-            except ResourceNotFoundError as exc:
-                if container_missing(exc):
-                    raise
-                return None
-        return props.last_modified or datetime.now(UTC)
-
-    def _check_place(
-        self,
-        scope: Scope,
-        kind: str,
-        key: str,
-        doc: StoredDocument,
-        blob: Blob,
-        seen: tuple[str, str],
-    ) -> StoredDocument:
-        """``doc`` (head revision N) if it is in place. A head whose revision N+1 was
-        archived — superseded, so committed — was rolled back; so was one whose bytes
-        were written after revision N was archived (writers archive a head only after
-        writing it): N+1 was committed over it and the head put back."""
-        archived = functools.partial(self._archived_at, scope, kind, key)
-        following, own = self._parallel(
-            [
-                functools.partial(archived, doc.revision + 1),
-                functools.partial(archived, doc.revision),
-            ]
-        )
-        by_one = following is None and written_after(blob.written, own)
-        if following is not None or by_one:
-            again = self._read_head(scope, kind, key)  # writers may have moved on meanwhile
-            if again is None or again[0].doc.revision <= doc.revision:
-                if by_one:
-                    raise IntegrityError(
-                        f"{kind} {key!r} in {scope}: the head (revision {doc.revision}) was "
-                        f"written after revision {doc.revision} was archived — rolled back "
-                        f"by one revision (revision {doc.revision + 1} was committed)"
-                    )
-                raise IntegrityError(
-                    f"{kind} {key!r} in {scope}: the head is revision {doc.revision} but "
-                    f"revision {doc.revision + 1} was archived — a rolled-back head"
-                )
-            return again[0].doc
-        if len(self._placed) >= _MAX_PLACED:
-            self._placed.clear()
-        self._placed.add(seen)
         return doc
 
     def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
