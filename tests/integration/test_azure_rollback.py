@@ -190,7 +190,7 @@ class _Skewed(datetime):
         return datetime.now(tz) + cls.skew
 
 
-@pytest.mark.parametrize("skew", [-45.0, -4.0, 4.0, 45.0])
+@pytest.mark.parametrize("skew", [-45.0, -3.0, 4.0, 45.0])
 def test_skewed_clocks_cost_a_request_at_most_never_an_error(
     azure_connection_string: str,
     azure_container: str,

@@ -3,7 +3,8 @@
 Walks one scope kind by kind, head by head (listing pages of 1,000; memory bounded
 by one key's history). For each head: its record (hash, identity), the metadata
 listings trust (``rev``, ``deleted``) against the record, its history chain
-(:func:`~dq_stores.azure_blob._chain.history_problem`), and — for a live head —
+(:func:`~dq_stores.azure_blob._chain.history_problem`, a head put back over a newer
+revision — by one revision too — included), and — for a live head —
 that every index entry it needs exists. Stale entries are not problems (readers
 check every entry against its head and remove stale ones). ``repair`` re-creates
 missing entries for live heads; no head or revision blob is written.
