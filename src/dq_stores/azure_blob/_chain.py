@@ -1,24 +1,48 @@
 """An Azure key's history as a chain: archived revisions 1..N-1 plus the head N.
 
 Each format-2 record names its predecessor's record hash (``prev``), so a missing,
-reordered, replaced or rolled-back revision shows as a broken link or a gap.
+reordered, replaced or rolled-back revision shows as a broken link or a gap. A
+rollback by exactly one revision leaves no gap (the head is again a byte-identical
+copy of the archived ``r/{N}``); it shows in the blobs' times instead: the head's
+bytes were written after ``r/{N}`` was archived (:func:`written_after`), where every
+writer archives a head only after it was written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from dq_stores.azure_blob._records import HeadRecord
 
-__all__ = ["history_problem"]
+__all__ = ["ORDER_SLACK", "history_problem", "written_after"]
+
+#: Seconds by which a head's bytes must postdate its archived copy to count as
+#: written after it: Last-Modified has whole seconds, and the two blobs may be
+#: kept by servers whose clocks differ slightly.
+ORDER_SLACK = 2.0
+
+
+def written_after(head_written: float | None, archived: datetime | None) -> bool:
+    """Whether the head's bytes (written at ``head_written``, service epoch seconds)
+    were written after its archived copy was created (``archived``, Last-Modified)."""
+    if head_written is None or archived is None:
+        return False
+    return head_written - archived.timestamp() > ORDER_SLACK
 
 
 def history_problem(
-    archived: Sequence[HeadRecord], head: HeadRecord | None, *, start: int = 1
+    archived: Sequence[HeadRecord],
+    head: HeadRecord | None,
+    *,
+    start: int = 1,
+    rewritten: bool = False,
 ) -> str | None:
     """What is wrong with ``archived`` (any order) + ``head`` as one history, or ``None``.
 
-    An archived copy of the head itself is fine (writers archive before they commit).
+    An archived copy of the head itself is fine (writers archive before they commit,
+    so a writer that died in between leaves one) — unless ``rewritten``: the head's
+    bytes were written after that copy, so the head was put back (a rollback by one).
     ``start`` > 1: revisions before it were pruned (their marker was written first),
     so the chain is checked from the oldest kept revision, whose link is taken as is.
     """
@@ -31,6 +55,11 @@ def history_problem(
         if rev > top or (rev == top and record.digest != head.digest):
             return f"the head is revision {top} but revision {rev} was archived (a rollback)"
         by_rev[rev] = record
+    if rewritten and top in by_rev:
+        return (
+            f"the head (revision {top}) was written after revision {top} was archived: "
+            f"revision {top + 1} was committed and the head put back (a rollback)"
+        )
     by_rev[top] = head
     first = by_rev.get(start)
     before = (first.prev or "") if start > 1 and first is not None else ""

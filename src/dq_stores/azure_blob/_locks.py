@@ -19,11 +19,21 @@ from dq_metadata.errors import ConflictError, DQError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import azure_errors
 from dq_stores.azure_blob._layout import Layout
-from dq_stores.azure_blob._txn import PENDING, STATE, TX, Blob, TxRecord, clean_metadata
+from dq_stores.azure_blob._txn import MOD, PENDING, STATE, TX, Blob, TxRecord, clean_metadata
 
 __all__ = ["TxBlobs", "best_effort"]
 
 _IGNORED = (ResourceNotFoundError, ResourceModifiedError, ResourceExistsError)
+
+
+def _lock_metadata(blob: Blob, txid: str) -> dict[str, str]:
+    """A head's metadata while ``txid`` holds it: the lock, and (kept when released)
+    when its bytes were written — so a head locked and released after its archive
+    ``r/{n}`` was written is not mistaken for a rollback (ADR 0004)."""
+    meta = {**blob.metadata, TX: txid}
+    if MOD not in meta and blob.modified is not None:
+        meta[MOD] = str(int(blob.modified.timestamp()))
+    return meta
 
 
 def best_effort(call: Callable[[], object], what: str) -> None:
@@ -47,7 +57,7 @@ class TxBlobs:
         """The head as our lock left it (to release it ``If-Match`` that etag)."""
         if blob is None:
             return Blob(b"", etag, {"rev": "0", "deleted": "1", TX: txid})
-        return Blob(blob.raw, etag, {**blob.metadata, TX: txid})
+        return Blob(blob.raw, etag, _lock_metadata(blob, txid))
 
     def lock(self, name: str, blob: Blob | None, txid: str) -> str | None:
         """Point one head at our record; its new etag, or ``None`` if it changed."""
@@ -64,7 +74,7 @@ class TxBlobs:
                     )
                 else:
                     done = client.set_blob_metadata(
-                        {**blob.metadata, TX: txid},
+                        _lock_metadata(blob, txid),
                         etag=blob.etag,
                         match_condition=MatchConditions.IfNotModified,
                     )

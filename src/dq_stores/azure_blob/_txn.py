@@ -24,6 +24,7 @@ from dq_metadata.errors import IntegrityError
 __all__ = [
     "ABORTED",
     "COMMITTED",
+    "MOD",
     "PENDING",
     "TX",
     "Blob",
@@ -33,6 +34,10 @@ __all__ = [
 ]
 
 TX = "tx"
+#: Head metadata a lock adds and its release keeps: when the head's bytes were last
+#: written (epoch seconds of its Last-Modified before the first lock), since
+#: Set Blob Metadata moves Last-Modified on without touching the bytes.
+MOD = "mod"
 STATE = "state"
 PENDING, COMMITTED, ABORTED = "pending", "committed", "aborted"
 _FORMAT = 1
@@ -51,6 +56,18 @@ class Blob:
     def tx(self) -> str | None:
         """The id of the commit that holds this head locked, if any."""
         return self.metadata.get(TX)
+
+    @property
+    def written(self) -> float | None:
+        """When the blob's bytes were last written (service clock, epoch seconds):
+        Last-Modified, or the time a lock recorded before it moved Last-Modified on."""
+        stamp = self.metadata.get(MOD)
+        if stamp is not None:
+            try:
+                return float(stamp)
+            except ValueError:
+                pass
+        return None if self.modified is None else self.modified.timestamp()
 
     @property
     def placeholder(self) -> bool:

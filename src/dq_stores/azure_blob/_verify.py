@@ -3,7 +3,8 @@
 Walks one scope kind by kind, head by head (listing pages of 1,000; memory bounded
 by one key's history). For each head: its record (hash, identity), the metadata
 listings trust (``rev``, ``deleted``) against the record, its history chain
-(:func:`~dq_stores.azure_blob._chain.history_problem`), and — for a live head —
+(:func:`~dq_stores.azure_blob._chain.history_problem`, a head put back over a newer
+revision — by one revision too — included), and — for a live head —
 that every index entry it needs exists. Stale entries are not problems (readers
 check every entry against its head and remove stale ones). ``repair`` re-creates
 missing entries for live heads; no head or revision blob is written.
@@ -87,7 +88,7 @@ def _check_head(
             doc.key,
         )
     try:
-        archived, head = backend._history_records(scope, kind, doc.key)
+        archived, head, rewritten = backend._history_records(scope, kind, doc.key)
     except DQError as exc:
         yield IntegrityProblem(scope, "history", str(exc), kind, doc.key)
         return
@@ -95,7 +96,7 @@ def _check_head(
     counts.revisions += len(archived) + 1
     counts.legacy_records += sum(r.prev is None for r in [*archived, read[0]])
     start = backend._first_kept(scope, kind, doc.key, archived, head)  # after prune_history
-    problem = history_problem(archived, head, start=start)
+    problem = history_problem(archived, head, start=start, rewritten=rewritten)
     if problem is not None:
         code: ProblemCode = "head" if "rollback" in problem else "history"
         yield IntegrityProblem(scope, code, problem, kind, doc.key)

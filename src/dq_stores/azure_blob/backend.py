@@ -33,7 +33,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from dq_metadata.errors import ConflictError, IntegrityError, MisconfiguredError, NotFoundError
 from dq_metadata.scope import ID_PATTERN, Scope
-from dq_stores.azure_blob._chain import history_problem
+from dq_stores.azure_blob._chain import history_problem, written_after
 from dq_stores.azure_blob._client import (
     ClientSettings,
     Pool,
@@ -41,10 +41,12 @@ from dq_stores.azure_blob._client import (
     container_missing,
     make_service_client,
 )
+from dq_stores.azure_blob._clock import ServiceClock
 from dq_stores.azure_blob._commit import CommitMixin
 from dq_stores.azure_blob._commit import _head_metadata as head_metadata
 from dq_stores.azure_blob._layout import Layout, order_name
 from dq_stores.azure_blob._locks import TxBlobs
+from dq_stores.azure_blob._place import PlaceMixin
 from dq_stores.azure_blob._query import IndexScan
 from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_digest
 from dq_stores.azure_blob._restore import RestoreMixin
@@ -83,13 +85,9 @@ def _live_revision(known: _Read | None) -> int | None:
 
 
 _HISTORY_ATTEMPTS = 30
-#: Seconds a head blob's Last-Modified may differ from its record's time (clock skew
-#: between writers and the service, slow requests) before ``get`` checks its place.
-_PLACED_SKEW = 30.0
-_MAX_PLACED = 4096
 
 
-class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
+class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
     """Documents as blobs in one container: heads, archived revisions, index entries.
 
     Give exactly one of ``connection_string`` (Azurite, keys) or ``account_url``
@@ -115,12 +113,14 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
     ) -> None:
         self._layout = Layout(prefix)
         self._container_name = validate_container_name(container)
+        self._clock = ServiceClock()
         if client is None:
             client = make_service_client(
                 connection_string=connection_string,
                 account_url=account_url,
                 credential=credential,
                 settings=settings or ClientSettings(),
+                raw_response_hook=self._clock.response_hook,
             )
             self._owns_client = True
         elif connection_string is not None or account_url is not None:
@@ -135,7 +135,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._inline = threading.local()
-        self._placed: set[tuple[str, str]] = set()  # (head name, etag) whose place was checked
+        self._placed = set()
         self._txb = TxBlobs(self._container, self._layout, self._fetch)
         self._scan = IndexScan(self._container, self._layout, self._read_blobs, self._background)
         self._search_scan = SearchScan(
@@ -219,6 +219,13 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         self, name: str, scope: Scope, kind: str, key: str | None, rev: int = 0
     ) -> _Read | None:
         """Read and verify a head or revision; a locked head as its readers must see it."""
+        found = self._read_blob(name, scope, kind, key, rev)
+        return None if found is None else found[0]
+
+    def _read_blob(
+        self, name: str, scope: Scope, kind: str, key: str | None, rev: int = 0
+    ) -> tuple[_Read, Blob] | None:
+        """``_read``, and the blob it came from (its times and metadata)."""
         found = self._fetch(name, f"reading {kind} {key or name!r} in {scope}")
         if found is not None and found.tx is not None:
             found = self._visible(scope, name, found)
@@ -226,7 +233,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
             # An empty head locks a key that had no head; once its commit aborted and
             # released it, it is left empty until a writer replaces it: still absent.
             return None
-        return self._parse(found, scope, kind, key, rev, name)
+        return self._parse(found, scope, kind, key, rev, name), found
 
     def _read_head(self, scope: Scope, kind: str, key: str) -> _Read | None:
         return self._read(self._layout.head(scope, kind, key), scope, kind, key)
@@ -246,38 +253,10 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         if blob is None or blob.placeholder:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         doc = self._parse(blob, scope, kind, key, 0, name)[0].doc
-        # Rollback check at no request: a writer PUTs a head moments after building
-        # its record, so a head blob modified long after its record's time was copied
-        # in later (an old revision over the head, a restore, a rolled-forward commit);
-        # only then is the next archived revision looked for (one HEAD request, once
-        # per head version and process).
-        if blob.modified is not None and (name, blob.etag) not in self._placed:
-            age = blob.modified.timestamp() - doc.written_at.timestamp()
-            if not -_PLACED_SKEW <= age <= _PLACED_SKEW:
-                doc = self._check_place(scope, kind, key, doc, (name, blob.etag))
+        # No request unless the head blob was written long after its record (_place).
+        doc = self._in_place(scope, kind, key, doc, blob, name)
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-        return doc
-
-    def _check_place(
-        self, scope: Scope, kind: str, key: str, doc: StoredDocument, seen: tuple[str, str]
-    ) -> StoredDocument:
-        """``doc`` (head revision N) if no revision after it was archived; a head whose
-        revision N+1 was archived — superseded, so committed — was rolled back."""
-        following = self._layout.revision(scope, kind, key, doc.revision + 1)
-        with azure_errors(f"reading {kind} {key!r} in {scope}"):
-            archived = self._container.get_blob_client(following).exists()
-        if archived:
-            again = self._read_head(scope, kind, key)  # writers may have moved on meanwhile
-            if again is None or again[0].doc.revision <= doc.revision:
-                raise IntegrityError(
-                    f"{kind} {key!r} in {scope}: the head is revision {doc.revision} but "
-                    f"revision {doc.revision + 1} was archived — a rolled-back head"
-                )
-            return again[0].doc
-        if len(self._placed) >= _MAX_PLACED:
-            self._placed.clear()
-        self._placed.add(seen)
         return doc
 
     def _get_revision(self, scope: Scope, kind: str, key: str, revision: int) -> StoredDocument:
@@ -296,11 +275,11 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
             # head may still be in flight): look again, a little later each time.
             if attempt:
                 time.sleep(min(0.05, 0.01 * attempt))
-            archived, head = self._history_records(scope, kind, key)
+            archived, head, rewritten = self._history_records(scope, kind, key)
             if head is None and not archived:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
             start = self._first_kept(scope, kind, key, archived, head)
-            problem = history_problem(archived, head, start=start) or ""
+            problem = history_problem(archived, head, start=start, rewritten=rewritten) or ""
             if not problem:
                 assert head is not None
                 docs = {r.doc.revision: r.doc for r in archived if r.doc.revision >= start}
@@ -324,16 +303,29 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
 
     def _history_records(
         self, scope: Scope, kind: str, key: str
-    ) -> tuple[list[HeadRecord], HeadRecord | None]:
-        """Every archived revision (listed first) and then the head, verified."""
+    ) -> tuple[list[HeadRecord], HeadRecord | None, bool]:
+        """Every archived revision (listed first) and then the head, verified; and
+        whether the head's bytes were written after its own revision was archived
+        (a rollback by one revision, see ``_chain.written_after``)."""
         prefix = self._layout.revisions(scope, kind, key)
         with azure_errors(f"listing history of {kind} {key!r} in {scope}"):
-            names = list(self._container.list_blob_names(name_starts_with=prefix))
+            listed = {
+                str(p.name): p.last_modified
+                for p in self._container.list_blobs(name_starts_with=prefix)
+            }
         read = self._read
-        calls = [functools.partial(read, n, scope, kind, key, int(n[len(prefix) :])) for n in names]
-        calls.append(functools.partial(read, self._layout.head(scope, kind, key), scope, kind, key))
+        calls: list[Callable[[], Any]] = [
+            functools.partial(read, n, scope, kind, key, int(n[len(prefix) :])) for n in listed
+        ]
+        head_name = self._layout.head(scope, kind, key)
+        calls.append(functools.partial(self._read_blob, head_name, scope, kind, key))
         *found, head = self._parallel(calls)
-        return [f[0] for f in found if f is not None], None if head is None else head[0]
+        archived = [f[0] for f in found if f is not None]
+        if head is None:
+            return archived, None, False
+        (record, _etag, _raw), blob = head
+        own = listed.get(self._layout.revision(scope, kind, key, record.doc.revision))
+        return archived, record, written_after(blob.written, own)
 
     def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
         # Archived revisions are immutable and writers only add newer ones; the head
@@ -578,9 +570,10 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, DocumentBackend):
         )
         metadata = head_metadata(doc)
         with azure_errors(f"writing {doc.kind} {doc.key!r} in {doc.scope}"):
-            self._container.get_blob_client(name).upload_blob(
+            done = self._container.get_blob_client(name).upload_blob(
                 record.to_bytes(), overwrite=True, metadata=metadata, **conditions
             )
+        self._clock.observe(done.get("date"))  # a client we did not build has no hook
 
     def _retire(self, scope: Scope, kind: str, old: HeadRecord, new: dict[str, str]) -> None:
         base = self._layout.base(scope, kind)

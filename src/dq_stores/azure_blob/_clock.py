@@ -1,0 +1,68 @@
+"""The offset between this machine's clock and the storage service's, learned for free.
+
+Every response carries the service's ``Date`` header (whole seconds). A response
+received at local time ``t`` with ``Date: D`` was produced at a service time in
+``[D, D + 1)``, shortly before ``t``: ``D + 0.5 - t`` estimates ``service - local``
+to within about half a second plus the response's transit. :class:`ServiceClock`
+keeps the last samples (from the client's response hook when the backend built the
+client, and from the ``date`` of its own writes' responses otherwise) and answers
+with their median; no request is ever made for it.
+
+``get`` uses it to decide whether a head blob was put in place by its writer
+(``Last-Modified`` within a few seconds of the record's time, shifted by the
+offset) or later — which only decides whether one more request checks the head's
+place, never whether the head is wrong (see ADR 0004).
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+__all__ = ["ServiceClock"]
+
+_SAMPLES = 16
+#: Samples older than this (seconds) are not trusted: clocks drift and get stepped.
+_MAX_AGE = 600.0
+
+
+def _now() -> float:
+    """This machine's clock (a function, so tests can skew it)."""
+    return time.time()
+
+
+class ServiceClock:
+    """Recent estimates of ``service time - local time`` (seconds), thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._samples: deque[tuple[float, float]] = deque(maxlen=_SAMPLES)  # (local, offset)
+
+    def observe(self, date: datetime | None) -> None:
+        """Record one response's ``Date`` (as a datetime; ``None`` is ignored)."""
+        if date is None:
+            return
+        local = _now()
+        with self._lock:
+            self._samples.append((local, date.timestamp() + 0.5 - local))
+
+    def response_hook(self, response: Any) -> None:
+        """An SDK ``raw_response_hook``: learn from the ``Date`` of every response."""
+        try:
+            header = response.http_response.headers.get("Date")
+            date = parsedate_to_datetime(header) if header else None
+        except (AttributeError, TypeError, ValueError, IndexError):
+            return
+        self.observe(date)
+
+    def offset(self) -> float | None:
+        """The median recent offset, ``None`` while nothing recent was seen."""
+        now = _now()
+        with self._lock:
+            recent = [offset for local, offset in self._samples if now - local <= _MAX_AGE]
+        return statistics.median(recent) if recent else None
