@@ -72,9 +72,15 @@ def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+_STRICT = json.JSONDecoder(object_pairs_hook=_unique_names)
+
+
 def loads_strict(data: bytes | str) -> Any:
-    """``json.loads`` refusing an object with a name twice (``ValueError``)."""
-    return json.loads(data, object_pairs_hook=_unique_names)
+    """``json.loads`` of UTF-8 ``data``, refusing an object with a name twice.
+
+    Raises ``ValueError`` (``UnicodeDecodeError`` and ``JSONDecodeError`` are ones).
+    """
+    return _STRICT.decode(data.decode("utf-8") if isinstance(data, bytes) else data)
 
 
 def decode_line(
