@@ -6,7 +6,10 @@ Under the scope lock, for a batch of keys of one kind:
 
 R1. Read each key's head: the old history's range ``old_first..old_last`` and
     the head's record hash. Write the note ``staging [[kind, key, first, last,
-    old_first, old_last, old_digest, new_digest], ...]`` into the lock file.
+    old_first, old_last, old_digest, new_digest], ...]`` into the lock file —
+    with a removal ``[dq_pruned_history, <marker key>, 1, 0, ..., ""]`` (an
+    empty new range, no new head) for the pruned-history marker of each key
+    whose new history starts at revision 1.
 R2. Write every new revision as ``.<name>.x<N>`` (hidden: no reader, verifier or
     export looks at dot files), then one ``syncfs`` (``durability="full"``).
 R3. Overwrite the note with the journal ``replace <sha256> <line>`` and fsync the
@@ -14,7 +17,7 @@ R3. Overwrite the note with the journal ``replace <sha256> <line>`` and fsync th
 R4. Raise the applying flag and bump the scope's replace generation (``_flag``).
     Per key: rename each staged file over ``<name>.r<N>``, delete the old
     revision files outside the new range, move the head to the new last
-    revision. fsync the directory.
+    revision (a removal: delete the head). fsync the directories.
 R5. One SQLite transaction for every key's index row; lower the flag; clear the
     note and fsync the lock file (so no power loss can bring the journal back
     after later writes moved the keys on).
