@@ -4,8 +4,9 @@
   not a signature, so a forger can list a key twice and re-sign the manifest).
 - :class:`Inflating`: a compressed archive decompressed in bounded pieces, with
   nothing allowed after the compressed stream's end.
-- :func:`read_line` / :func:`read_record`: no line or JSON member longer than
-  :data:`MAX_LINE_BYTES` is ever read whole.
+- :func:`read_line` / :func:`check_record_size`: no line or JSON member longer
+  than :data:`MAX_LINE_BYTES` is ever read whole.
+- :func:`expect_only_padding`: nothing but NUL padding after the manifest.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class SeenKeys:
 
     Exact up to a 128-bit digest collision. Memory: an open-addressing table of
     16-byte digests at most two-thirds full — 24 to 48 bytes per key of the scope
-    (about 32 MB for a million keys), freed by :meth:`clear`.
+    (about 32 MB for a million keys; half as much again for a moment while it
+    grows), freed by :meth:`clear`.
     """
 
     _SLOT = 16
