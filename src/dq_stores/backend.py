@@ -595,9 +595,15 @@ class DocumentBackend(ABC):
         given one written in its place; keys without a history are simply
         written. The batch is replaced all-or-nothing: a reader sees every key of
         it as before or every key as given, never a mix and never a key half
-        replaced; a failure leaves every key as it was. Other keys, kinds and
-        scopes are untouched — in particular a pruned-history marker is a key of
-        its own kind, replaced only when it is itself in a batch.
+        replaced; a failure leaves every key as it was. A key whose given
+        history starts at revision 1 also loses its pruned-history marker
+        (:data:`~dq_stores.retention.PRUNED_KIND`, left by :meth:`prune_history`
+        or an earlier restore), in the same all-or-nothing batch: nothing of it is
+        pruned any more, and a marker left behind would make ``dq verify`` and
+        every later export treat revisions it holds as pruned. A history starting
+        at ``k > 1`` keeps the marker it needs. Other keys, kinds and scopes are
+        untouched — a marker is otherwise a key of its own kind, replaced only
+        when it is itself in a batch.
 
         Raises:
             ValidationError: a malformed batch (before any I/O), or a history

@@ -29,6 +29,7 @@ from dq_stores.documents import (
     StoredDocument,
 )
 from dq_stores.filtering import after_cursor, check_expectation, check_operation, in_bounds
+from dq_stores.retention import PRUNED_KIND, marker_key
 from dq_stores.search import DRIVING_PROBE, SEARCH_FIELDS, driving_terms
 
 __all__ = ["MemoryBackend"]
@@ -294,6 +295,14 @@ class MemoryBackend(DocumentBackend):
             if kept:
                 yield kept
 
+    @staticmethod
+    def _forget(bucket: _Kind, key: str) -> None:
+        """Take ``key``'s head out of the bucket's index (its revisions stay)."""
+        old = bucket.revisions.get(key)
+        if old and not old[-1].deleted:
+            bucket.unindex(old[-1])
+        bucket.live.discard(key)
+
     def _restore_many(
         self,
         scope: Scope,
@@ -307,11 +316,12 @@ class MemoryBackend(DocumentBackend):
                 if bucket.revisions.get(key) and not replace:
                     raise ConflictError(f"{kind} {key!r} already has a history in {scope}")
             for key, docs in histories:
-                old = bucket.revisions.get(key)
-                if old and not old[-1].deleted:
-                    bucket.unindex(old[-1])
-                bucket.live.discard(key)
+                self._forget(bucket, key)
                 first = docs[0].revision
+                if replace and first == 1 and kind != PRUNED_KIND:
+                    marker = self._bucket(scope, PRUNED_KIND)  # nothing is pruned any more
+                    self._forget(marker, marker_key(kind, key))
+                    marker.revisions.pop(marker_key(kind, key), None)
                 # Revisions below ``first`` were pruned at the source: their slots hold
                 # a stand-in that is never returned (``_kept_from`` hides them).
                 bucket.revisions[key] = [docs[0]] * (first - 1) + list(docs)

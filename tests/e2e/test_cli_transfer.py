@@ -242,3 +242,33 @@ def test_an_invalid_tenant_or_environment_is_a_usage_error_not_an_empty_archive(
         migrated = dq(tmp_path, "migrate", "--from", str(source), "--to", str(target), *scope)
         assert migrated.returncode == 2, migrated.stdout
         assert migrated.stderr.startswith("error: invalid ")
+
+
+def test_replace_drops_a_marker_the_targets_own_gc_left(tmp_path: Path) -> None:
+    """The target pruned a key (as ``dq gc`` does) the source holds whole: after
+    ``--replace`` no marker says revisions of it are gone — ``--verify`` agrees
+    with the source and ``dq verify`` finds nothing."""
+    source = _config(tmp_path / "src.yaml", {"filesystem": {"root": str(tmp_path / "src")}})
+    url = f"sqlite:///{tmp_path / 'dst.sqlite3'}"
+    target = _config(tmp_path / "dst.yaml", {"default_backend": "sqlite", "sqlite": {"url": url}})
+    scope = SCOPES[0]
+    for config, tag in ((source, "s"), (target, "t")):
+        with open_endpoint(config) as end:
+            for n in range(4):
+                end.backend.put(scope, RAW_KIND, doc(RAW_KEYS[0], f"{tag}{n}", tag=tag), ANY)
+    with open_endpoint(target) as end:  # what `dq gc --keep-revisions 1` does to a key
+        end.backend.prune_history(scope, RAW_KIND, RAW_KEYS[0], 4)
+        assert end.backend.pruned_prefix(scope, RAW_KIND, RAW_KEYS[0]) is not None
+    scoped = ("-t", scope.tenant, "-e", scope.environment)
+    archive = tmp_path / "src.tar.gz"
+    assert dq(tmp_path, "export", "--out", str(archive), "--config", str(source)).returncode == 0
+    for command in (
+        ("import", str(archive), "--config", str(target)),
+        ("migrate", "--from", str(source), "--to", str(target)),
+    ):
+        replaced = dq(tmp_path, *command, "--replace", "--verify", "--json")
+        assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+        assert json.loads(replaced.stdout)["verified"] is True
+        checked = dq(tmp_path, "verify", *scoped, "--config", str(target))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert _histories(target) == _histories(source)

@@ -10,14 +10,13 @@ line and nothing is written), and a malformed member is one clear error.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration._forge import Members, members_of, resign, write_tar
 from tests.integration._transfer_world import SCOPES, populate
 
 from dq_metadata.errors import DQError, IntegrityError
@@ -29,13 +28,8 @@ from dq_registries.operations.transfer import (
     open_endpoint,
     verify_archive,
 )
-from dq_registries.operations.transfer._results import normalize_body
-from dq_stores.archive import ScopeTally, decode_line
-from dq_stores.archive._writer import member_digest_prefix
 from dq_stores.documents import ANY
 from dq_stores.testing._helpers import doc
-
-Members = list[tuple[str, bytes]]
 
 
 def _config(path: Path) -> dict[str, Any]:
@@ -82,44 +76,6 @@ def target(tmp_path: Path) -> Iterator[Endpoint]:
         yield endpoint
 
 
-def _members(path: Path) -> Members:
-    with tarfile.open(path) as tar:
-        return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
-
-
-def _resign(members: Members, out: Path) -> Path:
-    """Write ``members`` with a manifest recomputed to match them, as a forger would."""
-    digest = hashlib.sha256()
-    tallies: dict[str, ScopeTally] = {}
-    meta: dict[str, Any] = {}
-    with tarfile.open(out, "w") as tar:
-        for name, original in members:
-            data, parts = original, name.split("/")
-            if name.endswith("manifest.json"):
-                manifest = json.loads(data)
-                manifest["archive_digest"] = digest.hexdigest()
-                manifest["scopes"] = {k: t.as_dict() for k, t in tallies.items()}
-                data = json.dumps(manifest).encode()
-            else:
-                digest.update(member_digest_prefix(name, len(data)))
-                digest.update(hashlib.sha256(data).digest())
-                if name.endswith(".jsonl"):
-                    tally = tallies.setdefault(f"{parts[2]}/{parts[3]}", ScopeTally())
-                    scope = Scope(parts[2], parts[3])
-                    for line in data.splitlines(keepends=True):
-                        history = decode_line(line, scope, name, validate=False)
-                        tally.add_history(history, normalize_body)
-                elif name.endswith(".json") and "/results/" in name:
-                    meta = json.loads(data)
-                elif name.endswith(".bin"):
-                    tally = tallies.setdefault(f"{parts[2]}/{parts[3]}", ScopeTally())
-                    tally.add_result(meta["sha256"], len(data), meta["content_type"])
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out
-
-
 def _everything(endpoint: Endpoint) -> list[tuple[str, str, str, int]]:
     return sorted(
         (str(s), h[-1].kind, h[-1].key, len(h))
@@ -145,14 +101,14 @@ def test_an_archive_writes_only_into_the_scopes_its_header_names(
     """The header says one scope; members of another tenant (non-empty in the target)
     must not be written, with or without --replace."""
     members = []
-    for name, data in _members(archive):
+    for name, data in members_of(archive):
         if name.endswith("header.json"):
             header = json.loads(data)
             header["scopes"] = [["acme", "prod"]]
             members.append((name, json.dumps(header).encode()))
         else:
             members.append((name, data))
-    forged = _resign(members, tmp_path / "forged.tar")
+    forged = resign(members, tmp_path / "forged.tar")
     victim = Scope("globex", "prod")
     target.backend.put(victim, "widget", doc("theirs", "keep"), ANY)
     before = _everything(target)
@@ -207,7 +163,7 @@ def test_a_history_the_target_would_refuse_fails_verification_and_writes_nothing
 ) -> None:
     """A re-signed archive whose *last* history is invalid: the verifying pass refuses
     it, so the earlier scopes are not written either."""
-    forged = _resign(_edit_last_line(_members(archive), change), tmp_path / "forged.tar")
+    forged = resign(_edit_last_line(members_of(archive), change), tmp_path / "forged.tar")
     with pytest.raises(IntegrityError):
         verify_archive(forged)
     with pytest.raises(IntegrityError):
@@ -262,13 +218,8 @@ MALFORMED = {
 def test_a_malformed_member_is_one_clear_error(
     archive: Path, target: Endpoint, tmp_path: Path, name: str
 ) -> None:
-    members = MALFORMED[name](_members(archive))
-    path = tmp_path / "bad.tar"
-    with tarfile.open(path, "w") as tar:
-        for member, data in members:
-            info = tarfile.TarInfo(member)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    members = MALFORMED[name](members_of(archive))
+    path = write_tar(members, tmp_path / "bad.tar")
     with pytest.raises(DQError):
         verify_archive(path)
     with pytest.raises(DQError):
@@ -286,12 +237,12 @@ def test_a_pruned_history_without_its_marker_fails_verification_and_writes_nothi
     """The last scope's markers are dropped (and the manifest re-signed): the earlier
     scopes must not be written before the restore of a pruned history fails."""
     members = []
-    for name, data in _members(pruned_archive):
+    for name, data in members_of(pruned_archive):
         lines = data.splitlines(keepends=True) if name.endswith(".jsonl") else [data]
         kept = [line for line in lines if b'"kind":"dq_pruned_history"' not in line]
         members.append((name, b"".join(kept)))
-    assert members != _members(pruned_archive)
-    forged = _resign(members, tmp_path / "forged.tar")
+    assert members != members_of(pruned_archive)
+    forged = resign(members, tmp_path / "forged.tar")
     with pytest.raises(IntegrityError, match="pruned-history marker"):
         verify_archive(forged)
     with pytest.raises(IntegrityError, match="pruned-history marker"):
@@ -303,14 +254,14 @@ def test_a_pruned_history_without_its_marker_fails_verification_and_writes_nothi
 def test_a_scope_whose_members_are_not_together_is_refused(
     archive: Path, target: Endpoint, tmp_path: Path
 ) -> None:
-    members = _members(archive)
+    members = members_of(archive)
     first = next(i for i, (name, _) in enumerate(members) if name.endswith(".jsonl"))
     name, data = members[first]
     lines = data.splitlines(keepends=True)
     split = name.replace("000001", "000002")
     moved = [*members[: first + 1], *members[first + 1 : -1], (split, lines[-1]), members[-1]]
     moved[first] = (name, b"".join(lines[:-1]))
-    forged = _resign(moved, tmp_path / "forged.tar")
+    forged = resign(moved, tmp_path / "forged.tar")
     with pytest.raises(IntegrityError, match="not together"):
         verify_archive(forged)
     assert _everything(target) == []

@@ -7,6 +7,7 @@ one pass with bounded memory. The format is specified, with its version, in
 
 from __future__ import annotations
 
+from dq_stores.archive._guards import MAX_LINE_BYTES
 from dq_stores.archive._lines import (
     BodyNormalizer,
     ScopeTally,
@@ -26,6 +27,7 @@ from dq_stores.archive._writer import FORMAT, VERSION, ArchiveWriter, ResultMeta
 
 __all__ = [
     "FORMAT",
+    "MAX_LINE_BYTES",
     "VERSION",
     "ArchiveEnd",
     "ArchiveHeader",

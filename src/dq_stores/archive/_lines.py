@@ -25,7 +25,14 @@ from dq_metadata.scope import Scope
 from dq_stores.backend import check_history
 from dq_stores.documents import IndexEntry, StoredDocument
 
-__all__ = ["BodyNormalizer", "ScopeTally", "decode_line", "encode_line", "history_digest"]
+__all__ = [
+    "BodyNormalizer",
+    "ScopeTally",
+    "decode_line",
+    "encode_line",
+    "history_digest",
+    "loads_strict",
+]
 
 #: ``(kind, body) -> body`` as it should count for verification (``None``: as stored).
 BodyNormalizer = Callable[[str, bytes], bytes]
@@ -53,6 +60,29 @@ def encode_line(history: Sequence[StoredDocument]) -> bytes:
     return _DUMP(obj).encode("utf-8") + b"\n"
 
 
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose names are distinct (readers disagree on which of two counts)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"the JSON name {name!r} appears twice in one object")
+            seen.add(name)
+    return obj
+
+
+_STRICT = json.JSONDecoder(object_pairs_hook=_unique_names)
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """``json.loads`` of UTF-8 ``data``, refusing an object with a name twice.
+
+    Raises ``ValueError`` (``UnicodeDecodeError`` and ``JSONDecodeError`` are ones).
+    """
+    return _STRICT.decode(data.decode("utf-8") if isinstance(data, bytes) else data)
+
+
 def decode_line(
     line: bytes, scope: Scope, where: str, *, validate: bool = True
 ) -> list[StoredDocument]:
@@ -64,12 +94,13 @@ def decode_line(
     refuse part-way is refused while it is verified, before anything is written.
 
     Raises:
-        IntegrityError: the line is not a history line of this format, or (with
+        IntegrityError: the line is not a history line of this format (a JSON
+            object naming a member twice included), or (with
             ``validate``) not a history a store accepts (``where`` says which
             member and line).
     """
     try:
-        obj = json.loads(line)
+        obj = loads_strict(line)
         kind, key = str(obj["kind"]), str(obj["key"])
         out = []
         for rev in obj["revisions"]:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from dq_metadata.errors import IntegrityError, NotFoundError, ValidationError
 from dq_metadata.scope import Scope
-from dq_stores.archive._lines import BodyNormalizer, ScopeTally, decode_line
+from dq_stores.archive import _guards
+from dq_stores.archive._guards import (
+    SeenKeys,
+    check_record_size,
+    expect_only_padding,
+    open_decompressed,
+    read_line,
+)
+from dq_stores.archive._lines import BodyNormalizer, ScopeTally, decode_line, loads_strict
 from dq_stores.archive._writer import FORMAT, READABLE_VERSIONS, ROOT, member_digest_prefix
 from dq_stores.documents import StoredDocument
 from dq_stores.results import ResultRef
@@ -125,7 +132,7 @@ def _scope_of(name: str, allowed: set[Scope]) -> Scope:
 def _result_meta(data: bytes, scope: Scope, name: str) -> dict[str, Any]:
     """A results object's metadata member, checked: what it names and what it must match."""
     try:
-        meta = json.loads(data)
+        meta = loads_strict(data)
         ref = meta["ref"]
         for item in (meta, ref):
             ResultRef(
@@ -141,10 +148,13 @@ def _result_meta(data: bytes, scope: Scope, name: str) -> dict[str, Any]:
     return dict(meta)
 
 
-class _PrunedCheck:
-    """Every pruned history (starting at ``k > 1``) of a scope has its marker there.
+class _ScopeCheck:
+    """A scope's members are together, no key is listed twice in it, and every
+    pruned history (starting at ``k > 1``) has its marker there.
 
-    A store refuses to restore such a history without the marker recording
+    A key listed twice would be written twice (replaced, or a conflict, half-way
+    through an import): refused here, while verifying (memory: see
+    :class:`SeenKeys`). A store refuses to restore such a history without the marker recording
     ``pruned_through = k - 1`` (``DocumentBackend.restore_many``); checking it while
     verifying refuses the archive before anything is written. Memory: two 16-byte
     digests per pruned key of the current scope (markers may follow the histories
@@ -156,12 +166,14 @@ class _PrunedCheck:
         self._done: set[Scope] = set()
         self._markers: set[bytes] = set()
         self._needed: dict[bytes, str] = {}
+        self._keys = SeenKeys()
 
     def enter(self, scope: Scope, name: str) -> None:
         """Member ``name`` belongs to ``scope``: a scope's members are contiguous."""
         if scope == self.scope:
             return
         self.end_scope()
+        self._keys.clear()
         if self.scope is not None:
             self._done.add(self.scope)
         if scope in self._done:
@@ -175,8 +187,13 @@ class _PrunedCheck:
     def _digest(marker: str, pruned_through: int) -> bytes:
         return hashlib.blake2b(f"{marker}\x00{pruned_through}".encode(), digest_size=16).digest()
 
-    def add(self, history: list[StoredDocument]) -> None:
+    def add(self, history: list[StoredDocument], where: str) -> None:
         head = history[-1]
+        if not self._keys.add(head.kind, head.key):
+            raise IntegrityError(
+                f"{where}: {head.kind} {head.key!r} appears twice in scope {self.scope} (an "
+                "earlier line holds its history too): the archive was altered"
+            )
         if head.kind == PRUNED_KIND:
             if not head.deleted:
                 prefix = parse_marker(head)
@@ -211,57 +228,75 @@ def _end(
 
 def _manifest(data: bytes) -> dict[str, Any]:
     try:
-        manifest = json.loads(data)
+        manifest = loads_strict(data)
     except ValueError as exc:
-        raise IntegrityError("the archive's manifest is not JSON") from exc
+        raise IntegrityError(f"the archive's manifest is not JSON ({exc})") from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("scopes", {}), dict):
         raise IntegrityError("the archive's manifest is not a dq archive manifest")
     return manifest
 
 
 def read_archive(
-    path: str | os.PathLike[str], *, normalize: BodyNormalizer | None = None
+    path: str | os.PathLike[str],
+    *,
+    normalize: BodyNormalizer | None = None,
+    max_line_bytes: int | None = None,
 ) -> Iterator[ArchiveItem]:
     """Yield the header, then every history and results object, then the end.
 
     Compression is detected from the file's contents. The end carries the manifest
     and the counts/digests computed while reading (with ``normalize``, as the
-    writer had); compare them with :meth:`ArchiveEnd.problems`.
+    writer had); compare them with :meth:`ArchiveEnd.problems`. The end is yielded
+    only once the whole file was read: nothing but NUL padding may follow the
+    manifest (and nothing the compressed stream's end). ``max_line_bytes``: the
+    longest line and JSON member accepted (default :data:`MAX_LINE_BYTES`).
 
     Raises:
         NotFoundError: no file at ``path``.
         ValidationError: not a dq archive, or a version this library cannot read.
-        IntegrityError: a damaged member (bad line, results bytes not matching).
+        IntegrityError: a damaged or forged archive: a bad line (a key listed twice
+            in a scope, a JSON name twice in an object, a line over the maximum
+            record size included), results bytes not matching, bytes after the
+            manifest — the message names the member and line.
     """
+    limit = _guards.MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         raise NotFoundError(f"no archive at {os.fspath(path)!r}") from None
     with handle:
         try:
-            tar = tarfile.open(fileobj=handle, mode="r|*")  # noqa: SIM115 - with below
+            tar = tarfile.open(fileobj=open_decompressed(handle), mode="r|")  # noqa: SIM115
         except tarfile.TarError as exc:
             raise ValidationError(f"{os.fspath(path)!r} is not a dq archive (tar): {exc}") from exc
         with tar:
-            yield from _items(tar, normalize)
+            yield from _items(tar, normalize, limit)
 
 
-def _items(tar: tarfile.TarFile, normalize: BodyNormalizer | None) -> Iterator[ArchiveItem]:
+def _items(
+    tar: tarfile.TarFile, normalize: BodyNormalizer | None, limit: int
+) -> Iterator[ArchiveItem]:
     digest = hashlib.sha256()
     tallies: dict[str, ScopeTally] = {}
     pending: tuple[str, dict[str, Any]] | None = None  # (the .bin member expected, meta)
     seen_header = False
     allowed: set[Scope] = set()
-    pruned = _PrunedCheck()
+    checks = _ScopeCheck()
     try:
         for member in tar:
             name = member.name
             stream = tar.extractfile(member) if member.isfile() else None
             if not name.startswith(f"{ROOT}/") or stream is None:
                 raise IntegrityError(f"unexpected archive member {name!r}")
+            if not name.endswith((".jsonl", ".bin")):
+                check_record_size(name, member.size, limit)
             if name == f"{ROOT}/manifest.json" and seen_header:
-                pruned.end_scope()
-                yield _end(_manifest(stream.read()), tallies, allowed, digest.hexdigest())
+                checks.end_scope()
+                end = _end(_manifest(stream.read()), tallies, allowed, digest.hexdigest())
+                assert tar.fileobj is not None  # a stream-mode TarFile reads through it
+                tar.fileobj.seek(member.offset_data + member.size)
+                expect_only_padding(tar.fileobj)
+                yield end
                 return
             digest.update(member_digest_prefix(name, member.size))
             if not seen_header:
@@ -276,17 +311,11 @@ def _items(tar: tarfile.TarFile, normalize: BodyNormalizer | None) -> Iterator[A
                     f"archive member {pending[0]!r} does not follow its metadata: the archive "
                     "was altered"
                 )
-            pruned.enter(scope, name)
+            checks.enter(scope, name)
             tally = tallies.setdefault(f"{scope.tenant}/{scope.environment}", ScopeTally())
             if name.endswith(".jsonl"):
-                sha = hashlib.sha256()
-                for n, line in enumerate(stream, 1):
-                    sha.update(line)
-                    history = decode_line(line, scope, f"{name} line {n}")
-                    pruned.add(history)
-                    tally.add_history(history, normalize)
-                    yield ArchiveHistory(scope, history)
-                digest.update(sha.digest())
+                sha = yield from _histories(stream, name, scope, limit, checks, tally, normalize)
+                digest.update(sha)
             elif name.endswith(".json"):
                 data = stream.read()
                 digest.update(hashlib.sha256(data).digest())
@@ -304,9 +333,32 @@ def _items(tar: tarfile.TarFile, normalize: BodyNormalizer | None) -> Iterator[A
     raise IntegrityError("the archive has no manifest: it is truncated (an interrupted export?)")
 
 
+def _histories(
+    stream: IO[bytes],
+    name: str,
+    scope: Scope,
+    limit: int,
+    checks: _ScopeCheck,
+    tally: ScopeTally,
+    normalize: BodyNormalizer | None,
+) -> Generator[ArchiveItem, None, bytes]:
+    """The histories of one documents member, checked; returns the member's sha256."""
+    sha = hashlib.sha256()
+    n = 0
+    while line := read_line(stream, limit, f"{name} line {n + 1}"):
+        n += 1
+        sha.update(line)
+        where = f"{name} line {n}"
+        history = decode_line(line, scope, where)
+        checks.add(history, where)
+        tally.add_history(history, normalize)
+        yield ArchiveHistory(scope, history)
+    return sha.digest()
+
+
 def _header(name: str, data: bytes, digest: Any) -> ArchiveHeader:
     try:
-        header = json.loads(data)
+        header = loads_strict(data)
         ok = (
             name == f"{ROOT}/header.json"
             and isinstance(header, dict)

@@ -16,6 +16,7 @@ from typing import Any
 
 from dq_metadata.errors import IntegrityError, ValidationError
 from dq_metadata.scope import Scope
+from dq_stores.archive import _guards
 from dq_stores.archive._lines import BodyNormalizer, ScopeTally, encode_line
 from dq_stores.documents import StoredDocument
 
@@ -186,9 +187,22 @@ class ArchiveWriter:
         self._add("header.json", json.dumps(header, sort_keys=True).encode() + b"\n")
 
     def add_history(self, scope: Scope, history: Sequence[StoredDocument]) -> None:
-        """Append one key's history (every revision, oldest first)."""
+        """Append one key's history (every revision, oldest first).
+
+        Raises:
+            ValidationError: its line would be longer than the archive's maximum
+                record size (:data:`MAX_LINE_BYTES`), which readers refuse.
+        """
+        line = encode_line(history)
+        if len(line) > _guards.MAX_LINE_BYTES:
+            head = history[-1]
+            raise ValidationError(
+                f"the history of {head.kind} {head.key!r} in {scope} is {len(line)} bytes as an "
+                f"archive line, over the archive's maximum record size of "
+                f"{_guards.MAX_LINE_BYTES} bytes; export stopped"
+            )
         tally = self._enter_scope(scope)
-        self._buffer += encode_line(history)
+        self._buffer += line
         tally.add_history(history, self._normalize)
         if len(self._buffer) >= self._chunk_bytes:
             self._flush()

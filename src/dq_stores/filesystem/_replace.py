@@ -6,7 +6,10 @@ Under the scope lock, for a batch of keys of one kind:
 
 R1. Read each key's head: the old history's range ``old_first..old_last`` and
     the head's record hash. Write the note ``staging [[kind, key, first, last,
-    old_first, old_last, old_digest, new_digest], ...]`` into the lock file.
+    old_first, old_last, old_digest, new_digest], ...]`` into the lock file —
+    with a removal ``[dq_pruned_history, <marker key>, 1, 0, ..., ""]`` (an
+    empty new range, no new head) for the pruned-history marker of each key
+    whose new history starts at revision 1.
 R2. Write every new revision as ``.<name>.x<N>`` (hidden: no reader, verifier or
     export looks at dot files), then one ``syncfs`` (``durability="full"``).
 R3. Overwrite the note with the journal ``replace <sha256> <line>`` and fsync the
@@ -14,7 +17,7 @@ R3. Overwrite the note with the journal ``replace <sha256> <line>`` and fsync th
 R4. Raise the applying flag and bump the scope's replace generation (``_flag``).
     Per key: rename each staged file over ``<name>.r<N>``, delete the old
     revision files outside the new range, move the head to the new last
-    revision. fsync the directory.
+    revision (a removal: delete the head). fsync the directories.
 R5. One SQLite transaction for every key's index row; lower the flag; clear the
     note and fsync the lock file (so no power loss can bring the journal back
     after later writes moved the keys on).
@@ -81,6 +84,7 @@ from dq_stores.filesystem._writes import (
     encode_replacements,
     move_head,
 )
+from dq_stores.retention import PRUNED_KIND, marker_key
 
 __all__ = ["apply_replacements", "check_replacements", "discard_staged", "replace_histories"]
 
@@ -138,8 +142,9 @@ def replace_histories(
         first, last = docs[0].revision, docs[-1].revision
         replacements.append((kind, key, first, last, old_first, old_last, old_digest, prev))
         records.append(encoded)
+    replacements += _marker_removals(kind, scope_dir, histories)
     os.pwrite(lock_fd, encode_replacements(replacements, journal=False), 0)
-    for (_, key, first, *_rest), encoded in zip(replacements, records, strict=True):
+    for (_, key, first, *_rest), encoded in zip(replacements, records, strict=False):
         for revision, record in enumerate(encoded, first):
             write_new_file(Layout.staged(kind_dir, key, revision), record, sync=False)
     if durable:
@@ -155,6 +160,25 @@ def replace_histories(
     clear_intent(lock_fd)
     if durable:
         os.fsync(lock_fd)
+
+
+def _marker_removals(
+    kind: str, scope_dir: str, histories: Sequence[tuple[str, list[StoredDocument]]]
+) -> list[Replacement]:
+    """Removals of the pruned-history markers of the keys whose new history starts
+    at revision 1 (nothing of them is pruned any more): entries with an empty new
+    range (``first = 1``, ``last = 0``) and no new head (``new_digest = ""``)."""
+    if kind == PRUNED_KIND:
+        return []
+    marker_dir = f"{scope_dir}/docs/{PRUNED_KIND}"
+    out: list[Replacement] = []
+    for key, docs in histories:
+        if docs[0].revision == 1:
+            mkey = marker_key(kind, key)
+            old_first, old_last, old_digest = _old_range(PRUNED_KIND, marker_dir, mkey)
+            if old_digest:
+                out.append((PRUNED_KIND, mkey, 1, 0, old_first, old_last, old_digest, ""))
+    return out
 
 
 def _head_digest(kind: str, kind_dir: str, key: str) -> str | None:
@@ -180,6 +204,7 @@ def apply_replacements(
     (R4-R5 without the flag and note). Idempotent. Hold the lock, flag raised and
     generation bumped. ``heads``: the new head per key, when the caller has it."""
     applied: list[tuple[str, str, str]] = []
+    removed: list[tuple[str, str]] = []
     for kind, key, first, last, old_first, old_last, old_digest, new_digest in replacements:
         kind_dir = f"{scope_dir}/docs/{kind}"
         if _head_digest(kind, kind_dir, key) not in (old_digest, new_digest):
@@ -194,15 +219,23 @@ def apply_replacements(
         for revision in range(old_first, old_last + 1):
             if not first <= revision <= last:
                 _discard(Layout.revision(kind_dir, key, revision))
+        if last < first:  # a removal: no history at all any more
+            _discard(Layout.head(kind_dir, key))
+            removed.append((kind, key))
+            continue
         move_head(kind_dir, key, last)
         # a head already linked to that file (a replayed journal): rename() of one
         # hard link over another of the same inode does nothing, leaving the temp
         _discard(Layout.temp(kind_dir, key))
         applied.append((kind, kind_dir, key))
     if durable:
-        for kind_dir in sorted({kind_dir for _, kind_dir, _ in applied}):
+        dirs = {kind_dir for _, kind_dir, _ in applied}
+        dirs |= {f"{scope_dir}/docs/{kind}" for kind, _ in removed}
+        for kind_dir in sorted(dirs):
             fsync_dir(kind_dir)
     with index.transaction(conn):
+        for kind, key in removed:
+            index.set_head(conn, kind, key, 0, None)
         for kind, kind_dir, key in applied:
             doc = heads.get(key)
             if doc is None:

@@ -6,7 +6,9 @@ in one transaction. The head rows go first with ``ON CONFLICT DO NOTHING``: the
 primary key of ``dq_heads`` is the "no history yet" check, made atomically with
 the write; a batch that meets an existing head is rolled back whole. With
 ``replace`` the batch's keys lose their rows in all three tables first, in the
-same transaction, so readers see every key as before or every key as restored.
+same transaction, so readers see every key as before or every key as restored;
+so do the pruned-history markers of the keys whose new history starts at
+revision 1 (nothing of them is pruned any more).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from dq_metadata.errors import ConflictError
 from dq_metadata.scope import Scope
 from dq_stores.documents import StoredDocument
+from dq_stores.retention import PRUNED_KIND, marker_key
 from dq_stores.sql._statements import encode_fields, postings
 
 __all__ = ["HISTORY_BATCH", "RestoreConflict", "history_sql", "restore_postgres", "restore_sqlite"]
@@ -42,6 +45,19 @@ _PG_CLEAR = (
 )
 _SQLITE_CLEAR = "DELETE FROM {table} WHERE tenant = ? AND environment = ? AND kind = ? AND key = ?"
 _PG_SCOPE = "SELECT set_config('dq.tenant', %s, true), set_config('dq.environment', %s, true)"
+
+
+def _doomed(
+    kind: str, histories: Sequence[tuple[str, list[StoredDocument]]]
+) -> list[tuple[str, list[str]]]:
+    """``(kind, keys)`` whose rows a replace deletes: the batch's keys, and the
+    markers of those whose new history starts at revision 1."""
+    out = [(kind, [key for key, _docs in histories])]
+    if kind != PRUNED_KIND:
+        markers = [marker_key(kind, key) for key, docs in histories if docs[0].revision == 1]
+        if markers:
+            out.append((PRUNED_KIND, markers))
+    return out
 
 
 class RestoreConflict(ConflictError):
@@ -147,7 +163,7 @@ def restore_postgres(
     replace: bool = False,
 ) -> None:
     """Restore on a psycopg connection (autocommit): four statements for the batch
-    (three more with ``replace``), in one transaction.
+    (three or six more with ``replace``), in one transaction.
 
     Raises:
         RestoreConflict: a key already has a head (the transaction is rolled back).
@@ -164,9 +180,8 @@ def restore_postgres(
     }
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_PG_SCOPE, (scope.tenant, scope.environment))
-        if replace:
-            clear: dict[str, Any] = {"t": scope.tenant, "e": scope.environment, "k": kind}
-            clear["keys"] = [key for key, _docs in histories]
+        for doomed_kind, keys in _doomed(kind, histories) if replace else ():
+            clear = {"t": scope.tenant, "e": scope.environment, "k": doomed_kind, "keys": keys}
             for table in _TABLES:
                 cur.execute(_PG_CLEAR.format(table=table), clear)
         cur.execute(_PG_HEADS, _columns(scope, kind, heads))
@@ -191,8 +206,8 @@ def restore_sqlite(
     v11 = ", ".join(["?"] * 11)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if replace:
-            doomed = [(scope.tenant, scope.environment, kind, key) for key, _docs in histories]
+        for doomed_kind, keys in _doomed(kind, histories) if replace else ():
+            doomed = [(scope.tenant, scope.environment, doomed_kind, key) for key in keys]
             for table in _TABLES:
                 conn.executemany(_SQLITE_CLEAR.format(table=table), doomed)
         for row in heads:

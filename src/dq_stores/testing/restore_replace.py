@@ -1,7 +1,8 @@
 """Conformance: ``restore_many(..., replace=True)`` swaps histories atomically.
 
 Each key of the batch ends with exactly the given history — its former
-revisions and index entries gone — while other keys, kinds and scopes keep
+revisions and index entries gone, and its pruned-history marker too when the
+given history starts at revision 1 — while other keys, kinds and scopes keep
 theirs. The batch is all-or-nothing: a refused batch changes nothing, and a
 reader racing a replace sees every key whole, as before or as given. A backend
 that cannot replace atomically (``supports_atomic_replace = False``) must refuse
@@ -19,6 +20,7 @@ import pytest
 from dq_metadata.errors import MisconfiguredError, NotFoundError, ValidationError
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import ANY, FieldFilter, IndexEntry, Query, StoredDocument
+from dq_stores.retention import PRUNED_KIND, marker_key
 from dq_stores.testing._helpers import HOSTILE_KEYS, KIND, OTHER_SCOPES, SCOPE, doc
 
 __all__ = ["ReplaceConformance"]
@@ -107,6 +109,42 @@ class ReplaceConformance:
             backend.restore_many(SCOPE, KIND, bad, replace=True)
         assert {key: _shape(backend.history(SCOPE, KIND, key)) for key in _KEYS} == before
         assert backend.count(SCOPE, KIND, (FieldFilter("tag", ("new",)),)) == 0
+
+    def test_replace_by_a_whole_history_drops_the_keys_pruned_marker(
+        self, backend: DocumentBackend
+    ) -> None:
+        """A key pruned in the target (its marker records revisions 1..2 gone) gets
+        a history starting at revision 1: the marker goes with the old history, in
+        the same batch, so nothing says revisions of it were pruned. A history
+        starting after revision 1 keeps the marker it needs; other keys' markers,
+        and a marker key replaced in its own batch, are left to their batch."""
+        if not self.supports_atomic_replace:
+            pytest.skip("the backend cannot replace histories")
+        for key in ("whole", "pruned", "other"):
+            for n in range(4):
+                backend.put(SCOPE, KIND, doc(key, n, tag="old"), ANY)
+            backend.prune_history(SCOPE, KIND, key, 3)
+        kept = backend.pruned_prefix(SCOPE, KIND, "pruned")
+        markers = backend.count(SCOPE, PRUNED_KIND)
+        batch = [
+            ("whole", _made("whole", 2, "new")),
+            ("pruned", _made("pruned", 2, "new", first=3)),
+        ]
+        backend.restore_many(SCOPE, KIND, batch, replace=True)
+        assert backend.pruned_prefix(SCOPE, KIND, "whole") is None
+        assert _shape(backend.history(SCOPE, KIND, "whole")) == _shape(_made("whole", 2, "new"))
+        first = backend.get_revision(SCOPE, KIND, "whole", 1)  # not "pruned"
+        assert _shape([first]) == _shape(_made("whole", 1, "new"))
+        assert backend.pruned_prefix(SCOPE, KIND, "pruned") == kept
+        assert backend.pruned_prefix(SCOPE, KIND, "other") is not None
+        assert backend.count(SCOPE, PRUNED_KIND) == markers - 1
+        listed = [h[-1].key for h in backend.iter_histories(SCOPE, PRUNED_KIND)]
+        assert marker_key(KIND, "whole") not in listed
+        assert len(listed) == markers - 1
+        with pytest.raises(NotFoundError):
+            backend.history(SCOPE, PRUNED_KIND, marker_key(KIND, "whole"))
+        backend.prune_history(SCOPE, KIND, "whole", 2)  # prunes again from scratch
+        assert backend.pruned_prefix(SCOPE, KIND, "whole") is not None
 
     def test_replace_requires_a_bool(self, backend: DocumentBackend) -> None:
         with pytest.raises(ValidationError):
