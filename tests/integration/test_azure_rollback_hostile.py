@@ -20,7 +20,7 @@ from tests.integration._azure_helpers import RequestLog, counted_backend, write
 
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob import AzureBlobBackend, _clock, _query, _search, _txn
-from dq_stores.documents import MUST_NOT_EXIST, FieldFilter, Query
+from dq_stores.documents import ANY, MUST_NOT_EXIST, FieldFilter, Put, Query
 from dq_stores.search import search_fields
 from dq_stores.verify import verify
 
@@ -106,3 +106,42 @@ def test_a_reader_clock_hours_ahead_leaves_in_flight_entries_alone(
         hits = after.search(ACME, KIND, "quarterly").hits
         assert [h.document.key for h in hits] == ["fresh"]
         assert not list(verify(after, scope=ACME))
+
+
+def test_a_writer_clock_hours_ahead_waits_for_a_live_commit_instead_of_aborting_it(
+    azure_connection_string: str,
+    azure_container: str,
+    raw: ContainerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pending commit younger than the lease is waited for: a writer whose clock
+    is an hour ahead must not take it for an hour-old abandoned one and abort it."""
+    from dq_stores.azure_blob import _commit
+
+    commit_point = _commit.CommitMixin._commit_point
+    outcomes: list[bool] = []
+
+    def slow_commit_point(self: Any, *args: Any) -> bool:
+        time.sleep(1.5)  # the other writer meets the lock meanwhile
+        outcomes.append(commit_point(self, *args))
+        return outcomes[-1]
+
+    monkeypatch.setattr(_commit.CommitMixin, "_commit_point", slow_commit_point)
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as seed:
+        seed.put(ACME, KIND, write("a", 1), ANY)
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as live:
+        thread = threading.Thread(target=live.commit, args=(ACME, (Put(KIND, write("a", 2)),)))
+        thread.start()
+        head = raw.get_blob_client("acme/prod/contract/h/a")
+        deadline = time.monotonic() + 20
+        while "tx" not in (head.get_blob_properties().metadata or {}):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with monkeypatch.context() as patch:
+            _skew_reader_clock(patch, HOUR)
+            with AzureBlobBackend(
+                azure_container, connection_string=azure_connection_string
+            ) as ahead:
+                assert ahead.put(ACME, KIND, write("a", 3), ANY).revision == 3
+        thread.join(30)
+    assert outcomes == [True]  # the live commit was not aborted under it
