@@ -8,6 +8,8 @@ says are caught must be caught. Runs on Azurite.
 
 from __future__ import annotations
 
+import contextlib
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -18,9 +20,11 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from tests.integration._azure_helpers import RequestLog, counted_backend, write
 
+from dq_metadata.errors import ConflictError, IntegrityError, NotFoundError
 from dq_metadata.scope import Scope
-from dq_stores.azure_blob import AzureBlobBackend, _clock, _query, _search, _txn
-from dq_stores.documents import ANY, MUST_NOT_EXIST, FieldFilter, Put, Query
+from dq_stores.azure_blob import AzureBlobBackend, _clock, _place, _query, _search, _txn
+from dq_stores.azure_blob import backend as azure_backend
+from dq_stores.documents import ANY, MUST_NOT_EXIST, Delete, FieldFilter, Put, Query
 from dq_stores.search import search_fields
 from dq_stores.verify import verify
 
@@ -145,3 +149,129 @@ def test_a_writer_clock_hours_ahead_waits_for_a_live_commit_instead_of_aborting_
                 assert ahead.put(ACME, KIND, write("a", 3), ANY).revision == 3
         thread.join(30)
     assert outcomes == [True]  # the live commit was not aborted under it
+
+
+# -- concurrent legitimate operation with slow steps: never a rollback ---------------
+class _Died(Exception):
+    """A writer that stopped between two of its requests."""
+
+
+def _slow_steps(patch: pytest.MonkeyPatch, rng: random.Random, lock: threading.Lock) -> None:
+    """Sleep past ``ORDER_SLACK`` before some head writes and some locks; let some
+    writers die between archiving and writing the head, some commits abort."""
+    from dq_stores.azure_blob import _commit
+
+    write_head = azure_backend.AzureBlobBackend._write_head
+    lock_all = _commit.CommitMixin._lock_all
+    commit_point = _commit.CommitMixin._commit_point
+
+    def draw() -> float:
+        with lock:
+            return rng.random()
+
+    def slow_write_head(self: Any, *args: Any) -> None:
+        roll = draw()
+        if roll < 0.3:
+            time.sleep(2.6)
+        elif roll < 0.4:
+            raise _Died
+        write_head(self, *args)
+
+    def slow_lock_all(self: Any, *args: Any) -> Any:
+        if draw() < 0.4:
+            time.sleep(2.6)
+        return lock_all(self, *args)
+
+    def flaky_commit_point(self: Any, *args: Any) -> bool:
+        if draw() < 0.25:
+            return False  # refused: the commit aborts and starts again
+        return bool(commit_point(self, *args))
+
+    patch.setattr(azure_backend.AzureBlobBackend, "_write_head", slow_write_head)
+    patch.setattr(_commit.CommitMixin, "_lock_all", slow_lock_all)
+    patch.setattr(_commit.CommitMixin, "_commit_point", flaky_commit_point)
+
+
+def _one_step(backend: AzureBlobBackend, choice: int, a: str, b: str, step: int) -> None:
+    if choice == 0:
+        backend.put(ACME, KIND, write(a, step, dataset=("acme",)), ANY)
+    elif choice == 1:
+        backend.delete(ACME, KIND, a, ANY)
+    elif choice == 2:
+        ops = (Put(KIND, write(a, step, dataset=("acme",))), Put(KIND, write(b, -step)))
+        backend.commit(ACME, ops)
+    else:
+        backend.commit(ACME, (Put(KIND, write(a, step)), Delete(KIND, b)))
+
+
+@pytest.mark.parametrize("seed", [7, 2026])
+def test_concurrent_writers_commits_and_slow_steps_are_never_a_rollback(
+    azure_connection_string: str,
+    azure_container: str,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+) -> None:
+    """Two writer backends (puts, deletes, re-creates, two-key commits with guards)
+    on the same three keys, with writes and locks slowed past the 2 s slack, writers
+    dying between archive and head, commits refused; readers whose window checks
+    every head call ``get`` and ``history`` all along. No ``IntegrityError``, and
+    ``dq verify`` finds nothing."""
+    monkeypatch.setattr(_place, "_PLACED_SKEW", 0.0)
+    monkeypatch.setattr(_place, "_PLACED_NEAR", (0.0, 0.0))
+    rng, rng_lock = random.Random(seed), threading.Lock()
+    keys = ["k0", "k1", "k2"]
+
+    def connect() -> AzureBlobBackend:
+        return AzureBlobBackend(
+            azure_container, connection_string=azure_connection_string, commit_lease=3.0
+        )
+
+    with connect() as seed_backend:
+        for key in keys:
+            seed_backend.put(ACME, KIND, write(key, 0, dataset=("acme",)), ANY)
+    _slow_steps(monkeypatch, rng, rng_lock)
+    alarms: list[str] = []
+    stop = threading.Event()
+
+    def writer(n: int) -> None:
+        local = random.Random(seed * 10 + n)
+        with connect() as backend:
+            for step in range(8):
+                a, b = local.sample(keys, 2)
+                try:
+                    _one_step(backend, local.randrange(4), a, b, step)
+                except (_Died, ConflictError, NotFoundError):
+                    pass
+                except IntegrityError as exc:
+                    alarms.append(f"writer: {exc}")
+
+    def reader() -> None:
+        while not stop.is_set():
+            with connect() as backend:  # a fresh process's view: every head checked
+                for key in keys:
+                    for call in (backend.get, backend.history):
+                        try:
+                            call(ACME, KIND, key)
+                        except NotFoundError:
+                            pass
+                        except IntegrityError as exc:
+                            alarms.append(f"{call.__name__} {key}: {exc}")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads + readers:
+        thread.start()
+    for thread in threads:
+        thread.join(240)
+    stop.set()
+    for thread in readers:
+        thread.join(60)
+    monkeypatch.undo()
+    time.sleep(3.5)  # every lease ran out: leftovers of refused commits are settled
+    with connect() as after:
+        for key in keys:
+            with contextlib.suppress(NotFoundError):
+                after.put(ACME, KIND, write(key, "last"), ANY)  # settles leftover locks
+        problems = [str(p) for p in verify(after, scope=ACME)]
+    assert alarms == []
+    assert problems == []
