@@ -275,3 +275,61 @@ def test_concurrent_writers_commits_and_slow_steps_are_never_a_rollback(
         problems = [str(p) for p in verify(after, scope=ACME)]
     assert alarms == []
     assert problems == []
+
+
+# -- restore (migrate into Azure) --------------------------------------------------------
+def _history(key: str, revisions: int) -> list[Any]:
+    from dq_stores.memory import MemoryBackend
+
+    source = MemoryBackend()
+    for n in range(1, revisions + 1):
+        source.put(ACME, KIND, write(key, n, dataset=("acme",)), ANY)
+    return source.history(ACME, KIND, key)
+
+
+def test_a_restored_history_read_back_with_every_head_checked_is_no_rollback(
+    azure_connection_string: str, azure_container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restored heads carry their records' old times (far outside any window): their
+    place is checked, and a restore archives nothing at the head's revision."""
+    monkeypatch.setattr(_place, "_PLACED_SKEW", 0.0)
+    monkeypatch.setattr(_place, "_PLACED_NEAR", (0.0, 0.0))
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as dest:
+        dest.restore_many(ACME, KIND, [("m1", _history("m1", 4)), ("m2", _history("m2", 1))])
+    time.sleep(2.5)
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as back:
+        assert back.get(ACME, KIND, "m1").revision == 4
+        assert back.get(ACME, KIND, "m2").revision == 1
+        exported = list(back.iter_histories(ACME, KIND))
+        assert sorted(len(h) for h in exported) == [1, 4]
+        back.put(ACME, KIND, write("m1", 5), ANY)
+        assert [d.revision for d in back.history(ACME, KIND, "m1")] == [1, 2, 3, 4, 5]
+        assert not list(verify(back, scope=ACME))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a restore that died leaves r/1..r/{n-1} that no head points to; a later "
+    "put of the key archives create-only (409 ignored), so the leftovers stay in its "
+    "history (not fixed here: see the report)",
+)
+def test_a_key_written_after_a_restore_died_has_a_clean_history(
+    azure_connection_string: str, azure_container: str
+) -> None:
+    log = RequestLog()
+    dying, client = counted_backend(azure_connection_string, azure_container, log)
+
+    def die_at_head(method: str, path: str) -> None:
+        if method == "PUT" and path.endswith("/contract/h/m1"):
+            raise _Died
+
+    with client:
+        log.on_request = die_at_head
+        with pytest.raises(_Died):
+            dying.restore_many(ACME, KIND, [("m1", _history("m1", 4))])
+    time.sleep(2.5)
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as app:
+        for n in (1, 2, 3):  # the key is used normally instead of restored again
+            app.put(ACME, KIND, write("m1", f"new {n}"), ANY)
+        assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2, 3]
+        assert not list(verify(app, scope=ACME))
