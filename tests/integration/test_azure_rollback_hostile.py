@@ -333,3 +333,47 @@ def test_a_key_written_after_a_restore_died_has_a_clean_history(
             app.put(ACME, KIND, write("m1", f"new {n}"), ANY)
         assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2, 3]
         assert not list(verify(app, scope=ACME))
+
+
+# -- misses ------------------------------------------------------------------------------
+GAP = 3.2
+
+
+@pytest.mark.parametrize(
+    "back_to",
+    [
+        3,
+        2,
+        pytest.param(
+            1,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a head at revision 1 skips the pruned-prefix marker (one request "
+                "saved): a rollback to revision 1 after pruning is not caught",
+            ),
+        ),
+    ],
+)
+def test_a_rollback_below_the_pruned_prefix_is_caught(
+    azure_connection_string: str, azure_container: str, raw: ContainerClient, back_to: int
+) -> None:
+    """``dq gc`` pruned revisions 1..3 (head 4, marker "pruned through 3"); a saved
+    head blob of revision 3 (by one) or older is uploaded again. No archived copy is
+    left to compare with, but the marker proves revision 4 existed: a head at or
+    below the pruned prefix went back."""
+    head = raw.get_blob_client("acme/prod/contract/h/orders")
+    saved: dict[int, tuple[bytes, dict[str, str]]] = {}
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as app:
+        for n in (1, 2, 3, 4):
+            app.put(ACME, KIND, write("orders", n), ANY)
+            got = head.download_blob()
+            saved[n] = (got.readall(), dict(got.properties.metadata or {}))
+        assert app.prune_history(ACME, KIND, "orders", 4) == 3
+        assert [d.revision for d in app.history(ACME, KIND, "orders")] == [4]
+    time.sleep(GAP)
+    body, meta = saved[back_to]
+    head.upload_blob(body, overwrite=True, metadata=meta)
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as reader:
+        with pytest.raises(IntegrityError, match="rollback"):
+            reader.history(ACME, KIND, "orders")
+        assert {p.code for p in verify(reader, scope=ACME)} == {"head"}

@@ -84,3 +84,14 @@ def test_now_is_the_service_time_once_the_offset_is_known(local: list[float]) ->
     local[0] = NOW + 3600.0  # this machine is an hour ahead of the service
     clock.observe(datetime.fromtimestamp(NOW, UTC).replace(microsecond=0))
     assert abs(clock.now().timestamp() - NOW) <= 0.75
+
+
+def test_a_head_below_the_pruned_prefix_is_a_rollback() -> None:
+    """Pruning stops below the head's revision; a head under it went back."""
+    from dq_stores.azure_blob._chain import history_problem
+
+    head = SimpleNamespace(doc=SimpleNamespace(revision=3), digest="d3", prev="d2")
+    problem = history_problem([], head, start=4)  # type: ignore[arg-type]
+    assert problem is not None
+    assert "rollback" in problem
+    assert history_problem([], head, start=3) is None  # revision 3 itself was kept
