@@ -65,7 +65,22 @@ def _keys(backend: AzureBlobBackend, dataset: str) -> list[str]:
 
 
 # -- clocks skewed by hours: no data hidden --------------------------------------------
-@pytest.mark.parametrize("finder", ["query", "search"])
+@pytest.mark.parametrize(
+    "finder",
+    [
+        "query",
+        "search",
+        pytest.param(
+            "query on a passed-in client",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="a client the backend did not build has no response hook: a "
+                "reader that has not written knows no offset and ages entries by its "
+                "own clock",
+            ),
+        ),
+    ],
+)
 def test_a_reader_clock_hours_ahead_leaves_in_flight_entries_alone(
     azure_connection_string: str,
     azure_container: str,
@@ -93,13 +108,20 @@ def test_a_reader_clock_hours_ahead_leaves_in_flight_entries_alone(
             assert entered.wait(30)
             with monkeypatch.context() as patch:
                 _skew_reader_clock(patch, HOUR)
-                with AzureBlobBackend(
-                    azure_container, connection_string=azure_connection_string
-                ) as reader:
-                    if finder == "query":
-                        assert _keys(reader, "acme") == []  # not committed yet
+                with contextlib.ExitStack() as stack:
+                    if finder == "query on a passed-in client":
+                        service = BlobServiceClient.from_connection_string(azure_connection_string)
+                        stack.enter_context(service)
+                        reader = AzureBlobBackend(azure_container, client=service)
                     else:
+                        reader = AzureBlobBackend(
+                            azure_container, connection_string=azure_connection_string
+                        )
+                    stack.enter_context(reader)
+                    if finder == "search":
                         assert reader.search(ACME, KIND, "quarterly").hits == []
+                    else:
+                        assert _keys(reader, "acme") == []  # not committed yet
                 time.sleep(0.5)  # background clean-up, if any, has run
         finally:
             release.set()
