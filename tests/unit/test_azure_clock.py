@@ -74,3 +74,24 @@ def test_written_after_needs_more_than_the_slack() -> None:
     assert not written_after(NOW - 100.0, archived)  # a crashed writer's leftover
     assert not written_after(None, archived)
     assert not written_after(NOW + 100.0, None)  # nothing archived
+
+
+def test_now_is_the_service_time_once_the_offset_is_known(local: list[float]) -> None:
+    """Ages against Last-Modified (orphaned index entries) use it: a local clock an
+    hour ahead must not make a second-old entry look an hour old."""
+    clock = ServiceClock()
+    assert clock.now() == datetime.fromtimestamp(NOW, UTC)  # nothing known: local time
+    local[0] = NOW + 3600.0  # this machine is an hour ahead of the service
+    clock.observe(datetime.fromtimestamp(NOW, UTC).replace(microsecond=0))
+    assert abs(clock.now().timestamp() - NOW) <= 0.75
+
+
+def test_a_head_below_the_pruned_prefix_is_a_rollback() -> None:
+    """Pruning stops below the head's revision; a head under it went back."""
+    from dq_stores.azure_blob._chain import history_problem
+
+    head = SimpleNamespace(doc=SimpleNamespace(revision=3), digest="d3", prev="d2")
+    problem = history_problem([], head, start=4)  # type: ignore[arg-type]
+    assert problem is not None
+    assert "rollback" in problem
+    assert history_problem([], head, start=3) is None  # revision 3 itself was kept

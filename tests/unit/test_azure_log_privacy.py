@@ -11,6 +11,7 @@ pytest.importorskip("azure.storage.blob")
 
 from azure.core.exceptions import HttpResponseError
 
+from dq_stores.azure_blob._clock import ServiceClock
 from dq_stores.azure_blob._layout import Layout
 from dq_stores.azure_blob._query import IndexScan
 
@@ -24,7 +25,13 @@ def test_a_stale_index_entry_left_behind_is_logged_without_its_name(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     name = "idx/acme-tenant/dev/contract_head/search_title/customeremail/alice-contract"
-    scan = IndexScan(_FailingContainer(), Layout(""), lambda *_: [], lambda f: None)  # type: ignore[arg-type]
+    scan = IndexScan(
+        _FailingContainer(),  # type: ignore[arg-type]
+        Layout(""),
+        lambda *_: [],
+        lambda f: None,
+        ServiceClock().now,
+    )
     with caplog.at_level(logging.DEBUG, logger="dq_stores"):
         scan.remove(name, "etag")
     assert caplog.records, "the failure is still logged"

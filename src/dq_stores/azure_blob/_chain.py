@@ -44,11 +44,18 @@ def history_problem(
     so a writer that died in between leaves one) — unless ``rewritten``: the head's
     bytes were written after that copy, so the head was put back (a rollback by one).
     ``start`` > 1: revisions before it were pruned (their marker was written first),
-    so the chain is checked from the oldest kept revision, whose link is taken as is.
+    so the chain is checked from the oldest kept revision, whose link is taken as is;
+    a head below ``start`` went back (a rollback, even with no archived copy left).
     """
     if head is None:
         return "archived revisions exist but the head is gone" if archived else None
     top = head.doc.revision
+    if start > top:
+        # Pruning never reaches the head's revision (the marker is written first), and
+        # heads only move forward: a head below the pruned prefix was put back.
+        return (
+            f"the head is revision {top} but revisions through {start - 1} were pruned (a rollback)"
+        )
     by_rev: dict[int, HeadRecord] = {}
     for record in archived:
         rev = record.doc.revision

@@ -20,7 +20,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -59,6 +59,12 @@ class ServiceClock:
         except (AttributeError, TypeError, ValueError, IndexError):
             return
         self.observe(date)
+
+    def now(self) -> datetime:
+        """The service's time as near as known: this machine's clock shifted by the
+        offset (unshifted while none is known). For ages measured against the
+        service's Last-Modified, which a local clock off by minutes would distort."""
+        return datetime.fromtimestamp(_now() + (self.offset() or 0.0), UTC)
 
     def offset(self) -> float | None:
         """The median recent offset, ``None`` while nothing recent was seen."""

@@ -35,6 +35,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from dq_metadata.errors import ConflictError, DQError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import azure_errors
+from dq_stores.azure_blob._clock import ServiceClock
 from dq_stores.azure_blob._locks import TxBlobs, best_effort
 from dq_stores.azure_blob._records import HeadRecord, index_digest
 from dq_stores.azure_blob._txn import (
@@ -92,6 +93,7 @@ class CommitMixin:
     _scan: IndexScan
     _lease: float
     _txb: TxBlobs
+    _clock: ServiceClock
 
     if TYPE_CHECKING:  # provided by AzureBlobBackend
 
@@ -185,7 +187,7 @@ class CommitMixin:
                     self._txb.unlock(name, again)
                 return
             if record.state == PENDING:
-                if self._wait_for(name, tx, record.age()):
+                if self._wait_for(name, tx, record.age(self._clock.now())):
                     return
                 if not self._txb.set_state(scope, record, ABORTED):
                     continue  # it committed (or was aborted) meanwhile: read it again

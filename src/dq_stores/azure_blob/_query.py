@@ -16,7 +16,7 @@ import functools
 import heapq
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -114,11 +114,14 @@ class IndexScan:
         layout: Layout,
         read_blobs: ReadBlobs,
         background: Callable[[Callable[[], Any]], object],
+        now: Callable[[], datetime],
     ) -> None:
         self._container = container
         self._layout = layout
         self._read_blobs = read_blobs
         self._background = background
+        #: The service's time (entries' ages are measured against their Last-Modified).
+        self._now = now
         #: Whether the service ignores ``start_from`` (learnt at the first listing).
         self._use_markers = False
 
@@ -369,7 +372,7 @@ class IndexScan:
         keys = sorted({meta.key for _, _, meta, _ in items})
         names = [(self._layout.head(scope, kind, key), key) for key in keys]
         heads = dict(zip(keys, self._read_blobs(scope, kind, names), strict=True))
-        now = datetime.now(UTC)
+        now = self._now()
         for suffix, props, meta, posting in items:
             found = heads[meta.key]
             doc = found[0].doc if found else None

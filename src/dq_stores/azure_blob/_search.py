@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from azure.storage.blob import BlobProperties, ContainerClient
@@ -65,6 +65,7 @@ class SearchScan:
         parallel: Callable[[Sequence[Callable[[], Any]]], list[Any]],
         background: Callable[[Callable[[], Any]], object],
         remove: Callable[[str, str], None],
+        now: Callable[[], datetime],
     ) -> None:
         self._container = container
         self._layout = layout
@@ -72,6 +73,7 @@ class SearchScan:
         self._parallel = parallel
         self._background = background
         self._remove = remove
+        self._now = now  # the service's time (postings' ages: their Last-Modified)
 
     def find(self, scope: Scope, kind: str, terms: tuple[str, ...]) -> Iterator[StoredDocument]:
         """Live heads that carry a posting of every term (see the module docstring)."""
@@ -126,7 +128,7 @@ class SearchScan:
         self, scope: Scope, kind: str, keys: list[str], candidates: dict[str, list[_Posting]]
     ) -> Iterator[StoredDocument]:
         names = [(self._layout.head(scope, kind, key), key) for key in keys]
-        now = datetime.now(UTC)
+        now = self._now()
         for key, found in zip(keys, self._read_blobs(scope, kind, names), strict=True):
             doc = found[0].doc if found else None
             held = False

@@ -155,8 +155,9 @@ class TxRecord:
         """The bytes ``head`` rolls forward to (``None`` for a guard or an unknown head)."""
         return next((op.new for op in self.ops if op.head == head), None)
 
-    def age(self) -> float:
-        """Seconds since the record was written (by this machine's clock, ≥ 0)."""
+    def age(self, now: datetime | None = None) -> float:
+        """Seconds since the record was written (≥ 0), at ``now`` — the service's
+        time (its Last-Modified is the service's), this machine's clock if not given."""
         if self.modified is None:
             return 0.0
-        return max(0.0, (datetime.now(UTC) - self.modified).total_seconds())
+        return max(0.0, ((now or datetime.now(UTC)) - self.modified).total_seconds())

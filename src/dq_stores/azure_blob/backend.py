@@ -137,7 +137,9 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
         self._inline = threading.local()
         self._placed = set()
         self._txb = TxBlobs(self._container, self._layout, self._fetch)
-        self._scan = IndexScan(self._container, self._layout, self._read_blobs, self._background)
+        self._scan = IndexScan(
+            self._container, self._layout, self._read_blobs, self._background, self._clock.now
+        )
         self._search_scan = SearchScan(
             self._container,
             self._layout,
@@ -145,6 +147,7 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
             self._parallel,
             self._background,
             self._scan.remove,
+            self._clock.now,
         )
         if create_container:
             with (
