@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_migrate.py [--docs 100000] [--url ADMIN_URL]
     .venv/bin/python benchmarks/bench_migrate.py --docs 1000000   # the on-demand 1M run
     .venv/bin/python benchmarks/bench_migrate.py --phases migrate   # a subset of the phases
+    .venv/bin/python benchmarks/bench_migrate.py --inline-writes    # no background writer thread
 
 Source: the filesystem backend loaded with ``--docs`` contract-shaped documents
 (one scope, ~600-byte bodies). Target: PostgreSQL (a fresh database per phase;
@@ -56,11 +57,21 @@ def _check(good: bool, report: Any) -> None:
         raise SystemExit(f"unexpected outcome: {report.as_dict()}")
 
 
-def _phase(name: str, root: str, url: str, archive: str, docs: int) -> tuple[float, float]:
+def _phase(
+    name: str, root: str, url: str, archive: str, docs: int, inline: bool = False
+) -> tuple[float, float]:
     """Run one phase; (seconds, peak RSS in MB) of this process."""
-    from dq_registries.operations.transfer import Endpoint, export_archive, import_archive, migrate
+    from dq_registries.operations.transfer import (
+        Endpoint,
+        _sink,
+        export_archive,
+        import_archive,
+        migrate,
+    )
     from dq_stores.filesystem import FilesystemBackend, FilesystemResultsStore
     from dq_stores.sql import SqlBackend
+
+    _sink.BACKGROUND_WRITES = not inline
 
     started = time.perf_counter()
     if name == "floor read":
@@ -96,6 +107,12 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--url", default=None, help="admin URL of a PostgreSQL server")
     parser.add_argument(
+        "--inline-writes",
+        action="store_true",
+        help="migrate and import write each batch on the reading thread (no background"
+        " writer; ADR 0013), for paired runs",
+    )
+    parser.add_argument(
         "--phases",
         default=",".join(PHASES),
         help=f"comma-separated subset of {','.join(PHASES)} (the ratio needs the floors"
@@ -121,7 +138,7 @@ def main() -> None:
             parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
         for name in [p for p in PHASES if p in phases]:
             with fresh_database(admin) as url, spawn.Pool(1, maxtasksperchild=1) as pool:
-                rows[name] = _run(pool, name, root, url, archive, docs)
+                rows[name] = _run(pool, name, root, url, archive, docs, args.inline_writes)
             seconds, rss = rows[name]
             print(
                 f"{name:12} {docs / seconds:>10,.0f} docs/s {seconds:8.1f} s  peak RSS {rss:6.0f} MB"

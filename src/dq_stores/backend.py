@@ -97,6 +97,14 @@ def _value_too_long(value: str) -> bool:
 
 
 def _text_problem(value: object) -> str | None:
+    # The common case first (every index value of every write): plain short ASCII.
+    if (
+        type(value) is str
+        and value.isascii()
+        and len(value) <= MAX_INDEX_VALUE_BYTES
+        and "\x00" not in value
+    ):
+        return None
     problem = search_text_problem(value)
     if problem is None and _value_too_long(value):  # type: ignore[arg-type]
         return f"is over {MAX_INDEX_VALUE_BYTES} bytes of UTF-8"

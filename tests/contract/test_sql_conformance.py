@@ -238,13 +238,29 @@ class TestPostgresConformance(DocumentBackendConformance, SearchConformance, Sql
             assert backend.get(SCOPE, KIND, "r").revision == 1
             assert not _exists(backend, "t")
 
+    def test_a_restore_conflict_names_the_key_that_has_a_history(self, postgres_url: str) -> None:
+        # the statement reports the first conflicting row by its number among all
+        # the batch's revisions: keys before it with several revisions must not shift it
+        target = Scope("restored", "prod")
+        with sql.SqlBackend(postgres_url) as backend:
+            for key in ("a", "b", "c"):
+                for n in range(3 if key != "b" else 1):
+                    backend.put(SCOPE, KIND, doc(key, n), ANY)
+            backend.put(target, KIND, doc("c", 9), ANY)
+            histories = [(h[0].key, h) for h in backend.iter_histories(SCOPE, KIND)]
+            assert [len(h) for _k, h in histories] == [3, 1, 3]
+            with pytest.raises(ConflictError, match="'c' already has a history"):
+                backend.restore_many(target, KIND, histories)
+            assert [d.key for d in backend.query(target, KIND).items] == ["c"]
+            assert len(backend.history(target, KIND, "c")) == 1
+
     @pytest.mark.parametrize("replace", [False, True])
     def test_a_restore_failing_after_its_conflict_check_leaves_every_key_as_it_was(
         self, postgres_url: str, postgres_admin_url: str, replace: bool
     ) -> None:
-        # restore_postgres sends a batch in two round trips (up to the heads
-        # statement, whose result is the conflict check; then the rest and COMMIT):
-        # a failure in the second one must still roll back the first one's rows
+        # restore_postgres writes a batch with one statement (heads first, their
+        # insert being the conflict check, then revisions and postings) in one
+        # implicit transaction: a failure after the heads must roll them back too
         import psycopg
 
         target = Scope("restored", "prod")

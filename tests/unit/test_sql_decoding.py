@@ -8,6 +8,8 @@ import pickle
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dq_metadata.scope import Scope
 from dq_stores import FieldFilter, IndexEntry, Query
@@ -98,3 +100,15 @@ def test_page_token_format_is_stable() -> None:
         )
         == cursor
     )
+
+
+@given(st.dictionaries(st.text(), st.lists(st.text()).map(tuple), max_size=6))
+def test_encode_fields_writes_what_json_dumps_writes(fields: dict[str, tuple[str, ...]]) -> None:
+    # the fields column is compared and parsed as stored: its bytes must not change
+    expected = json.dumps(
+        {name: list(values) for name, values in fields.items()},
+        separators=(",", ":"),
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+    assert encode_fields(fields) == expected

@@ -691,7 +691,11 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 data = read_file(f"{kind_dir}/{stored}.head")
             except FileNotFoundError:
                 return []  # a leftover being cleaned up, or a key replaced away
-            head = decode_record(data, scope, kind, None, self._headers)
+            # no header cache: a full pass reads each record once, and filling the
+            # cache would only evict the hot documents' headers
+            head = decode_record(data, scope, kind, None)
+            if head.revision == 1:  # nothing older, pruned or not: no marker to look for
+                return [head]
             first = self._first_kept(scope, kind, kind_dir, head.key)
             older = [
                 self._read_revision(scope, kind, kind_dir, head.key, revision)

@@ -4,7 +4,8 @@ Restore writes rows exactly as stored elsewhere — revision numbers and
 ``written_at`` included — into ``dq_revisions``, ``dq_heads`` and ``dq_postings``
 in one transaction. The head rows go first with ``ON CONFLICT DO NOTHING``: the
 primary key of ``dq_heads`` is the "no history yet" check, made atomically with
-the write; a batch that meets an existing head is rolled back whole. With
+the write; a batch that meets an existing head is rolled back whole (on
+PostgreSQL one statement does it all, see :data:`_PG_RESTORE`). With
 ``replace`` the batch's keys lose their rows in all three tables first, in the
 same transaction, so readers see every key as before or every key as restored;
 so do the pruned-history markers of the keys whose new history starts at
@@ -13,6 +14,8 @@ revision 1 (nothing of them is pruned any more).
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -124,35 +127,95 @@ def _rows(
 
 
 _PG_COLUMNS = "key, revision, deleted, body, sha256, fields, sort_key, written_at"
-_PG_UNNEST = (
-    "unnest(%(key)b::text[], %(rev)b::int[], %(del)b::bool[], %(body)b::bytea[],"
-    " %(sha)b::text[], %(fields)b::text[], %(sk)b::text[], %(at)b::timestamptz[])"
-    f" AS s({_PG_COLUMNS})"
-)
-_PG_HEADS = (
-    f"INSERT INTO dq_heads (tenant, environment, kind, {_PG_COLUMNS})"
-    f" SELECT %(t)s, %(e)s, %(k)s, {_PG_COLUMNS} FROM {_PG_UNNEST}"
-    " ON CONFLICT DO NOTHING RETURNING key"
-)
-_PG_REVISIONS = (
-    f"INSERT INTO dq_revisions (tenant, environment, kind, {_PG_COLUMNS})"
-    f" SELECT %(t)s, %(e)s, %(k)s, {_PG_COLUMNS} FROM {_PG_UNNEST}"
-)
-_PG_POSTINGS = (
-    "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key)"
+_CONFLICT_MARKER = "dq-restore-conflict"
+_CONFLICT = re.compile(_CONFLICT_MARKER + r":(\d+)")
+# One statement for the whole batch, sent with the scope's set_config in one
+# pipeline (one round trip, one implicit transaction). The revision rows are sent
+# once (``head`` marks each key's last revision; ``i`` numbers the rows). The head
+# rows go in first with ON CONFLICT DO NOTHING; the revisions and postings are
+# inserted only if every head was (``ok``: it reads ``h``'s RETURNING rows, so the
+# heads' insert is done before the gated inserts look at it). A key that already
+# has a head makes the final SELECT fail on purpose — a cast of a marker text
+# naming the first such row to integer, as commits do (``_pg_commit``) — which
+# aborts the implicit transaction: nothing of the batch is written.
+_PG_RESTORE = (
+    "WITH s AS MATERIALIZED (SELECT * FROM unnest(%(key)b::text[], %(rev)b::int[],"
+    " %(del)b::bool[], %(body)b::bytea[], %(sha)b::text[], %(fields)b::text[],"
+    " %(sk)b::text[], %(at)b::timestamptz[], %(head)b::bool[])"
+    f" WITH ORDINALITY AS s({_PG_COLUMNS}, head, i)),"
+    f" h AS (INSERT INTO dq_heads (tenant, environment, kind, {_PG_COLUMNS})"
+    f" SELECT %(t)s, %(e)s, %(k)s, {_PG_COLUMNS} FROM s WHERE head"
+    " ON CONFLICT DO NOTHING RETURNING key),"
+    " ok AS (SELECT count(*) = %(n)s AS ok FROM h),"
+    f" r AS (INSERT INTO dq_revisions (tenant, environment, kind, {_PG_COLUMNS})"
+    f" SELECT %(t)s, %(e)s, %(k)s, {_PG_COLUMNS} FROM s WHERE (SELECT ok FROM ok)),"
+    " p AS (INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key)"
     " SELECT %(t)s, %(e)s, %(k)s, f, v, sk, key"
     " FROM unnest(%(pk)b::text[], %(pf)b::text[], %(pv)b::text[], %(ps)b::text[])"
-    " AS np(key, f, v, sk)"
+    " AS np(key, f, v, sk) WHERE (SELECT ok FROM ok))"
+    " SELECT CASE WHEN (SELECT ok FROM ok) THEN 0 ELSE"
+    f" CAST('{_CONFLICT_MARKER}:' || (SELECT min(s.i) FROM s"
+    " WHERE s.head AND s.key NOT IN (SELECT key FROM h))::text AS integer) END"
 )
 
 
-def _columns(scope: Scope, kind: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """Rows of :func:`_rows` as the column arrays the ``unnest`` statements take."""
-    names = ("key", "rev", "del", "body", "sha", "fields", "sk", "at")
-    params: dict[str, Any] = {"t": scope.tenant, "e": scope.environment, "k": kind}
-    for i, name in enumerate(names, start=3):
-        params[name] = [row[i] for row in rows]
-    return params
+def _pg_params(
+    scope: Scope, kind: str, histories: Sequence[tuple[str, list[StoredDocument]]]
+) -> dict[str, Any]:
+    """The column arrays of :data:`_PG_RESTORE`: every revision once, postings of the
+    live heads."""
+    keys: list[str] = []
+    revs: list[int] = []
+    dels: list[bool] = []
+    bodies: list[bytes] = []
+    shas: list[str] = []
+    fields: list[str] = []
+    sort_keys: list[str] = []
+    ats: list[Any] = []
+    heads: list[bool] = []
+    pk: list[str] = []
+    pf: list[str] = []
+    pv: list[str] = []
+    ps: list[str] = []
+    for key, docs in histories:
+        last = len(docs) - 1
+        for i, doc in enumerate(docs):
+            keys.append(key)
+            revs.append(doc.revision)
+            dels.append(doc.deleted)
+            bodies.append(doc.body)
+            shas.append(doc.sha256)
+            fields.append("{}" if doc.deleted else encode_fields(doc.index.fields))
+            sort_keys.append(doc.index.sort_key)
+            ats.append(doc.written_at)
+            heads.append(i == last)
+        head = docs[last]
+        if not head.deleted:
+            sort_key = head.index.sort_key
+            for f, v in postings(head.index.fields):
+                pk.append(key)
+                pf.append(f)
+                pv.append(v)
+                ps.append(sort_key)
+    return {
+        "t": scope.tenant,
+        "e": scope.environment,
+        "k": kind,
+        "n": len(histories),
+        "key": keys,
+        "rev": revs,
+        "del": dels,
+        "body": bodies,
+        "sha": shas,
+        "fields": fields,
+        "sk": sort_keys,
+        "at": ats,
+        "head": heads,
+        "pk": pk,
+        "pf": pf,
+        "pv": pv,
+        "ps": ps,
+    }
 
 
 def restore_postgres(
@@ -162,36 +225,38 @@ def restore_postgres(
     histories: Sequence[tuple[str, list[StoredDocument]]],
     replace: bool = False,
 ) -> None:
-    """Restore on a psycopg connection (autocommit): four statements for the batch
-    (three or six more with ``replace``), in one transaction.
+    """Restore on a psycopg connection (autocommit): the scope and one statement for
+    the batch (:data:`_PG_RESTORE`; three or six deletes before it with ``replace``:
+    the batch's keys, and the pruned-history markers of those restored from revision
+    1), in one pipeline — one round trip, one implicit transaction.
 
     Raises:
-        RestoreConflict: a key already has a head (the transaction is rolled back).
+        RestoreConflict: a key already has a head (nothing was written).
     """
-    heads, revisions, posts = _rows(scope, kind, histories, lambda d: d.written_at)
-    post_params = {
-        "t": scope.tenant,
-        "e": scope.environment,
-        "k": kind,
-        "pk": [p[6] for p in posts],
-        "pf": [p[3] for p in posts],
-        "pv": [p[4] for p in posts],
-        "ps": [p[5] for p in posts],
-    }
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(_PG_SCOPE, (scope.tenant, scope.environment))
-        for doomed_kind, keys in _doomed(kind, histories) if replace else ():
-            clear = {"t": scope.tenant, "e": scope.environment, "k": doomed_kind, "keys": keys}
-            for table in _TABLES:
-                cur.execute(_PG_CLEAR.format(table=table), clear)
-        cur.execute(_PG_HEADS, _columns(scope, kind, heads))
-        written = {row[0] for row in cur.fetchall()}
-        if len(written) != len(heads):
-            taken = next(row[3] for row in heads if row[3] not in written)
-            raise RestoreConflict(scope, kind, taken)
-        cur.execute(_PG_REVISIONS, _columns(scope, kind, revisions))
-        if posts:
-            cur.execute(_PG_POSTINGS, post_params)
+    params = _pg_params(scope, kind, histories)
+    error: Exception | None = None
+    try:
+        with conn.pipeline():
+            try:
+                conn.execute(_PG_SCOPE, (scope.tenant, scope.environment), prepare=True)
+                for doomed_kind, keys in _doomed(kind, histories) if replace else ():
+                    clear: dict[str, Any] = {"t": scope.tenant, "e": scope.environment}
+                    clear |= {"k": doomed_kind, "keys": keys}
+                    for table in _TABLES:
+                        conn.execute(_PG_CLEAR.format(table=table), clear, prepare=True)
+                conn.execute(_PG_RESTORE, params, prepare=True)
+            except Exception as exc:  # an error result arrived while still sending
+                error = exc  # (leaving the block normally spares psycopg's warning)
+    except Exception as exc:  # the error result, or "pipeline aborted" after it
+        error = error or exc
+    if error is None:
+        return
+    match = _CONFLICT.search(str(error)) if getattr(error, "sqlstate", None) == "22P02" else None
+    if match is None:
+        raise error
+    row = int(match.group(1)) - 1  # the failing statement named the row, 1-based
+    taken = next(itertools.islice((key for key, docs in histories for _ in docs), row, None))
+    raise RestoreConflict(scope, kind, taken)
 
 
 def restore_sqlite(

@@ -223,17 +223,17 @@ def import_archive(
     assert isinstance(header, ArchiveHeader)
     if not merge and not replace:
         _check_empty(target, header.scopes)
-    sink = Sink(target, report, replace=replace)
     ends: list[ArchiveEnd] = []
-    _drive(
-        archive_events(items, ends.append),
-        report,
-        progress,
-        checked.keys,
-        sink.history,
-        sink.result,
-    )
-    sink.flush()
+    with Sink(target, report, replace=replace) as sink:
+        _drive(
+            archive_events(items, ends.append),
+            report,
+            progress,
+            checked.keys,
+            sink.history,
+            sink.result,
+        )
+        sink.flush()
     report.scopes = ends[0].manifest["scopes"]
     if verify:
         now = tally_endpoint(target, header.scopes, report.differences)
@@ -267,9 +267,9 @@ def migrate(
     report = TransferReport("migrate")
     scopes = select_scopes(source.backend, tenant, environment)
     total = _estimate(source, scopes) if progress is not None else None
-    sink = Sink(target, report, replace=replace)
-    _drive(backend_events(source, scopes), report, progress, total, sink.history, sink.result)
-    sink.flush()
+    with Sink(target, report, replace=replace) as sink:
+        _drive(backend_events(source, scopes), report, progress, total, sink.history, sink.result)
+        sink.flush()
     if verify:
         left = tally_endpoint(source, scopes, report.differences)
         right = tally_endpoint(target, scopes, report.differences)

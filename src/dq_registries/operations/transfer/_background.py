@@ -1,0 +1,86 @@
+"""A writer thread: the target writes batch k while the source is read for batch k+1.
+
+Writing a batch into PostgreSQL (or Azure) is mostly waiting on the server, with
+the GIL released; the reading thread fills the next batch meanwhile. The
+batches are written one at a time, in the order given, by one thread — exactly
+the sequence a single thread would write. At most one batch waits behind the one
+being written (memory stays two batches). After a batch fails, nothing more is
+written: later batches are dropped and the failure is raised to the reading
+thread at its next hand-over, or by :meth:`BackgroundWriter.close`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ["BackgroundWriter", "InlineWriter"]
+
+T = TypeVar("T")
+
+_STOP = object()
+
+
+class BackgroundWriter(Generic[T]):
+    """Calls ``write(item)`` for each :meth:`submit`-ted item, in order, on a thread of its own."""
+
+    def __init__(self, write: Callable[[T], None], *, name: str = "dq-transfer-writer") -> None:
+        self._write = write
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None  # raised once, to the reading thread
+        self._failed = False  # and nothing is written after it
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if self._failed:
+                continue  # a batch failed: write nothing after it
+            try:
+                self._write(item)  # type: ignore[arg-type]
+            except BaseException as exc:  # handed to the reading thread
+                self._error, self._failed = exc, True
+
+    def _raise(self) -> None:
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
+
+    def submit(self, item: T) -> None:
+        """Queue ``item`` (blocks while one is already waiting).
+
+        Raises whatever an earlier ``write`` raised (that item and everything
+        queued after it were not written).
+        """
+        self._raise()
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Wait until every submitted item is written (or dropped after a failure);
+        raise an earlier ``write``'s exception. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+            self._thread.join()
+        self._raise()
+
+
+class InlineWriter(Generic[T]):
+    """:class:`BackgroundWriter`'s interface, writing each item at once on the caller's thread."""
+
+    def __init__(self, write: Callable[[T], None]) -> None:
+        self._write = write
+
+    def submit(self, item: T) -> None:
+        """Write ``item`` now (its exception propagates)."""
+        self._write(item)
+
+    def close(self) -> None:
+        """Nothing is pending."""
