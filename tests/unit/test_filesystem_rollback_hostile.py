@@ -1,0 +1,149 @@
+"""Hostile tests of the rolled-back-head rule (ADR 0002, "Interrupted write vs.
+rollback"): no legitimate operation, killed at any step, may leave files that a
+fresh ``get`` or ``dq verify`` calls a rolled-back or removed head.
+
+As ``test_filesystem_commit_steps``: a child counts the system calls of the write
+protocol and SIGKILLs itself just before the k-th one, k = 1, 2, ... until the
+operation completes. ``slow`` makes every link/rename/unlink wait 15 ms first (a
+slow disk: every inode a step touches gets a ctime well past its mtime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dq_metadata.canonical import canonical_json, content_hash
+from dq_metadata.errors import NotFoundError
+from dq_metadata.scope import Scope
+from dq_stores.documents import ANY, DocumentWrite, IndexEntry, Put, StoredDocument
+from dq_stores.filesystem import FilesystemBackend
+from dq_stores.verify import verify
+
+SCOPE = Scope("hostile", "prod")
+KIND = "doc"
+_CALLS = ("pwrite", "fsync", "link", "replace", "ftruncate", "unlink", "rename")
+_SLOW = ("link", "replace", "unlink", "rename")
+_AT = datetime(2020, 1, 2, tzinfo=UTC)
+
+
+def _write(key: str, n: int) -> DocumentWrite:
+    body = canonical_json({"key": key, "n": n})
+    return DocumentWrite(key, body, content_hash(body), IndexEntry({"n": (str(n),)}, f"{n:03d}"))
+
+
+def _history(key: str, length: int, version: int) -> list[StoredDocument]:
+    out = []
+    for rev in range(1, length + 1):
+        body = canonical_json({"key": key, "version": version, "rev": rev})
+        at = _AT + timedelta(hours=10 * version + rev)
+        index = IndexEntry({"v": (str(version),)}, f"{rev:03d}")
+        out.append(StoredDocument(SCOPE, KIND, key, rev, body, content_hash(body), index, at))
+    return out
+
+
+def _operate(backend: FilesystemBackend, op: str, step: int) -> None:
+    if op == "put":
+        backend.put(SCOPE, KIND, _write("a", step), ANY)
+    elif op == "put-new":
+        backend.put(SCOPE, KIND, _write(f"new-{step}", step), ANY)
+    elif op == "put_many":
+        backend.put_many(SCOPE, KIND, [_write(k, step) for k in ("a", "b", f"new-{step}")])
+    elif op == "delete":
+        backend.delete(SCOPE, KIND, "b", ANY)
+    elif op == "commit":
+        writes = [Put(KIND, _write(k, step)) for k in ("a", "b", f"new-{step}")]
+        backend.commit(SCOPE, writes)
+    elif op == "restore":
+        batch = [(f"r{step}-{k}", _history(f"r{step}-{k}", 4, 0)) for k in ("x", "y")]
+        backend.restore_many(SCOPE, KIND, batch)
+    elif op == "replace":
+        batch = [(k, _history(k, n, step)) for k, n in (("a", 2), ("b", 5))]
+        backend.restore_many(SCOPE, KIND, batch, replace=True)
+    elif op == "prune":
+        head = backend.get(SCOPE, KIND, "a").revision
+        backend.prune_history(SCOPE, KIND, "a", head)
+    else:  # pragma: no cover
+        raise AssertionError(op)
+
+
+def _dying_at(root: str, durability: Any, op: str, step: int, slow: bool) -> None:
+    backend = FilesystemBackend(root, durability=durability)
+    backend.get(SCOPE, KIND, "a")  # open the scope before counting
+    seen = 0
+
+    def counting(name: str, real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            nonlocal seen
+            seen += 1
+            if seen == step:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if slow and name in _SLOW:
+                time.sleep(0.015)
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in _CALLS:
+        setattr(os, name, counting(name, getattr(os, name)))
+    _operate(backend, op, step)
+
+
+def _check(root: Path, durability: Any, long_lived: FilesystemBackend, keys: set[str]) -> None:
+    """Every key reads (or is absent) without IntegrityError; verify is clean."""
+    with FilesystemBackend(root, durability=durability) as fresh:
+        for backend in (long_lived, fresh):
+            for key in sorted(keys):
+                with contextlib.suppress(NotFoundError):
+                    backend.get(SCOPE, KIND, key)
+        problems = [(p.code, p.key, p.message) for p in verify(fresh, SCOPE)]
+        assert problems == []
+
+
+def _seed(root: Path, durability: Any) -> FilesystemBackend:
+    backend = FilesystemBackend(root, durability=durability)
+    for n in (1, 2, 3):
+        backend.put(SCOPE, KIND, _write("a", n), ANY)
+    backend.put(SCOPE, KIND, _write("b", 1), ANY)
+    return backend
+
+
+OPS = ("put", "put-new", "put_many", "delete", "commit", "restore", "replace", "prune")
+
+
+@pytest.mark.parametrize("slow", [False, True], ids=["fast", "slow-disk"])
+@pytest.mark.parametrize("durability", ["full", "process"])
+@pytest.mark.parametrize("op", OPS)
+def test_no_step_of_a_killed_write_reads_as_a_rollback(
+    tmp_path: Path, op: str, durability: str, slow: bool
+) -> None:
+    root = tmp_path / "store"
+    long_lived = _seed(root, durability)
+    ctx = multiprocessing.get_context("fork")
+    keys = {"a", "b"}
+    for step in range(1, 120):
+        child = ctx.Process(target=_dying_at, args=(str(root), durability, op, step, slow))
+        child.start()
+        child.join(60)
+        keys |= {f"new-{step}", f"r{step}-x", f"r{step}-y"}
+        _check(root, durability, long_lived, keys)
+        # and the key's next write must work and read back
+        long_lived.put(SCOPE, KIND, _write("a", 1000 + step), ANY)
+        for key in sorted(keys):
+            long_lived.put(SCOPE, KIND, _write(key, 2000 + step), ANY)
+            assert long_lived.get(SCOPE, KIND, key).body == _write(key, 2000 + step).body
+        _check(root, durability, long_lived, keys)
+        if child.exitcode == 0:
+            break
+        assert child.exitcode == -signal.SIGKILL, child.exitcode
+    else:
+        raise AssertionError("the operation never completed")
+    long_lived.close()
