@@ -147,3 +147,35 @@ def test_no_step_of_a_killed_write_reads_as_a_rollback(
     else:
         raise AssertionError("the operation never completed")
     long_lived.close()
+
+
+def test_a_restores_note_is_durable_before_its_first_revision_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power loss that kept a restore's revision files but lost its note (the
+    intent is not fsynced for single writes) would leave r1..r<last> without a
+    head: a removed head to ``get`` and ``verify``. So the note is fsynced first."""
+    root = tmp_path / "store"
+    backend = _seed(root, "full")
+    lock_fd = os.open(root / "hostile/prod/.lock", os.O_RDONLY)
+    lock = os.fstat(lock_fd).st_ino
+    os.close(lock_fd)
+    events: list[str] = []
+    real_fsync, real_open = os.fsync, os.open
+
+    def fsync(fd: int) -> None:
+        if os.fstat(fd).st_ino == lock:
+            events.append("fsync lock")
+        real_fsync(fd)
+
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path).endswith(".r1"):
+            events.append("create r1")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "open", open_)
+    backend.restore_many(SCOPE, KIND, [("r", _history("r", 3, 0))])
+    monkeypatch.undo()
+    assert events[:2] == ["fsync lock", "create r1"], events
+    backend.close()

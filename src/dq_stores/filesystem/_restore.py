@@ -76,6 +76,9 @@ def write_histories(
     """
     intents = [(kind, key, docs[-1].revision) for key, docs in histories]
     os.pwrite(lock_fd, encode_intent(intents), 0)
+    # Durable before any revision file: a power loss that kept the files but lost the
+    # note would leave histories without a head — a removed head to get and verify.
+    os.fsync(lock_fd)
     for key, docs in histories:
         prev = ""  # each record links to its predecessor's hash, as single writes do
         for doc in docs:
