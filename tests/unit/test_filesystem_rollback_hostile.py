@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from dq_metadata.canonical import canonical_json, content_hash
-from dq_metadata.errors import NotFoundError
+from dq_metadata.errors import IntegrityError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.documents import ANY, DocumentWrite, IndexEntry, Put, StoredDocument
 from dq_stores.filesystem import FilesystemBackend
@@ -179,3 +179,55 @@ def test_a_restores_note_is_durable_before_its_first_revision_file(
     monkeypatch.undo()
     assert events[:2] == ["fsync lock", "create r1"], events
     backend.close()
+
+
+def _ln_f(source: Path, target: Path) -> None:
+    time.sleep(0.02)  # after the write by more than the ctime slack
+    os.unlink(target)
+    os.link(source, target)
+
+
+def _write_over(backend: FilesystemBackend, how: str, key: str, other: str) -> None:
+    if how in ("put", "removed-head"):
+        backend.put(SCOPE, KIND, _write(key, 9), ANY)
+    elif how == "put_many":
+        backend.put_many(SCOPE, KIND, [_write(other, 9), _write(key, 9)])
+    elif how == "delete":
+        backend.delete(SCOPE, KIND, key, ANY)
+    else:
+        backend.commit(SCOPE, [Put(KIND, _write(other, 9)), Put(KIND, _write(key, 9))])
+
+
+@pytest.mark.parametrize("drop_index", [False, True], ids=["index", "no-index"])
+@pytest.mark.parametrize("how", ["put", "put_many", "delete", "commit", "removed-head"])
+def test_a_write_over_a_rolled_back_head_is_refused(
+    tmp_path: Path, how: str, drop_index: bool
+) -> None:
+    """``ln -f r2 head`` (r3 committed), or ``rm head`` of a one-revision key, then
+    a write: it would replace the committed revision file — and the only trace of
+    the rollback. It raises instead and writes nothing; ``get`` and ``verify``
+    still report the rollback."""
+    root = tmp_path / "store"
+    _seed(root, "full").close()
+    docs = root / "hostile/prod/docs" / KIND
+    key, other, kept = ("b", "a", "b.r1") if how == "removed-head" else ("a", "b", "a.r3")
+    committed = (docs / kept).read_bytes()
+    if how == "removed-head":
+        time.sleep(0.02)
+        (docs / "b.head").unlink()
+    else:
+        _ln_f(docs / "a.r2", docs / "a.head")
+    if drop_index:
+        for path in (root / "hostile/prod").glob("index.sqlite3*"):
+            path.unlink()
+    before = sorted(p.name for p in docs.iterdir())
+    with FilesystemBackend(root) as backend:
+        other_revision = backend.get(SCOPE, KIND, other).revision
+        with pytest.raises(IntegrityError, match="rolled-back or removed head"):
+            _write_over(backend, how, key, other)
+        assert sorted(p.name for p in docs.iterdir()) == before
+        assert (docs / kept).read_bytes() == committed
+        assert backend.get(SCOPE, KIND, other).revision == other_revision  # nothing written
+        with pytest.raises(IntegrityError):
+            backend.get(SCOPE, KIND, key)
+        assert [p.code for p in verify(backend, SCOPE)]
