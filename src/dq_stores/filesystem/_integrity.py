@@ -208,7 +208,13 @@ def headless_first(scope: Scope, kind: str, kind_dir: str, key: str, known: int)
 
 
 def check_writable(
-    conn: sqlite3.Connection, scope: Scope, kind: str, kind_dir: str, key: str, head: int, digest: str
+    conn: sqlite3.Connection,
+    scope: Scope,
+    kind: str,
+    kind_dir: str,
+    key: str,
+    head: int,
+    digest: str,
 ) -> None:
     """Before a write of revision ``head + 1`` of ``key`` (``head``: the current head's
     revision, 0 for none; ``digest``: its record hash). Hold the lock, notes replayed.
