@@ -26,6 +26,8 @@ from dq_metadata.errors import IntegrityError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.documents import ANY, DocumentWrite, IndexEntry, Put, StoredDocument
 from dq_stores.filesystem import FilesystemBackend
+from dq_stores.filesystem import _recovery as recovery
+from dq_stores.filesystem import _writes as writes
 from dq_stores.verify import verify
 
 SCOPE = Scope("hostile", "prod")
@@ -231,3 +233,49 @@ def test_a_write_over_a_rolled_back_head_is_refused(
         with pytest.raises(IntegrityError):
             backend.get(SCOPE, KIND, key)
         assert [p.code for p in verify(backend, SCOPE)]
+
+
+class _PowerLoss(Exception):
+    pass
+
+
+def test_a_linked_leftover_without_a_boot_id_is_not_a_rollback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a boot id (not Linux) no rebuild follows a reboot, so nothing removes
+    the leftover of a put that linked ``.a.tmp`` as ``a.r4`` and lost power before
+    the rename (note lost): its ctime moved with the link. Still a leftover — the
+    temp shares its inode — not a rolled-back head, for ``get``, ``verify`` and
+    the key's next write."""
+    monkeypatch.setattr(recovery, "boot_id", lambda: None)
+    root = tmp_path / "store"
+    backend = _seed(root, "full")
+    real_replace = os.replace
+
+    def power_loss(src: Any, dst: Any) -> None:
+        if str(dst).endswith("a.head"):
+            raise _PowerLoss
+        real_replace(src, dst)
+
+    real_link = writes.link_revision
+
+    def slow_link(source: str, target: str) -> None:
+        time.sleep(0.02)  # a slow disk: the fsync before the link took 20 ms
+        real_link(source, target)
+
+    monkeypatch.setattr(writes, "link_revision", slow_link)
+    monkeypatch.setattr(writes.os, "replace", power_loss)
+    with pytest.raises(_PowerLoss):
+        backend.put(SCOPE, KIND, _write("a", 4), ANY)
+    monkeypatch.setattr(writes.os, "replace", real_replace)
+    backend.close()
+    docs = root / "hostile/prod/docs" / KIND
+    assert os.path.samefile(docs / ".a.tmp", docs / "a.r4")
+    os.truncate(root / "hostile/prod/.lock", 0)  # the page-cache note is gone
+    time.sleep(0.02)
+    with FilesystemBackend(root) as fresh:
+        assert fresh.get(SCOPE, KIND, "a").revision == 3
+        assert [p.code for p in verify(fresh, SCOPE)] == []
+        assert fresh.put(SCOPE, KIND, _write("a", 5), ANY).revision == 4
+        assert fresh.get(SCOPE, KIND, "a").body == _write("a", 5).body
+        assert [p.code for p in verify(fresh, SCOPE)] == []

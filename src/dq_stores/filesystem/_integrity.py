@@ -192,6 +192,13 @@ def _beyond(
         linked = False
     if not linked:
         return f"the head is a copy, not the link of revision {revision}"
+    try:  # a put linked its temp as r<N+1> and died before the rename over the head
+        if os.path.samefile(
+            Layout.temp(kind_dir, key), Layout.revision(kind_dir, key, revision + 1)
+        ):
+            return None  # the rebuild after a reboot removes both; without a boot id, none runs
+    except FileNotFoundError:
+        pass
     return _was_linked(kind_dir, key, revision + 1)
 
 
