@@ -28,6 +28,8 @@ from dq_stores.documents import ANY, DocumentWrite, IndexEntry, Put, StoredDocum
 from dq_stores.filesystem import FilesystemBackend
 from dq_stores.filesystem import _recovery as recovery
 from dq_stores.filesystem import _writes as writes
+from dq_stores.filesystem._layout import write_new_file
+from dq_stores.filesystem._records import decode_full, encode_record
 from dq_stores.verify import verify
 
 SCOPE = Scope("hostile", "prod")
@@ -279,3 +281,24 @@ def test_a_linked_leftover_without_a_boot_id_is_not_a_rollback(
         assert fresh.put(SCOPE, KIND, _write("a", 5), ANY).revision == 4
         assert fresh.get(SCOPE, KIND, "a").body == _write("a", 5).body
         assert [p.code for p in verify(fresh, SCOPE)] == []
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4])
+def test_a_replace_takes_an_interrupted_writes_leftover_with_the_old_history(
+    tmp_path: Path, length: int
+) -> None:
+    """A power loss left ``a.r4`` (uncommitted, never linked) beside head 3 — not a
+    problem. A history replace by a history of at most 3 revisions
+    must not leave it past the new head, where it reads as a rolled-back head."""
+    root = tmp_path / "store"
+    backend = _seed(root, "full")
+    docs = root / "hostile/prod/docs" / KIND
+    head = decode_full((docs / "a.head").read_bytes(), SCOPE, KIND, "a")
+    body = b'{"n":4}'
+    doc = StoredDocument(SCOPE, KIND, "a", 4, body, content_hash(body), IndexEntry(), _AT)
+    write_new_file(str(docs / "a.r4"), encode_record(KIND, doc, head.digest))
+    assert [p.code for p in verify(backend, SCOPE)] == []
+    backend.restore_many(SCOPE, KIND, [("a", _history("a", length, 1))], replace=True)
+    assert backend.get(SCOPE, KIND, "a").revision == length
+    assert [p.code for p in verify(backend, SCOPE)] == []
+    backend.close()
