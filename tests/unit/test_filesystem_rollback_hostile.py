@@ -192,7 +192,10 @@ def _ln_f(source: Path, target: Path) -> None:
 
 
 def _write_over(backend: FilesystemBackend, how: str, key: str, other: str) -> None:
-    if how in ("put", "removed-head"):
+    if how == "restore":
+        batch = [(other + "-new", _history(other + "-new", 2, 0)), (key, _history(key, 2, 0))]
+        backend.restore_many(SCOPE, KIND, batch)
+    elif how in ("put", "removed-head"):
         backend.put(SCOPE, KIND, _write(key, 9), ANY)
     elif how == "put_many":
         backend.put_many(SCOPE, KIND, [_write(other, 9), _write(key, 9)])
@@ -203,7 +206,7 @@ def _write_over(backend: FilesystemBackend, how: str, key: str, other: str) -> N
 
 
 @pytest.mark.parametrize("drop_index", [False, True], ids=["index", "no-index"])
-@pytest.mark.parametrize("how", ["put", "put_many", "delete", "commit", "removed-head"])
+@pytest.mark.parametrize("how", ["put", "put_many", "delete", "commit", "removed-head", "restore"])
 def test_a_write_over_a_rolled_back_head_is_refused(
     tmp_path: Path, how: str, drop_index: bool
 ) -> None:
@@ -214,9 +217,10 @@ def test_a_write_over_a_rolled_back_head_is_refused(
     root = tmp_path / "store"
     _seed(root, "full").close()
     docs = root / "hostile/prod/docs" / KIND
-    key, other, kept = ("b", "a", "b.r1") if how == "removed-head" else ("a", "b", "a.r3")
+    removed = how in ("removed-head", "restore")
+    key, other, kept = ("b", "a", "b.r1") if removed else ("a", "b", "a.r3")
     committed = (docs / kept).read_bytes()
-    if how == "removed-head":
+    if removed:
         time.sleep(0.02)
         (docs / "b.head").unlink()
     else:

@@ -740,4 +740,5 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                         "only into keys that were never written (nothing of this batch was "
                         "written)"
                     )
+                check_writable(conn, scope, kind, kind_dir, key, 0, "")  # not a removed head
             _restore.write_histories(conn, lock_fd, flag, kind, kind_dir, histories)
