@@ -168,19 +168,30 @@ class IntegrityMixin:
     def verify_scope(self, scope: Scope, counts: VerifyCounts) -> Iterator[IntegrityProblem]:
         """Every record, history chain and index row of ``scope`` (see ``_verify``).
 
-        Holds the scope's write lock while it runs: writers of the scope wait.
+        Holds the scope's write lock while it runs: writers of the scope wait. A scope
+        whose dead writer left a journal that cannot be completed (a lost revision or
+        staged file after some files moved: every read and write raises) is one
+        ``history`` problem with that message, so the walk goes on to other scopes.
         """
         if not isinstance(scope, Scope):
             raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
         scope_dir = self._layout.scope_dir(scope)
         with translated("verify"):
             try:
-                conn = self._index(scope, scope_dir, create=False)
+                try:
+                    conn = self._index(scope, scope_dir, create=False)
+                except IntegrityError as exc:  # a dead writer's journal it cannot complete
+                    yield IntegrityProblem(scope, "history", str(exc))
+                    return
                 if conn is None:
                     return
                 with self._process().exclusive(scope_dir) as lock_fd:
                     flag = self._flags[scope_dir]
-                    replay_intent(conn, scope, scope_dir, lock_fd, flag, reader=True)
+                    try:
+                        replay_intent(conn, scope, scope_dir, lock_fd, flag, reader=True)
+                    except IntegrityError as exc:
+                        yield IntegrityProblem(scope, "history", str(exc))
+                        return
                     yield from compare_index(f"{scope_dir}/{_INDEX_FILE}", scope, scope_dir, counts)
             except sqlite3.DatabaseError as exc:
                 if type(exc) is not sqlite3.DatabaseError:  # locked, I/O: not damage

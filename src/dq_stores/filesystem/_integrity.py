@@ -25,6 +25,7 @@ __all__ = [
     "check_chain",
     "check_link",
     "check_row",
+    "check_writable",
     "disagreement",
     "headless_first",
     "indexed_revision",
@@ -164,7 +165,12 @@ def beyond_head(
     head`` with the index rebuilt from the heads, which nothing else tells) — means
     ``r<N+1>`` was committed and the head went back.
     """
-    revision = head.doc.revision
+    return _beyond(scope, kind, kind_dir, key, head.doc.revision, head.digest, known)
+
+
+def _beyond(
+    scope: Scope, kind: str, kind_dir: str, key: str, revision: int, digest: str, known: int
+) -> str | None:
     if os.path.exists(Layout.revision(kind_dir, key, revision + 2)):
         return f"revision {revision + 2} exists"
     if known > revision:
@@ -176,7 +182,7 @@ def beyond_head(
         return None
     except IntegrityError as exc:
         return f"revision {revision + 1} is damaged ({exc})"
-    if following.doc.revision != revision + 1 or following.prev not in (None, head.digest):
+    if following.doc.revision != revision + 1 or following.prev not in (None, digest):
         return f"revision {revision + 1} does not follow the head"
     try:
         linked = os.path.samefile(
@@ -186,6 +192,13 @@ def beyond_head(
         linked = False
     if not linked:
         return f"the head is a copy, not the link of revision {revision}"
+    try:  # a put linked its temp as r<N+1> and died before the rename over the head
+        if os.path.samefile(
+            Layout.temp(kind_dir, key), Layout.revision(kind_dir, key, revision + 1)
+        ):
+            return None  # the rebuild after a reboot removes both; without a boot id, none runs
+    except FileNotFoundError:
+        pass
     return _was_linked(kind_dir, key, revision + 1)
 
 
@@ -199,3 +212,35 @@ def headless_first(scope: Scope, kind: str, kind_dir: str, key: str, known: int)
     if os.path.exists(Layout.revision(kind_dir, key, 2)):
         return "revision 2 exists"
     return _was_linked(kind_dir, key, 1)
+
+
+def check_writable(
+    conn: sqlite3.Connection,
+    scope: Scope,
+    kind: str,
+    kind_dir: str,
+    key: str,
+    head: int,
+    digest: str,
+) -> None:
+    """Before a write of revision ``head + 1`` of ``key`` (``head``: the current head's
+    revision, 0 for none; ``digest``: its record hash). Hold the lock, notes replayed.
+
+    A revision file already there is replaced by the write — right for an interrupted
+    write's leftover, but a committed one means the head was rolled back, and writing
+    over it would destroy that revision and every trace of the rollback. Raises
+    ``IntegrityError`` then (nothing written). One ``access`` when there is none.
+    """
+    if not os.path.exists(Layout.revision(kind_dir, key, head + 1)):
+        return
+    known = indexed_revision(conn, kind, key)
+    if head:
+        why = _beyond(scope, kind, kind_dir, key, head, digest, known)
+    else:
+        why = headless_first(scope, kind, kind_dir, key, known)
+    if why is not None:
+        raise IntegrityError(
+            f"{kind} {key!r} in {scope}: not written — the head is revision {head} but "
+            f"revision {head + 1} was committed ({why}): a rolled-back or removed head; "
+            "run `dq verify`"
+        )

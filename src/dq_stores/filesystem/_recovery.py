@@ -256,7 +256,12 @@ def _settle(
 ) -> None:
     head = _read_head(scope, kind, kind_dir, key)
     _discard(Layout.temp(kind_dir, key))
-    if head is None or head.revision < revision:
+    if head is None and not os.path.exists(Layout.head(kind_dir, key)):
+        # No head: the writer saw none and wrote every revision up to ``revision``
+        # (a restore writes r1..r<last>, then links the head): none was committed.
+        for number in range(revision, 0, -1):
+            _discard(Layout.revision(kind_dir, key, number))
+    elif head is None or head.revision < revision:
         _discard(Layout.revision(kind_dir, key, revision))  # never committed
     if head is None or head.deleted:
         index.set_head(conn, kind, key, 0, None)

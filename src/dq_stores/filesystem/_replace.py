@@ -16,7 +16,8 @@ R3. Overwrite the note with the journal ``replace <sha256> <line>`` and fsync th
     lock file — **the commit point** of the whole batch.
 R4. Raise the applying flag and bump the scope's replace generation (``_flag``).
     Per key: rename each staged file over ``<name>.r<N>``, delete the old
-    revision files outside the new range, move the head to the new last
+    revision files outside the new range (and a leftover one past the old
+    head), move the head to the new last
     revision (a removal: delete the head). fsync the directories.
 R5. One SQLite transaction for every key's index row; lower the flag; clear the
     note and fsync the lock file (so no power loss can bring the journal back
@@ -216,7 +217,9 @@ def apply_replacements(
                     Layout.staged(kind_dir, key, revision),
                     Layout.revision(kind_dir, key, revision),
                 )
-        for revision in range(old_first, old_last + 1):
+        # old_last + 1: an interrupted write's leftover past the old head (a power
+        # loss lost its note) would sit past the new head and read as a rollback
+        for revision in range(old_first, old_last + 2):
             if not first <= revision <= last:
                 _discard(Layout.revision(kind_dir, key, revision))
         if last < first:  # a removal: no history at all any more

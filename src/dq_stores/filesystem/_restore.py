@@ -8,8 +8,9 @@ Restore writes a batch of histories under the scope lock, like a bulk put: the
 intent note names every key's last revision, all revision files are written
 (one ``syncfs`` for the batch), and then each head is linked to its last
 revision — the commit point per key, exactly as for a first write. A writer
-that dies before a head exists leaves only revision files no head points to,
-which recovery discards or the next write of that key replaces.
+that dies before a key's head exists leaves only revision files no head points
+to; replaying its note deletes all of them (``_recovery._settle``: up to the
+revision the note names).
 
 ``replace=True`` is ``_replace``: the new revision files are staged under
 hidden names, an fsynced ``replace`` journal is the batch's commit point, and
@@ -75,6 +76,9 @@ def write_histories(
     """
     intents = [(kind, key, docs[-1].revision) for key, docs in histories]
     os.pwrite(lock_fd, encode_intent(intents), 0)
+    # Durable before any revision file: a power loss that kept the files but lost the
+    # note would leave histories without a head — a removed head to get and verify.
+    os.fsync(lock_fd)
     for key, docs in histories:
         prev = ""  # each record links to its predecessor's hash, as single writes do
         for doc in docs:

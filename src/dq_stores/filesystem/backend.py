@@ -43,6 +43,7 @@ from dq_stores.filesystem._integrity import (
     agrees,
     check_chain,
     check_row,
+    check_writable,
 )
 from dq_stores.filesystem._layout import (
     Layout,
@@ -108,6 +109,16 @@ def _stable(entry: Callable[[], tuple[_C, bytes | mmap]], read: Callable[[_C], _
             raise
         if view[GENERATION] == generation:
             return result
+
+
+def _writable(
+    conn: sqlite3.Connection, scope: Scope, kind: str, kind_dir: str, key: str, head: Header | None
+) -> None:
+    """``check_writable`` for a write over ``head`` (``None``: no head yet)."""
+    if head is None:
+        check_writable(conn, scope, kind, kind_dir, key, 0, "")
+    else:
+        check_writable(conn, scope, kind, kind_dir, key, head.revision, head.digest)
 
 
 class FilesystemBackend(IntegrityMixin, DocumentBackend):
@@ -549,6 +560,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             head = self._head(kind_dir, kind, write.key)
             live = None if head is None or head.deleted else head.revision
             check_expectation(live, expect, kind, write.key)
+            _writable(conn, scope, kind, kind_dir, write.key, head)
             doc = self._revision_of(scope, kind, write, head)
             prevs = ["" if head is None else head.digest]
             commit_revisions(
@@ -594,6 +606,8 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
     def _write_batch(self, scope: Scope, kind: str, writes: Sequence[DocumentWrite]) -> int:
         with translated("put_many"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
             heads = [self._head(kind_dir, kind, w.key) for w in writes]
+            for w, h in zip(writes, heads, strict=True):
+                _writable(conn, scope, kind, kind_dir, w.key, h)
             docs = [
                 self._revision_of(scope, kind, w, h) for w, h in zip(writes, heads, strict=True)
             ]
@@ -617,6 +631,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             if head is None or head.deleted:
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
             check_expectation(head.revision, expect, kind, key)
+            _writable(conn, scope, kind, kind_dir, key, head)
             doc = StoredDocument(
                 scope,
                 kind,
@@ -654,6 +669,10 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 flag = self._flags[scope_dir]
                 replay_intent(conn, scope, scope_dir, lock_fd, flag)
                 staged, out = stage(scope, operations, self._kind_dir)
+                for s in staged:
+                    check_writable(
+                        conn, scope, s.kind, s.kind_dir, s.doc.key, s.doc.revision - 1, s.prev
+                    )
                 for kind_dir in {s.kind_dir for s in staged} - handles.known_dirs:
                     make_dirs(kind_dir)
                     handles.known_dirs.add(kind_dir)
@@ -725,4 +744,5 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                         "only into keys that were never written (nothing of this batch was "
                         "written)"
                     )
+                check_writable(conn, scope, kind, kind_dir, key, 0, "")  # not a removed head
             _restore.write_histories(conn, lock_fd, flag, kind, kind_dir, histories)
