@@ -114,7 +114,8 @@ def test_the_same_revisions_twice_in_two_members_of_a_scope_are_refused(
     at = _documents(members)[-1]
     name, data = members[at]
     line = json.loads(data.splitlines()[0])
-    extra = (name.replace("000001", "000002"), json.dumps(line).encode() + b"\n")
+    number = int(name[-len("000001.jsonl") : -len(".jsonl")])  # the next member's number
+    extra = (name.replace(f"{number:06d}", f"{number + 1:06d}"), json.dumps(line).encode() + b"\n")
     forged = resign([*members[: at + 1], extra, *members[at + 1 :]], tmp_path / "forged.tar")
     _refused_and_nothing_written(forged, target, rf"{extra[0]} line 1: .* twice")
 
