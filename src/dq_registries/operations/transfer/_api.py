@@ -193,7 +193,8 @@ def import_archive(
     """Restore an archive into ``target``, history included.
 
     The archive is verified first (one extra read): a damaged archive writes
-    nothing. Without ``merge`` or ``replace`` every archived scope must be empty
+    nothing. A file that changes between the two reads is reported in
+    ``report.differences`` (what was written then came from the changed file). Without ``merge`` or ``replace`` every archived scope must be empty
     in the target. With ``merge``, keys the target holds identically are skipped
     and differing ones listed in ``report.conflicts``; nothing is overwritten.
     With ``replace``, every key the archive holds gets exactly the archive's
@@ -235,6 +236,12 @@ def import_archive(
     )
     sink.flush()
     report.scopes = ends[0].manifest["scopes"]
+    if ends[0].computed != checked.scopes or ends[0].problems():
+        report.differences.append(
+            f"the archive changed while it was imported: {os.fspath(path)!r} no longer holds "
+            "what its verifying pass read, and what this import wrote came from the changed "
+            "file; import it again from a copy nobody writes to"
+        )
     if verify:
         now = tally_endpoint(target, header.scopes, report.differences)
         report.differences += compare_tallies(report.scopes, now, ("archive", "target"))
