@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import io
 import itertools
+import json
 import lzma
 import shutil
 import subprocess
@@ -301,6 +302,52 @@ def test_members_are_numbered_from_one_without_gaps(
     if new == "000003":  # its bytes member follows the renamed metadata
         members = _renamed(members, lambda n: n.endswith("results/000001.bin"), old, new)
     _refused(resign(members, tmp_path / "numbers.tar"), target, "numbered")
+
+
+# -- results objects: their ref, their name -----------------------------------------
+
+
+def _last_results(members: Members) -> int:
+    return [i for i, (n, _) in enumerate(members) if n.endswith(".json") and "/results/" in n][-1]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("sha256", "0" * 64), ("size", 1), ("content_type", "text/plain")],
+)
+def test_a_results_ref_that_differs_from_its_object_is_refused(
+    archive: Path, target: Endpoint, tmp_path: Path, field: str, value: Any
+) -> None:
+    """The importer checks its copy against ``ref``; verification checks the bytes
+    against the object's own size/sha256. Were they allowed to differ, a verified
+    archive would fail in the last scope, the earlier scopes written."""
+    members = members_of(archive)
+    at = _last_results(members)
+    meta = json.loads(members[at][1])
+    meta["ref"][field] = value
+    members[at] = (members[at][0], json.dumps(meta).encode())
+    _refused(resign(members, tmp_path / "ref.tar"), target, "ref does not repeat")
+
+
+def test_a_results_object_twice_in_a_scope_is_refused(
+    archive: Path, target: Endpoint, tmp_path: Path
+) -> None:
+    """A second object under a run's results name, after the run: importing it
+    would replace the bytes the run references with others."""
+    members = members_of(archive)
+    at = _last_results(members)
+    meta = json.loads(members[at][1])
+    other = b"X" * meta["size"]
+    sha = hashlib.sha256(other).hexdigest()
+    meta["sha256"] = meta["ref"]["sha256"] = sha
+    base = members[at][0][: -len("000001.json")]
+    number = int(members[at][0][-len("000001.json") : -len(".json")]) + 1
+    extra = [
+        (f"{base}{number:06d}.json", json.dumps(meta).encode()),
+        (f"{base}{number:06d}.bin", other),
+    ]
+    forged = resign([*members[:-1], *extra, members[-1]], tmp_path / "twice.tar")
+    _refused(forged, target, "appears twice")
 
 
 # -- truncation and bit flips ------------------------------------------------------

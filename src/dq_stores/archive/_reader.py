@@ -143,8 +143,17 @@ def _scope_of(name: str, allowed: set[Scope]) -> Scope:
     return scope
 
 
+_REF_FIELDS = ("size", "sha256", "content_type")
+
+
 def _result_meta(data: bytes, scope: Scope, name: str) -> dict[str, Any]:
-    """A results object's metadata member, checked: what it names and what it must match."""
+    """A results object's metadata member, checked: what it names and what it must match.
+
+    Its ``ref`` (what an importer checks the copy against) must repeat the
+    object's own size, sha256 and content type, which its bytes are checked
+    against while verifying: otherwise a verified archive would fail half-way
+    through an import.
+    """
     try:
         meta = loads_strict(data)
         ref = meta["ref"]
@@ -159,13 +168,18 @@ def _result_meta(data: bytes, scope: Scope, name: str) -> dict[str, Any]:
             )
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
         raise IntegrityError(f"archive member {name!r} is not a results object's metadata") from exc
+    if any(ref[f] != meta[f] or type(ref[f]) is not type(meta[f]) for f in _REF_FIELDS):
+        raise IntegrityError(
+            f"archive member {name!r}: the results object's ref does not repeat its size, "
+            "sha256 and content type: the archive was altered"
+        )
     return dict(meta)
 
 
 class _ScopeCheck:
     """A scope's members are together and numbered as the writer numbers them, no
-    key is listed twice in it, and every pruned history (starting at ``k > 1``)
-    has its marker there.
+    key and no results object (run and name) is listed twice in it, and every
+    pruned history (starting at ``k > 1``) has its marker there.
 
     Numbering: a scope's documents members, and its results objects, are numbered
     from ``000001`` without gaps, so no member name is used twice (``tar xf``
@@ -187,6 +201,7 @@ class _ScopeCheck:
         self._markers: set[bytes] = set()
         self._needed: dict[bytes, str] = {}
         self._keys = SeenKeys()
+        self._objects = SeenKeys()
         self._next = {"documents": 1, "results": 1}
 
     def enter(self, scope: Scope, name: str) -> None:
@@ -209,6 +224,7 @@ class _ScopeCheck:
     def _enter_new(self, scope: Scope, name: str) -> None:
         self.end_scope()
         self._keys.clear()
+        self._objects.clear()
         self._next = {"documents": 1, "results": 1}
         if self.scope is not None:
             self._done.add(self.scope)
@@ -218,6 +234,17 @@ class _ScopeCheck:
                 "together: the archive was altered"
             )
         self.scope = scope
+
+    def add_result(self, meta: dict[str, Any], where: str) -> dict[str, Any]:
+        """``meta``, once its results object's name (run and name) is known to appear
+        once in its scope: a second object of that name would replace the first's
+        bytes under the runs that reference it."""
+        if not self._objects.add(str(meta["run_id"]), str(meta["name"])):
+            raise IntegrityError(
+                f"archive member {where!r}: results object {meta['name']!r} of run "
+                f"{meta['run_id']!r} appears twice in scope {self.scope}: the archive was altered"
+            )
+        return meta
 
     @staticmethod
     def _digest(marker: str, pruned_through: int) -> bytes:
@@ -357,7 +384,10 @@ def _items(
             elif name.endswith(".json"):
                 data = stream.read()
                 digest.update(hashlib.sha256(data).digest())
-                pending = (name[: -len(".json")] + ".bin", _result_meta(data, scope, name))
+                pending = (
+                    name[:-5] + ".bin",
+                    checks.add_result(_result_meta(data, scope, name), name),
+                )
             elif pending is not None:  # the .bin member its metadata announced
                 item = ArchiveResult(scope, pending[1], stream)
                 pending = None
