@@ -350,6 +350,21 @@ def test_a_results_object_twice_in_a_scope_is_refused(
     _refused(forged, target, "appears twice")
 
 
+@pytest.mark.parametrize("where", ["dropped", "after-its-run"])
+def test_a_run_whose_results_object_is_missing_or_late_is_refused(
+    archive: Path, target: Endpoint, tmp_path: Path, where: str
+) -> None:
+    """Without its results object (or with it after the run, where an importer has
+    no copy to link yet), the import would write a run whose results do not open."""
+    members = members_of(archive)
+    at = _last_results(members)
+    pair = members[at : at + 2]
+    rest = [*members[:at], *members[at + 2 :]]
+    if where == "after-its-run":
+        rest = [*rest[:-1], *pair, rest[-1]]
+    _refused(resign(rest, tmp_path / "objects.tar"), target, "does not hold before it")
+
+
 # -- truncation and bit flips ------------------------------------------------------
 
 
