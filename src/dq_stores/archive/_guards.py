@@ -191,7 +191,9 @@ class Inflating(io.RawIOBase):
     def _next_stream(self) -> bool:
         """After a stream's end: False at the end of the file, True when another
         stream of the same format follows (now being read), else refused."""
-        rest = self._dec.unused_data + self._input
+        # Everything after the stream's end is in ``unused_data`` (zlib may leave a
+        # stale copy of it in ``unconsumed_tail``; lzma and bz2 hold no input here).
+        rest = self._dec.unused_data
         while len(rest) < len(self._magic):
             more = self._raw.read(_READ)
             if not more:
