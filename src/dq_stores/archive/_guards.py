@@ -2,8 +2,8 @@
 
 - :class:`SeenKeys`: a key listed twice in one scope (the manifest's digests are
   not a signature, so a forger can list a key twice and re-sign the manifest).
-- :class:`Inflating`: a compressed archive decompressed in bounded pieces, with
-  nothing allowed after the compressed stream's end.
+- :class:`Inflating`: a compressed archive decompressed in bounded pieces (one
+  stream or several of one format back to back), with nothing else after the end.
 - :func:`read_line` / :func:`check_record_size`: no line or JSON member longer
   than :data:`MAX_LINE_BYTES` is ever read whole.
 - :func:`expect_only_padding`: nothing but NUL padding after the manifest.
@@ -131,25 +131,28 @@ class SeenKeys:
 
 
 class Inflating(io.RawIOBase):
-    """The decompressed bytes of one gzip, xz or bzip2 stream, in bounded pieces.
+    """The decompressed bytes of a gzip, xz or bzip2 file, in bounded pieces.
 
     Each call decompresses at most the bytes asked for (a small compressed piece
-    may expand enormously). The stream must end where the file ends: a file that
-    ends before the compressed stream does is truncated, and any byte after it
-    (garbage, or a second compressed stream) is refused.
+    may expand enormously). Like ``zcat``, ``xzcat`` and ``bzcat``, a file of
+    several compressed streams of its format back to back (gzip's "series of
+    members"; ``pbzip2`` and ``bgzip`` write them) reads as their concatenation;
+    the tar they hold is checked as one. The last stream must end where the file
+    ends: a file that ends inside a stream is truncated, and any byte after a
+    stream that does not start another one of the same format is refused.
     """
 
     def __init__(self, raw: IO[bytes], magic: bytes) -> None:
         self._raw = raw
+        self._magic = magic
         self._zlib = magic == _GZIP
-        self._dec: Any = (
-            zlib.decompressobj(16 + zlib.MAX_WBITS)
-            if self._zlib
-            else lzma.LZMADecompressor()
-            if magic == _XZ
-            else bz2.BZ2Decompressor()
-        )
+        self._dec: Any = self._decompressor()
         self._input = b""
+
+    def _decompressor(self) -> Any:
+        if self._zlib:
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return lzma.LZMADecompressor() if self._magic == _XZ else bz2.BZ2Decompressor()
 
     def readable(self) -> bool:
         return True
@@ -157,8 +160,7 @@ class Inflating(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         want = len(buffer)
         while want:
-            if self._dec.eof:
-                self._check_end()
+            if self._dec.eof and not self._next_stream():
                 return 0
             try:
                 if self._zlib:
@@ -167,7 +169,10 @@ class Inflating(io.RawIOBase):
                     out = self._dec.decompress(self._input, want)
                     self._input = self._dec.unconsumed_tail
                 else:
-                    out = self._dec.decompress(self._fill() if self._dec.needs_input else b"", want)
+                    data = b""
+                    if self._dec.needs_input:
+                        data, self._input = self._input or self._fill(), b""
+                    out = self._dec.decompress(data, want)
             except (zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
                 raise IntegrityError(f"the archive's compressed data is damaged: {exc}") from exc
             if out:
@@ -183,12 +188,26 @@ class Inflating(io.RawIOBase):
             )
         return chunk
 
-    def _check_end(self) -> None:
-        if self._dec.unused_data or self._input or self._raw.read(1):
+    def _next_stream(self) -> bool:
+        """After a stream's end: False at the end of the file, True when another
+        stream of the same format follows (now being read), else refused."""
+        # Everything after the stream's end is in ``unused_data`` (zlib may leave a
+        # stale copy of it in ``unconsumed_tail``; lzma and bz2 hold no input here).
+        rest = self._dec.unused_data
+        while len(rest) < len(self._magic):
+            more = self._raw.read(_READ)
+            if not more:
+                break
+            rest += more
+        if not rest:
+            return False
+        if not rest.startswith(self._magic):
             raise IntegrityError(
                 "bytes after the end of the archive (after its compressed stream): the "
                 "archive was altered"
             )
+        self._dec, self._input = self._decompressor(), rest
+        return True
 
 
 def open_decompressed(handle: io.BufferedReader) -> IO[bytes]:

@@ -67,7 +67,21 @@ class ArchiveResult:
     _size: int = 0
 
     def chunks(self) -> Iterator[bytes]:
-        while chunk := self._stream.read(_READ):
+        """The object's bytes, in pieces of at most 64 KiB.
+
+        Raises:
+            IntegrityError: the archive ends (or its tar is damaged) inside them.
+        """
+        while True:
+            try:
+                chunk = self._stream.read(_READ)
+            except (tarfile.TarError, EOFError, OSError) as exc:
+                raise IntegrityError(
+                    f"the archive is truncated or damaged inside results object "
+                    f"{self.meta.get('name')!r} in {self.scope}: {exc}"
+                ) from exc
+            if not chunk:
+                return
             self._sha.update(chunk)
             self._size += len(chunk)
             yield chunk
@@ -129,8 +143,17 @@ def _scope_of(name: str, allowed: set[Scope]) -> Scope:
     return scope
 
 
+_REF_FIELDS = ("size", "sha256", "content_type")
+
+
 def _result_meta(data: bytes, scope: Scope, name: str) -> dict[str, Any]:
-    """A results object's metadata member, checked: what it names and what it must match."""
+    """A results object's metadata member, checked: what it names and what it must match.
+
+    Its ``ref`` (what an importer checks the copy against) must repeat the
+    object's own size, sha256 and content type, which its bytes are checked
+    against while verifying: otherwise a verified archive would fail half-way
+    through an import.
+    """
     try:
         meta = loads_strict(data)
         ref = meta["ref"]
@@ -145,12 +168,23 @@ def _result_meta(data: bytes, scope: Scope, name: str) -> dict[str, Any]:
             )
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
         raise IntegrityError(f"archive member {name!r} is not a results object's metadata") from exc
+    if any(ref[f] != meta[f] or type(ref[f]) is not type(meta[f]) for f in _REF_FIELDS):
+        raise IntegrityError(
+            f"archive member {name!r}: the results object's ref does not repeat its size, "
+            "sha256 and content type: the archive was altered"
+        )
     return dict(meta)
 
 
 class _ScopeCheck:
-    """A scope's members are together, no key is listed twice in it, and every
+    """A scope's members are together and numbered as the writer numbers them, no
+    key and no results object (run and name) is listed twice in it, and every
     pruned history (starting at ``k > 1``) has its marker there.
+
+    Numbering: a scope's documents members, and its results objects, are numbered
+    from ``000001`` without gaps, so no member name is used twice (``tar xf``
+    keeps only the last of two members with one name: the archive would extract
+    differently from how it imports).
 
     A key listed twice would be written twice (replaced, or a conflict, half-way
     through an import): refused here, while verifying (memory: see
@@ -167,13 +201,31 @@ class _ScopeCheck:
         self._markers: set[bytes] = set()
         self._needed: dict[bytes, str] = {}
         self._keys = SeenKeys()
+        self._objects = SeenKeys()
+        self._next = {"documents": 1, "results": 1}
 
     def enter(self, scope: Scope, name: str) -> None:
-        """Member ``name`` belongs to ``scope``: a scope's members are contiguous."""
-        if scope == self.scope:
-            return
+        """Member ``name`` belongs to ``scope``: a scope's members are contiguous
+        and numbered in order."""
+        if scope != self.scope:
+            self._enter_new(scope, name)
+        if name.endswith(".bin"):
+            return  # named after its metadata (checked by the reader)
+        series = "documents" if name.endswith(".jsonl") else "results"
+        number = int(name.rsplit("-" if series == "documents" else "/", 1)[1][:6])
+        if number != self._next[series]:
+            raise IntegrityError(
+                f"archive member {name!r}: a scope's {series} members are numbered from "
+                f"000001 without gaps or repeats, and this one should be "
+                f"{self._next[series]:06d}: the archive was altered"
+            )
+        self._next[series] += 1
+
+    def _enter_new(self, scope: Scope, name: str) -> None:
         self.end_scope()
         self._keys.clear()
+        self._objects.clear()
+        self._next = {"documents": 1, "results": 1}
         if self.scope is not None:
             self._done.add(self.scope)
         if scope in self._done:
@@ -182,6 +234,17 @@ class _ScopeCheck:
                 "together: the archive was altered"
             )
         self.scope = scope
+
+    def add_result(self, meta: dict[str, Any], where: str) -> dict[str, Any]:
+        """``meta``, once its results object's name (run and name) is known to appear
+        once in its scope: a second object of that name would replace the first's
+        bytes under the runs that reference it."""
+        if not self._objects.add(str(meta["run_id"]), str(meta["name"])):
+            raise IntegrityError(
+                f"archive member {where!r}: results object {meta['name']!r} of run "
+                f"{meta['run_id']!r} appears twice in scope {self.scope}: the archive was altered"
+            )
+        return meta
 
     @staticmethod
     def _digest(marker: str, pruned_through: int) -> bytes:
@@ -248,16 +311,18 @@ def read_archive(
     and the counts/digests computed while reading (with ``normalize``, as the
     writer had); compare them with :meth:`ArchiveEnd.problems`. The end is yielded
     only once the whole file was read: nothing but NUL padding may follow the
-    manifest (and nothing the compressed stream's end). ``max_line_bytes``: the
-    longest line and JSON member accepted (default :data:`MAX_LINE_BYTES`).
+    manifest (and after the compressed data nothing but further streams of its
+    format, read as part of the tar). ``max_line_bytes``: the longest line and
+    JSON member accepted (default :data:`MAX_LINE_BYTES`).
 
     Raises:
         NotFoundError: no file at ``path``.
         ValidationError: not a dq archive, or a version this library cannot read.
         IntegrityError: a damaged or forged archive: a bad line (a key listed twice
             in a scope, a JSON name twice in an object, a line over the maximum
-            record size included), results bytes not matching, bytes after the
-            manifest — the message names the member and line.
+            record size included), results bytes not matching, a member numbered
+            out of sequence (a name used twice), bytes after the manifest — the
+            message names the member and line.
     """
     limit = _guards.MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
     try:
@@ -319,7 +384,10 @@ def _items(
             elif name.endswith(".json"):
                 data = stream.read()
                 digest.update(hashlib.sha256(data).digest())
-                pending = (name[: -len(".json")] + ".bin", _result_meta(data, scope, name))
+                pending = (
+                    name[:-5] + ".bin",
+                    checks.add_result(_result_meta(data, scope, name), name),
+                )
             elif pending is not None:  # the .bin member its metadata announced
                 item = ArchiveResult(scope, pending[1], stream)
                 pending = None

@@ -6,7 +6,13 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from dq_metadata.errors import ConflictError, MisconfiguredError, Problem, ValidationError
+from dq_metadata.errors import (
+    ConflictError,
+    IntegrityError,
+    MisconfiguredError,
+    Problem,
+    ValidationError,
+)
 from dq_metadata.scope import Scope
 from dq_registries.operations.transfer._endpoint import Endpoint, select_scopes
 from dq_registries.operations.transfer._events import (
@@ -20,7 +26,7 @@ from dq_registries.operations.transfer._events import (
     compare_tallies,
     tally_endpoint,
 )
-from dq_registries.operations.transfer._results import normalize_body
+from dq_registries.operations.transfer._results import normalize_body, result_refs
 from dq_registries.operations.transfer._sink import Sink
 from dq_stores.archive import ArchiveEnd, ArchiveHeader, ArchiveWriter, ResultMeta, read_archive
 
@@ -126,6 +132,35 @@ def export_archive(
     return report
 
 
+class _ReferencedObjects:
+    """Every results object a run references is in the archive, before the run, as
+    the writer places it; otherwise the import would write a run whose results
+    cannot be opened. Memory: one entry per results object of the current scope."""
+
+    def __init__(self) -> None:
+        self._scope: Scope | None = None
+        self._objects: set[tuple[str, str, str, int]] = set()
+
+    def _enter(self, scope: Scope) -> None:
+        if scope != self._scope:
+            self._scope, self._objects = scope, set()
+
+    def result(self, event: ResultEvent) -> None:
+        self._enter(event.scope)
+        ref = event.ref
+        self._objects.add((ref.run_id, ref.name, ref.sha256, ref.size))
+
+    def history(self, event: HistoryEvent) -> None:
+        self._enter(event.scope)
+        for run_id, ref in result_refs(event.history):
+            if (ref.run_id, ref.name, ref.sha256, ref.size) not in self._objects:
+                raise IntegrityError(
+                    f"run {run_id!r} in {event.scope} references results object "
+                    f"{ref.name!r}, which the archive does not hold before it: the archive "
+                    "is incomplete or was altered"
+                )
+
+
 def verify_archive(
     path: str | os.PathLike[str], *, progress: ProgressFn | None = None
 ) -> TransferReport:
@@ -137,15 +172,22 @@ def verify_archive(
     Raises:
         NotFoundError: no file at ``path``.
         ValidationError: not a dq archive or an unreadable version.
-        IntegrityError: a damaged or truncated archive.
+        IntegrityError: a damaged or truncated archive, or one lacking a results
+            object a run references (before the run, where the writer puts it).
     """
     started = time.perf_counter()
     report = TransferReport("verify-archive")
     ends: list[ArchiveEnd] = []
     items = read_archive(path, normalize=normalize_body)
     next(items)  # the header
+    referenced = _ReferencedObjects()
     _drive(
-        archive_events(items, ends.append), report, progress, None, lambda e: None, lambda e: None
+        archive_events(items, ends.append),
+        report,
+        progress,
+        None,
+        referenced.history,
+        referenced.result,
     )
     end = ends[0]
     report.scopes = end.computed
@@ -193,7 +235,8 @@ def import_archive(
     """Restore an archive into ``target``, history included.
 
     The archive is verified first (one extra read): a damaged archive writes
-    nothing. Without ``merge`` or ``replace`` every archived scope must be empty
+    nothing. A file that changes between the two reads is reported in
+    ``report.differences`` (what was written then came from the changed file). Without ``merge`` or ``replace`` every archived scope must be empty
     in the target. With ``merge``, keys the target holds identically are skipped
     and differing ones listed in ``report.conflicts``; nothing is overwritten.
     With ``replace``, every key the archive holds gets exactly the archive's
@@ -235,6 +278,12 @@ def import_archive(
         )
         sink.flush()
     report.scopes = ends[0].manifest["scopes"]
+    if ends[0].computed != checked.scopes or ends[0].problems():
+        report.differences.append(
+            f"the archive changed while it was imported: {os.fspath(path)!r} no longer holds "
+            "what its verifying pass read, and what this import wrote came from the changed "
+            "file; import it again from a copy nobody writes to"
+        )
     if verify:
         now = tally_endpoint(target, header.scopes, report.differences)
         report.differences += compare_tallies(report.scopes, now, ("archive", "target"))
