@@ -18,6 +18,7 @@ import io
 import itertools
 import json
 import lzma
+import os
 import shutil
 import subprocess
 import tarfile
@@ -450,6 +451,35 @@ def test_an_archive_swapped_between_verifying_and_writing_is_reported(
     report = import_archive(target, path)
     assert not report.ok
     assert any("changed" in d for d in report.differences), report.differences
+
+
+def test_an_archive_renamed_over_between_verifying_and_writing_imports_what_was_verified(
+    archive: Path, target: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync tool or a download replaces a file by renaming another over its name:
+    both passes read the one file import opened, so the verified archive is what is
+    imported, whole, and nothing of the other file."""
+    members = members_of(archive)
+    at = [n for n, _ in members].index(_first_documents(members))
+    name, data = members[at]
+    members[at] = (name, b"".join(data.splitlines(keepends=True)[1:]))  # a key less
+    forged = resign(members, tmp_path / "other.tar")
+    path = tmp_path / "incoming.tar"
+    shutil.copy(archive, path)
+    verify = transfer_api.verify_archive
+
+    def verify_then_rename(*args: Any, **kwargs: Any) -> Any:
+        report = verify(*args, **kwargs)
+        os.replace(forged, path)
+        return report
+
+    monkeypatch.setattr(transfer_api, "verify_archive", verify_then_rename)
+    report = import_archive(target, path)
+    assert report.ok, report.differences
+    monkeypatch.undo()
+    with open_endpoint({**SOURCE, "filesystem": {"root": str(tmp_path / "check")}}) as check:
+        assert import_archive(check, archive).ok
+        assert _everything(target) == _everything(check)
 
 
 # -- ordinary tools, an empty store -------------------------------------------------

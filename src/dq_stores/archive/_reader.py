@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import re
 import tarfile
@@ -300,7 +302,7 @@ def _manifest(data: bytes) -> dict[str, Any]:
 
 
 def read_archive(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | io.BufferedReader,
     *,
     normalize: BodyNormalizer | None = None,
     max_line_bytes: int | None = None,
@@ -315,6 +317,10 @@ def read_archive(
     format, read as part of the tar). ``max_line_bytes``: the longest line and
     JSON member accepted (default :data:`MAX_LINE_BYTES`).
 
+    ``path`` may also be a file the caller opened (``open(path, "rb")``): it is read
+    from its start and left open, so two passes can read the same file even if the
+    name is meanwhile given to another one.
+
     Raises:
         NotFoundError: no file at ``path``.
         ValidationError: not a dq archive, or a version this library cannot read.
@@ -325,15 +331,21 @@ def read_archive(
             message names the member and line.
     """
     limit = _guards.MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        raise NotFoundError(f"no archive at {os.fspath(path)!r}") from None
-    with handle:
+    handle: contextlib.AbstractContextManager[io.BufferedReader]
+    if isinstance(path, io.BufferedReader):  # the caller's open file: read from its start
+        path.seek(0)
+        shown, handle = repr(path.name), contextlib.nullcontext(path)
+    else:
+        shown = repr(os.fspath(path))
         try:
-            tar = tarfile.open(fileobj=open_decompressed(handle), mode="r|")  # noqa: SIM115
+            handle = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise NotFoundError(f"no archive at {shown}") from None
+    with handle as opened:
+        try:
+            tar = tarfile.open(fileobj=open_decompressed(opened), mode="r|")  # noqa: SIM115
         except tarfile.TarError as exc:
-            raise ValidationError(f"{os.fspath(path)!r} is not a dq archive (tar): {exc}") from exc
+            raise ValidationError(f"{shown} is not a dq archive (tar): {exc}") from exc
         with tar:
             yield from _items(tar, normalize, limit)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -10,6 +11,7 @@ from dq_metadata.errors import (
     ConflictError,
     IntegrityError,
     MisconfiguredError,
+    NotFoundError,
     Problem,
     ValidationError,
 )
@@ -162,7 +164,7 @@ class _ReferencedObjects:
 
 
 def verify_archive(
-    path: str | os.PathLike[str], *, progress: ProgressFn | None = None
+    path: str | os.PathLike[str] | io.BufferedReader, *, progress: ProgressFn | None = None
 ) -> TransferReport:
     """Read the whole archive; compare what it holds with its manifest.
 
@@ -234,8 +236,9 @@ def import_archive(
 ) -> TransferReport:
     """Restore an archive into ``target``, history included.
 
-    The archive is verified first (one extra read): a damaged archive writes
-    nothing. A file that changes between the two reads is reported in
+    The archive is verified first (one extra read of the same open file, so a
+    rename over ``path`` meanwhile changes nothing): a damaged archive writes
+    nothing. A file rewritten in place between the two reads is reported in
     ``report.differences`` (what was written then came from the changed file). Without ``merge`` or ``replace`` every archived scope must be empty
     in the target. With ``merge``, keys the target holds identically are skipped
     and differing ones listed in ``report.conflicts``; nothing is overwritten.
@@ -255,13 +258,32 @@ def import_archive(
         IntegrityError / ValidationError: a damaged or foreign archive; nothing written.
     """
     _one_mode(target, merge, replace)
+    # One open file for both passes: a name moved to another file meanwhile (a sync
+    # tool's or a download's rename) cannot change what the second pass reads.
+    try:
+        archive = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise NotFoundError(f"no archive at {os.fspath(path)!r}") from None
+    with archive:
+        return _import_opened(target, path, archive, merge, replace, verify, progress)
+
+
+def _import_opened(
+    target: Endpoint,
+    path: str | os.PathLike[str],
+    archive: io.BufferedReader,
+    merge: bool,
+    replace: bool,
+    verify: bool,
+    progress: ProgressFn | None,
+) -> TransferReport:
     started = time.perf_counter()
-    checked = verify_archive(path)
+    checked = verify_archive(archive)
     if checked.differences:
         checked.operation = "import"
         return checked
     report = TransferReport("import")
-    items = read_archive(path, normalize=normalize_body)
+    items = read_archive(archive, normalize=normalize_body)
     header = next(items)
     assert isinstance(header, ArchiveHeader)
     if not merge and not replace:
