@@ -482,6 +482,27 @@ def test_an_archive_renamed_over_between_verifying_and_writing_imports_what_was_
         assert _everything(target) == _everything(check)
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [{"version": 1}, {"version": 3}, {"version": "2"}, {"format": "other"}, {"format": None}],
+    ids=["version-1", "version-3", "version-str", "format-other", "format-missing"],
+)
+def test_a_manifest_whose_format_or_version_is_not_the_headers_is_refused(
+    archive: Path, tmp_path: Path, edit: dict[str, Any]
+) -> None:
+    """The manifest's own ``format`` and ``version`` are outside the archive digest;
+    the writer writes them from the same constants as the header's, so any other
+    value means the file was edited."""
+    members = members_of(archive)
+    name, data = members[-1]
+    assert name.endswith("manifest.json")
+    manifest = {**json.loads(data), **edit}
+    members[-1] = (name, json.dumps({k: v for k, v in manifest.items() if v is not None}).encode())
+    forged = write_tar(members, tmp_path / "forged.tar")
+    with pytest.raises(IntegrityError, match="manifest says format"):
+        verify_archive(forged)
+
+
 # -- ordinary tools, an empty store -------------------------------------------------
 
 TOOLS = {"tar.gz": "zcat", "tar.xz": "xzcat", "tar.bz2": "bzcat"}

@@ -291,13 +291,21 @@ def _end(
     return ArchiveEnd(manifest, computed, digest)
 
 
-def _manifest(data: bytes) -> dict[str, Any]:
+def _manifest(data: bytes, version: int) -> dict[str, Any]:
+    """The manifest; its ``format`` and ``version`` must be the header's (the writer
+    writes both from the same constants)."""
     try:
         manifest = loads_strict(data)
     except ValueError as exc:
         raise IntegrityError(f"the archive's manifest is not JSON ({exc})") from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("scopes", {}), dict):
         raise IntegrityError("the archive's manifest is not a dq archive manifest")
+    said = (manifest.get("format"), manifest.get("version"))
+    if said != (FORMAT, version):
+        raise IntegrityError(
+            f"the archive's manifest says format {said[0]!r} version {said[1]!r}, its header "
+            f"{FORMAT!r} version {version}: the archive was altered"
+        )
     return manifest
 
 
@@ -356,7 +364,7 @@ def _items(
     digest = hashlib.sha256()
     tallies: dict[str, ScopeTally] = {}
     pending: tuple[str, dict[str, Any]] | None = None  # (the .bin member expected, meta)
-    seen_header = False
+    version: int | None = None  # the header's, once read
     allowed: set[Scope] = set()
     checks = _ScopeCheck()
     try:
@@ -367,18 +375,18 @@ def _items(
                 raise IntegrityError(f"unexpected archive member {name!r}")
             if not name.endswith((".jsonl", ".bin")):
                 check_record_size(name, member.size, limit)
-            if name == f"{ROOT}/manifest.json" and seen_header:
+            if name == f"{ROOT}/manifest.json" and version is not None:
                 checks.end_scope()
-                end = _end(_manifest(stream.read()), tallies, allowed, digest.hexdigest())
+                end = _end(_manifest(stream.read(), version), tallies, allowed, digest.hexdigest())
                 assert tar.fileobj is not None  # a stream-mode TarFile reads through it
                 tar.fileobj.seek(member.offset_data + member.size)
                 expect_only_padding(tar.fileobj)
                 yield end
                 return
             digest.update(member_digest_prefix(name, member.size))
-            if not seen_header:
+            if version is None:
                 header = _header(name, stream.read(), digest)
-                seen_header = True
+                version = header.version
                 allowed = set(header.scopes)
                 yield header
                 continue
