@@ -11,6 +11,7 @@ thread at its next hand-over, or by :meth:`BackgroundWriter.close`.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Callable
@@ -31,21 +32,28 @@ class BackgroundWriter(Generic[T]):
         self._queue: queue.Queue[object] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None  # raised once, to the reading thread
         self._failed = False  # and nothing is written after it
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._closed = False
-        self._thread.start()
+        context = contextvars.copy_context()  # the caller's span, for the writes' spans
+        self._thread = threading.Thread(
+            target=context.run, args=(self._loop,), name=name, daemon=True
+        )
+        self._stopping = False
+        self._done = threading.Event()  # set as the loop ends (join is no reliable wait:
+        self._thread.start()  # CPython 3.11 marks a thread stopped when a join is interrupted)
 
     def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            if self._failed:
-                continue  # a batch failed: write nothing after it
-            try:
-                self._write(item)  # type: ignore[arg-type]
-            except BaseException as exc:  # handed to the reading thread
-                self._error, self._failed = exc, True
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                if self._failed:
+                    continue  # a batch failed: write nothing after it
+                try:
+                    self._write(item)  # type: ignore[arg-type]
+                except BaseException as exc:  # handed to the reading thread
+                    self._error, self._failed = exc, True
+        finally:
+            self._done.set()
 
     def _raise(self) -> None:
         error = self._error
@@ -64,11 +72,13 @@ class BackgroundWriter(Generic[T]):
 
     def close(self) -> None:
         """Wait until every submitted item is written (or dropped after a failure);
-        raise an earlier ``write``'s exception. Idempotent."""
-        if not self._closed:
-            self._closed = True
+        raise an earlier ``write``'s exception. Idempotent: called again after an
+        interrupted wait (``KeyboardInterrupt``), it waits again."""
+        if not self._stopping:
             self._queue.put(_STOP)
-            self._thread.join()
+            self._stopping = True
+        self._done.wait()
+        self._thread.join()  # it has left its loop: at once
         self._raise()
 
 
