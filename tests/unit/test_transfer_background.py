@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -155,3 +156,40 @@ def test_a_migration_with_background_writes_equals_one_without(
         assert report.keys_written == 3 * _sink.BATCH_KEYS + 7
         targets.append(sorted(_keys(list(target.iter_histories(SCOPE)))))
     assert targets[0] == targets[1]
+
+
+def test_abandon_waits_for_what_was_handed_over_within_the_grace() -> None:
+    written: list[int] = []
+    release = threading.Event()
+
+    def write(item: int) -> None:
+        release.wait(5)
+        written.append(item)
+
+    writer: BackgroundWriter[int] = BackgroundWriter(write)
+    writer.submit(1)
+    writer.submit(2)  # queued behind 1
+    threading.Timer(0.2, release.set).start()
+    writer.abandon(3.0)
+    assert written == [1, 2]
+    assert not writer._thread.is_alive()
+
+
+def test_abandon_gives_up_after_the_grace_and_writes_nothing_more() -> None:
+    written: list[int] = []
+    release = threading.Event()
+
+    def write(item: int) -> None:
+        release.wait(10)  # a statement waiting on a lock
+        written.append(item)
+
+    writer: BackgroundWriter[int] = BackgroundWriter(write)
+    writer.submit(1)
+    writer.submit(2)  # queued: never started
+    started = time.monotonic()
+    writer.abandon(0.3)
+    assert 0.25 <= time.monotonic() - started < 2.0
+    assert writer._thread.daemon  # does not keep the process alive
+    release.set()
+    writer._done.wait(5)
+    assert written == [1]  # the batch under way ended; the queued one was dropped

@@ -11,9 +11,11 @@ thread at its next hand-over, or by :meth:`BackgroundWriter.close`.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -81,6 +83,32 @@ class BackgroundWriter(Generic[T]):
         self._thread.join()  # it has left its loop: at once
         self._raise()
 
+    def abandon(self, grace: float) -> None:
+        """After an interrupt (``KeyboardInterrupt``): wait at most ``grace`` seconds
+        for the items handed over, then write nothing more and leave.
+
+        An item still being written after ``grace`` is left to its thread: a batch
+        is one transaction, so it ends whole or not at all (a statement waiting on a
+        lock cannot be cancelled from this thread; the writer is a daemon thread,
+        so it does not keep the process alive). The writes' own error, if any, is
+        dropped: the interrupt is what the caller sees.
+        """
+        deadline = time.monotonic() + grace
+        if not self._stopping:
+            try:
+                self._queue.put(_STOP, timeout=grace)
+            except queue.Full:  # the writer is still on an earlier item
+                self._failed = True  # the queued item is never written
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()
+                self._queue.put_nowait(_STOP)  # this thread is the only producer
+            self._stopping = True
+        if self._done.wait(max(0.0, deadline - time.monotonic())):
+            self._thread.join()
+        else:
+            self._failed = True  # the loop writes nothing after the item under way
+        self._error = None
+
 
 class InlineWriter(Generic[T]):
     """:class:`BackgroundWriter`'s interface, writing each item at once on the caller's thread."""
@@ -94,3 +122,6 @@ class InlineWriter(Generic[T]):
 
     def close(self) -> None:
         """Nothing is pending."""
+
+    def abandon(self, grace: float) -> None:
+        """Nothing is pending (an interrupted inline write was cancelled by psycopg)."""

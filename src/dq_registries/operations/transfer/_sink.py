@@ -34,7 +34,7 @@ from dq_stores.documents import StoredDocument
 from dq_stores.results import ResultRef
 from dq_stores.retention import PRUNED_KIND
 
-__all__ = ["BATCH_KEYS", "Sink", "comparable"]
+__all__ = ["BATCH_KEYS", "INTERRUPT_GRACE", "Sink", "comparable"]
 
 #: Keys per ``restore_many`` call.
 BATCH_KEYS = 500
@@ -43,6 +43,10 @@ BATCH_KEYS = 500
 #: (False: on the caller's thread, one after the other). ADR 0013 has the figures:
 #: a gain while a core is free, a loss while both are busy.
 BACKGROUND_WRITES = True
+
+#: Seconds a Ctrl-C waits for the batch being written on the writer thread before
+#: the transfer gives up on it (the batch ends whole or absent; running again resumes).
+INTERRUPT_GRACE = 2.0
 
 
 def comparable(doc: StoredDocument) -> tuple[object, ...]:
@@ -90,8 +94,16 @@ class Sink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Wait for the batches handed over so far (a write failure is raised)."""
-        self._writer.close()
+        """Wait for the batches handed over so far (a write failure is raised).
+
+        After a Ctrl-C (``KeyboardInterrupt``), batches not yet started are dropped
+        and the one being written is waited for at most :data:`INTERRUPT_GRACE`
+        seconds: a statement waiting on a lock is not left to hold the command.
+        """
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self._writer.abandon(INTERRUPT_GRACE)
+        else:
+            self._writer.close()
 
     def result(self, event: ResultEvent) -> None:
         """Upload one results object and remember its new reference for its runs.
