@@ -427,12 +427,15 @@ def test_a_bit_flip_is_refused_or_harmless(
 # -- a file that changes between import's two passes -------------------------------
 
 
-def test_an_archive_swapped_between_verifying_and_writing_is_reported(
-    archive: Path, target: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``dq import`` verifies the file, then reads it again to write. A file
-    replaced in between (a sync tool, a second download) must not import as if
-    verified: the writing pass checks that it read what the first pass verified."""
+def _import_changed_between_passes(
+    archive: Path,
+    target: Endpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[Path, Path], object],
+) -> Any:
+    """Import a copy of ``archive`` whose file ``change(forged, path)`` alters right
+    after the verifying pass; ``forged``: the archive re-signed with a key less."""
     members = members_of(archive)
     at = [n for n, _ in members].index(_first_documents(members))
     name, data = members[at]
@@ -442,13 +445,24 @@ def test_an_archive_swapped_between_verifying_and_writing_is_reported(
     shutil.copy(archive, path)
     verify = transfer_api.verify_archive
 
-    def verify_then_swap(*args: Any, **kwargs: Any) -> Any:
+    def verify_then_change(*args: Any, **kwargs: Any) -> Any:
         report = verify(*args, **kwargs)
-        shutil.copy(forged, path)
+        change(forged, path)
         return report
 
-    monkeypatch.setattr(transfer_api, "verify_archive", verify_then_swap)
+    monkeypatch.setattr(transfer_api, "verify_archive", verify_then_change)
     report = import_archive(target, path)
+    monkeypatch.undo()
+    return report
+
+
+def test_an_archive_swapped_between_verifying_and_writing_is_reported(
+    archive: Path, target: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dq import`` verifies the file, then reads it again to write. A file
+    rewritten in place in between must not import as if verified: the writing pass
+    checks that it read what the first pass verified."""
+    report = _import_changed_between_passes(archive, target, tmp_path, monkeypatch, shutil.copy)
     assert not report.ok
     assert any("changed" in d for d in report.differences), report.differences
 
@@ -459,24 +473,8 @@ def test_an_archive_renamed_over_between_verifying_and_writing_imports_what_was_
     """A sync tool or a download replaces a file by renaming another over its name:
     both passes read the one file import opened, so the verified archive is what is
     imported, whole, and nothing of the other file."""
-    members = members_of(archive)
-    at = [n for n, _ in members].index(_first_documents(members))
-    name, data = members[at]
-    members[at] = (name, b"".join(data.splitlines(keepends=True)[1:]))  # a key less
-    forged = resign(members, tmp_path / "other.tar")
-    path = tmp_path / "incoming.tar"
-    shutil.copy(archive, path)
-    verify = transfer_api.verify_archive
-
-    def verify_then_rename(*args: Any, **kwargs: Any) -> Any:
-        report = verify(*args, **kwargs)
-        os.replace(forged, path)
-        return report
-
-    monkeypatch.setattr(transfer_api, "verify_archive", verify_then_rename)
-    report = import_archive(target, path)
+    report = _import_changed_between_passes(archive, target, tmp_path, monkeypatch, os.replace)
     assert report.ok, report.differences
-    monkeypatch.undo()
     with open_endpoint({**SOURCE, "filesystem": {"root": str(tmp_path / "check")}}) as check:
         assert import_archive(check, archive).ok
         assert _everything(target) == _everything(check)
