@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import signal
 from pathlib import Path
-from typing import Any
+
+from tests.support.kill_steps import sigkill_at_call
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.scope import Scope
@@ -36,20 +36,7 @@ def _commit_dying_at(root: str, step: int, value: int) -> None:
     backend = FilesystemBackend(root)
     ops = [Put(kind, _write("k", value + 1), at_revision(value)) for kind in KINDS]
     backend.get(SCOPE, KINDS[0], "k")  # open the scope before counting
-    seen = 0
-
-    def counting(real: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            nonlocal seen
-            seen += 1
-            if seen == step:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-
-        return call
-
-    for name in _CALLS:
-        setattr(os, name, counting(getattr(os, name)))
+    sigkill_at_call(step, _CALLS)
     backend.commit(SCOPE, ops)
 
 

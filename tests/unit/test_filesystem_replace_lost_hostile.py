@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.kill_steps import sigkill_at_call
 from tests.unit.test_filesystem_replace_steps import KEYS, KIND, SCOPE, _history, _shape
 
 from dq_metadata.canonical import canonical_json, content_hash
@@ -22,24 +22,9 @@ from dq_stores.documents import ANY, DocumentWrite
 from dq_stores.filesystem import FilesystemBackend
 from dq_stores.verify import verify
 
-_CALLS = ("pwrite", "fsync", "link", "replace", "ftruncate", "unlink", "rename")
-
 
 def _arm(step: int) -> None:
-    seen = 0
-
-    def counting(real: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            nonlocal seen
-            seen += 1
-            if seen == step:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-
-        return call
-
-    for name in _CALLS:
-        setattr(os, name, counting(getattr(os, name)))
+    sigkill_at_call(step)
 
 
 def _replace_dying_at(root: str, durability: Any, step: int) -> None:

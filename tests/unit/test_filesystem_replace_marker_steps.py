@@ -11,12 +11,12 @@ marker) through every read path, and ``verify`` must be clean.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import shutil
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+from tests.support.kill_steps import sigkill_at_call
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.scope import Scope
@@ -27,7 +27,6 @@ from dq_stores.verify import verify
 
 SCOPE = Scope("steps", "marker")
 KIND = "doc"
-_CALLS = ("pwrite", "fsync", "link", "replace", "ftruncate", "unlink", "rename")
 _AT = datetime(2020, 1, 2, tzinfo=UTC)
 
 
@@ -44,20 +43,7 @@ def _whole() -> list[StoredDocument]:
 def _replace_dying_at(root: str, step: int) -> None:
     backend = FilesystemBackend(root)
     backend.history(SCOPE, KIND, "a")  # open the scope before counting
-    seen = 0
-
-    def counting(real: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            nonlocal seen
-            seen += 1
-            if seen == step:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-
-        return call
-
-    for name in _CALLS:
-        setattr(os, name, counting(getattr(os, name)))
+    sigkill_at_call(step)
     backend.restore_many(SCOPE, KIND, [("a", _whole())], replace=True)
 
 

@@ -15,7 +15,8 @@ import os
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+from tests.support.kill_steps import sigkill_at_call
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import NotFoundError
@@ -27,7 +28,6 @@ from dq_stores.verify import verify
 SCOPE = Scope("steps", "replace")
 KIND = "doc"
 KEYS = ("a", "b/c")
-_CALLS = ("pwrite", "fsync", "link", "replace", "ftruncate", "unlink", "rename")
 _AT = datetime(2020, 1, 2, tzinfo=UTC)
 
 
@@ -52,20 +52,7 @@ def _shape(docs: list[StoredDocument]) -> list[tuple[object, ...]]:
 def _replace_dying_at(root: str, step: int, version: int) -> None:
     backend = FilesystemBackend(root)
     backend.history(SCOPE, KIND, "a")  # open the scope before counting
-    seen = 0
-
-    def counting(real: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            nonlocal seen
-            seen += 1
-            if seen == step:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-
-        return call
-
-    for name in _CALLS:
-        setattr(os, name, counting(getattr(os, name)))
+    sigkill_at_call(step)
     batch = [(key, _history(key, version)) for key in KEYS]
     backend.restore_many(SCOPE, KIND, batch, replace=True)
 

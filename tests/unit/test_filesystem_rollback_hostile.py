@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.kill_steps import sigkill_at_call
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import IntegrityError, NotFoundError
@@ -34,7 +35,6 @@ from dq_stores.verify import verify
 
 SCOPE = Scope("hostile", "prod")
 KIND = "doc"
-_CALLS = ("pwrite", "fsync", "link", "replace", "ftruncate", "unlink", "rename")
 _SLOW = ("link", "replace", "unlink", "rename")
 _AT = datetime(2020, 1, 2, tzinfo=UTC)
 
@@ -79,25 +79,15 @@ def _operate(backend: FilesystemBackend, op: str, step: int) -> None:
         raise AssertionError(op)
 
 
+def _slow_disk(name: str) -> None:
+    if name in _SLOW:
+        time.sleep(0.015)
+
+
 def _dying_at(root: str, durability: Any, op: str, step: int, slow: bool) -> None:
     backend = FilesystemBackend(root, durability=durability)
     backend.get(SCOPE, KIND, "a")  # open the scope before counting
-    seen = 0
-
-    def counting(name: str, real: Any) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            nonlocal seen
-            seen += 1
-            if seen == step:
-                os.kill(os.getpid(), signal.SIGKILL)
-            if slow and name in _SLOW:
-                time.sleep(0.015)
-            return real(*args, **kwargs)
-
-        return call
-
-    for name in _CALLS:
-        setattr(os, name, counting(name, getattr(os, name)))
+    sigkill_at_call(step, before=_slow_disk if slow else None)
     _operate(backend, op, step)
 
 
