@@ -34,9 +34,9 @@ from dq_stores.documents import (
     Query,
     StoredDocument,
 )
+from dq_stores.filesystem import _accel, _restore
 from dq_stores.filesystem import _index as index
-from dq_stores.filesystem import _restore
-from dq_stores.filesystem._checks import IntegrityMixin
+from dq_stores.filesystem._checks import _MAX_LINKED, IntegrityMixin
 from dq_stores.filesystem._errors import translate, translated
 from dq_stores.filesystem._flag import GENERATION, ApplyFlag
 from dq_stores.filesystem._integrity import (
@@ -153,6 +153,8 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         self._readers: dict[tuple[str, str, str], tuple[str, bytes | mmap]] = {}
         self._flags: dict[str, ApplyFlag] = {}
         self._headers = HeaderCache()
+        # the C read of a head (None: pure Python; DQ_FS_NATIVE=0, or not built)
+        self._read_head = _accel.read_head
         # heads checked in place: (ino, dev, record hash, ctime ns)
         self._linked: set[tuple[int, int, bytes, int]] = set()
         self._handles = ProcessHandles()
@@ -307,8 +309,14 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         if entry is None or entry[1][0]:  # first read here, or a writer is applying
             entry = self._read_entry(scope, kind)
         base = f"{entry[0]}/{name_of(key)}"  # Layout.head / Layout.revision, inlined
+        native = self._read_head
         try:
-            data, st = read_linked(base + ".head")
+            if native is None:
+                data, st = read_linked(base + ".head")
+            else:
+                got = native(
+                    base, scope, kind, key, self._linked, _FRESH_MIN, _FRESH_MAX, _MAX_LINKED
+                )
         except FileNotFoundError:
             # history without a head, or a head the index knows: removed, or racing
             if os.path.exists(base + ".r1") or self._known(scope, entry[0], kind, key):
@@ -318,7 +326,6 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
         except OSError as exc:
             raise translate(exc, "get") from exc
-        doc = decode_record(data, scope, kind, key, self._headers)
         # Fast tamper checks, once per version of a head (then a set lookup): the head
         # is a hard link of its own revision file, made head moments after its record
         # was built, and no later revision file exists. A head whose inode changed long
@@ -327,10 +334,20 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         # old copy — or a writer in flight, or a power loss's uncommitted file) sends
         # the read to the lock path, which decides against the index. The key holds
         # the inode's ctime: linking or copying an old revision over the head changes
-        # it, so a rollback to a version seen before is checked again.
-        inode = (st.st_ino, st.st_dev, data[:64], st.st_ctime_ns)
-        if inode not in self._linked:
-            age = st.st_ctime_ns / 1e9 - doc.written_at.timestamp()
+        # it, so a rollback to a version seen before is checked again. ``state`` (see
+        # _native.c): 0 passed before, 1 passed now, 2 a next revision file, 3 to check.
+        if native is not None and len(got) == 4:  # verified and state found in C
+            doc, inode, _mode, state = got
+        else:
+            if native is not None:  # anything unusual: Python decides (and words the error)
+                data, ino, dev, ctime_ns, _mode = got
+            else:
+                ino, dev, ctime_ns = st.st_ino, st.st_dev, st.st_ctime_ns
+            doc = decode_record(data, scope, kind, key, self._headers)
+            inode = (ino, dev, data[:64], ctime_ns)
+            state = 0 if inode in self._linked else 3
+        if state == 3:  # not checked yet (C says so only of a head that is not fresh)
+            age = inode[3] / 1e9 - doc.written_at.timestamp()
             if not _FRESH_MIN <= age <= _FRESH_MAX and (
                 not self._is_linked(base, doc.revision, inode)
                 or not agrees(doc, self._known(scope, entry[0], kind, key))
@@ -342,6 +359,8 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 doc = self._past_head(scope, kind, key, base, doc, inode)
             else:
                 self._remember_linked(inode)
+        elif state == 2:  # fresh, with a next revision file beside it
+            doc = self._past_head(scope, kind, key, base, doc, inode)
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return doc
