@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.support.azurite",
     "tests.support.canary",
     "tests.support.telemetry",  # the `otel` fixture: in-memory span exporter and metric reader
+    "tests.support.fs_read",  # `fs_read_path`: a filesystem test once per get read path (C, Python)
 ]
 
 # Property tests check correctness, not speed: a loaded 2-core CI machine must not

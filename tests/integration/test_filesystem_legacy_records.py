@@ -21,6 +21,9 @@ from dq_stores.documents import ANY, DocumentWrite, IndexEntry, StoredDocument
 from dq_stores.filesystem import FilesystemBackend
 from dq_stores.verify import VerifyCounts, verify
 
+# Each test runs on both get read paths: the C accelerator and pure Python.
+pytestmark = pytest.mark.usefixtures("fs_read_path")
+
 SCOPE = Scope("acme", "prod")
 KIND = "contract"
 

@@ -25,6 +25,9 @@ from dq_stores.filesystem import FilesystemBackend
 from dq_stores.filesystem import backend as fs_backend
 from dq_stores.verify import verify
 
+# Each test runs on both get read paths: the C accelerator and pure Python.
+pytestmark = pytest.mark.usefixtures("fs_read_path")
+
 ACME = Scope("acme", "prod")
 KIND = "contract"
 

@@ -35,6 +35,9 @@ from dq_stores.filesystem._layout import write_new_file
 from dq_stores.filesystem._records import decode_full, encode_record
 from dq_stores.verify import VerifyCounts, verify
 
+# Each test runs on both get read paths: the C accelerator and pure Python.
+pytestmark = pytest.mark.usefixtures("fs_read_path")
+
 ACME = Scope("acme", "prod")
 KIND = "contract"
 

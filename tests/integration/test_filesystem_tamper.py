@@ -39,6 +39,9 @@ from dq_stores.filesystem import FilesystemBackend
 from dq_stores.filesystem._records import encode_record
 from dq_stores.verify import IntegrityProblem, VerifyCounts, verify
 
+# Each test runs on both get read paths: the C accelerator and pure Python.
+pytestmark = pytest.mark.usefixtures("fs_read_path")
+
 ACME = Scope("acme", "prod")
 GLOBEX = Scope("globex", "prod")
 KIND = "contract"

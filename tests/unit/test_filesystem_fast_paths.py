@@ -17,6 +17,9 @@ from dq_stores.filesystem._writes import _ENCODE, encode_intent
 from dq_stores.keys import MAX_KEY_BYTES, encode_key, validate_key
 from dq_stores.testing._helpers import HOSTILE_KEYS
 
+# Each test runs on both get read paths: the C accelerator and pure Python.
+pytestmark = pytest.mark.usefixtures("fs_read_path")
+
 SCOPE = Scope("acme", "prod")
 KIND = "contract"
 

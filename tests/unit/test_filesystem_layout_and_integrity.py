@@ -19,6 +19,9 @@ from dq_stores.filesystem._layout import Layout
 from dq_stores.keys import encode_key
 from dq_stores.testing._helpers import HOSTILE_KEYS
 
+# Each test runs on both get read paths: the C accelerator and pure Python.
+pytestmark = pytest.mark.usefixtures("fs_read_path")
+
 SCOPE = Scope("acme", "prod")
 KIND = "contract"
 _NAME = re.compile(r"\.?[a-z0-9_-]{1,180}\.(head|r[0-9]+|tmp)")

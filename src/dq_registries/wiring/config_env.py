@@ -41,6 +41,7 @@ NON_SETTING_VARIABLES = frozenset(
         DQ_HOME_ENV,  # root of the filesystem default (defaults.default_root)
         "DQ_CONFIG",  # the CLI's --config
         "DQ_DB_URL",  # `dq db --url`
+        "DQ_FS_NATIVE",  # 0: the filesystem get's pure-Python path (dq_stores.filesystem._accel)
         "DQ_QUICKSTART_DIR",  # `dq quickstart`'s working directory
         "DQ_REQUIRE_BACKENDS",  # test suite: fail instead of skipping backend tests
     }

@@ -24,7 +24,7 @@ from typing import Any
 from dq_metadata.scope import Scope
 from dq_stores.documents import IndexEntry, StoredDocument
 
-__all__ = ["ABI", "ReadHead", "read_head"]
+__all__ = ["ABI", "ReadHead", "build", "enabled", "load", "read_head"]
 
 #: The interface version ``_native.c`` must export (bump both together).
 ABI = 1
@@ -36,6 +36,8 @@ ReadHead = Callable[[str, Scope, str, str, set[Any], float, float, int], tuple[A
 DOC_FIELDS = ("scope", "kind", "key", "revision", "body", "sha256", "index", "written_at",
               "deleted")  # fmt: skip
 INDEX_FIELDS = ("fields", "sort_key")
+#: The C source in a checkout (absent from an installed wheel): newer than the build = stale.
+SOURCE = os.path.join(os.path.dirname(__file__), "_native.c")
 
 
 def _stale(reason: str) -> None:
@@ -47,10 +49,14 @@ def _stale(reason: str) -> None:
     )
 
 
-def load() -> ReadHead | None:
-    """The native ``read_head`` if it may be used, else ``None``."""
-    if os.environ.get(ENV, "1").strip().lower() in {"0", "false", "no", "off"}:
-        return None
+def enabled() -> bool:
+    """Whether the environment allows the C path (``DQ_FS_NATIVE`` is not 0/false/no/off)."""
+    return os.environ.get(ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def build() -> ReadHead | None:
+    """The configured native ``read_head`` if it is built and current, else ``None``
+    (a stale build also warns once per call)."""
     try:
         from dq_stores.filesystem import _native
     except ImportError:
@@ -58,9 +64,8 @@ def load() -> ReadHead | None:
     if getattr(_native, "ABI", None) != ABI:
         _stale(f"has ABI {getattr(_native, 'ABI', None)}, this code needs {ABI}")
         return None
-    source = os.path.join(os.path.dirname(__file__), "_native.c")
     try:
-        if os.stat(source).st_mtime > os.stat(_native.__file__).st_mtime:
+        if os.stat(SOURCE).st_mtime > os.stat(_native.__file__).st_mtime:
             _stale("is older than _native.c")
             return None
     except OSError:
@@ -71,6 +76,11 @@ def load() -> ReadHead | None:
             return None
     _native.configure(StoredDocument, DOC_FIELDS, IndexEntry, INDEX_FIELDS, datetime.fromisoformat)
     return _native.read_head
+
+
+def load() -> ReadHead | None:
+    """The native ``read_head`` if it may be used, else ``None``."""
+    return build() if enabled() else None
 
 
 def _plain(cls: type, names: tuple[str, ...]) -> bool:
