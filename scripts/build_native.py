@@ -4,7 +4,7 @@
 
 Reads the extensions from pyproject.toml (``[tool.setuptools] ext-modules``, the
 same list ``pip install`` builds) and compiles each one whose ``.so`` is missing or
-older than its ``.c``. Needs a C compiler, the Python headers and setuptools in
+older than one of its sources. Needs a C compiler, the Python headers and setuptools in
 the running interpreter; without them it says so and exits 0 — the library then
 uses its pure-Python path (see docs/adr/0016-native-head-reads.md).
 """
@@ -36,7 +36,8 @@ def _stale(ext: dict[str, object]) -> bool:
     target = _built(str(ext["name"]))
     if not target.exists():
         return True
-    sources = [ROOT / str(s) for s in ext["sources"]]  # type: ignore[attr-defined]
+    names = [*ext["sources"], *ext.get("depends", [])]  # type: ignore[misc, attr-defined]
+    sources = [ROOT / str(s) for s in names]
     return any(s.stat().st_mtime > target.stat().st_mtime for s in sources)
 
 

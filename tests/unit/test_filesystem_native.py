@@ -290,14 +290,14 @@ def test_a_stale_build_is_not_used_and_says_so(
     newer = tmp_path / "_native.c"
     newer.write_text("/* edited after the build */")
     os.utime(newer, (time.time() + 60, time.time() + 60))
-    monkeypatch.setattr(_accel, "SOURCE", str(newer))
+    monkeypatch.setattr(_accel, "SOURCES", (*_accel.SOURCES, str(newer)))
     with pytest.warns(RuntimeWarning, match="older than _native.c"):
-        assert _accel.load() is None
-    monkeypatch.setattr(_accel, "SOURCE", str(tmp_path / "absent.c"))  # an installed wheel
-    assert _accel.load() is READ_HEAD
+        assert _accel.build() is None
+    monkeypatch.setattr(_accel, "SOURCES", (str(tmp_path / "absent.c"),))  # an installed wheel
+    assert _accel.build() is READ_HEAD
     monkeypatch.setattr(_accel, "ABI", _accel.ABI + 1)
     with pytest.warns(RuntimeWarning, match="ABI"):
-        assert _accel.load() is None
+        assert _accel.build() is None
 
 
 def test_a_document_class_with_other_fields_is_not_built_in_c(
@@ -305,8 +305,8 @@ def test_a_document_class_with_other_fields_is_not_built_in_c(
 ) -> None:
     monkeypatch.setattr(_accel, "DOC_FIELDS", (*_accel.DOC_FIELDS, "mode"))
     with pytest.warns(RuntimeWarning, match="StoredDocument's fields"):
-        assert _accel.load() is None
+        assert _accel.build() is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         monkeypatch.undo()
-        assert _accel.load() is READ_HEAD
+        assert _accel.build() is READ_HEAD

@@ -8,7 +8,7 @@ docs/adr/0016-native-head-reads.md).
 
 ``DQ_FS_NATIVE=0`` in the environment (read at import) forces the Python path.
 A stale build — an extension whose ``ABI`` is not this module's, or (in a source
-checkout) older than its ``_native.c`` — is not used: one ``RuntimeWarning``
+checkout) older than one of its C sources — is not used: one ``RuntimeWarning``
 says so and how to rebuild (``python scripts/build_native.py``).
 """
 
@@ -36,8 +36,11 @@ ReadHead = Callable[[str, Scope, str, str, set[Any], float, float, int], tuple[A
 DOC_FIELDS = ("scope", "kind", "key", "revision", "body", "sha256", "index", "written_at",
               "deleted")  # fmt: skip
 INDEX_FIELDS = ("fields", "sort_key")
-#: The C source in a checkout (absent from an installed wheel): newer than the build = stale.
-SOURCE = os.path.join(os.path.dirname(__file__), "_native.c")
+#: The C sources in a checkout (absent from an installed wheel): newer than the build = stale.
+SOURCES = tuple(
+    os.path.join(os.path.dirname(__file__), name)
+    for name in ("_native.c", "_native_record.c", "_native.h")
+)
 
 
 def _stale(reason: str) -> None:
@@ -64,12 +67,14 @@ def build() -> ReadHead | None:
     if getattr(_native, "ABI", None) != ABI:
         _stale(f"has ABI {getattr(_native, 'ABI', None)}, this code needs {ABI}")
         return None
-    try:
-        if os.stat(SOURCE).st_mtime > os.stat(_native.__file__).st_mtime:
-            _stale("is older than _native.c")
-            return None
-    except OSError:
-        pass  # an installed package: no source beside it
+    built = os.stat(_native.__file__).st_mtime
+    for source in SOURCES:
+        try:
+            if os.stat(source).st_mtime > built:
+                _stale(f"is older than {os.path.basename(source)}")
+                return None
+        except OSError:
+            pass  # an installed package: no source beside it
     for cls, names in ((StoredDocument, DOC_FIELDS), (IndexEntry, INDEX_FIELDS)):
         if not _plain(cls, names):
             _stale(f"does not know {cls.__name__}'s fields (DOC_FIELDS/INDEX_FIELDS)")
