@@ -108,8 +108,9 @@ def verify(
 
     ``counts`` (optional) is updated as the walk goes. ``repair_index=True``
     rebuilds a scope's derived index from its documents after its check found an
-    ``index`` problem (documents are never touched); those scopes are listed in
-    ``counts.repaired``. ``on_scope`` is called before each scope (progress).
+    ``index`` problem (documents are never touched) — or, on the filesystem,
+    superseded revision files that are not sealed (``counts.unsealed``), which the
+    rebuild seals (a ``chmod``); those scopes are listed in ``counts.repaired``. ``on_scope`` is called before each scope (progress).
 
     Raises:
         ValueError: both ``scope`` and ``tenant``.
@@ -123,10 +124,12 @@ def verify(
             on_scope(current)
         counts.scopes += 1
         index_broken = False
+        unsealed = counts.unsealed
         for problem in backend.verify_scope(current, counts):
             counts.problems += 1
             index_broken |= problem.code == "index"
             yield problem
+        index_broken |= counts.unsealed > unsealed  # the filesystem's repair seals them
         if index_broken and repair_index and backend.repair_index(current):
             counts.repaired.append(current)
         if results is not None:

@@ -259,6 +259,8 @@ def test_head_states_fresh_known_next_and_old(tmp_path: Path) -> None:
     os.unlink(f"{base}.r2")
     READ_HEAD(*args, full, -0.05, 1.0, 3)
     assert full == {inode}  # the memo starts again at its limit, like _remember_linked
+    os.chmod(f"{base}.head", 0o444)  # sealed (a superseded revision put back): Python decides
+    assert READ_HEAD(*args, set(), *FRESH)[3] == 3
     backend.close()
 
 

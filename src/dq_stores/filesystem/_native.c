@@ -23,10 +23,11 @@
  *   (document, inode, st_mode, state)            -- 4 items: a verified head, or
  *   (data, st_ino, st_dev, st_ctime_ns, st_mode)  -- 5 items: decode in Python.
  * inode is (st_ino, st_dev, record hash bytes, st_ctime_ns). state: 0 inode is in
- * the set `linked` (checked before); 1 the head is fresh (its inode changed within
- * [fresh_min, fresh_max] s of the record's write) and <base>.r<revision+1> does
- * not exist -- inode was added to `linked` (cleared first at max_linked items);
- * 2 fresh, but that next revision file exists; 3 not fresh: Python checks it.
+ * the set `linked` (checked before); 1 the head is writable by its owner (not
+ * sealed), fresh (its inode changed within [fresh_min, fresh_max] s of the
+ * record's write) and <base>.r<revision+1> does not exist -- inode was added to
+ * `linked` (cleared first at max_linked items); 2 writable and fresh, but that next
+ * revision file exists; 3 sealed or not fresh: Python checks it.
  * OSError (ENOENT: FileNotFoundError) carries the head's path.
  *
  * ABI (_native.h) must equal _accel.ABI: bump both when the call or its result

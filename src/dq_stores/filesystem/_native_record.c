@@ -277,8 +277,8 @@ dq_parse_head(const char *buf, Py_ssize_t len, PyObject *const *args, const stru
             goto done;
         }
         double age = (double)CTIME_NS(st) / 1e9 - ts;
-        state = 3;
-        if (fresh_min <= age && age <= fresh_max) {
+        state = 3; /* sealed (no owner-write bit: ADR 0002, "Seals") or not fresh */
+        if ((st->st_mode & S_IWUSR) && fresh_min <= age && age <= fresh_max) {
             char next[PATH_MAX];
             memcpy(next, path, base_len);
             snprintf(next + base_len, 24, ".r%lld", revision + 1);

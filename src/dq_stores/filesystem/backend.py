@@ -77,6 +77,8 @@ _MAX_CACHED_DIRS = 4096
 #: built is the link its writer made: no ``stat`` of its revision file needed.
 _FRESH_MIN, _FRESH_MAX = -0.05, 1.0
 _access, _F_OK = os.access, os.F_OK
+#: A head without it is sealed: a superseded revision file (ADR 0002, "Seals").
+_S_IWUSR = 0o200
 _IDLE = b"\x00"  # the flag of a scope that does not exist yet: nothing to wait for
 
 
@@ -334,21 +336,26 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         # old copy — or a writer in flight, or a power loss's uncommitted file) sends
         # the read to the lock path, which decides against the index. The key holds
         # the inode's ctime: linking or copying an old revision over the head changes
-        # it, so a rollback to a version seen before is checked again. ``state`` (see
-        # _native.c): 0 passed before, 1 passed now, 2 a next revision file, 3 to check.
+        # it, so a rollback to a version seen before is checked again. A head without
+        # the owner-write bit is sealed — a superseded revision put back, or (a race)
+        # the old head a writer sealed after moving past it: decided under the lock.
+        # ``state`` (see _native.c): 0 passed before, 1 passed now (fresh, writable, no
+        # next revision file), 2 fresh and writable with a next revision file, 3 to check.
         if native is not None and len(got) == 4:  # verified and state found in C
-            doc, inode, _mode, state = got
+            doc, inode, mode, state = got
         else:
             if native is not None:  # anything unusual: Python decides (and words the error)
-                data, ino, dev, ctime_ns, _mode = got
+                data, ino, dev, ctime_ns, mode = got
             else:
-                ino, dev, ctime_ns = st.st_ino, st.st_dev, st.st_ctime_ns
+                ino, dev, ctime_ns, mode = st.st_ino, st.st_dev, st.st_ctime_ns, st.st_mode
             doc = decode_record(data, scope, kind, key, self._headers)
             inode = (ino, dev, data[:64], ctime_ns)
             state = 0 if inode in self._linked else 3
-        if state == 3:  # not checked yet (C says so only of a head that is not fresh)
+        if state == 3:  # not checked yet (C says so of a sealed or not fresh head)
             age = inode[3] / 1e9 - doc.written_at.timestamp()
-            if not _FRESH_MIN <= age <= _FRESH_MAX and (
+            if not mode & _S_IWUSR:
+                doc = self._settled_head(scope, kind, key).doc  # raises if still sealed
+            elif not _FRESH_MIN <= age <= _FRESH_MAX and (
                 not self._is_linked(base, doc.revision, inode)
                 or not agrees(doc, self._known(scope, entry[0], kind, key))
             ):
