@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -41,7 +41,7 @@ from dq_stores.azure_blob._client import (
     container_missing,
     make_service_client,
 )
-from dq_stores.azure_blob._clock import ServiceClock
+from dq_stores.azure_blob._clock import HookedClient, ServiceClock
 from dq_stores.azure_blob._commit import CommitMixin
 from dq_stores.azure_blob._commit import _head_metadata as head_metadata
 from dq_stores.azure_blob._layout import Layout, order_name
@@ -129,6 +129,10 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
             self._owns_client = False
         self._service = client
         self._container: ContainerClient = client.get_container_client(container)
+        if not self._owns_client:
+            # No hook of ours on the caller's client: one on each of our requests, so a
+            # reader that has not written learns the service clock too (ADR 0004).
+            self._container = cast(ContainerClient, HookedClient(self._container, self._clock))
         self._max_workers = max_workers
         self._lease = float(commit_lease)
         self._pool: Pool | None = None
@@ -573,10 +577,9 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
         )
         metadata = head_metadata(doc)
         with azure_errors(f"writing {doc.kind} {doc.key!r} in {doc.scope}"):
-            done = self._container.get_blob_client(name).upload_blob(
+            self._container.get_blob_client(name).upload_blob(
                 record.to_bytes(), overwrite=True, metadata=metadata, **conditions
             )
-        self._clock.observe(done.get("date"))  # a client we did not build has no hook
 
     def _retire(self, scope: Scope, kind: str, old: HeadRecord, new: dict[str, str]) -> None:
         base = self._layout.base(scope, kind)
