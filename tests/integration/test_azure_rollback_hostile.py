@@ -391,57 +391,6 @@ def test_a_key_written_after_a_restore_died_has_a_clean_history(
         assert not list(verify(app, scope=ACME))
 
 
-def test_a_restore_into_revision_blobs_left_before_empty_heads_replaces_them(
-    azure_connection_string: str, azure_container: str, raw: ContainerClient
-) -> None:
-    """Revision blobs with no head and no empty head (a restore before this scheme
-    died): a restore of the key deletes them and writes its own history."""
-    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as old:
-        old.restore_many(ACME, KIND, [("m1", _history("m1", 4))])
-    raw.delete_blob("acme/prod/contract/h/m1")  # as if its head write never happened
-    for blob in raw.list_blobs(name_starts_with="acme/prod/contract/r/m1/"):
-        client = raw.get_blob_client(blob.name)
-        client.set_blob_metadata({})  # as written before: no restore id
-    time.sleep(1.1)  # their Last-Modified precedes the next claim
-    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as app:
-        app.restore_many(ACME, KIND, [("m1", _history("m1", 2))])
-        assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2]
-        app.put(ACME, KIND, write("m1", "next"), ANY)
-        assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2, 3]
-        assert not list(verify(app, scope=ACME))
-
-
-def test_a_write_waits_for_a_live_restore_instead_of_clearing_it(
-    azure_connection_string: str, azure_container: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A restore slower than nothing but within the lease is waited for, not cleared:
-    the writer's put lands on top of the restored history."""
-    from dq_stores.azure_blob import _restore
-
-    upload = _restore.RestoreMixin._upload_revision
-    started = threading.Event()
-
-    def slow_upload(self: Any, *args: Any) -> None:
-        started.set()
-        time.sleep(1.5)
-        upload(self, *args)
-
-    monkeypatch.setattr(_restore.RestoreMixin, "_upload_revision", slow_upload)
-    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as dest:
-        thread = threading.Thread(
-            target=dest.restore_many, args=(ACME, KIND, [("m1", _history("m1", 3))])
-        )
-        thread.start()
-        assert started.wait(20)
-        with AzureBlobBackend(
-            azure_container, connection_string=azure_connection_string, commit_lease=20.0
-        ) as app:
-            assert app.put(ACME, KIND, write("m1", "after"), ANY).revision == 4
-        thread.join(30)
-        assert [d.revision for d in dest.history(ACME, KIND, "m1")] == [1, 2, 3, 4]
-        assert not list(verify(dest, scope=ACME))
-
-
 # -- misses ------------------------------------------------------------------------------
 GAP = 3.2
 
