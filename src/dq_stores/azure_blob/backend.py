@@ -92,9 +92,11 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
 
     Give exactly one of ``connection_string`` (Azurite, keys) or ``account_url``
     (with ``credential``, default ``DefaultAzureCredential``), or a ready ``client``
-    (which the caller then owns and closes). ``commit_lease`` (seconds): how long a
-    multi-document commit may stay pending before another writer that needs one of
-    its documents aborts it (its writer is then presumed dead).
+    (which the caller then owns and closes; it is not changed — each request the
+    backend makes on it carries a per-operation response hook, for the service
+    clock). ``commit_lease`` (seconds): how long a multi-document commit, or a
+    restore's claim on a key, may stay pending before another writer that needs one
+    of its documents aborts or clears it (its writer is then presumed dead).
     """
 
     def __init__(
