@@ -53,7 +53,13 @@ from pydantic_settings import (
 
 from dq_metadata.errors import MisconfiguredError, Problem, ValidationError
 from dq_registries.wiring.config_checks import check_settings, results_default
-from dq_registries.wiring.config_env import check_environment, malformed_env_message, sources_of
+from dq_registries.wiring.config_env import (
+    check_environment,
+    malformed_env_message,
+    redact_setting,
+    redact_url,
+    sources_of,
+)
 from dq_registries.wiring.defaults import default_root
 from dq_registries.wiring.plugins import BackendRegistry
 from dq_registries.yaml12 import load_yaml
@@ -88,6 +94,12 @@ DOCUMENT_GROUPS = (("contracts", "job_definitions", "action_profiles"), ("job_ru
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # a URL setting may carry a password or a SAS (``account_url=…?sv=…&sig=…``,
+        # ``sqlite.url=…?password=…``): str/repr show where, never how to log in
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if isinstance(value, str) else value
 
 
 class FilesystemSettings(_Section):
@@ -193,6 +205,11 @@ class DQSettings(BaseSettings):
     contracts: ContractsSettings = ContractsSettings()
     results: ResultsSettings = ResultsSettings()
     _backends: BackendRegistry | None = PrivateAttr(default=None)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # plug-in sections are free-form: their secrets are masked as `dq config show` does
+        for name, value in super().__repr_args__():
+            yield name, redact_setting(name, value) if name == "plugins" else value
 
     @classmethod
     def settings_customise_sources(
