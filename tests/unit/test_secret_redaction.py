@@ -7,7 +7,7 @@ import traceback
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dq_metadata.errors import DQError
@@ -98,3 +98,22 @@ def test_the_filter_redacts_exception_text() -> None:
     RedactingFilter().filter(record)
     assert record.exc_text is not None
     assert "K3yK3yK3y" not in record.exc_text
+
+
+@settings(max_examples=20, deadline=None)
+@given(secret=secrets, field=st.sampled_from(["sslmode", "hostaddr"]))
+def test_a_driver_message_quoting_the_password_is_scrubbed_in_the_whole_chain(
+    secret: str, field: str
+) -> None:
+    """libpq echoes an invalid ``sslmode``/``hostaddr``; when that value is the password
+    (pasted into the wrong parameter), the chained driver exceptions must not show it."""
+    encoded = quote(secret, safe="")
+    with pytest.raises(DQError) as caught:
+        SqlBackend(
+            f"postgresql+psycopg://app:{encoded}@127.0.0.1:1/db?{field}={encoded}",
+            connect_timeout=1,
+            retry_attempts=1,
+        )
+    shown = "".join(traceback.format_exception(caught.value))
+    assert secret not in shown
+    assert encoded not in shown
