@@ -50,7 +50,8 @@ _SECRET_NAME = re.compile(
 )
 # the password runs to the *last* ``@`` of the authority: an unencoded ``@`` in a
 # password (``user:p@ss@host``) must not leave its tail readable as the host
-_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s?#]*:)[^\s/?#]*(?=@)", re.I)
+# (one slash too: a URL given where a path is expected comes back as ``scheme:/u:pw@h``)
+_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*:/{1,2}[^:/@\s?#]*:)[^\s/?#]*(?=@)", re.I)
 # A value as written after ``=`` or ``:``: quoted (libpq DSN, JSON, Python repr, with
 # backslash escapes) or bare, up to a query / connection-string / word separator.
 _VALUE = r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^&;\s"'<>]*"""

@@ -63,6 +63,7 @@ from dq_registries.wiring.config_env import (
 from dq_registries.wiring.defaults import default_root
 from dq_registries.wiring.plugins import BackendRegistry
 from dq_registries.yaml12 import load_yaml
+from dq_stores._redact import redact
 
 __all__ = [
     "DOCUMENT_GROUPS",
@@ -318,7 +319,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise MisconfiguredError(f"config file not found: {path}") from None
+        raise MisconfiguredError(f"config file not found: {redact(str(path))}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MisconfiguredError(
             f"cannot read config file {path}: {exc.__class__.__name__}"
