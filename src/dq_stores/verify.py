@@ -127,7 +127,11 @@ def verify(
     ``counts`` (optional) is updated as the walk goes. ``repair_index=True``
     rebuilds a scope's derived index from its documents after its check found an
     ``index`` problem (documents are never touched); those scopes are listed in
-    ``counts.repaired``. ``on_scope`` is called before each scope (progress).
+    ``counts.repaired``. A scope whose check also found a damaged record
+    (``record``) is not rebuilt but listed in ``counts.not_repaired``: a rebuilt
+    index would leave the record out, and queries, counts and exports that now
+    raise ``IntegrityError`` on it would skip it silently. ``on_scope`` is called
+    before each scope (progress).
 
     Raises:
         ValueError: both ``scope`` and ``tenant``.
@@ -140,13 +144,17 @@ def verify(
         if on_scope is not None:
             on_scope(current)
         counts.scopes += 1
-        index_broken = False
+        index_broken = damaged = False
         for problem in backend.verify_scope(current, counts):
             counts.problems += 1
             index_broken |= problem.code == "index"
+            damaged |= problem.code == "record"
             yield problem
-        if index_broken and repair_index and backend.repair_index(current):
-            counts.repaired.append(current)
+        if index_broken and repair_index:
+            if damaged:  # a rebuilt index would drop them: reads would stop raising
+                counts.not_repaired.append(current)
+            elif backend.repair_index(current):
+                counts.repaired.append(current)
         if results is not None:
             for problem in _verify_results(backend, current, results, counts):
                 counts.problems += 1
