@@ -135,7 +135,7 @@ def _mask_pair(match: re.Match[str]) -> str:
     quote = value[:1] if value[:1] in ("'", '"') else ""
     body = value[len(quote) :]
     for text in (body, unquote_plus(body)):  # as written, or as a URL's query value
-        inner = _OPTION.sub(_mask_option, text)
+        inner = _OPTION.sub(_mask_option, _PAIR.sub(_mask_pair, text))
         if MASK in inner:
             return head + quote + inner
     return match[0]
@@ -193,6 +193,8 @@ def install_log_redaction() -> None:
     whose connection pool prints request lines with the SAS ``sig=`` at DEBUG —,
     ``sqlalchemy``, ``psycopg``) and to the known leaf loggers. Records are
     rewritten, never dropped, so every handler downstream gets the redacted text.
+    Loggers of those trees created later (modules the SDKs import lazily) are
+    covered by a log-record factory that redacts their records as they are made.
 
     Also narrows the Azure SDK's ``HttpLoggingPolicy`` allow-lists so that no
     credential-bearing query parameter or header is ever allow-listed: the SDK
@@ -205,7 +207,30 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
+    _install_record_factory()
     _narrow_azure_http_logging()
+
+
+_FACTORY_MARK = "_dq_redacting"
+
+
+def _install_record_factory() -> None:
+    """Redact every record of the trees as it is made, whatever its logger: a filter
+    is per logger, and the SDKs create loggers when they import a module lazily
+    (after this ran), whose records would reach the root handlers untouched."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, _FACTORY_MARK, False):
+        return
+    redacting = RedactingFilter()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _in_trees(record.name):
+            redacting.filter(record)
+        return record
+
+    setattr(factory, _FACTORY_MARK, True)
+    logging.setLogRecordFactory(factory)
 
 
 def _narrow_azure_http_logging() -> None:

@@ -53,6 +53,8 @@ FORMS: list[Callable[[str, str], tuple[str, str]]] = [
     lambda n, s: (f"https://h/p?a=1&{n}%3D{quote(s, safe='')}", quote(s, safe="")),
     lambda n, s: (f"/db?options={quote(f'-c {n}={s}', safe='')}", quote(s, safe="")),
     lambda n, s: (f"host=db options='-c {n}={s.replace(chr(39), '')} -c x=y'", s.replace("'", "")),
+    lambda n, s: (f"url='https://h/p?a=1&{n}={quote(s, safe='')}'", quote(s, safe="")),
+    lambda n, s: (repr({"url": f"https://h/p?{n}={quote(s, safe='')}&b=2"}), quote(s, safe="")),
     lambda n, s: (repr({n: s}), s),
     lambda n, s: (json.dumps({n: s, "host": "db"}), json.dumps(s)[1:-1]),
 ]
