@@ -69,6 +69,10 @@ class VerifyCounts:
     #: uncommitted revision files an interrupted write left (a power loss lost its
     #: note): not problems — never part of history, replaced by the key's next write
     interrupted: int = 0
+    #: superseded filesystem revision files that are not sealed (written before
+    #: seals, or a writer stopped between its head move and its seal): not problems;
+    #: ``repair_index`` seals them
+    unsealed: int = 0
     problems: int = 0
     repaired: list[Scope] = field(default_factory=list)
     #: scopes whose index ``repair_index`` left alone: they hold damaged records,

@@ -126,12 +126,13 @@ def verify(
 
     ``counts`` (optional) is updated as the walk goes. ``repair_index=True``
     rebuilds a scope's derived index from its documents after its check found an
-    ``index`` problem (documents are never touched); those scopes are listed in
-    ``counts.repaired``. A scope whose check also found a damaged record
-    (``record``) is not rebuilt but listed in ``counts.not_repaired``: a rebuilt
-    index would leave the record out, and queries, counts and exports that now
-    raise ``IntegrityError`` on it would skip it silently. ``on_scope`` is called
-    before each scope (progress).
+    ``index`` problem (documents are never touched) — or, on the filesystem,
+    superseded revision files that are not sealed (``counts.unsealed``), which the
+    rebuild seals (a ``chmod``); those scopes are listed in ``counts.repaired``. A
+    scope whose check also found a damaged record (``record``) is not rebuilt but
+    listed in ``counts.not_repaired``: a rebuilt index would leave the record out,
+    and queries, counts and exports that now raise ``IntegrityError`` on it would
+    skip it silently. ``on_scope`` is called before each scope (progress).
 
     Raises:
         ValueError: both ``scope`` and ``tenant``.
@@ -145,11 +146,13 @@ def verify(
             on_scope(current)
         counts.scopes += 1
         index_broken = damaged = False
+        unsealed = counts.unsealed
         for problem in backend.verify_scope(current, counts):
             counts.problems += 1
             index_broken |= problem.code == "index"
             damaged |= problem.code == "record"
             yield problem
+        index_broken |= counts.unsealed > unsealed  # the filesystem's repair seals them
         if index_broken and repair_index:
             if damaged:  # a rebuilt index would drop them: reads would stop raising
                 counts.not_repaired.append(current)

@@ -16,7 +16,17 @@ from typing import Any
 __all__ = ["STEP_CALLS", "sigkill_at_call"]
 
 #: The ``os`` functions a filesystem write's steps go through.
-STEP_CALLS = ("pwrite", "fsync", "link", "replace", "ftruncate", "unlink", "rename")
+STEP_CALLS = (
+    "pwrite",
+    "fsync",
+    "link",
+    "replace",
+    "ftruncate",
+    "unlink",
+    "rename",
+    "chmod",
+    "fchmod",
+)
 
 
 def sigkill_at_call(

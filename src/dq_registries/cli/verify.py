@@ -4,6 +4,7 @@
     dq verify --tenant acme         # every environment of one tenant
     dq verify -t acme -e prod       # one scope
     dq verify --repair-index        # also rebuild indexes that disagree with the documents
+                                    # (filesystem: and seal unsealed superseded revisions)
     dq verify --json                # one JSON object for scripts (no progress bar)
 
 Prints one line per problem and a summary; exits 1 when anything is wrong (an
@@ -50,7 +51,8 @@ _RepairOpt = Annotated[
     typer.Option(
         "--repair-index",
         help="Rebuild the derived indexes of scopes whose index disagrees with their "
-        "documents (documents are never changed; a scope holding a damaged record is "
+        "documents, and seal superseded filesystem revision files found unsealed "
+        "(document contents are never changed; a scope holding a damaged record is "
         "left alone, so reads keep failing on it instead of skipping it).",
     ),
 ]
@@ -113,6 +115,12 @@ def verify_command(
                 "interrupted write (a power loss); not part of any history, replaced by "
                 "the key's next write"
             )
+        if summary["unsealed"]:
+            typer.echo(
+                f"note: {summary['unsealed']} superseded revision file(s) not sealed "
+                "(written before seals, or a write stopped between its head move and its "
+                "seal); `dq verify --repair-index` seals them"
+            )
     if summary["problems"]:
         raise typer.Exit(code=1)
 
@@ -163,6 +171,7 @@ def _run(
         "results": counts.results,
         "legacy_records": counts.legacy_records,
         "interrupted": counts.interrupted,
+        "unsealed": counts.unsealed,
         "problems": counts.problems,
         "repaired": [str(s) for s in counts.repaired],
         "not_repaired": [str(s) for s in counts.not_repaired],

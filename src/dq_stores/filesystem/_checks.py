@@ -26,8 +26,9 @@ from dq_stores.filesystem._integrity import (
     disagreement,
     headless_first,
     indexed_revision,
+    sealed_head,
 )
-from dq_stores.filesystem._layout import Layout, read_file
+from dq_stores.filesystem._layout import Layout, read_file, read_linked, sealed
 from dq_stores.filesystem._process import ProcessHandles
 from dq_stores.filesystem._records import Record, decode_full
 from dq_stores.filesystem._recovery import replay_intent
@@ -85,8 +86,9 @@ class IntegrityMixin:
 
     def _settled_head(self, scope: Scope, kind: str, key: str) -> Record:
         """The head, read under the scope lock with no writer in flight, which must
-        then agree with the index exactly. Raises ``IntegrityError`` otherwise, and
-        ``NotFoundError`` for a key that has neither.
+        then agree with the index exactly, be neither a sealed (superseded) revision
+        file nor a copy of one (its revision file sealed). Raises ``IntegrityError``
+        otherwise, and ``NotFoundError`` for a key that has neither.
 
         A dead writer's note is replayed first as a reader does it
         (``replay_intent(reader=True)``): a journal is rolled forward only if the
@@ -107,7 +109,8 @@ class IntegrityMixin:
                 replay_intent(conn, scope, scope_dir, lock_fd, flag, reader=True)
                 known = indexed_revision(conn, kind, key)
                 try:
-                    head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
+                    data, st = read_linked(Layout.head(kind_dir, key))
+                    head = decode_full(data, scope, kind, key)
                 except FileNotFoundError:
                     if known:
                         raise IntegrityError(disagreement(scope, kind, key, None, known)) from None
@@ -118,12 +121,17 @@ class IntegrityMixin:
                                 f"{kind} {key!r} in {scope}: its head was removed ({why})"
                             ) from None
                     raise NotFoundError(f"{kind} {key!r} not found in {scope}") from None
+                revision = head.doc.revision
+                if sealed(st.st_mode):  # still sealed under the lock: not a writer's race
+                    raise IntegrityError(sealed_head(scope, kind, key, revision))
                 if not agrees(head.doc, known):
                     raise IntegrityError(disagreement(scope, kind, key, head.doc, known))
-                newest = self._read_record(scope, kind, kind_dir, key, head.doc.revision)
+                newest, newest_mode = self._read_sealed(scope, kind, kind_dir, key, revision)
+                if sealed(newest_mode):  # the head is a writable copy of a superseded one
+                    what = f"its revision file {Layout.revision(kind_dir, key, revision)!r}"
+                    raise IntegrityError(sealed_head(scope, kind, key, revision, what))
                 if newest.digest != head.digest:
                     raise IntegrityError(f"{kind} {key!r}: the head is not its newest revision")
-                revision = head.doc.revision
                 if os.path.exists(Layout.revision(kind_dir, key, revision + 1)):
                     why = beyond_head(scope, kind, kind_dir, key, head, known)
                     if why is not None:  # else an interrupted write's leftover: not committed
@@ -150,10 +158,23 @@ class IntegrityMixin:
         """The head, fully verified and agreeing with the index (``_settled_head`` if not)."""
         known = self._known(scope, kind_dir, kind, key)
         try:
-            head = decode_full(read_file(Layout.head(kind_dir, key)), scope, kind, key)
+            data, st = read_linked(Layout.head(kind_dir, key))
         except FileNotFoundError:
             return self._settled_head(scope, kind, key)
-        return head if agrees(head.doc, known) else self._settled_head(scope, kind, key)
+        head = decode_full(data, scope, kind, key)
+        if agrees(head.doc, known) and not sealed(st.st_mode):
+            return head
+        return self._settled_head(scope, kind, key)  # a sealed head: raises unless it moved
+
+    def _read_sealed(
+        self, scope: Scope, kind: str, kind_dir: str, key: str, revision: int
+    ) -> tuple[Record, int]:
+        """Revision ``revision``'s record and its file's ``st_mode``."""
+        try:
+            data, st = read_linked(Layout.revision(kind_dir, key, revision))
+        except FileNotFoundError:
+            raise IntegrityError(f"{kind} {key!r}: revision {revision} is missing") from None
+        return decode_full(data, scope, kind, key), st.st_mode
 
     def _read_record(
         self, scope: Scope, kind: str, kind_dir: str, key: str, revision: int
@@ -208,7 +229,8 @@ class IntegrityMixin:
 
     def repair_index(self, scope: Scope) -> bool:
         """Rebuild ``scope``'s index from its valid head files (one transaction);
-        damaged records stay out of it. No document file is written."""
+        damaged records stay out of it. No document file is written; superseded
+        revision files that are not sealed are sealed (a ``chmod``: ADR 0002, "Seals")."""
         if not isinstance(scope, Scope):
             raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
         scope_dir = self._layout.scope_dir(scope)
@@ -225,7 +247,10 @@ class IntegrityMixin:
                 replay_intent(conn, scope, scope_dir, lock_fd, self._flags[scope_dir])
                 with index.transaction(conn):
                     index.clear(conn)
-                    for _problem in derive_index(conn, scope, scope_dir, VerifyCounts()):
+                    derived = derive_index(
+                        conn, scope, scope_dir, VerifyCounts(), seal_superseded=True
+                    )
+                    for _problem in derived:
                         pass
         return True
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dq_metadata.errors import IntegrityError
 from dq_metadata.scope import Scope
 from dq_stores.documents import FieldFilter, StoredDocument
-from dq_stores.filesystem._layout import Layout, read_file
+from dq_stores.filesystem._layout import Layout, read_file, sealed
 from dq_stores.filesystem._records import Record, decode_full
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "headless_first",
     "indexed_revision",
     "linked_after_write",
+    "sealed_head",
 ]
 
 _SELECT = "SELECT revision FROM heads WHERE kind = ? AND key = ?"
@@ -65,6 +66,21 @@ def disagreement(scope: Scope, kind: str, key: str, doc: StoredDocument | None, 
         f"{kind} {key!r} in {scope}: {head} but the index knows revision {known} — a "
         "rolled-back or removed head file, or an edited index; run `dq verify` to see "
         "which (`dq verify --repair-index` rebuilds the index if the files are intact)"
+    )
+
+
+def sealed_head(scope: Scope, kind: str, key: str, revision: int, what: str = "head") -> str:
+    """The message for a head that is a sealed (superseded) revision file — ``what``
+    names the file found sealed (the head, or the revision file it must be a link of).
+    Writers seal a revision file only after the head moved past it (ADR 0002,
+    "Seals"), so a sealed inode as the head is an old revision put back."""
+    return (
+        f"{kind} {key!r} in {scope}: the head (revision {revision}) is a superseded "
+        f"revision — {what} is sealed (no write permission), as every revision file is "
+        "once a later revision replaced it: a rolled-back head (an older revision "
+        "linked, moved or copied over the head); run `dq verify`. If the store's files "
+        "were made read-only on purpose, give the owner write permission on the "
+        "head files back (`chmod u+w`)"
     )
 
 
@@ -214,6 +230,16 @@ def headless_first(scope: Scope, kind: str, kind_dir: str, key: str, known: int)
     return _was_linked(kind_dir, key, 1)
 
 
+def _mode(*paths: str) -> int:
+    """``st_mode`` of the first of ``paths`` that exists (-1: none does)."""
+    for path in paths:
+        try:
+            return os.stat(path).st_mode
+        except FileNotFoundError:
+            continue
+    return -1
+
+
 def check_writable(
     conn: sqlite3.Connection,
     scope: Scope,
@@ -228,9 +254,18 @@ def check_writable(
 
     A revision file already there is replaced by the write — right for an interrupted
     write's leftover, but a committed one means the head was rolled back, and writing
-    over it would destroy that revision and every trace of the rollback. Raises
-    ``IntegrityError`` then (nothing written). One ``access`` when there is none.
+    over it would destroy that revision and every trace of the rollback. So would a
+    write over a head whose revision file ``<name>.r<head>`` (or, moved away, the head
+    itself) is sealed — a superseded revision linked, moved or copied back —, whatever
+    else is gone. Raises ``IntegrityError`` then (nothing written). One ``stat`` and
+    one ``access`` when all is well.
     """
+    if head and sealed(_mode(Layout.revision(kind_dir, key, head), Layout.head(kind_dir, key))):
+        raise IntegrityError(
+            f"{kind} {key!r} in {scope}: not written — the head's revision {head} is a "
+            "sealed, superseded revision file: a rolled-back or removed head; run "
+            "`dq verify`"
+        )
     if not os.path.exists(Layout.revision(kind_dir, key, head + 1)):
         return
     known = indexed_revision(conn, kind, key)

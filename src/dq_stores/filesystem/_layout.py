@@ -11,6 +11,10 @@
             .<name>.tmp            a write in progress (removed by recovery)
             .<name>.x<N>           revision N of a history replace, staged (``_replace``)
 
+A revision file is created owner-writable and **sealed** (every write bit
+cleared, :func:`seal`) once a later revision superseded it: a head whose file
+has no owner-write bit is an old revision put back (a rollback; ADR 0002).
+
 ``<name>`` is :func:`dq_stores.keys.encode_key` of the key: only ``[a-z0-9_-]``,
 never ``.``, so suffixes cannot be confused and no name can leave its directory.
 """
@@ -21,6 +25,7 @@ import ctypes
 import ctypes.util
 import os
 import re
+import stat
 from functools import lru_cache
 
 from dq_metadata.errors import InvalidScopeError
@@ -34,6 +39,8 @@ __all__ = [
     "name_of",
     "read_file",
     "read_linked",
+    "seal",
+    "sealed",
     "sync_filesystem",
     "write_file",
     "write_new_file",
@@ -45,6 +52,10 @@ _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 _O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+_S_IWUSR = stat.S_IWUSR
+_WRITE_BITS = 0o222
+_S_IMODE, _S_ISREG = stat.S_IMODE, stat.S_ISREG
 
 name_of = lru_cache(maxsize=65536)(encode_key)
 
@@ -116,10 +127,44 @@ def read_linked(path: str) -> tuple[bytes, os.stat_result]:
         os.close(fd)
 
 
+def sealed(mode: int) -> bool:
+    """Whether a file of ``st_mode`` ``mode`` is sealed: no owner-write bit."""
+    return not mode & _S_IWUSR
+
+
+def seal(path: str) -> bool:
+    """Seal the superseded revision file ``path``: clear its write bits (the content
+    is untouched). ``True`` if it was unsealed; ``False`` if it is gone, sealed
+    already or not a regular file. An ``lstat`` and a ``chmod``: writers call it
+    once per superseded revision, after the head moved past it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not _S_ISREG(st.st_mode) or not st.st_mode & _WRITE_BITS:
+        return False
+    os.chmod(path, _S_IMODE(st.st_mode) & ~_WRITE_BITS)
+    return True
+
+
+def _set_mode(fd: int, *, sealed: bool) -> None:
+    """Before the first byte is written (so ctime and mtime stay one clock reading):
+    seal the new file, or make sure the owner may write it — a umask that strips
+    the owner-write bit (``0o2xx``) would make every new revision read as sealed."""
+    mode = os.fstat(fd).st_mode
+    if sealed:
+        if mode & _WRITE_BITS:
+            os.fchmod(fd, _S_IMODE(mode) & ~_WRITE_BITS)
+    elif not mode & _S_IWUSR:
+        os.fchmod(fd, _S_IMODE(mode) | _S_IWUSR)
+
+
 def write_file(path: str, data: bytes, *, sync: bool = True) -> None:
-    """Create/truncate ``path`` with ``data``, fsynced unless ``sync`` is False."""
+    """Create/truncate ``path`` (owner-writable) with ``data``, fsynced unless
+    ``sync`` is False."""
     fd = os.open(path, _O_WRITE, 0o644)
     try:
+        _set_mode(fd, sealed=False)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
@@ -129,16 +174,19 @@ def write_file(path: str, data: bytes, *, sync: bool = True) -> None:
         os.close(fd)
 
 
-def write_new_file(path: str, data: bytes, *, sync: bool = True) -> None:
+def write_new_file(path: str, data: bytes, *, sync: bool = True, sealed: bool = False) -> None:
     """Like :func:`write_file`, always as a new inode: an existing ``path`` (the
     leftover of a write that died; never a committed file) is unlinked first, so
-    no other name that might share its inode is ever modified."""
+    no other name that might share its inode is ever modified. ``sealed``: a
+    revision that will never be a head (a restored or replaced history's older
+    revisions) is created sealed."""
     try:
         fd = os.open(path, _O_CREATE, 0o644)
     except FileExistsError:
         os.unlink(path)
         fd = os.open(path, _O_CREATE, 0o644)
     try:
+        _set_mode(fd, sealed=sealed)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]

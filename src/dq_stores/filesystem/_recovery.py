@@ -8,7 +8,10 @@ an intent if one of its revision files is missing or damaged and no head has
 moved yet (a power loss with ``durability="process"``); a history replace
 is rolled forward from its ``replace`` journal or, if it died staging — or the
 journal names a staged file that is missing or damaged and nothing was swapped
-yet —, its staged files are deleted (``_replace``). ``rebuild`` derives the whole index from the head files; it runs
+yet —, its staged files are deleted (``_replace``). Settling and rolling forward
+also seal the revision file each named head superseded (a writer that died
+between its head move and its seal). ``rebuild`` derives the whole index from
+the head files (sealing each head's predecessor on the way); it runs
 for a new or deleted index and after a reboot, when SQLite commits made with
 ``synchronous=NORMAL`` may not have reached the disk.
 """
@@ -26,7 +29,14 @@ from dq_metadata.scope import ID_PATTERN, Scope
 from dq_stores.documents import StoredDocument
 from dq_stores.filesystem import _index as index
 from dq_stores.filesystem._flag import ApplyFlag
-from dq_stores.filesystem._layout import Layout, fsync_dir, name_of, read_file
+from dq_stores.filesystem._layout import (
+    Layout,
+    fsync_dir,
+    name_of,
+    read_file,
+    read_linked,
+    sealed,
+)
 from dq_stores.filesystem._records import decode_record
 from dq_stores.filesystem._replace import apply_replacements, check_replacements, discard_staged
 from dq_stores.filesystem._writes import (
@@ -36,6 +46,7 @@ from dq_stores.filesystem._writes import (
     link_revision,
     move_head,
     read_note,
+    seal_superseded,
 )
 
 __all__ = ["boot_id", "open_scope", "rebuild", "replay_intent"]
@@ -236,6 +247,8 @@ def _roll_forward(
         _discard(Layout.temp(f"{scope_dir}/docs/{kind}", key))
     for kind_dir in sorted(dirs):
         fsync_dir(kind_dir)
+    for kind, key, revision in intents:  # the writer may have died before its seals
+        seal_superseded(f"{scope_dir}/docs/{kind}", key, revision)
     with index.transaction(conn):
         for kind, doc in heads:
             index.set_head(conn, kind, doc.key, doc.revision, None if doc.deleted else doc.index)
@@ -263,6 +276,8 @@ def _settle(
             _discard(Layout.revision(kind_dir, key, number))
     elif head is None or head.revision < revision:
         _discard(Layout.revision(kind_dir, key, revision))  # never committed
+    if head is not None:  # committed, the writer dying before its seal: seal it now
+        seal_superseded(kind_dir, key, head.revision)
     if head is None or head.deleted:
         index.set_head(conn, kind, key, 0, None)
     else:
@@ -294,7 +309,10 @@ def _discard_unfinished(scope: Scope, kind: str, kind_dir: str, entry: os.DirEnt
 
 
 def rebuild(conn: sqlite3.Connection, scope: Scope, scope_dir: str) -> None:
-    """Recreate the whole index from the head files. Hold the scope lock."""
+    """Recreate the whole index from the head files. Hold the scope lock.
+
+    Damaged heads and sealed ones (a superseded revision put back: a rollback) are
+    left out, so a query never serves them; ``get`` reports them."""
     docs_dir = f"{scope_dir}/docs"
     try:
         kinds = sorted(os.listdir(docs_dir))
@@ -318,15 +336,20 @@ def _rebuild_kind(conn: sqlite3.Connection, scope: Scope, kind: str, kind_dir: s
             if not name.endswith(_HEAD):
                 continue
             try:
-                doc = decode_record(read_file(entry.path), scope, kind, None)
+                data, st = read_linked(entry.path)
+                doc = decode_record(data, scope, kind, None)
             except IntegrityError:
                 continue  # left out of the index; get() reports it
             if name_of(doc.key) + _HEAD != name:
                 continue  # a record copied under another key's name
+            if sealed(st.st_mode):
+                continue  # a superseded revision put back: left out too; get() reports it
             revision_path = Layout.revision(kind_dir, doc.key, doc.revision)
             if not os.path.exists(revision_path):
                 link_revision(entry.path, revision_path)
                 relinked = True
+            # a power loss (its note lost) may have kept a head move and lost its seal
+            seal_superseded(kind_dir, doc.key, doc.revision)
             if not doc.deleted:
                 index.set_head(conn, kind, doc.key, doc.revision, doc.index)
     if relinked:

@@ -11,7 +11,9 @@ R1. Read each key's head: the old history's range ``old_first..old_last`` and
     empty new range, no new head) for the pruned-history marker of each key
     whose new history starts at revision 1.
 R2. Write every new revision as ``.<name>.x<N>`` (hidden: no reader, verifier or
-    export looks at dot files), then one ``syncfs`` (``durability="full"``).
+    export looks at dot files) — all but the new head created sealed (ADR 0002,
+    "Seals"): the rename keeps the inode, so nothing is left to seal after the
+    swap —, then one ``syncfs`` (``durability="full"``).
 R3. Overwrite the note with the journal ``replace <sha256> <line>`` and fsync the
     lock file — **the commit point** of the whole batch.
 R4. Raise the applying flag and bump the scope's replace generation (``_flag``).
@@ -146,8 +148,11 @@ def replace_histories(
     replacements += _marker_removals(kind, scope_dir, histories)
     os.pwrite(lock_fd, encode_replacements(replacements, journal=False), 0)
     for (_, key, first, *_rest), encoded in zip(replacements, records, strict=False):
+        last = first + len(encoded) - 1
         for revision, record in enumerate(encoded, first):
-            write_new_file(Layout.staged(kind_dir, key, revision), record, sync=False)
+            path = Layout.staged(kind_dir, key, revision)
+            # all but the new head are superseded from the start: created sealed
+            write_new_file(path, record, sync=False, sealed=revision != last)
     if durable:
         sync_filesystem(kind_dir)
     os.pwrite(lock_fd, encode_replacements(replacements, journal=True), 0)

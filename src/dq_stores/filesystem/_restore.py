@@ -6,7 +6,8 @@ record, so digest-named keys are found too — then its revision files.
 
 Restore writes a batch of histories under the scope lock, like a bulk put: the
 intent note names every key's last revision, all revision files are written
-(one ``syncfs`` for the batch), and then each head is linked to its last
+(one ``syncfs`` for the batch; all but each key's last created sealed, see ADR
+0002 "Seals"), and then each head is linked to its last
 revision — the commit point per key, exactly as for a first write. A writer
 that dies before a key's head exists leaves only revision files no head points
 to; replaying its note deletes all of them (``_recovery._settle``: up to the
@@ -81,9 +82,12 @@ def write_histories(
     os.fsync(lock_fd)
     for key, docs in histories:
         prev = ""  # each record links to its predecessor's hash, as single writes do
+        last = docs[-1].revision
         for doc in docs:
             record = encode(kind, doc, prev)
-            write_new_file(Layout.revision(kind_dir, key, doc.revision), record, sync=False)
+            path = Layout.revision(kind_dir, key, doc.revision)
+            # every revision but the last is superseded from the start: created sealed
+            write_new_file(path, record, sync=False, sealed=doc.revision != last)
             prev = record_digest(record)
     sync_filesystem(kind_dir)
     flag.raise_()

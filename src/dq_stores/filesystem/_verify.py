@@ -5,7 +5,12 @@ sees is a settled state in which the index must agree with the heads exactly.
 The index the files imply is derived into a scratch SQLite database in a
 temporary directory (bounded memory whatever the scope's size) and compared with
 the live one table by table; ``repair`` derives it into the live index instead.
-Nothing here writes a document file.
+Nothing here writes a document file. Seals (ADR 0002): a sealed head, or a head
+whose own revision file is sealed, is a rolled-back head (``head``); a superseded
+revision file that is not sealed (written before seals, or a writer stopped
+between its head move and its seal, its note lost) is counted in
+``counts.unsealed``, not reported — and sealed when deriving with ``seal=True``
+(``--repair-index``: a ``chmod``, the content untouched).
 """
 
 from __future__ import annotations
@@ -19,8 +24,13 @@ from collections.abc import Callable, Iterator
 from dq_metadata.errors import IntegrityError
 from dq_metadata.scope import ID_PATTERN, Scope
 from dq_stores.filesystem import _index as index
-from dq_stores.filesystem._integrity import beyond_head, check_link, headless_first
-from dq_stores.filesystem._layout import Layout, name_of, read_file
+from dq_stores.filesystem._integrity import (
+    beyond_head,
+    check_link,
+    headless_first,
+    sealed_head,
+)
+from dq_stores.filesystem._layout import Layout, name_of, read_file, read_linked, seal, sealed
 from dq_stores.filesystem._records import decode_full
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
 from dq_stores.retention import PRUNED_KIND, marker_key, parse_marker
@@ -51,9 +61,12 @@ def derive_index(
     scope_dir: str,
     counts: VerifyCounts,
     known: Known = _nothing_known,
+    *,
+    seal_superseded: bool = False,
 ) -> Iterator[IntegrityProblem]:
     """Index every valid head into ``conn`` (an empty index, in a transaction the
     caller holds) and yield every problem found in records and histories.
+    ``seal_superseded``: also seal the superseded revision files found unsealed.
 
     ``known`` (the live index, when there is one) tells a rolled-back or removed
     head from an interrupted write's uncommitted file (``_integrity.beyond_head``);
@@ -63,7 +76,9 @@ def derive_index(
         kind_dir = f"{scope_dir}/docs/{kind}"
         with os.scandir(kind_dir) as entries:
             for entry in entries:
-                yield from _check_file(conn, scope, kind, kind_dir, entry.name, counts, known)
+                yield from _check_file(
+                    conn, scope, kind, kind_dir, entry.name, counts, known, seal_superseded
+                )
 
 
 def _check_file(
@@ -74,11 +89,14 @@ def _check_file(
     name: str,
     counts: VerifyCounts,
     known: Known,
+    seal_superseded: bool,
 ) -> Iterator[IntegrityProblem]:
     if name.startswith("."):
         return  # an unfinished write (the next writer or recovery removes it)
     if name.endswith(_HEAD):
-        yield from _check_document(conn, scope, kind, kind_dir, name, counts, known)
+        yield from _check_document(
+            conn, scope, kind, kind_dir, name, counts, known, seal_superseded
+        )
         return
     match = _REVISION.fullmatch(name)
     if match is None:
@@ -153,9 +171,11 @@ def _check_document(
     name: str,
     counts: VerifyCounts,
     known: Known,
+    seal_superseded: bool,
 ) -> Iterator[IntegrityProblem]:
     try:
-        head = decode_full(read_file(f"{kind_dir}/{name}"), scope, kind, None)
+        data, head_st = read_linked(f"{kind_dir}/{name}")
+        head = decode_full(data, scope, kind, None)
     except IntegrityError as exc:
         yield IntegrityProblem(scope, "record", f"head file {name!r}: {exc}", kind)
         return
@@ -164,14 +184,31 @@ def _check_document(
         yield IntegrityProblem(scope, "record", f"head file {name!r} holds another key", kind, key)
         return
     counts.documents += 0 if doc.deleted else 1
+    head_sealed = sealed(head_st.st_mode)  # left out of the index, as ``rebuild`` does
+    if head_sealed:
+        yield IntegrityProblem(
+            scope, "head", sealed_head(scope, kind, key, doc.revision), kind, key
+        )
     before = ""
     try:
         start = _first_kept(scope, kind_dir, kind, key)
         for revision in range(start, doc.revision + 1):
+            path = Layout.revision(kind_dir, key, revision)
             try:
-                data = read_file(Layout.revision(kind_dir, key, revision))
+                data, st = read_linked(path)
             except FileNotFoundError:
                 raise IntegrityError(f"revision {revision} is missing") from None
+            if st.st_ino == head_st.st_ino and st.st_dev == head_st.st_dev:
+                pass  # the head's own file (or a wrong one, which the chain reports)
+            elif revision < doc.revision and not sealed(st.st_mode):
+                counts.unsealed += 1
+                if seal_superseded:
+                    seal(path)
+            elif revision == doc.revision and sealed(st.st_mode):
+                what = f"its revision file {name_of(key)}.r{revision} (the head is a copy)"
+                yield IntegrityProblem(
+                    scope, "head", sealed_head(scope, kind, key, revision, what), kind, key
+                )
             record = decode_full(data, scope, kind, key)
             if revision == start > 1:
                 before = record.prev or ""  # its predecessor was pruned (marker recorded)
@@ -195,7 +232,8 @@ def _check_document(
                 kind,
                 key,
             )
-    index.set_head(conn, kind, key, doc.revision, None if doc.deleted else doc.index)
+    if not head_sealed:
+        index.set_head(conn, kind, key, doc.revision, None if doc.deleted else doc.index)
 
 
 def _first_kept(scope: Scope, kind_dir: str, kind: str, key: str) -> int:

@@ -9,6 +9,9 @@ Single puts, deletes and bulk batches (``commit_revisions``), under the scope lo
    document), fsync the directory.
    A new key (revision 1, no head) writes ``<name>.r1`` itself in step 2 and
    links it as ``<name>.head`` in step 3: creating the head is its commit point.
+   Then **seal** each superseded revision file ``<name>.r<N-1>`` (clear its write
+   bits): a sealed inode must never be a head again, so a reader that finds one
+   as a head knows it was rolled back (ADR 0002, "Seals").
 4. In one SQLite transaction, move the index rows to the new heads; lower the flag.
 5. Clear the intent.
 
@@ -19,7 +22,8 @@ Multi-document commits (``commit_journal``) make every head move together:
    each, fsync their directories.
 3. Overwrite the intent with the **journal** ``commit <sha256> <intent line>`` and
    fsync the lock file — the commit point of the whole commit.
-4. Raise the flag; move every head (link / rename); fsync the directories.
+4. Raise the flag; move every head (link / rename); fsync the directories; seal
+   every superseded revision file.
 5. One SQLite transaction for every index row; lower the flag; clear the journal.
 
 History replaces (``restore_many(replace=True)``) write two more kinds of note,
@@ -49,6 +53,7 @@ from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._layout import (
     Layout,
     fsync_dir,
+    seal,
     sync_filesystem,
     write_file,
     write_new_file,
@@ -69,6 +74,7 @@ __all__ = [
     "link_revision",
     "move_head",
     "read_note",
+    "seal_superseded",
 ]
 
 #: ``(kind, key, revision)`` of a write that may be in flight.
@@ -210,6 +216,17 @@ def link_revision(source: str, target: str) -> None:
         os.link(source, target)
 
 
+def seal_superseded(kind_dir: str, key: str, revision: int) -> None:
+    """Seal the revision file that ``key``'s head at ``revision`` superseded.
+
+    Called only once the head has moved to ``revision`` (and, ``durable``, the
+    directory is fsynced: the seal never reaches the disk without the head move,
+    which would make the still-current head read as a rollback). A crash before
+    it leaves the note, and whoever replays it seals (``_recovery``)."""
+    if revision > 1:
+        seal(Layout.revision(kind_dir, key, revision - 1))
+
+
 def commit_revisions(
     conn: sqlite3.Connection,
     lock_fd: int,
@@ -254,6 +271,8 @@ def commit_revisions(
             os.replace(temp, head)
     if durable:
         fsync_dir(kind_dir)
+    for doc in docs:
+        seal_superseded(kind_dir, doc.key, doc.revision)
     with index.transaction(conn):
         for doc in docs:
             index.set_head(conn, kind, doc.key, doc.revision, None if doc.deleted else doc.index)
@@ -305,6 +324,8 @@ def commit_journal(
         move_head(s.kind_dir, s.doc.key, s.doc.revision)
     for kind_dir in dirs if durable else ():
         fsync_dir(kind_dir)
+    for s in staged:
+        seal_superseded(s.kind_dir, s.doc.key, s.doc.revision)
     with index.transaction(conn):
         for s in staged:
             doc = s.doc

@@ -77,6 +77,8 @@ _MAX_CACHED_DIRS = 4096
 #: built is the link its writer made: no ``stat`` of its revision file needed.
 _FRESH_MIN, _FRESH_MAX = -0.05, 1.0
 _access, _F_OK = os.access, os.F_OK
+#: A head without it is sealed: a superseded revision file (ADR 0002, "Seals").
+_S_IWUSR = 0o200
 _IDLE = b"\x00"  # the flag of a scope that does not exist yet: nothing to wait for
 
 
@@ -327,11 +329,15 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         # old copy — or a writer in flight, or a power loss's uncommitted file) sends
         # the read to the lock path, which decides against the index. The key holds
         # the inode's ctime: linking or copying an old revision over the head changes
-        # it, so a rollback to a version seen before is checked again.
+        # it, so a rollback to a version seen before is checked again. A head without
+        # the owner-write bit is sealed — a superseded revision put back, or (a race)
+        # the old head a writer sealed after moving past it: decided under the lock.
         inode = (st.st_ino, st.st_dev, data[:64], st.st_ctime_ns)
         if inode not in self._linked:
             age = st.st_ctime_ns / 1e9 - doc.written_at.timestamp()
-            if not _FRESH_MIN <= age <= _FRESH_MAX and (
+            if not st.st_mode & _S_IWUSR:
+                doc = self._settled_head(scope, kind, key).doc  # raises if still sealed
+            elif not _FRESH_MIN <= age <= _FRESH_MAX and (
                 not self._is_linked(base, doc.revision, inode)
                 or not agrees(doc, self._known(scope, entry[0], kind, key))
             ):

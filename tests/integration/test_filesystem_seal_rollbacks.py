@@ -1,0 +1,200 @@
+"""Rollbacks caught by seals (ADR 0002, "Seals"): an older revision put back as the
+head — ``ln -f``, ``mv``, ``cp`` to a new file, ``cp -p``, and ``cp``/``cp -p`` over
+the head in place — with or without the newer revision files and the index, right
+after the writes or long after (records dated years back: no sleeps). A fresh
+``get`` raises, ``dq verify`` reports the key, and a write is refused.
+
+The one combination left out is a documented limit: ``cp`` over the head *in place*
+(the head keeps its writable inode) with the newer revision files removed, within
+1 s of the restored revision's write — the fast path sees a fresh head with no next
+revision file and no sealed inode.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from dq_metadata.canonical import canonical_json, content_hash
+from dq_metadata.errors import IntegrityError
+from dq_metadata.scope import Scope
+from dq_registries.cli._app import app
+from dq_stores.documents import ANY, DocumentWrite, IndexEntry, StoredDocument
+from dq_stores.filesystem import FilesystemBackend
+from dq_stores.verify import verify
+
+ACME = Scope("acme", "prod")
+KIND = "contract"
+LENGTH = 4
+METHODS = ("ln-f", "mv", "cp", "cp-p", "cp-p-in-place", "cp-in-place")
+_LONG_AGO = datetime(2020, 1, 2, tzinfo=UTC)
+
+
+def _write(key: str, n: int) -> DocumentWrite:
+    body = canonical_json({"key": key, "n": n})
+    return DocumentWrite(key, body, content_hash(body), IndexEntry({}, f"{n:03d}"))
+
+
+def _old_history(key: str, length: int) -> list[StoredDocument]:
+    out = []
+    for rev in range(1, length + 1):
+        w = _write(key, rev)
+        at = _LONG_AGO + timedelta(hours=rev)
+        out.append(StoredDocument(ACME, KIND, key, rev, w.body, w.sha256, w.index, at))
+    return out
+
+
+def _docs(root: Path) -> Path:
+    return root / "acme" / "prod" / "docs" / KIND
+
+
+def _seed(root: Path, length: int, late: bool) -> None:
+    """``a`` with ``length`` revisions — written now by puts, or (``late``) restored
+    with records dated 2020 plus one put — and ``b`` untouched by the rollback."""
+    with FilesystemBackend(root, durability="process") as backend:
+        if late:
+            backend.restore_many(ACME, KIND, [("a", _old_history("a", length - 1))])
+            backend.put(ACME, KIND, _write("a", length), ANY)
+        else:
+            for n in range(1, length + 1):
+                backend.put(ACME, KIND, _write("a", n), ANY)
+        backend.put(ACME, KIND, _write("b", 1), ANY)
+    for n in range(1, length + 1):  # every superseded revision sealed, the head not
+        assert bool(os.stat(_docs(root) / f"a.r{n}").st_mode & 0o200) == (n == length)
+
+
+def _cp(*args: str | Path) -> None:
+    subprocess.run(["cp", *map(str, args)], check=True)
+
+
+def roll_back(root: Path, method: str, to: int, length: int, remove_newer: bool) -> None:
+    """Put revision ``to`` of ``a`` back as its head by ``method``."""
+    docs = _docs(root)
+    old, head = docs / f"a.r{to}", docs / "a.head"
+    if method == "ln-f":
+        head.unlink()
+        os.link(old, head)
+    elif method == "mv":
+        os.replace(old, head)
+    elif method in ("cp", "cp-p"):  # a new inode: cp gives it the source's mode
+        head.unlink()
+        _cp(*(["-p"] if method == "cp-p" else []), old, head)
+    else:  # over the head in place: its inode (a.r<length>'s) gets the old content
+        _cp(*(["-p"] if method == "cp-p-in-place" else []), old, head)
+    if remove_newer:
+        for n in range(to + 1, length + 1):
+            (docs / f"a.r{n}").unlink()
+
+
+def _drop_index(root: Path) -> None:
+    for path in (root / "acme" / "prod").glob("index.sqlite3*"):
+        path.unlink()
+
+
+def _files(root: Path) -> list[tuple[str, bytes, int]]:
+    return sorted((p.name, p.read_bytes(), p.stat().st_mode) for p in _docs(root).iterdir())
+
+
+def _caught(root: Path, *, indexed: bool = True) -> None:
+    with FilesystemBackend(root) as fresh:
+        with pytest.raises(IntegrityError):
+            fresh.get(ACME, KIND, "a")
+        assert fresh.get(ACME, KIND, "b").revision == 1
+        if not indexed:  # the rebuild left the sealed head out: no query serves it
+            assert [d.key for d in fresh.iter_documents(ACME, KIND)] == ["b"]
+        assert "a" in {p.key for p in verify(fresh, ACME)}
+        files = _files(root)
+        with pytest.raises(IntegrityError, match="rolled-back or removed head"):
+            fresh.put(ACME, KIND, _write("a", 99), ANY)
+        assert _files(root) == files  # nothing written
+
+
+@pytest.mark.parametrize("drop_index", [False, True], ids=["index", "no-index"])
+@pytest.mark.parametrize("remove_newer", [False, True], ids=["newer-kept", "newer-removed"])
+@pytest.mark.parametrize("to", range(1, LENGTH))
+@pytest.mark.parametrize("late", [False, True], ids=["soon", "late"])
+@pytest.mark.parametrize("method", METHODS)
+def test_a_rollback_to_any_older_revision_is_caught(
+    tmp_path: Path, method: str, late: bool, to: int, remove_newer: bool, drop_index: bool
+) -> None:
+    if method == "cp-in-place" and remove_newer and not late:
+        pytest.skip("documented limit (ADR 0002): an in-place copy within 1 s, nothing newer")
+    root = tmp_path / "store"
+    _seed(root, LENGTH, late)
+    roll_back(root, method, to, LENGTH, remove_newer)
+    if drop_index:
+        _drop_index(root)
+    _caught(root, indexed=not drop_index or method == "cp-in-place")
+
+
+def test_a_long_lived_reader_catches_a_sealed_head_it_has_seen_before(tmp_path: Path) -> None:
+    """r1 was remembered as a checked head; put back, its inode is sealed (and its
+    ctime moved with the seal and the link): caught without sleeping."""
+    root = tmp_path / "store"
+    with FilesystemBackend(root, durability="process") as backend:
+        backend.put(ACME, KIND, _write("a", 1), ANY)
+        assert backend.get(ACME, KIND, "a").revision == 1
+        backend.put(ACME, KIND, _write("a", 2), ANY)
+        assert backend.get(ACME, KIND, "a").revision == 2
+        roll_back(root, "ln-f", 1, 2, remove_newer=True)
+        with pytest.raises(IntegrityError, match="superseded"):
+            backend.get(ACME, KIND, "a")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    length=st.integers(2, 8),
+    data=st.data(),
+    method=st.sampled_from(("ln-f", "mv", "cp", "cp-p", "cp-p-in-place")),
+    remove_newer=st.booleans(),
+    drop_index=st.booleans(),
+)
+def test_any_history_rolled_back_to_any_earlier_revision_is_caught_and_verify_says_so(
+    length: int,
+    data: st.DataObject,
+    method: str,
+    remove_newer: bool,
+    drop_index: bool,
+) -> None:
+    to = data.draw(st.integers(1, length - 1), label="to")
+    with tempfile.TemporaryDirectory(prefix="dq-seal-") as tmp:
+        root = Path(tmp) / "store"
+        _seed(root, length, late=False)
+        roll_back(root, method, to, length, remove_newer)
+        if drop_index:
+            _drop_index(root)
+        with FilesystemBackend(root) as fresh, pytest.raises(IntegrityError):
+            fresh.get(ACME, KIND, "a")
+        config = Path(tmp) / "dq.yaml"
+        config.write_text(yaml.safe_dump({"filesystem": {"root": str(root)}}))
+        result = CliRunner().invoke(app, ["verify", "--config", str(config)])
+        assert result.exit_code == 1, result.stdout
+        assert "contract 'a': [head]" in result.stdout or "contract 'a': [history]" in (
+            result.stdout
+        )
+
+
+def test_dq_verify_counts_and_repair_index_seals_unsealed_revisions(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    _seed(root, 3, late=False)
+    os.chmod(_docs(root) / "a.r1", 0o644)  # a store from before seals, or a lost seal
+    config = tmp_path / "dq.yaml"
+    config.write_text(yaml.safe_dump({"filesystem": {"root": str(root)}}))
+    checked = CliRunner().invoke(app, ["verify", "--config", str(config)])
+    assert checked.exit_code == 0, checked.stdout
+    assert "note: 1 superseded revision file(s) not sealed" in checked.stdout
+    repaired = CliRunner().invoke(app, ["verify", "--config", str(config), "--repair-index"])
+    assert repaired.exit_code == 0, repaired.stdout
+    assert not os.stat(_docs(root) / "a.r1").st_mode & 0o222
+    again = CliRunner().invoke(app, ["verify", "--config", str(config), "--json"])
+    assert again.exit_code == 0, again.stdout
+    assert '"unsealed": 0' in again.stdout
