@@ -130,9 +130,9 @@ def verify(
     superseded revision files that are not sealed (``counts.unsealed``), which the
     rebuild seals (a ``chmod``); those scopes are listed in ``counts.repaired``. A
     scope whose check also found a damaged record (``record``) is not rebuilt but
-    listed in ``counts.not_repaired``: a rebuilt index would leave the record out,
-    and queries, counts and exports that now raise ``IntegrityError`` on it would
-    skip it silently. ``on_scope`` is called before each scope (progress).
+    listed in ``counts.not_repaired``, and so is one with a rolled-back head
+    (``head``): a rebuilt index would leave the record out, and queries, counts and
+    exports that now raise ``IntegrityError`` on it would skip it silently. ``on_scope`` is called before each scope (progress).
 
     Raises:
         ValueError: both ``scope`` and ``tenant``.
@@ -150,7 +150,7 @@ def verify(
         for problem in backend.verify_scope(current, counts):
             counts.problems += 1
             index_broken |= problem.code == "index"
-            damaged |= problem.code == "record"
+            damaged |= problem.code in ("record", "head")  # damaged or rolled back
             yield problem
         index_broken |= counts.unsealed > unsealed  # the filesystem's repair seals them
         if index_broken and repair_index:

@@ -101,8 +101,9 @@ def verify_command(
         if summary["not_repaired"]:
             typer.echo(
                 f"note: index not rebuilt in {', '.join(summary['not_repaired'])}: it holds "
-                "damaged records, which a rebuilt index would leave out (queries and exports "
-                "would skip them silently); restore them from a backup, then repair"
+                "damaged or rolled-back records, which a rebuilt index would leave out "
+                "(queries and exports would skip them silently); restore them from a "
+                "backup, then repair"
             )
         if summary["legacy_records"]:
             typer.echo(
