@@ -6,7 +6,15 @@ One place knows what a credential looks like in text:
 - credential-bearing query parameters (``?password=``, ``sslpassword=``, a SAS's
   ``sig=``, ``AccountKey``-like ``…key=`` and ``…token=`` parameters);
 - ``key=value`` pairs of connection strings (``AccountKey=…;``,
-  ``SharedAccessSignature=…;``, ``Password=…;``).
+  ``SharedAccessSignature=…;``, ``Password=…;``) and libpq DSNs (``password='…'``,
+  blanks around ``=``), with a percent-encoded name or ``=`` (``pass%77ord=``,
+  ``sig%3D…``) and nested in another value (``options=-c%20password%3D…``);
+- ``'name': value`` in a dict's ``repr`` or JSON, and ``Authorization:`` /
+  ``Cookie:`` header lines.
+
+Not recognised: an unquoted ``name: value`` (``password: x`` in YAML), which reads
+like our own ``field: message`` error lines; such values must be known literals
+(``secrets``) to be masked.
 
 :func:`redact` rewrites a text; :class:`RedactingFilter` applies it to log records;
 :func:`install_log_redaction` attaches that filter to our loggers and to the SDK
@@ -20,6 +28,7 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote_plus
 
 __all__ = [
     "MASK",
@@ -35,14 +44,32 @@ MASK = "***"
 #: Parameter and key names whose values are credentials (case-insensitive, whole name).
 _SECRET_NAME = re.compile(
     r"sig|pwd|sas|.*pass(word|wd|phrase|file)?|.*secret.*|.*token.*|.*credential.*"
-    r"|.*signature.*|.*(account|access|ssl|private|api|shared)[_-]?key.*",
+    r"|.*signature.*|.*(account|access|ssl|private|api|shared)[_-]?key.*"
+    r"|(proxy-)?authorization|(set-)?cookie",
     re.IGNORECASE,
 )
 # the password runs to the *last* ``@`` of the authority: an unencoded ``@`` in a
 # password (``user:p@ss@host``) must not leave its tail readable as the host
-_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s?#]*:)[^\s/?#]*(?=@)", re.I)
-# name=value inside a query string or a connection string (separators & ; ? and spaces)
-_PAIR = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<value>[^&;\s\"'<>]*)")
+# (one slash too: a URL given where a path is expected comes back as ``scheme:/u:pw@h``)
+_USERINFO = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*:/{1,2}[^:/@\s?#]*:)[^\s/?#]*(?=@)", re.I)
+# A value as written after ``=`` or ``:``: quoted (libpq DSN, JSON, Python repr, with
+# backslash escapes) or bare, up to a query / connection-string / word separator.
+_VALUE = r"""'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^&;\s"'<>]*"""
+# name=value inside a query string, a connection string or a libpq DSN (separators
+# & ; ? and spaces, blanks around ``=``); the name and the ``=`` may be percent-encoded
+# (``pass%77ord=``, ``sig%3D…``)
+_PAIR = re.compile(
+    r"(?P<name>[A-Za-z](?:[A-Za-z0-9_.-]|%(?!3[dDbB]|26)[0-9A-Fa-f]{2})*)"
+    r"[ \t]*(?:=|%3[dD])[ \t]*(?P<value>" + _VALUE + ")"
+)
+# name=value inside a value that is itself a command line (libpq ``options``): the
+# value runs to the next blank
+_OPTION = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<value>(?:\\.|\S)+)")
+# 'name': value / "name": value (a dict's repr, JSON) and an ``Authorization:`` header
+_QUOTED_KEY = re.compile(
+    r"""(?P<q>['"])(?P<name>[A-Za-z][A-Za-z0-9_.-]*)(?P=q)\s*:\s*(?P<value>""" + _VALUE + ")"
+)
+_HEADER = re.compile(r"(?im)\b(?P<name>(?:proxy-)?authorization|cookie)[ \t]*:[ \t]*[^\r\n'\"]+")
 
 #: Logger trees whose records :func:`install_log_redaction` filters: ours and the SDKs'.
 REDACTED_LOGGERS = (
@@ -86,12 +113,43 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, MASK)
     text = _USERINFO.sub(lambda m: m["head"] + MASK, text)
+    text = _HEADER.sub(lambda m: f"{m['name']}: {MASK}", text)
+    text = _QUOTED_KEY.sub(_mask_quoted_key, text)
     return _PAIR.sub(_mask_pair, text)
 
 
+def _secret_pair_name(name: str) -> bool:
+    # ``pass%77ord`` is ``password``; ``-c%20password`` (libpq ``options``) ends with it
+    words = unquote_plus(name).split()
+    return bool(words) and is_secret_name(words[-1])
+
+
 def _mask_pair(match: re.Match[str]) -> str:
+    value = match["value"]
+    if value in ("", "''", '""'):
+        return match[0]
+    head = match[0][: match.start("value") - match.start()]
+    if _secret_pair_name(match["name"]):
+        return head + MASK
+    # a value holding pairs of its own: ``options='-c password=…'``, ``options=-c%20pass…``
+    quote = value[:1] if value[:1] in ("'", '"') else ""
+    body = value[len(quote) :]
+    for text in (body, unquote_plus(body)):  # as written, or as a URL's query value
+        inner = _OPTION.sub(_mask_option, _PAIR.sub(_mask_pair, text))
+        if MASK in inner:
+            return head + quote + inner
+    return match[0]
+
+
+def _mask_option(match: re.Match[str]) -> str:
+    if is_secret_name(match["name"]):
+        return match[0][: match.start("value") - match.start()] + MASK
+    return match[0]
+
+
+def _mask_quoted_key(match: re.Match[str]) -> str:
     if match["value"] and is_secret_name(match["name"]):
-        return f"{match['name']}={MASK}"
+        return match[0][: match.start("value") - match.start()] + MASK
     return match[0]
 
 
@@ -135,6 +193,8 @@ def install_log_redaction() -> None:
     whose connection pool prints request lines with the SAS ``sig=`` at DEBUG —,
     ``sqlalchemy``, ``psycopg``) and to the known leaf loggers. Records are
     rewritten, never dropped, so every handler downstream gets the redacted text.
+    Loggers of those trees created later (modules the SDKs import lazily) are
+    covered by a log-record factory that redacts their records as they are made.
 
     Also narrows the Azure SDK's ``HttpLoggingPolicy`` allow-lists so that no
     credential-bearing query parameter or header is ever allow-listed: the SDK
@@ -147,7 +207,30 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
+    _install_record_factory()
     _narrow_azure_http_logging()
+
+
+_FACTORY_MARK = "_dq_redacting"
+
+
+def _install_record_factory() -> None:
+    """Redact every record of the trees as it is made, whatever its logger: a filter
+    is per logger, and the SDKs create loggers when they import a module lazily
+    (after this ran), whose records would reach the root handlers untouched."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, _FACTORY_MARK, False):
+        return
+    redacting = RedactingFilter()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _in_trees(record.name):
+            redacting.filter(record)
+        return record
+
+    setattr(factory, _FACTORY_MARK, True)
+    logging.setLogRecordFactory(factory)
 
 
 def _narrow_azure_http_logging() -> None:

@@ -75,6 +75,9 @@ class VerifyCounts:
     unsealed: int = 0
     problems: int = 0
     repaired: list[Scope] = field(default_factory=list)
+    #: scopes whose index ``repair_index`` left alone: they hold damaged records,
+    #: which a rebuilt index would leave out (queries and exports would skip them)
+    not_repaired: list[Scope] = field(default_factory=list)
 
 
 def verify_through_port(

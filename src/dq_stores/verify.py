@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dq_metadata.errors import DQError, NotFoundError
 from dq_metadata.models.job_run import ResultObject
 from dq_metadata.scope import Scope, validate_id
-from dq_stores.backend import DocumentBackend
+from dq_stores.backend import RESERVED_TENANT, DocumentBackend
 from dq_stores.integrity import IntegrityProblem, ProblemCode, VerifyCounts
 from dq_stores.results import ResultRef, ResultsStore
 
@@ -50,10 +50,28 @@ def has_scope(
         ValidationError: an invalid tenant id.
     """
     if scope is not None:
-        return scope.environment in backend.list_environments(scope.tenant)
+        return scope.environment in backend.list_environments(scope.tenant) or any(
+            s == scope for s in backend.iter_index_scopes()
+        )
     if tenant is not None:
-        return bool(backend.list_environments(validate_id(tenant, "tenant")))
+        return bool(_environments(backend, validate_id(tenant, "tenant")))
     return True
+
+
+def _environments(backend: DocumentBackend, tenant: str) -> list[str]:
+    """``tenant``'s environments with documents, or with index data only (stray rows)."""
+    stray = {s.environment for s in backend.iter_index_scopes() if s.tenant == tenant}
+    return sorted(set(backend.list_environments(tenant)) | stray)
+
+
+def _whole_store(backend: DocumentBackend) -> Iterator[Scope]:
+    """Every scope with documents, then every scope with index data but none."""
+    seen: set[Scope] = set()
+    for scope in backend.iter_scopes():
+        seen.add(scope)
+        yield scope
+    stray = backend.iter_index_scopes()
+    yield from (s for s in stray if s not in seen and s.tenant != RESERVED_TENANT)
 
 
 def missing_scope(
@@ -87,11 +105,11 @@ def scopes_of(
             raise missing_scope([backend], scope)
         return [scope]
     if tenant is not None:
-        envs = backend.list_environments(validate_id(tenant, "tenant"))
+        envs = _environments(backend, validate_id(tenant, "tenant"))
         if not envs:
             raise missing_scope([backend], tenant=tenant)
         return [Scope(tenant, env) for env in envs]
-    return backend.iter_scopes()
+    return _whole_store(backend)
 
 
 def verify(
@@ -110,7 +128,11 @@ def verify(
     rebuilds a scope's derived index from its documents after its check found an
     ``index`` problem (documents are never touched) — or, on the filesystem,
     superseded revision files that are not sealed (``counts.unsealed``), which the
-    rebuild seals (a ``chmod``); those scopes are listed in ``counts.repaired``. ``on_scope`` is called before each scope (progress).
+    rebuild seals (a ``chmod``); those scopes are listed in ``counts.repaired``. A
+    scope whose check also found a damaged record (``record``) is not rebuilt but
+    listed in ``counts.not_repaired``, and so is one with a rolled-back head
+    (``head``): a rebuilt index would leave the record out, and queries, counts and
+    exports that now raise ``IntegrityError`` on it would skip it silently. ``on_scope`` is called before each scope (progress).
 
     Raises:
         ValueError: both ``scope`` and ``tenant``.
@@ -123,15 +145,19 @@ def verify(
         if on_scope is not None:
             on_scope(current)
         counts.scopes += 1
-        index_broken = False
+        index_broken = damaged = False
         unsealed = counts.unsealed
         for problem in backend.verify_scope(current, counts):
             counts.problems += 1
             index_broken |= problem.code == "index"
+            damaged |= problem.code in ("record", "head")  # damaged or rolled back
             yield problem
         index_broken |= counts.unsealed > unsealed  # the filesystem's repair seals them
-        if index_broken and repair_index and backend.repair_index(current):
-            counts.repaired.append(current)
+        if index_broken and repair_index:
+            if damaged:  # a rebuilt index would drop them: reads would stop raising
+                counts.not_repaired.append(current)
+            elif backend.repair_index(current):
+                counts.repaired.append(current)
         if results is not None:
             for problem in _verify_results(backend, current, results, counts):
                 counts.problems += 1

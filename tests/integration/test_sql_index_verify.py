@@ -138,6 +138,31 @@ def test_repair_index_rederives_the_postings_only(store: tuple[str, Execute], ed
         assert [d.key for d in page.items] == ["users", "orders"]
 
 
+def test_postings_in_a_scope_without_documents_are_found_and_repaired(
+    store: tuple[str, Execute],
+) -> None:
+    """Stray postings of a scope no head is in make ``count`` misreport it; the whole
+    store, its tenant and the scope itself must be walked, not "does not exist"."""
+    url, execute = store
+    _populate(url)
+    ghost = Scope("ghost", "prod")
+    execute(
+        "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key)"
+        " VALUES ('ghost', 'prod', 'contract', '', '', '001', 'phantom')"
+    )
+    with sql.SqlBackend(url) as backend:
+        assert backend.count(ghost, KIND) == 1  # what the stray row makes a read say
+    assert _codes(url) == [("index", "phantom")]
+    assert _codes(url, tenant="ghost") == [("index", "phantom")]
+    assert _codes(url, scope=ghost) == [("index", "phantom")]
+    counts = VerifyCounts()
+    assert _codes(url, repair_index=True, counts=counts) == [("index", "phantom")]
+    assert counts.repaired == [ghost]
+    with sql.SqlBackend(url) as backend:
+        assert backend.count(ghost, KIND) == 0
+    assert _codes(url) == []
+
+
 @settings(
     max_examples=15,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -95,3 +95,46 @@ def test_a_head_below_the_pruned_prefix_is_a_rollback() -> None:
     assert problem is not None
     assert "rollback" in problem
     assert history_problem([], head, start=3) is None  # revision 3 itself was kept
+
+
+def test_a_passed_in_client_feeds_the_clock_per_operation_and_keeps_its_own_hook(
+    local: list[float],
+) -> None:
+    """``HookedClient`` passes ``raw_response_hook`` with each operation (blob clients
+    it hands out too); the caller's client-level hook, which that keyword replaces
+    for the request, still runs; attributes and private names pass through."""
+    from azure.storage.blob import BlobServiceClient
+
+    seen: list[object] = []
+    service = BlobServiceClient.from_connection_string(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;",
+        raw_response_hook=seen.append,
+    )
+    container = service.get_container_client("c")
+    calls: list[dict[str, object]] = []
+
+    class Fake:
+        container_name = "c"
+        _pipeline = container._pipeline
+
+        def get_blob_client(self, name: str) -> Fake:
+            return self
+
+        def download_blob(self, **kwargs: object) -> str:
+            calls.append(kwargs)
+            return "ok"
+
+    clock = ServiceClock()
+    hooked = _clock.HookedClient(Fake(), clock)
+    assert hooked.container_name == "c"
+    assert hooked.get_blob_client("b").download_blob() == "ok"
+    hook = calls[0]["raw_response_hook"]
+    assert callable(hook)
+    response = _response("Thu, 15 Jan 2027 08:00:00 GMT")
+    hook(response)
+    assert seen == [response]  # the caller's hook ran
+    assert clock.offset() is not None  # and ours learned the service's Date
+    bare = _clock.HookedClient(SimpleNamespace(download_blob=Fake().download_blob), clock)
+    bare.download_blob()
+    assert calls[1]["raw_response_hook"] == clock.response_hook

@@ -125,3 +125,25 @@ def test_no_secret_of_a_plugin_section_is_shown(secret: str) -> None:
     values = effective_values(settings)
     assert secret not in repr(values) + connection_summary(settings)
     assert values["plugins.loose.directory"] == "/srv/dq"
+
+
+@given(secret=SECRETS)
+def test_repr_and_str_of_the_settings_hide_every_secret(secret: str) -> None:
+    # e.g. an account_url carrying a SAS, which is a plain str field, printed by a
+    # debugger, a log line or an f-string of the settings object
+    for data in configs(secret):
+        settings = settings_from_mapping(data)
+        section = settings.azure_blob
+        assert secret not in repr(settings) + str(settings) + repr(section) + str(section)
+    backends = BackendRegistry.discover([EntryPoint("loose", f"{__name__}:LOOSE", "dq.backends")])
+    settings = settings_from_mapping(
+        {
+            "default_backend": "loose",
+            "plugins": {"loose": {"directory": "/srv/dq", "auth": {"client_secret": secret}}},
+            "stores": {"results": "filesystem"},
+            "filesystem": {"root": "/srv/dq-results"},
+        },
+        backends=backends,
+    )
+    assert secret not in repr(settings) + str(settings)
+    assert "/srv/dq" in repr(settings)

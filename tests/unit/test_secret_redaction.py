@@ -7,7 +7,7 @@ import traceback
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dq_metadata.errors import DQError
@@ -98,3 +98,49 @@ def test_the_filter_redacts_exception_text() -> None:
     RedactingFilter().filter(record)
     assert record.exc_text is not None
     assert "K3yK3yK3y" not in record.exc_text
+
+
+@settings(max_examples=20, deadline=None)
+@given(secret=secrets, field=st.sampled_from(["sslmode", "hostaddr"]))
+def test_a_driver_message_quoting_the_password_is_scrubbed_in_the_whole_chain(
+    secret: str, field: str
+) -> None:
+    """libpq echoes an invalid ``sslmode``/``hostaddr``; when that value is the password
+    (pasted into the wrong parameter), the chained driver exceptions must not show it."""
+    encoded = quote(secret, safe="")
+    with pytest.raises(DQError) as caught:
+        SqlBackend(
+            f"postgresql+psycopg://app:{encoded}@127.0.0.1:1/db?{field}={encoded}",
+            connect_timeout=1,
+            retry_attempts=1,
+        )
+    shown = "".join(traceback.format_exception(caught.value))
+    assert secret not in shown
+    assert encoded not in shown
+
+
+def test_a_logger_created_after_installation_is_redacted_too() -> None:
+    """The SDKs import modules (and create their loggers) lazily, after a client was
+    built: a filter per existing logger would miss them."""
+    install_log_redaction()
+    name = f"azure.storage.blob._lazy_{id(object())}"
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    root, handler = logging.getLogger(), Keep(logging.DEBUG)
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        logging.getLogger(name).debug("GET %s", "https://a/c/b?sv=1&sig=L4teS3cretSig")
+        logging.getLogger("urllib3.util.retry_later").debug(
+            "Incremented Retry for (url='%s')", "/c/b?se=1&sig=L4teS3cretSig"
+        )
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    assert len(records) == 2
+    assert not any("L4teS3cretSig" in text for text in records), records

@@ -29,6 +29,7 @@ from rich.text import Text
 
 from dq_metadata.canonical import MAX_DEPTH
 from dq_metadata.errors import DQError, Problem, ValidationError
+from dq_stores._redact import redact
 
 if TYPE_CHECKING:
     from dq_registries.wiring.context import DQContext
@@ -114,7 +115,7 @@ class UsageError(DQError):
 
 def fail(message: str, *, code: int = EXIT_ERROR) -> typer.Exit:
     """Print ``error: message`` as one line on stderr and return the ``Exit`` to raise."""
-    one_line = " ".join(str(message).split())
+    one_line = redact(" ".join(str(message).split()))  # e.g. a URL given as --config
     # never fail while reporting: text that cannot be encoded is shown escaped
     one_line = one_line.encode("utf-8", "backslashreplace").decode("utf-8")
     sys.stderr.write(f"error: {one_line}\n")

@@ -9,7 +9,8 @@
 
 Prints one line per problem and a summary; exits 1 when anything is wrong (an
 index problem repaired by ``--repair-index`` still counts: run it again to see
-a clean store), 0 otherwise. A ``--tenant`` / ``--env`` that no store holds is
+a clean store; a scope holding a damaged record is not rebuilt, see the
+``note:`` line), 0 otherwise. A ``--tenant`` / ``--env`` that no store holds is
 an error (``error: scope acme/prdo does not exist: ...``, exit 1, nothing
 checked), never a clean result. Every document store the configuration uses is
 walked once, and the results store checks each run's results object. The
@@ -51,7 +52,8 @@ _RepairOpt = Annotated[
         "--repair-index",
         help="Rebuild the derived indexes of scopes whose index disagrees with their "
         "documents, and seal superseded filesystem revision files found unsealed "
-        "(document contents are never changed).",
+        "(document contents are never changed; a scope holding a damaged record is "
+        "left alone, so reads keep failing on it instead of skipping it).",
     ),
 ]
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object, no progress bar.")]
@@ -96,6 +98,13 @@ def verify_command(
             f"{summary['problems']} problem(s)"
             + (f"; index rebuilt in {len(repaired)} scope(s)" if repaired else "")
         )
+        if summary["not_repaired"]:
+            typer.echo(
+                f"note: index not rebuilt in {', '.join(summary['not_repaired'])}: it holds "
+                "damaged or rolled-back records, which a rebuilt index would leave out "
+                "(queries and exports would skip them silently); restore them from a "
+                "backup, then repair"
+            )
         if summary["legacy_records"]:
             typer.echo(
                 f"note: {summary['legacy_records']} record(s) in the format before issue 11 "
@@ -166,6 +175,7 @@ def _run(
         "unsealed": counts.unsealed,
         "problems": counts.problems,
         "repaired": [str(s) for s in counts.repaired],
+        "not_repaired": [str(s) for s in counts.not_repaired],
     }
     return found, summary
 

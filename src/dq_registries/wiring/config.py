@@ -53,10 +53,17 @@ from pydantic_settings import (
 
 from dq_metadata.errors import MisconfiguredError, Problem, ValidationError
 from dq_registries.wiring.config_checks import check_settings, results_default
-from dq_registries.wiring.config_env import check_environment, malformed_env_message, sources_of
+from dq_registries.wiring.config_env import (
+    check_environment,
+    malformed_env_message,
+    redact_setting,
+    redact_url,
+    sources_of,
+)
 from dq_registries.wiring.defaults import default_root
 from dq_registries.wiring.plugins import BackendRegistry
 from dq_registries.yaml12 import load_yaml
+from dq_stores._redact import redact
 
 __all__ = [
     "DOCUMENT_GROUPS",
@@ -88,6 +95,12 @@ DOCUMENT_GROUPS = (("contracts", "job_definitions", "action_profiles"), ("job_ru
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # a URL setting may carry a password or a SAS (``account_url=…?sv=…&sig=…``,
+        # ``sqlite.url=…?password=…``): str/repr show where, never how to log in
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if isinstance(value, str) else value
 
 
 class FilesystemSettings(_Section):
@@ -193,6 +206,11 @@ class DQSettings(BaseSettings):
     contracts: ContractsSettings = ContractsSettings()
     results: ResultsSettings = ResultsSettings()
     _backends: BackendRegistry | None = PrivateAttr(default=None)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # plug-in sections are free-form: their secrets are masked as `dq config show` does
+        for name, value in super().__repr_args__():
+            yield name, redact_setting(name, value) if name == "plugins" else value
 
     @classmethod
     def settings_customise_sources(
@@ -301,7 +319,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise MisconfiguredError(f"config file not found: {path}") from None
+        raise MisconfiguredError(f"config file not found: {redact(str(path))}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MisconfiguredError(
             f"cannot read config file {path}: {exc.__class__.__name__}"

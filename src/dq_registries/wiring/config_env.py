@@ -28,6 +28,7 @@ __all__ = [
     "check_environment",
     "effective_values",
     "malformed_env_message",
+    "redact_setting",
     "redact_url",
     "setting_variables",
     "sources_of",
@@ -113,6 +114,11 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[dotted] = value
     return flat
+
+
+def redact_setting(key: str, value: Any) -> Any:
+    """``value`` of the setting ``key`` (dotted) as shown to people: secrets masked."""
+    return _redact(key, value)
 
 
 def _redact(key: str, value: Any) -> Any:

@@ -98,6 +98,9 @@ class CommitMixin:
     if TYPE_CHECKING:  # provided by AzureBlobBackend
 
         def _parallel(self, calls: Sequence[Callable[[], T]]) -> list[T]: ...
+        def _settle_restore(
+            self, scope: Scope, kind: str, key: str, name: str, blob: Blob
+        ) -> None: ...
         def _fetch(self, name: str, what: str) -> Blob | None: ...
         def _parse(self, blob: Blob, scope: Scope, kind: str, key: str | None) -> _Read: ...
         def _read_head(self, scope: Scope, kind: str, key: str) -> _Read | None: ...
@@ -162,6 +165,9 @@ class CommitMixin:
             if blob.tx is None:
                 if not blob.placeholder:
                     return self._parse(blob, scope, kind, key)
+                if blob.restoring is not None:  # a restore's: wait for it or clear it
+                    self._settle_restore(scope, kind, key, name, blob)
+                    continue
                 # Left empty by a commit that aborted (the key has no document): remove
                 # it If-Match, so a single write can create the head If-Missing; if it
                 # moved meanwhile (locked or written), read again.
@@ -236,7 +242,14 @@ class CommitMixin:
             locked = [(n, b) for n, b in zip(names, blobs, strict=True) if b and b.tx]
             for name, blob in locked:
                 self._settle(scope, name, blob)
-            if locked:
+            restoring = [
+                (op, n, b)
+                for op, n, b in zip(operations, names, blobs, strict=True)
+                if b and b.restoring
+            ]
+            for op, name, blob in restoring:
+                self._settle_restore(scope, op.kind, op.key, name, blob)
+            if locked or restoring:
                 continue
             # An empty placeholder head (a key locked by a commit that aborted and
             # released it) is absent, as readers see it: it is replaced If-Match.

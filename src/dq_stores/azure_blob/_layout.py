@@ -7,6 +7,7 @@ can add a ``/`` or ``..`` and climb out of its scope::
 
     {base}h/{key}                      head: the committed current revision
     {base}r/{key}/{revision:012d}      immutable copy of every superseded head
+    {base}r/{key}/pruned               empty: prune_history removed older revisions
     {base}s/{a|d}/{order}              sort index over every live document
     {base}x/{field}/{value}/{a|d}/{order}   one posting per (field, value)
     {base}x/{search field}/{value}/a/{order} a search token's posting (ascending only)
@@ -202,6 +203,10 @@ class Layout:
 
     def revision(self, scope: Scope, kind: str, key: str, revision: int) -> str:
         return f"{self.revisions(scope, kind, key)}{revision:012d}"
+
+    def pruned(self, scope: Scope, kind: str, key: str) -> str:
+        """An empty blob among the revisions: ``prune_history`` ran on the key."""
+        return f"{self.revisions(scope, kind, key)}pruned"
 
     @staticmethod
     def posting_dir(field: str | None, value: str | None, descending: bool) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "COMMITTED",
     "MOD",
     "PENDING",
+    "RESTORE",
     "TX",
     "Blob",
     "TxOp",
@@ -39,6 +40,9 @@ TX = "tx"
 #: Set Blob Metadata moves Last-Modified on without touching the bytes.
 MOD = "mod"
 STATE = "state"
+#: Metadata of the empty head a restore creates first, and of the revisions it writes:
+#: the restore's id (``_restore.py``).
+RESTORE = "restore"
 PENDING, COMMITTED, ABORTED = "pending", "committed", "aborted"
 _FORMAT = 1
 
@@ -73,6 +77,11 @@ class Blob:
     def placeholder(self) -> bool:
         """An empty head: locks a key that had no head (reads as absent)."""
         return not self.raw
+
+    @property
+    def restoring(self) -> str | None:
+        """The id of the restore that holds this empty head (not finished, or died)."""
+        return self.metadata.get(RESTORE) if self.placeholder and self.tx is None else None
 
 
 def clean_metadata(metadata: dict[str, str]) -> dict[str, str]:

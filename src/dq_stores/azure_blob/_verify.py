@@ -23,7 +23,7 @@ from dq_metadata.scope import Scope
 from dq_stores.azure_blob._chain import history_problem
 from dq_stores.azure_blob._client import azure_errors
 from dq_stores.azure_blob._records import encode_entry_meta
-from dq_stores.azure_blob._txn import TX
+from dq_stores.azure_blob._txn import RESTORE, TX
 from dq_stores.documents import StoredDocument
 from dq_stores.integrity import IntegrityProblem, ProblemCode, VerifyCounts
 
@@ -74,7 +74,23 @@ def _check_head(
         yield IntegrityProblem(scope, "record", f"head blob {name!r}: {exc}", kind)
         return
     if read is None:
-        return  # deleted meanwhile
+        # Deleted meanwhile, a commit's lock, or a restore's empty head: one older
+        # than the lease is a restore that died, its revisions in no history yet.
+        restoring = meta.get(RESTORE)
+        if restoring and TX not in meta:
+            blob = backend._fetch(name, f"reading {name!r}")
+            if blob is not None and blob.restoring and blob.modified is not None:
+                age = (backend._clock.now() - blob.modified).total_seconds()
+                if age > backend._lease:
+                    yield IntegrityProblem(
+                        scope,
+                        "history",
+                        f"{name!r}: a restore that did not finish ({age:.0f} s ago) left "
+                        "an empty head and revision blobs no head points to; the key's "
+                        "next write or restore removes them",
+                        kind,
+                    )
+        return
     doc = read[0].doc
     if TX not in meta and (
         meta.get("rev") != str(doc.revision) or meta.get("deleted") != ("1" if doc.deleted else "0")
@@ -88,14 +104,16 @@ def _check_head(
             doc.key,
         )
     try:
-        archived, head, rewritten = backend._history_records(scope, kind, doc.key)
+        archived, head, rewritten, _pruned = backend._history_records(scope, kind, doc.key)
     except DQError as exc:
         yield IntegrityProblem(scope, "history", str(exc), kind, doc.key)
         return
     counts.documents += 0 if doc.deleted else 1
     counts.revisions += len(archived) + 1
     counts.legacy_records += sum(r.prev is None for r in [*archived, read[0]])
-    start = backend._first_kept(scope, kind, doc.key, archived, head)  # after prune_history
+    # After prune_history. The marker is read whether or not the listing held the
+    # ``pruned`` blob (someone may have deleted it with a rollback to revision 1).
+    start = backend._first_kept(scope, kind, doc.key, archived, head, True)
     problem = history_problem(archived, head, start=start, rewritten=rewritten)
     if problem is not None:
         code: ProblemCode = "head" if "rollback" in problem else "history"

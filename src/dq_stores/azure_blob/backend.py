@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -41,7 +41,7 @@ from dq_stores.azure_blob._client import (
     container_missing,
     make_service_client,
 )
-from dq_stores.azure_blob._clock import ServiceClock
+from dq_stores.azure_blob._clock import HookedClient, ServiceClock
 from dq_stores.azure_blob._commit import CommitMixin
 from dq_stores.azure_blob._commit import _head_metadata as head_metadata
 from dq_stores.azure_blob._layout import Layout, order_name
@@ -92,9 +92,11 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
 
     Give exactly one of ``connection_string`` (Azurite, keys) or ``account_url``
     (with ``credential``, default ``DefaultAzureCredential``), or a ready ``client``
-    (which the caller then owns and closes). ``commit_lease`` (seconds): how long a
-    multi-document commit may stay pending before another writer that needs one of
-    its documents aborts it (its writer is then presumed dead).
+    (which the caller then owns and closes; it is not changed — each request the
+    backend makes on it carries a per-operation response hook, for the service
+    clock). ``commit_lease`` (seconds): how long a multi-document commit, or a
+    restore's claim on a key, may stay pending before another writer that needs one
+    of its documents aborts or clears it (its writer is then presumed dead).
     """
 
     def __init__(
@@ -129,6 +131,10 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
             self._owns_client = False
         self._service = client
         self._container: ContainerClient = client.get_container_client(container)
+        if not self._owns_client:
+            # No hook of ours on the caller's client: one on each of our requests, so a
+            # reader that has not written learns the service clock too (ADR 0004).
+            self._container = cast(ContainerClient, HookedClient(self._container, self._clock))
         self._max_workers = max_workers
         self._lease = float(commit_lease)
         self._pool: Pool | None = None
@@ -278,10 +284,10 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
             # head may still be in flight): look again, a little later each time.
             if attempt:
                 time.sleep(min(0.05, 0.01 * attempt))
-            archived, head, rewritten = self._history_records(scope, kind, key)
-            if head is None and not archived:
+            archived, head, rewritten, pruned = self._history_records(scope, kind, key)
+            if head is None and (not archived or self._restoring(scope, kind, key)):
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
-            start = self._first_kept(scope, kind, key, archived, head)
+            start = self._first_kept(scope, kind, key, archived, head, pruned)
             problem = history_problem(archived, head, start=start, rewritten=rewritten) or ""
             if not problem:
                 assert head is not None
@@ -290,6 +296,13 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
                 return [docs[rev] for rev in sorted(docs)]
         raise IntegrityError(f"{kind} {key!r} in {scope}: {problem}")
 
+    def _restoring(self, scope: Scope, kind: str, key: str) -> bool:
+        """Whether the key's head is a restore's empty head (its revisions are not
+        history yet: a restore in progress, or one that died)."""
+        name = self._layout.head(scope, kind, key)
+        blob = self._fetch(name, f"reading {kind} {key!r} in {scope}")
+        return blob is not None and blob.restoring is not None
+
     def _first_kept(
         self,
         scope: Scope,
@@ -297,25 +310,36 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
         key: str,
         archived: list[HeadRecord],
         head: HeadRecord | None,
+        pruned: bool,
     ) -> int:
-        """The oldest revision not pruned (1 unless ``prune_history`` removed some)."""
-        if head is None or head.doc.revision == 1 or any(r.doc.revision == 1 for r in archived):
+        """The oldest revision not pruned (1 unless ``prune_history`` removed some).
+
+        The marker is read only when pruning may have happened: revision 1 is not
+        archived and either the head is past it or the listing held the ``pruned``
+        blob (:meth:`_prune_history`) — a head at revision 1 on a key whose history
+        was pruned is a rollback the marker proves, at no request for any other
+        revision-1 key."""
+        if head is None or any(r.doc.revision == 1 for r in archived):
+            return 1
+        if head.doc.revision == 1 and not pruned:
             return 1
         prefix = self._pruned_prefix(scope, kind, key)
         return 1 if prefix is None else prefix.pruned_through + 1
 
     def _history_records(
         self, scope: Scope, kind: str, key: str
-    ) -> tuple[list[HeadRecord], HeadRecord | None, bool]:
-        """Every archived revision (listed first) and then the head, verified; and
+    ) -> tuple[list[HeadRecord], HeadRecord | None, bool, bool]:
+        """Every archived revision (listed first) and then the head, verified;
         whether the head's bytes were written after its own revision was archived
-        (a rollback by one revision, see ``_chain.written_after``)."""
+        (a rollback by one revision, see ``_chain.written_after``); and whether the
+        listing held the ``pruned`` blob (``prune_history`` ran on the key)."""
         prefix = self._layout.revisions(scope, kind, key)
         with azure_errors(f"listing history of {kind} {key!r} in {scope}"):
             listed = {
                 str(p.name): p.last_modified
                 for p in self._container.list_blobs(name_starts_with=prefix)
             }
+        pruned = listed.pop(self._layout.pruned(scope, kind, key), None) is not None
         read = self._read
         calls: list[Callable[[], Any]] = [
             functools.partial(read, n, scope, kind, key, int(n[len(prefix) :])) for n in listed
@@ -325,18 +349,23 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
         *found, head = self._parallel(calls)
         archived = [f[0] for f in found if f is not None]
         if head is None:
-            return archived, None, False
+            return archived, None, False, pruned
         (record, _etag, _raw), blob = head
         own = listed.get(self._layout.revision(scope, kind, key, record.doc.revision))
-        return archived, record, written_after(blob.written, own)
+        return archived, record, written_after(blob.written, own), pruned
 
     def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
         # Archived revisions are immutable and writers only add newer ones; the head
-        # blob (keep_from is at most its revision) is never touched.
+        # blob (keep_from is at most its revision) is never touched. First an empty
+        # ``pruned`` blob among the revisions (idempotent): ``history`` lists it at no
+        # extra request and then reads the marker even for a head at revision 1.
+        marker = self._layout.pruned(scope, kind, key)
+        with azure_errors(f"marking the pruned history of {kind} {key!r} in {scope}"):
+            self._container.get_blob_client(marker).upload_blob(b"", overwrite=True)
         prefix = self._layout.revisions(scope, kind, key)
         with azure_errors(f"listing history of {kind} {key!r} in {scope}"):
             names = list(self._container.list_blob_names(name_starts_with=prefix))
-        doomed = [n for n in names if int(n[len(prefix) :]) < keep_from]
+        doomed = [n for n in names if n != marker and int(n[len(prefix) :]) < keep_from]
         for name in sorted(doomed):  # oldest first (fixed-width numbers): a suffix remains
             with (
                 azure_errors(f"pruning {name!r}"),
@@ -573,10 +602,9 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
         )
         metadata = head_metadata(doc)
         with azure_errors(f"writing {doc.kind} {doc.key!r} in {doc.scope}"):
-            done = self._container.get_blob_client(name).upload_blob(
+            self._container.get_blob_client(name).upload_blob(
                 record.to_bytes(), overwrite=True, metadata=metadata, **conditions
             )
-        self._clock.observe(done.get("date"))  # a client we did not build has no hook
 
     def _retire(self, scope: Scope, kind: str, old: HeadRecord, new: dict[str, str]) -> None:
         base = self._layout.base(scope, kind)

@@ -32,7 +32,7 @@ from dq_stores.filesystem._layout import Layout, read_file, read_linked, sealed
 from dq_stores.filesystem._process import ProcessHandles
 from dq_stores.filesystem._records import Record, decode_full
 from dq_stores.filesystem._recovery import replay_intent
-from dq_stores.filesystem._verify import compare_index, derive_index
+from dq_stores.filesystem._verify import compare_index, derive_index, file_problems
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
 
 __all__ = ["IntegrityMixin"]
@@ -197,6 +197,7 @@ class IntegrityMixin:
         if not isinstance(scope, Scope):
             raise TypeError(f"scope must be a Scope, got {type(scope).__name__}")
         scope_dir = self._layout.scope_dir(scope)
+        live, walked = f"{scope_dir}/{_INDEX_FILE}", False
         with translated("verify"):
             try:
                 try:
@@ -213,11 +214,18 @@ class IntegrityMixin:
                     except IntegrityError as exc:
                         yield IntegrityProblem(scope, "history", str(exc))
                         return
-                    yield from compare_index(f"{scope_dir}/{_INDEX_FILE}", scope, scope_dir, counts)
+                    for problem in compare_index(live, scope, scope_dir, counts):
+                        walked = True
+                        yield problem
             except sqlite3.DatabaseError as exc:
                 if type(exc) is not sqlite3.DatabaseError:  # locked, I/O: not damage
                     raise
-                yield IntegrityProblem(scope, "index", _DAMAGED)
+            else:
+                return
+        yield IntegrityProblem(scope, "index", _DAMAGED)
+        if not walked:  # the files' own problems, which a rebuild would leave out
+            with translated("verify"), self._process().exclusive(scope_dir):
+                yield from file_problems(scope, scope_dir, counts)
 
     def repair_index(self, scope: Scope) -> bool:
         """Rebuild ``scope``'s index from its valid head files (one transaction);

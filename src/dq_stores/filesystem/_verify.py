@@ -35,7 +35,7 @@ from dq_stores.filesystem._records import decode_full
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
 from dq_stores.retention import PRUNED_KIND, marker_key, parse_marker
 
-__all__ = ["compare_index", "derive_index"]
+__all__ = ["compare_index", "derive_index", "file_problems"]
 
 _HEAD = ".head"
 #: ``(kind, key) -> the revision the live index knows`` (0: none)
@@ -293,5 +293,20 @@ def compare_index(
                             str(kind),
                             None if key is None else str(key),
                         )
+        finally:
+            fresh.close()
+
+
+def file_problems(scope: Scope, scope_dir: str, counts: VerifyCounts) -> Iterator[IntegrityProblem]:
+    """Every problem in the files of a scope whose live index cannot be read at all:
+    the files are still walked (into a scratch index, compared with nothing), so a
+    damaged record is reported beside the damaged index — and ``--repair-index``,
+    which would leave that record out of the rebuilt index, knows to stop."""
+    with tempfile.TemporaryDirectory(prefix="dq-verify-") as scratch:
+        fresh = index.connect(f"{scratch}/derived.sqlite3", durable=False)
+        try:
+            index.ensure_schema(fresh)
+            with index.transaction(fresh):
+                yield from derive_index(fresh, scope, scope_dir, counts)
         finally:
             fresh.close()

@@ -18,6 +18,7 @@ from dq_metadata.errors import (
     SchemaOutOfDateError,
     StoreUnavailableError,
 )
+from dq_stores._redact import redact
 
 __all__ = ["is_rolled_back", "is_transient", "translate", "unwrap"]
 
@@ -88,10 +89,26 @@ def _summary(exc: BaseException, secrets: tuple[str, ...]) -> str:
     return text[:300]
 
 
+def _scrub_chain(exc: BaseException, secrets: tuple[str, ...]) -> None:
+    """Mask ``secrets`` in the arguments of ``exc`` and of every exception chained to
+    it: the translated error keeps them as its cause, and a driver message can quote a
+    configured value (libpq echoes an invalid ``sslmode``, ``hostaddr``, ``port`` …)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and not isinstance(current, DQError):
+        seen.add(id(current))
+        if any(s and s in str(arg) for arg in current.args for s in secrets):
+            current.args = tuple(redact(str(arg), secrets) for arg in current.args)
+        current = current.__cause__ or current.__context__
+
+
 def translate(exc: BaseException, *, secrets: tuple[str, ...] = ()) -> DQError:
-    """Map any exception raised while talking to the database to our hierarchy."""
+    """Map any exception raised while talking to the database to our hierarchy.
+
+    ``secrets`` are masked in the message and in the chained driver exceptions."""
     if isinstance(exc, DQError):
         return exc
+    _scrub_chain(exc, secrets)
     if isinstance(exc, sa_exc.TimeoutError):
         return StoreUnavailableError("timed out waiting for a pooled database connection")
     orig = unwrap(exc)

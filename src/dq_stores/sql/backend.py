@@ -358,6 +358,21 @@ class SqlBackend(DocumentBackend):
         rows = self._read(ALL, ALL, "SELECT DISTINCT tenant, environment FROM dq_heads", [])
         yield from sorted((Scope(t, e) for t, e in rows), key=str)
 
+    def iter_index_scopes(self) -> Iterator[Scope]:
+        """Every scope with postings, one primary-key probe each (a loose index scan)."""
+        ph = self._executor.placeholder
+        base = "SELECT tenant, environment FROM dq_postings"
+        mark: list[Any] = []
+        while True:
+            where = f" WHERE (tenant, environment) > ({ph}, {ph})" if mark else ""
+            rows = self._read(
+                ALL, ALL, base + where + " ORDER BY tenant, environment LIMIT 1", mark
+            )
+            if not rows:
+                return
+            mark = list(rows[0])
+            yield Scope(mark[0], mark[1])
+
     # -- writes ----------------------------------------------------------------
     def _append(
         self, scope: Scope, kind: str, rev: Revision, expect: Expectation

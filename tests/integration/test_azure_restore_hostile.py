@@ -1,0 +1,127 @@
+"""Hostile tests of the Azure restore's claims (ADR 0004, "Restore"): revision blobs
+left before empty heads existed, a live restore met by a writer, a head write whose
+response was lost or that failed. Runs on Azurite."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from tests.integration._azure_helpers import write
+
+from dq_metadata.errors import StoreUnavailableError
+from dq_metadata.scope import Scope
+from dq_stores.azure_blob import AzureBlobBackend
+from dq_stores.documents import ANY
+from dq_stores.verify import verify
+
+pytestmark = pytest.mark.azure
+
+ACME = Scope("acme", "prod")
+KIND = "contract"
+
+
+@pytest.fixture
+def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
+    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
+        yield service.get_container_client(azure_container)
+
+
+def _history(key: str, revisions: int) -> list[Any]:
+    from dq_stores.memory import MemoryBackend
+
+    source = MemoryBackend()
+    for n in range(1, revisions + 1):
+        source.put(ACME, KIND, write(key, n, dataset=("acme",)), ANY)
+    return source.history(ACME, KIND, key)
+
+
+def test_a_restore_into_revision_blobs_left_before_empty_heads_replaces_them(
+    azure_connection_string: str, azure_container: str, raw: ContainerClient
+) -> None:
+    """Revision blobs with no head and no empty head (a restore before this scheme
+    died): a restore of the key deletes them and writes its own history."""
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as old:
+        old.restore_many(ACME, KIND, [("m1", _history("m1", 4))])
+    raw.delete_blob("acme/prod/contract/h/m1")  # as if its head write never happened
+    for blob in raw.list_blobs(name_starts_with="acme/prod/contract/r/m1/"):
+        client = raw.get_blob_client(blob.name)
+        client.set_blob_metadata({})  # as written before: no restore id
+    time.sleep(1.1)  # their Last-Modified precedes the next claim
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as app:
+        app.restore_many(ACME, KIND, [("m1", _history("m1", 2))])
+        assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2]
+        app.put(ACME, KIND, write("m1", "next"), ANY)
+        assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2, 3]
+        assert not list(verify(app, scope=ACME))
+
+
+def test_a_write_waits_for_a_live_restore_instead_of_clearing_it(
+    azure_connection_string: str, azure_container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore slower than nothing but within the lease is waited for, not cleared:
+    the writer's put lands on top of the restored history."""
+    from dq_stores.azure_blob import _restore
+
+    upload = _restore.RestoreMixin._upload_revision
+    started = threading.Event()
+
+    def slow_upload(self: Any, *args: Any) -> None:
+        started.set()
+        time.sleep(1.5)
+        upload(self, *args)
+
+    monkeypatch.setattr(_restore.RestoreMixin, "_upload_revision", slow_upload)
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as dest:
+        thread = threading.Thread(
+            target=dest.restore_many, args=(ACME, KIND, [("m1", _history("m1", 3))])
+        )
+        thread.start()
+        assert started.wait(20)
+        with AzureBlobBackend(
+            azure_container, connection_string=azure_connection_string, commit_lease=20.0
+        ) as app:
+            assert app.put(ACME, KIND, write("m1", "after"), ANY).revision == 4
+        thread.join(30)
+        assert [d.revision for d in dest.history(ACME, KIND, "m1")] == [1, 2, 3, 4]
+        assert not list(verify(dest, scope=ACME))
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_a_restore_whose_head_write_failed_keeps_or_removes_what_it_wrote(
+    azure_connection_string: str,
+    azure_container: str,
+    raw: ContainerClient,
+    monkeypatch: pytest.MonkeyPatch,
+    landed: bool,
+) -> None:
+    """The head write raises (after retries): if it landed (its response was lost),
+    the key is restored and nothing is removed; if not, the restore removes its
+    revisions and its empty head — the key is absent and can be restored again."""
+    write_head = AzureBlobBackend._write_head
+
+    def failing(self: Any, *args: Any) -> None:
+        if landed:
+            write_head(self, *args)
+        raise StoreUnavailableError("connection reset")
+
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as dest:
+        with monkeypatch.context() as patch:
+            patch.setattr(AzureBlobBackend, "_write_head", failing)
+            if landed:
+                dest.restore_many(ACME, KIND, [("m1", _history("m1", 3))])
+            else:
+                with pytest.raises(StoreUnavailableError):
+                    dest.restore_many(ACME, KIND, [("m1", _history("m1", 3))])
+        if landed:
+            assert [d.revision for d in dest.history(ACME, KIND, "m1")] == [1, 2, 3]
+        else:
+            assert not list(raw.list_blobs(name_starts_with="acme/prod/contract/r/m1/"))
+            assert not list(raw.list_blobs(name_starts_with="acme/prod/contract/h/m1"))
+            dest.restore_many(ACME, KIND, [("m1", _history("m1", 2))])
+            assert [d.revision for d in dest.history(ACME, KIND, "m1")] == [1, 2]
+        assert not list(verify(dest, scope=ACME))
