@@ -129,8 +129,6 @@ def _caught(root: Path, *, indexed: bool = True) -> None:
 def test_a_rollback_to_any_older_revision_is_caught(
     tmp_path: Path, method: str, late: bool, to: int, remove_newer: bool, drop_index: bool
 ) -> None:
-    if method == "cp-in-place" and remove_newer and not late:
-        pytest.skip("documented limit (ADR 0002): an in-place copy within 1 s, nothing newer")
     root = tmp_path / "store"
     _seed(root, LENGTH, late)
     roll_back(root, method, to, LENGTH, remove_newer)

@@ -152,7 +152,7 @@ def _native(base: Path, data: bytes, scope: Scope, kind: str, key: str) -> tuple
     Path(f"{base}.head").write_bytes(data)
     assert READ_HEAD is not None
     got = READ_HEAD(str(base), scope, kind, key, set(), *FRESH)
-    if len(got) == 4:
+    if len(got) == 5:
         assert got[2] == os.stat(f"{base}.head").st_mode
         return got[0], True
     assert got[0] == data  # handed back verbatim: Python decides
@@ -246,21 +246,28 @@ def test_head_states_fresh_known_next_and_old(tmp_path: Path) -> None:
     backend, base, _ = _put(tmp_path / "s")
     args = (str(base), Scope("t", "e"), "k", "key")
     linked: set[Any] = set()
-    _, inode, _, state = READ_HEAD(*args, linked, *FRESH)
-    assert state == 1  # fresh, no r2: remembered in C
+    _, inode, _, nlink, state = READ_HEAD(*args, linked, *FRESH)
+    assert (nlink, state) == (2, 1)  # fresh, two names, no r2: remembered in C
     assert linked == {inode}
     assert inode == (os.stat(f"{base}.head").st_ino, os.stat(f"{base}.head").st_dev,
                      Path(f"{base}.head").read_bytes()[:64], os.stat(f"{base}.head").st_ctime_ns)  # fmt: skip
-    assert READ_HEAD(*args, linked, *FRESH)[3] == 0  # known
+    assert READ_HEAD(*args, linked, *FRESH)[4] == 0  # known
     Path(f"{base}.r2").write_bytes(b"")
-    assert READ_HEAD(*args, set(), *FRESH)[3] == 2  # a next revision file
-    assert READ_HEAD(*args, set(), -10.0, -5.0, 16384)[3] == 3  # not fresh: Python checks
+    assert READ_HEAD(*args, set(), *FRESH)[4] == 2  # a next revision file
+    assert READ_HEAD(*args, set(), -10.0, -5.0, 16384)[4] == 3  # not fresh: Python checks
+    os.link(f"{base}.head", f"{base}.extra")  # a third name: Python checks
+    assert READ_HEAD(*args, set(), *FRESH)[3:] == (3, 3)
+    os.unlink(f"{base}.extra")
+    os.unlink(f"{base}.r1")  # its revision file removed (one name): Python checks
+    assert READ_HEAD(*args, set(), *FRESH)[3:] == (1, 3)
+    os.link(f"{base}.head", f"{base}.r1")
     full = {("x", i) for i in range(3)}
     os.unlink(f"{base}.r2")
-    READ_HEAD(*args, full, -0.05, 1.0, 3)
-    assert full == {inode}  # the memo starts again at its limit, like _remember_linked
+    relinked = READ_HEAD(*args, full, -0.05, 1.0, 3)[1]  # a new ctime: the links above
+    assert relinked[:3] == inode[:3]
+    assert full == {relinked}  # the memo starts again at its limit, like _remember_linked
     os.chmod(f"{base}.head", 0o444)  # sealed (a superseded revision put back): Python decides
-    assert READ_HEAD(*args, set(), *FRESH)[3] == 3
+    assert READ_HEAD(*args, set(), *FRESH)[4] == 3
     backend.close()
 
 

@@ -20,14 +20,17 @@
  *
  * read_head(base, scope, kind, key, linked, fresh_min, fresh_max, max_linked)
  * returns either
- *   (document, inode, st_mode, state)            -- 4 items: a verified head, or
- *   (data, st_ino, st_dev, st_ctime_ns, st_mode)  -- 5 items: decode in Python.
+ *   (document, inode, st_mode, st_nlink, state)            -- 5 items: a verified
+ *                                                             head, or
+ *   (data, st_ino, st_dev, st_ctime_ns, st_mode, st_nlink)  -- 6 items: decode in
+ *                                                             Python.
  * inode is (st_ino, st_dev, record hash bytes, st_ctime_ns). state: 0 inode is in
  * the set `linked` (checked before); 1 the head is writable by its owner (not
  * sealed), fresh (its inode changed within [fresh_min, fresh_max] s of the
- * record's write) and <base>.r<revision+1> does not exist -- inode was added to
+ * record's write), has exactly two names (st_nlink 2: the head and its revision
+ * file) and <base>.r<revision+1> does not exist -- inode was added to
  * `linked` (cleared first at max_linked items); 2 writable and fresh, but that next
- * revision file exists; 3 sealed or not fresh: Python checks it.
+ * revision file exists; 3 sealed, not two names or not fresh: Python checks it.
  * OSError (ENOENT: FileNotFoundError) carries the head's path.
  *
  * ABI (_native.h) must equal _accel.ABI: bump both when the call or its result
@@ -140,9 +143,8 @@ read_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     if (result == Py_None) {
         Py_DECREF(result);
         result = Py_BuildValue(
-            "(y#KKLk)", buf, len, (unsigned long long)st.st_ino, (unsigned long long)st.st_dev,
-            CTIME_NS(&st),
-            (unsigned long)st.st_mode);
+            "(y#KKLkk)", buf, len, (unsigned long long)st.st_ino, (unsigned long long)st.st_dev,
+            CTIME_NS(&st), (unsigned long)st.st_mode, (unsigned long)st.st_nlink);
     }
     free(buf);
     return result;

@@ -277,8 +277,11 @@ dq_parse_head(const char *buf, Py_ssize_t len, PyObject *const *args, const stru
             goto done;
         }
         double age = (double)CTIME_NS(st) / 1e9 - ts;
-        state = 3; /* sealed (no owner-write bit: ADR 0002, "Seals") or not fresh */
-        if ((st->st_mode & S_IWUSR) && fresh_min <= age && age <= fresh_max) {
+        /* sealed (no owner-write bit: ADR 0002, "Seals"), not exactly two names (the
+         * head and its own revision file), or not fresh */
+        state = 3;
+        if ((st->st_mode & S_IWUSR) && st->st_nlink == 2 && fresh_min <= age
+            && age <= fresh_max) {
             char next[PATH_MAX];
             memcpy(next, path, base_len);
             snprintf(next + base_len, 24, ".r%lld", revision + 1);
@@ -300,7 +303,8 @@ dq_parse_head(const char *buf, Py_ssize_t len, PyObject *const *args, const stru
         }
     }
     Py_DECREF(result);
-    result = Py_BuildValue("(ONki)", doc, inode, (unsigned long)st->st_mode, state);
+    result = Py_BuildValue("(ONkki)", doc, inode, (unsigned long)st->st_mode,
+                           (unsigned long)st->st_nlink, state);
 done:
     if (parts != local)
         PyMem_Free(parts);

@@ -339,28 +339,32 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         # it, so a rollback to a version seen before is checked again. A head without
         # the owner-write bit is sealed — a superseded revision put back, or (a race)
         # the old head a writer sealed after moving past it: decided under the lock.
-        # ``state`` (see _native.c): 0 passed before, 1 passed now (fresh, writable, no
-        # next revision file), 2 fresh and writable with a next revision file, 3 to check.
-        if native is not None and len(got) == 4:  # verified and state found in C
-            doc, inode, mode, state = got
+        # A head with other than two names (itself and its revision file) is a copy or
+        # a file whose revision file was removed: checked as a head that is not fresh.
+        # ``state`` (see _native.c): 0 passed before, 1 passed now (fresh, writable, two
+        # names, no next revision file), 2 the same with a next revision file, 3 to check.
+        if native is not None and len(got) == 5:  # verified and state found in C
+            doc, inode, mode, nlink, state = got
         else:
             if native is not None:  # anything unusual: Python decides (and words the error)
-                data, ino, dev, ctime_ns, mode = got
+                data, ino, dev, ctime_ns, mode, nlink = got
             else:
-                ino, dev, ctime_ns, mode = st.st_ino, st.st_dev, st.st_ctime_ns, st.st_mode
+                ino, dev, ctime_ns = st.st_ino, st.st_dev, st.st_ctime_ns
+                mode, nlink = st.st_mode, st.st_nlink
             doc = decode_record(data, scope, kind, key, self._headers)
             inode = (ino, dev, data[:64], ctime_ns)
             state = 0 if inode in self._linked else 3
-        if state == 3:  # not checked yet (C says so of a sealed or not fresh head)
+        if state == 3:  # not checked yet (C says so of a sealed, copied or not fresh head)
             age = inode[3] / 1e9 - doc.written_at.timestamp()
             if not mode & _S_IWUSR:
                 doc = self._settled_head(scope, kind, key).doc  # raises if still sealed
-            elif not _FRESH_MIN <= age <= _FRESH_MAX and (
+            elif (nlink != 2 or not _FRESH_MIN <= age <= _FRESH_MAX) and (
                 not self._is_linked(base, doc.revision, inode)
                 or not agrees(doc, self._known(scope, entry[0], kind, key))
             ):
-                # relinked long after its record was written: a restore or copy, or a
-                # rollback that deleted the newer revision files — only the index knows
+                # relinked long after its record was written, or not its revision file's
+                # inode: a restore or copy, or a rollback that deleted the newer revision
+                # files — only the index (and the seals) know
                 doc = self._settled_head(scope, kind, key).doc
             elif _access(f"{base}.r{doc.revision + 1}", _F_OK):
                 doc = self._past_head(scope, kind, key, base, doc, inode)
