@@ -167,7 +167,8 @@ def test_an_old_reference_to_a_long_name_opens_and_lists(
     write_old_run(backend, "run-ok", None)  # a neighbour: the listing must show both
     write_old_run(backend, run_id, _old(ref, uri_of(ref)))
     run = runs.get(run_id)
-    assert run.result_object is not None and run.result_object.run_id == run_id
+    assert run.result_object is not None
+    assert run.result_object.run_id == run_id
     assert b"".join(runs.open_results(run_id)) == DATA
     assert sorted(r.item.run_id for r in runs.list().items) == sorted([run_id, "run-ok"])
     # once rewritten (here: by a state-changing call), the upgraded form reads back
@@ -183,5 +184,7 @@ def test_a_run_that_no_longer_validates_is_named_by_the_listing(case: tuple[Any,
     with pytest.raises(IntegrityError) as caught:
         runs.list()
     message = str(caught.value)
-    assert "'run-bad'" in message and "result_object" in message
-    assert "repair or delete" in message and "ftp://" not in message
+    assert "'run-bad'" in message
+    assert "result_object" in message
+    assert "repair or delete" in message
+    assert "ftp://" not in message
