@@ -29,6 +29,7 @@ from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore
 from dq_stores.results import ResultRef, ResultsStore
 from dq_stores.typed import JobDefinitionStore, JobRunStore, ReportStore
+from dq_stores.verify import VerifyCounts, verify
 
 SCOPE = Scope("acme", "prod")
 DATA = b'{"rows": [1, 2, 3]}'
@@ -188,3 +189,16 @@ def test_a_run_that_no_longer_validates_is_named_by_the_listing(case: tuple[Any,
     assert "result_object" in message
     assert "repair or delete" in message
     assert "ftp://" not in message
+
+
+def test_verify_checks_old_long_references_and_reports_unreadable_ones(
+    case: tuple[Any, ...],
+) -> None:
+    backend, results, _runs, uri_of = case
+    ref = results.upload(SCOPE, "run-long", LONG_NAME, io.BytesIO(DATA))
+    write_old_run(backend, "run-long", _old(ref, uri_of(ref)))
+    write_old_run(backend, "run-bad", {"uri": "ftp://x/y", "size": 1, "sha256": "0" * 64})
+    counts = VerifyCounts()
+    problems = list(verify(backend, SCOPE, results=results, counts=counts))
+    assert [(p.code, p.key) for p in problems] == [("results", "run-bad")]
+    assert counts.results == 1  # the long-named object was opened and checked
