@@ -175,9 +175,16 @@ class Store(ABC, Generic[M]):
         try:
             return self._adapter.validate_json(doc.body)
         except pydantic.ValidationError as exc:
+            # field names only: a value (or a dict key below a field) may be a secret
+            fields = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
+            where = f" in {', '.join(fields)}" if fields else ""
             raise IntegrityError(
                 f"stored {self.kind} {doc.key!r} rev {doc.revision} in {doc.scope} no longer "
-                f"validates: {exc.error_count()} problem(s)"
+                f"validates: {exc.error_count()} problem(s){where}. It was changed outside "
+                "this library or written by a version this one cannot read; reads that meet "
+                "it (listings included) stop here rather than hide it: read it with the "
+                "version that wrote it, or repair or delete it (its history keeps the "
+                "earlier revisions)"
             ) from exc
 
     # -- reads -----------------------------------------------------------------

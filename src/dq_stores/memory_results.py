@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 
 from dq_metadata.errors import NotFoundError
 from dq_metadata.scope import Scope
-from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore, StoredObject
+from dq_stores.results import (
+    CHUNK_SIZE,
+    HashingChunks,
+    ResultRef,
+    ResultsStore,
+    StoredObject,
+    resolve_digest,
+)
 
 __all__ = ["MemoryResultsStore"]
 
@@ -35,6 +42,14 @@ class MemoryResultsStore(ResultsStore):
         data = b"".join(chunks)
         with self._lock:
             self._objects[self._key(scope, run_id, name)] = (data, datetime.now(UTC))
+
+    def _resolve(self, ref: ResultRef) -> ResultRef:
+        if not ref.digest_name:
+            return ref
+        run = (ref.scope.tenant, ref.scope.environment, ref.run_id)
+        with self._lock:
+            names = [key[3] for key in self._objects if key[:3] == run]
+        return resolve_digest(ref, names)
 
     def _read(self, ref: ResultRef) -> Iterator[bytes]:
         with self._lock:

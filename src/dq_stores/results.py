@@ -15,6 +15,7 @@ and sha256 at the end of every download. Adapters implement three hooks —
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from abc import ABC, abstractmethod
@@ -26,7 +27,7 @@ from typing import BinaryIO
 from dq_metadata.errors import IntegrityError, MisconfiguredError, Problem, ValidationError
 from dq_metadata.models.job_run import ResultObject
 from dq_metadata.scope import Scope
-from dq_stores.keys import validate_key
+from dq_stores.keys import encode_key, is_digest_name, validate_key
 
 __all__ = [
     "CHUNK_SIZE",
@@ -35,12 +36,16 @@ __all__ = [
     "ResultRef",
     "ResultsStore",
     "StoredObject",
+    "is_long_name",
     "iter_chunks",
+    "resolve_digest",
+    "storage_name",
 ]
 
 CHUNK_SIZE = 4 * 1024 * 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_DIGEST = re.compile(r"_h[0-9a-f]{64}")
 
 
 def _name_problem(value: object, field: str) -> Problem | None:
@@ -59,6 +64,10 @@ class ResultRef:
     ``size`` (bytes), ``sha256`` (lower-case hex) and ``content_type`` describe it.
     Where the bytes are (a path, a blob URL, a row) is the store's business.
 
+    ``digest_name`` marks a reference read from an old-style ``uri`` that held only
+    the digest of a long name: ``name`` is then that digest (``_h`` + sha256 hex of
+    the unknown name), which stores resolve to the object stored under it.
+
     Raises:
         ValidationError: on construction, when any field is malformed.
     """
@@ -69,6 +78,7 @@ class ResultRef:
     size: int
     sha256: str
     content_type: str = DEFAULT_CONTENT_TYPE
+    digest_name: bool = False
 
     def __post_init__(self) -> None:
         problems = [
@@ -76,6 +86,10 @@ class ResultRef:
             for p in (_name_problem(self.run_id, "run_id"), _name_problem(self.name, "name"))
             if p is not None
         ]
+        if self.digest_name is not False and not (
+            self.digest_name is True and isinstance(self.name, str) and _DIGEST.fullmatch(self.name)
+        ):
+            problems.append(Problem("name", "with digest_name must be '_h' + 64 hex digits"))
         if not isinstance(self.scope, Scope):
             problems.append(Problem("scope", "must be a Scope"))
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
@@ -97,7 +111,9 @@ class ResultRef:
             ValidationError: the object names an invalid scope or key.
         """
         scope = Scope(obj.tenant, obj.environment)
-        return cls(scope, obj.run_id, obj.name, obj.size, obj.sha256, obj.content_type)
+        return cls(
+            scope, obj.run_id, obj.name, obj.size, obj.sha256, obj.content_type, obj.digest_name
+        )
 
     def to_object(self) -> ResultObject:
         """The :class:`ResultObject` a run document keeps for this reference."""
@@ -109,29 +125,62 @@ class ResultRef:
             size=self.size,
             sha256=self.sha256,
             content_type=self.content_type,
+            digest_name=self.digest_name,
         )
 
     def describe(self) -> str:
         """A human-readable name for messages: ``result 'r.json' of run 'run-1' in acme/prod``."""
         where = f"{self.scope.tenant}/{self.scope.environment}"
-        return f"result {self.name!r} of run {self.run_id!r} in {where}"
+        what = f"stored as digest {self.name!r}" if self.digest_name else repr(self.name)
+        return f"result {what} of run {self.run_id!r} in {where}"
 
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     """One object a results store holds, as :meth:`ResultsStore.iter_objects` lists it:
     its logical name (``scope``, ``run_id``, ``name``), ``size`` in bytes as stored
-    now, and ``written_at`` (UTC)."""
+    now, and ``written_at`` (UTC).
+
+    ``digest_name`` is true for an object stored under the digest of a long name
+    whose original the store does not know (written before stores recorded it):
+    ``name`` is then the digest, as in a :class:`ResultRef` with ``digest_name``.
+    """
 
     scope: Scope
     run_id: str
     name: str
     size: int
     written_at: datetime
+    digest_name: bool = False
+    #: Like ``digest_name`` for the run id (a long run id the store has no record of).
+    digest_run_id: bool = False
 
     def describe(self) -> str:
         where = f"{self.scope.tenant}/{self.scope.environment}"
-        return f"result {self.name!r} of run {self.run_id!r} in {where}"
+        what = f"stored as digest {self.name!r}" if self.digest_name else repr(self.name)
+        return f"result {what} of run {self.run_id!r} in {where}"
+
+
+def storage_name(ref: ResultRef | StoredObject) -> str:
+    """The name-part of ``ref`` in stores that name objects by :func:`encode_key`
+    (filesystem, Azure): the encoding, or the digest a ``digest_name`` reference holds."""
+    return ref.name if ref.digest_name else encode_key(ref.name)
+
+
+def resolve_digest(ref: ResultRef, names: Iterable[str]) -> ResultRef:
+    """``ref`` (``digest_name``) as the one of ``names`` (the run's object names in a
+    store keyed by the name itself) whose digest it holds; without one, the object
+    named by the digest itself (a copy made under it when the name was unknown)."""
+    for name in names:
+        if encode_key(name) == ref.name:
+            return dataclasses.replace(ref, name=name, digest_name=False)
+    return dataclasses.replace(ref, digest_name=False)
+
+
+def is_long_name(name: str) -> bool:
+    """Whether ``name`` is stored under a digest by :func:`encode_key` (so a store that
+    names objects by it must keep the original beside the object)."""
+    return is_digest_name(encode_key(name))
 
 
 def iter_chunks(
@@ -222,7 +271,7 @@ class ResultsStore(ABC):
                 match ``ref.sha256`` / ``ref.size``.
         """
         self._check(scope, ref)
-        return _verified(self._read(ref), ref)
+        return _verified(self._read(self._resolve(ref)), ref)
 
     def delete(self, scope: Scope, ref: ResultRef) -> None:
         """Remove the object; a missing object is not an error.
@@ -231,7 +280,7 @@ class ResultsStore(ABC):
             ValidationError: ``ref`` is not a ``ResultRef`` of ``scope``.
         """
         self._check(scope, ref)
-        self._remove(ref)
+        self._remove(self._resolve(ref))
 
     def iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
         """Every complete object of ``scope``, by logical name (for retention: ``dq gc``).
@@ -244,15 +293,45 @@ class ResultsStore(ABC):
             raise ValidationError("invalid scope", [Problem("scope", "must be a Scope")])
         return self._iter_objects(scope)
 
-    def delete_object(self, scope: Scope, run_id: str, name: str) -> None:
+    def delete_object(
+        self,
+        scope: Scope,
+        run_id: str,
+        name: str,
+        *,
+        digest_name: bool = False,
+        digest_run_id: bool = False,
+    ) -> None:
         """Remove the object ``name`` of ``run_id`` whatever its bytes (an orphan found by
-        :meth:`iter_objects`); a missing object is not an error.
+        :meth:`iter_objects`; pass its ``digest_name`` and ``digest_run_id``); a missing
+        object is not an error.
 
         Raises:
             ValidationError: a bad scope, run id or name.
         """
         # Only the name matters to removal; size and digest are placeholders.
-        self.delete(scope, ResultRef(scope, run_id, name, 0, "0" * 64))
+        ref = ResultRef(scope, run_id, name, 0, "0" * 64, digest_name=digest_name)
+        if digest_run_id:
+            self._check(scope, ref)
+            if not _DIGEST.fullmatch(run_id):
+                raise ValidationError(
+                    "invalid run id", [Problem("run_id", "with digest_run_id must be a digest")]
+                )
+            self._remove_in_digest_run(ref)
+        else:
+            self.delete(scope, ref)
+
+    def _remove_in_digest_run(self, ref: ResultRef) -> None:
+        """Remove ``ref`` whose ``run_id`` is the digest a listing reported (adapters
+        whose listings report ``digest_run_id`` override this)."""
+        raise MisconfiguredError(f"{type(self).__name__} lists no digest run ids")
+
+    def _resolve(self, ref: ResultRef) -> ResultRef:
+        """``ref`` as this adapter finds it. Adapters that name objects by
+        :func:`storage_name` take a ``digest_name`` reference as it is (this default);
+        adapters keyed by the name itself override it to look up the long name whose
+        digest it holds (and keep the reference when none has)."""
+        return ref
 
     def _iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
         """List the complete objects of ``scope`` (adapters that can list override this)."""

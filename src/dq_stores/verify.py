@@ -164,15 +164,21 @@ def verify(
                 yield problem
 
 
+class _UnreadableRef(Exception):
+    """A run's ``result_object`` is there but does not validate."""
+
+
 def _result_ref(body: bytes) -> ResultRef | None:
     try:
-        obj = json.loads(body).get("result_object")
-        if obj is None:
-            return None
+        data = json.loads(body)
+    except ValueError:
+        return None  # a damaged record: the scope check reports it
+    try:
         # the logical reference, or one written before ADR 0012 (read into it)
-        return ResultRef.of(ResultObject.model_validate(obj))
-    except (ValueError, KeyError, TypeError, AttributeError, DQError):
-        return None
+        obj = ResultObject.of_run(data)
+        return None if obj is None else ResultRef.of(obj)
+    except (ValueError, KeyError, TypeError, AttributeError, DQError) as exc:
+        raise _UnreadableRef from exc
 
 
 def _verify_results(
@@ -181,7 +187,12 @@ def _verify_results(
     """Stream every run's results object back; the store checks size and sha256."""
     try:
         for run in backend.iter_documents(scope, _RUN_KIND):
-            ref = _result_ref(run.body)
+            try:
+                ref = _result_ref(run.body)
+            except _UnreadableRef:
+                message = "its result_object cannot be read: its results are not checked"
+                yield IntegrityProblem(scope, "results", message, _RUN_KIND, run.key)
+                continue
             if ref is None:
                 continue
             counts.results += 1

@@ -75,3 +75,24 @@ def test_hostile_names_stay_inside_the_scope_prefix(
     assert b"".join(store.open(SCOPE, ref)) == b"x"
     with pytest.raises(ValidationError):
         store.open(Scope("globex", "prod"), ref)
+
+
+def test_long_names_live_in_blob_metadata_and_unrecorded_digests_are_listed(
+    store: AzureBlobResultsStore,
+) -> None:
+    run_id, name = "run" + "é" * 40, "n" + "é" * 40
+    store.upload(SCOPE, run_id, name, [b"x"])
+    (obj,) = store.iter_objects(SCOPE)
+    assert (obj.run_id, obj.name, obj.digest_run_id, obj.digest_name) == (
+        run_id, name, False, False
+    )  # fmt: skip
+    # as written before the names were kept: only the sha256 in the metadata
+    blob = store._container.get_blob_client(  # type: ignore[attr-defined]
+        f"acme/prod/_results/{encode_key(run_id)}/{encode_key(name)}"
+    )
+    blob.set_blob_metadata({"sha256": hashlib.sha256(b"x").hexdigest()})
+    (old,) = store.iter_objects(SCOPE)
+    assert (old.run_id, old.name) == (encode_key(run_id), encode_key(name))
+    assert (old.digest_run_id, old.digest_name) == (True, True)
+    store.delete_object(SCOPE, old.run_id, old.name, digest_name=True, digest_run_id=True)
+    assert list(store.iter_objects(SCOPE)) == []

@@ -8,6 +8,7 @@ loses nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from dq_metadata.errors import NotFoundError, ValidationError
 from dq_metadata.models import RunStatus
 from dq_registries import DQContext
 from dq_registries.operations.retention import RetentionPolicy, collect_garbage
+from dq_stores.keys import encode_key
 
 DAY = timedelta(days=1)
 CONTRACT: dict[str, Any] = {
@@ -171,3 +173,28 @@ def test_policy_is_checked() -> None:
     for bad in ({"keep_revisions": 0}, {"keep_revisions": True}, {"runs_older_than": -DAY}):
         with pytest.raises(ValidationError):
             RetentionPolicy(**bad)
+
+
+def test_long_named_results_orphans_go_referenced_ones_stay(ctx: DQContext) -> None:
+    """Names whose storage form is a digest: listed by name, so gc sees them (and an
+    old reference that holds only the digest still protects its object)."""
+    results = ctx.runs.results
+    assert results is not None
+    long_run, long_name = "crashed" + "._" * 28, "orphelin-" + "é" * 120 + ".json"
+    orphan = results.upload(ctx.scope, long_run, long_name, [b"lost"])
+    for name, digest in (("kept-" + "é" * 120, False), ("old-" + "ü" * 120, True)):
+        with ctx.runs.running("nightly") as started:
+            ctx.runs.finish(started.run_id, "succeeded")
+        run_id = started.run_id
+        ref = results.upload(ctx.scope, run_id, name, [b"kept"])
+        if digest:  # what an old uri holding only the digest is read into
+            ref = dataclasses.replace(ref, name=encode_key(name), digest_name=True)
+        run = ctx.runs.get(run_id)
+        ctx.runs.store.put(ctx.scope, run.model_copy(update={"result_object": ref.to_object()}))
+    report = collect_garbage(ctx, RetentionPolicy(orphaned_results_older_than=DAY), clock=later())
+    assert [(i.what, i.key) for i in report.items] == [("orphaned_result", orphan.describe())]
+    with pytest.raises(NotFoundError):
+        b"".join(results.open(ctx.scope, orphan))
+    for run in ctx.runs.list().items:
+        assert b"".join(ctx.runs.open_results(run.item.run_id)) == b"kept"
+    assert len(list(results.iter_objects(ctx.scope))) == 2

@@ -29,6 +29,7 @@ from dq_stores.memory import MemoryBackend
 from dq_stores.memory_results import MemoryResultsStore
 from dq_stores.results import ResultRef, ResultsStore
 from dq_stores.typed import JobDefinitionStore, JobRunStore, ReportStore
+from dq_stores.verify import VerifyCounts, verify
 
 SCOPE = Scope("acme", "prod")
 DATA = b'{"rows": [1, 2, 3]}'
@@ -69,7 +70,9 @@ def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, 
         yield backend, results, runs, lambda ref: uri_of(tmp_path / "dq", ref)
 
 
-def write_old_run(backend: DocumentBackend, run_id: str, result_object: dict[str, Any]) -> None:
+def write_old_run(
+    backend: DocumentBackend, run_id: str, result_object: dict[str, Any] | None
+) -> None:
     """Store a finished run exactly as a pre-ADR-0012 version wrote it."""
     run = JobRun.model_validate(
         {"run_id": run_id, "job_id": "nightly", "created_at": "2024-05-01T12:00:00Z"}
@@ -78,8 +81,9 @@ def write_old_run(backend: DocumentBackend, run_id: str, result_object: dict[str
         "status": "succeeded",
         "started_at": "2024-05-01T12:00:01Z",
         "finished_at": "2024-05-01T12:00:02Z",
-        "result_object": result_object,
     }
+    if result_object is not None:
+        document["result_object"] = result_object
     store = JobRunStore(backend)
     write = DocumentWrite.hashing(run_id, canonical_json(document), store.index_of(run))
     backend.put(SCOPE, store.kind, write, MUST_NOT_EXIST)
@@ -148,3 +152,53 @@ def test_an_unreadable_old_reference_is_an_error_that_does_not_quote_it(
     assert "old-style results reference" in chain
     assert "sig=" not in chain
     assert uri not in chain
+
+
+# -- long names: the old uri holds only their digest (ADR 0012, "Long names") ----------
+LONG_NAME = "résultats-" + "é" * 150 + ".json"  # its encoding is over MAX_NAME: a digest
+LONG_RUN = "nightly" + "._" * 28  # a run id whose encoding is a digest too
+
+
+@pytest.mark.parametrize("run_id", ["run-long", LONG_RUN])
+def test_an_old_reference_to_a_long_name_opens_and_lists(
+    case: tuple[Any, ...], run_id: str
+) -> None:
+    backend, results, runs, uri_of = case
+    ref = results.upload(SCOPE, run_id, LONG_NAME, io.BytesIO(DATA), "application/json")
+    write_old_run(backend, "run-ok", None)  # a neighbour: the listing must show both
+    write_old_run(backend, run_id, _old(ref, uri_of(ref)))
+    run = runs.get(run_id)
+    assert run.result_object is not None
+    assert run.result_object.run_id == run_id
+    assert b"".join(runs.open_results(run_id)) == DATA
+    assert sorted(r.item.run_id for r in runs.list().items) == sorted([run_id, "run-ok"])
+    # once rewritten (here: by a state-changing call), the upgraded form reads back
+    stored = JobRunStore(backend)
+    stored.put(SCOPE, run)
+    assert b"".join(runs.open_results(run_id)) == DATA
+
+
+def test_a_run_that_no_longer_validates_is_named_by_the_listing(case: tuple[Any, ...]) -> None:
+    backend, _results, runs, _ = case
+    write_old_run(backend, "run-ok", None)
+    write_old_run(backend, "run-bad", {"uri": "ftp://x/y", "size": 1, "sha256": "0" * 64})
+    with pytest.raises(IntegrityError) as caught:
+        runs.list()
+    message = str(caught.value)
+    assert "'run-bad'" in message
+    assert "result_object" in message
+    assert "repair or delete" in message
+    assert "ftp://" not in message
+
+
+def test_verify_checks_old_long_references_and_reports_unreadable_ones(
+    case: tuple[Any, ...],
+) -> None:
+    backend, results, _runs, uri_of = case
+    ref = results.upload(SCOPE, "run-long", LONG_NAME, io.BytesIO(DATA))
+    write_old_run(backend, "run-long", _old(ref, uri_of(ref)))
+    write_old_run(backend, "run-bad", {"uri": "ftp://x/y", "size": 1, "sha256": "0" * 64})
+    counts = VerifyCounts()
+    problems = list(verify(backend, SCOPE, results=results, counts=counts))
+    assert [(p.code, p.key) for p in problems] == [("results", "run-bad")]
+    assert counts.results == 1  # the long-named object was opened and checked

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
-from dq_metadata.models._legacy_results import parse_legacy_uri
+from dq_metadata.models import _legacy_results
 from dq_metadata.models.base import DQModel, Identifier, NonEmptyStr, UtcDatetime
 from dq_metadata.scope import ID_PATTERN
 
@@ -74,6 +82,12 @@ class ResultObject(DQModel):
     "content_type"}``; they are read into this form (see ``_legacy_results``). A
     ``uri`` this version cannot read is a validation error that does not quote it
     (it may hold a SAS).
+
+    ``digest_name`` is set only on a reference read from such a ``uri`` whose name
+    had been stored as its digest (a name whose storage encoding is over 180
+    characters): the original name is not in the ``uri``, so ``name`` is that
+    digest (``_h`` + sha256 hex of the name's UTF-8) and the results stores resolve
+    it as one (ADR 0012, "Long names"). It is left out of the JSON when false.
     """
 
     model_config = _NO_INPUT_IN_ERRORS
@@ -85,22 +99,46 @@ class ResultObject(DQModel):
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     content_type: NonEmptyStr = "application/octet-stream"
+    digest_name: bool = False
 
     @model_validator(mode="before")
     @classmethod
     def _upgrade_legacy_uri(cls, data: Any) -> Any:
         if not isinstance(data, dict) or "uri" not in data:
             return data
-        upgraded = {k: v for k, v in data.items() if k != "uri"}
-        uri = data["uri"]
-        name = parse_legacy_uri(uri) if isinstance(uri, str) else None
-        if name is None:
-            raise ValueError(
-                "uri: an old-style results reference this version cannot read "
-                "(expected memory://, sql://, file:// or an Azure blob URL)"
-            )
-        upgraded.update(zip(("tenant", "environment", "run_id", "name"), name, strict=True))
-        return upgraded
+        return _legacy_results.upgrade(data)
+
+    @classmethod
+    def of_run(cls, run: Any) -> ResultObject | None:
+        """The ``result_object`` of a run document's JSON data (``None`` if it has none),
+        an old-style one read with the run's id as :class:`JobRun` reads it.
+
+        Raises:
+            pydantic.ValidationError: the reference does not validate.
+        """
+        obj = run.get("result_object") if isinstance(run, dict) else None
+        if obj is None:
+            return None
+        if isinstance(obj, dict) and "uri" in obj:
+            # unreadable: validating it as it is raises the model's error for it
+            with contextlib.suppress(ValueError):
+                obj = _legacy_results.upgrade(obj, run.get("run_id"))
+        return cls.model_validate(obj)
+
+    @model_validator(mode="after")
+    def _digest_name_is_a_digest(self) -> ResultObject:
+        if self.digest_name and not _legacy_results.DIGEST_NAME.fullmatch(self.name):
+            raise ValueError("name: with digest_name it must be '_h' + 64 lower-case hex digits")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_default_digest_flag(
+        self, handler: SerializerFunctionWrapHandler, _info: SerializationInfo
+    ) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and not self.digest_name:
+            data.pop("digest_name", None)
+        return data
 
 
 class JobRun(DQModel):
@@ -126,6 +164,19 @@ class JobRun(DQModel):
     #: ``dq runs reap`` fails running runs whose heartbeat (or ``started_at``) is old.
     #: Optional: documents written before it existed read as ``None``.
     last_heartbeat_at: UtcDatetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_legacy_result_object(cls, data: Any) -> Any:
+        # Here, not only in ResultObject: a run id the old ``uri`` holds as a digest
+        # is recovered from the run's own id.
+        obj = data.get("result_object") if isinstance(data, dict) else None
+        if not isinstance(obj, dict) or "uri" not in obj:
+            return data
+        try:
+            return {**data, "result_object": _legacy_results.upgrade(obj, data.get("run_id"))}
+        except ValueError:
+            return data  # ResultObject raises it again, at the field's location
 
 
 class Report(DQModel):

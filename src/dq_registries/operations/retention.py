@@ -31,12 +31,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from dq_metadata.errors import ConflictError, NotFoundError, Problem, ValidationError
-from dq_metadata.models import TERMINAL_STATUSES, JobRun, Report, utcnow
+from dq_metadata.models import TERMINAL_STATUSES, JobRun, Report, ResultObject, utcnow
 from dq_registries.durations import check_duration
 from dq_stores.backend import DocumentBackend
 from dq_stores.base import Versioned
 from dq_stores.documents import MAX_COMMIT_OPERATIONS, Operation, StoredDocument
-from dq_stores.results import ResultRef
+from dq_stores.keys import encode_key
+from dq_stores.results import ResultRef, StoredObject
 
 if TYPE_CHECKING:
     from dq_registries.wiring.context import DQContext
@@ -283,21 +284,45 @@ def _sweep_orphans(ctx: DQContext, cutoff: datetime, report: GcReport) -> None:
     referenced: set[tuple[str, str]] = set()
     for run in ctx.runs.store.iter_all(ctx.scope):
         if run.item.result_object is not None:
-            referenced.add((run.item.run_id, run.item.result_object.name))
+            referenced.update(_identities(run.item.result_object))
     for obj in results.iter_objects(ctx.scope):
-        if (obj.run_id, obj.name) in referenced or obj.written_at >= cutoff:
+        if _identity(obj) in referenced or obj.written_at >= cutoff:
             continue
         # a run may have been finished with this object since the scan: look again
-        if _references(ctx, obj.run_id, obj.name):
+        if _references(ctx, obj):
             continue
         if not report.dry_run:
-            results.delete_object(ctx.scope, obj.run_id, obj.name)
+            results.delete_object(
+                ctx.scope,
+                obj.run_id,
+                obj.name,
+                digest_name=obj.digest_name,
+                digest_run_id=obj.digest_run_id,
+            )
         report.items.append(GcItem("orphaned_result", "result", obj.describe(), obj.run_id))
 
 
-def _references(ctx: DQContext, run_id: str, name: str) -> bool:
+# Objects and references are compared by their storage names (encode_key): a long
+# name and the digest an old reference or an unrecorded object holds are one object.
+def _identity(obj: StoredObject) -> tuple[str, str]:
+    run = obj.run_id if obj.digest_run_id else encode_key(obj.run_id)
+    return run, obj.name if obj.digest_name else encode_key(obj.name)
+
+
+def _identities(ref: ResultObject) -> set[tuple[str, str]]:
+    run = encode_key(ref.run_id)
+    if not ref.digest_name:
+        return {(run, encode_key(ref.name))}
+    # a digest reference also resolves to a copy named by the digest itself
+    return {(run, ref.name), (run, encode_key(ref.name))}
+
+
+def _references(ctx: DQContext, obj: StoredObject) -> bool:
+    if obj.digest_run_id:
+        return False  # no run id to look up: the scan above saw every run
     try:
-        run = ctx.runs.get(run_id)
+        run = ctx.runs.get(obj.run_id)
     except (NotFoundError, ValidationError):
         return False
-    return run.result_object is not None and run.result_object.name == name
+    found = run.result_object
+    return found is not None and _identity(obj) in _identities(found)

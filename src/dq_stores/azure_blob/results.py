@@ -6,12 +6,21 @@ commit the block list — the object appears whole or not at all. Downloads stre
 ``block_size`` chunks; the port checks size and sha256 at the end. References are
 logical: the blob URL (and any SAS) is derived from this store's client at read
 time, never stored.
+
+A run id or name whose encoding is over ``MAX_NAME`` characters is stored under its
+digest (``_h…``), which cannot be decoded: the original is kept in the blob's own
+metadata (``dqrun``/``dqname``, base64 of its UTF-8), committed with the block
+list, so the object and its name appear together. A digest blob without it
+(written before) is listed as a digest (``StoredObject.digest_name`` /
+``digest_run_id``), never skipped.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
+import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -25,11 +34,21 @@ from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import ClientSettings, Pool, azure_errors, make_service_client
 from dq_stores.azure_blob._layout import Layout
 from dq_stores.azure_names import validate_container_name
-from dq_stores.keys import decode_key, encode_key
-from dq_stores.results import CHUNK_SIZE, HashingChunks, ResultRef, ResultsStore, StoredObject
+from dq_stores.keys import decode_key, encode_key, is_digest_name
+from dq_stores.results import (
+    CHUNK_SIZE,
+    HashingChunks,
+    ResultRef,
+    ResultsStore,
+    StoredObject,
+    storage_name,
+)
 
 __all__ = ["AzureBlobResultsStore"]
 
+_DIGEST = re.compile(r"_h[0-9a-f]{64}")
+#: Metadata keys holding the original run id / name of a digest part.
+_ORIGINAL = {0: "dqrun", 1: "dqname"}
 _MIN_BLOCK = 64 * 1024
 _MAX_BLOCK = 100 * 1024 * 1024
 
@@ -91,24 +110,43 @@ class AzureBlobResultsStore(ResultsStore):
     def _iter_objects(self, scope: Scope) -> Iterator[StoredObject]:
         prefix = f"{self._layout.scope(scope)}_results/"
         with azure_errors(f"listing results of {scope}"):
-            blobs = list(self._container.list_blobs(name_starts_with=prefix))
+            blobs = list(self._container.list_blobs(name_starts_with=prefix, include=["metadata"]))
         for blob in blobs:
             parts = blob.name[len(prefix) :].split("/")
             if len(parts) != 2:
                 continue
-            try:
-                run_id, name = decode_key(parts[0]), decode_key(parts[1])
-            except ValueError:
+            found = [
+                _original(part, blob.metadata or {}, _ORIGINAL[i]) for i, part in enumerate(parts)
+            ]
+            if found[0] is None or found[1] is None:
                 continue  # not a name this store wrote
-            yield StoredObject(scope, run_id, name, blob.size, blob.last_modified)
+            (run_id, run_digest), (name, digest) = found[0], found[1]
+            yield StoredObject(
+                scope,
+                run_id,
+                name,
+                blob.size,
+                blob.last_modified,
+                digest_name=digest,
+                digest_run_id=run_digest,
+            )
 
-    def _blob_name(self, scope: Scope, run_id: str, name: str) -> str:
-        return f"{self._layout.scope(scope)}_results/{encode_key(run_id)}/{encode_key(name)}"
+    def _blob_name(self, scope: Scope, run_part: str, name_part: str) -> str:
+        return f"{self._layout.scope(scope)}_results/{run_part}/{name_part}"
+
+    def _ref_blob(self, ref: ResultRef, run_part: str | None = None) -> str:
+        run = encode_key(ref.run_id) if run_part is None else run_part
+        return self._blob_name(ref.scope, run, storage_name(ref))
 
     def _write(
         self, scope: Scope, run_id: str, name: str, chunks: HashingChunks, content_type: str
     ) -> None:
-        blob = self._container.get_blob_client(self._blob_name(scope, run_id, name))
+        run_part, name_part = encode_key(run_id), encode_key(name)
+        blob = self._container.get_blob_client(self._blob_name(scope, run_part, name_part))
+        metadata: dict[str, str] = {}
+        for key, part, original in (("dqrun", run_part, run_id), ("dqname", name_part, name)):
+            if is_digest_name(part):  # committed with the blob: never an unnamed object
+                metadata[key] = base64.b64encode(original.encode("utf-8")).decode("ascii")
         upload_id = uuid.uuid4().hex[:16]  # block ids of concurrent uploads never mix
         block_ids: list[str] = []
         in_flight: list[Future[dict[str, Any]]] = []
@@ -127,7 +165,7 @@ class AzureBlobResultsStore(ResultsStore):
             blob.commit_block_list(
                 [BlobBlock(block_id=b) for b in block_ids],
                 content_settings=ContentSettings(content_type=content_type),
-                metadata={"sha256": chunks.sha256},
+                metadata={**metadata, "sha256": chunks.sha256},
             )
 
     def _blocks(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -142,7 +180,7 @@ class AzureBlobResultsStore(ResultsStore):
             yield bytes(buffer)
 
     def _read(self, ref: ResultRef) -> Iterator[bytes]:
-        blob_name = self._blob_name(ref.scope, ref.run_id, ref.name)
+        blob_name = self._ref_blob(ref)
         with azure_errors(f"reading {ref.describe()}"):
             downloader = self._container.get_blob_client(blob_name).download_blob()
         return self._chunks(downloader.chunks(), ref)
@@ -152,10 +190,30 @@ class AzureBlobResultsStore(ResultsStore):
         with azure_errors(f"reading {ref.describe()}"):
             yield from chunks
 
-    def _remove(self, ref: ResultRef) -> None:
-        blob_name = self._blob_name(ref.scope, ref.run_id, ref.name)
+    def _remove_in_digest_run(self, ref: ResultRef) -> None:
+        self._remove(ref, run_part=ref.run_id)
+
+    def _remove(self, ref: ResultRef, run_part: str | None = None) -> None:
+        blob_name = self._ref_blob(ref, run_part)
         with (
             azure_errors(f"deleting {ref.describe()}"),
             contextlib.suppress(ResourceNotFoundError),
         ):
             self._container.delete_blob(blob_name)
+
+
+def _original(part: str, metadata: dict[str, str], key: str) -> tuple[str, bool] | None:
+    """The key stored as ``part`` and whether it is only known as a digest; ``None``
+    for a name this store did not write."""
+    if not is_digest_name(part):
+        try:
+            return decode_key(part), False
+        except ValueError:
+            return None
+    try:
+        original = base64.b64decode(metadata.get(key, ""), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        original = ""
+    if original and encode_key(original) == part:
+        return original, False
+    return (part, True) if _DIGEST.fullmatch(part) else None

@@ -29,7 +29,13 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from dq_metadata.errors import DQError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores._redact import install_log_redaction
-from dq_stores.results import HashingChunks, ResultRef, ResultsStore, StoredObject
+from dq_stores.results import (
+    HashingChunks,
+    ResultRef,
+    ResultsStore,
+    StoredObject,
+    resolve_digest,
+)
 from dq_stores.sql import _errors
 from dq_stores.sql._url import parse_url, render_url, url_secrets
 from dq_stores.sql.schema import ensure_schema
@@ -60,6 +66,7 @@ _LIST = (
     "SELECT run_id, name, size, written_at FROM dq_results"
     " WHERE tenant = :t AND environment = :e ORDER BY run_id, name"
 )
+_RUN_NAMES = "SELECT name FROM dq_results WHERE tenant = :t AND environment = :e AND run_id = :r"
 _CHUNK = f"SELECT data FROM dq_result_chunks WHERE {_KEY} AND upload = :u AND seq = :seq"
 
 
@@ -152,6 +159,17 @@ class SqlResultsStore(ResultsStore):
                 conn.execute(text(_DROP_OTHER_UPLOADS), {**key, "u": upload})
 
         self._translated(write)
+
+    def _resolve(self, ref: ResultRef) -> ResultRef:
+        if not ref.digest_name:
+            return ref
+        key = {"t": ref.scope.tenant, "e": ref.scope.environment, "r": ref.run_id}
+
+        def names() -> list[str]:
+            with self._transaction(ref.scope) as conn:
+                return list(conn.execute(text(_RUN_NAMES), key).scalars())
+
+        return resolve_digest(ref, self._translated(names))
 
     def _read(self, ref: ResultRef) -> Iterator[bytes]:
         key = self._key(ref.scope, ref.run_id, ref.name)

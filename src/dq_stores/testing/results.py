@@ -5,7 +5,9 @@ tests (ADR 0012), ``reopened_results_store`` (a *new* instance over the same
 objects reached with other credentials or another spelling of its location),
 ``store_secrets`` (strings a reference must never contain: credentials, root
 paths, account URLs) and :meth:`ResultsStoreConformance.legacy_uri` (the
-old-style ``uri`` this adapter wrote before logical references).
+old-style ``uri`` this adapter wrote before logical references). Stores must
+list every object they hold (``iter_objects``) under its original name, however
+long (``results_names``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dq_metadata.errors import IntegrityError, NotFoundError, ValidationError
 from dq_metadata.models import JobRun
 from dq_metadata.scope import Scope
 from dq_stores.results import ResultRef, ResultsStore
+from dq_stores.testing.results_names import ResultNamesConformance
 
 SCOPE = Scope("acme", "prod")
 OTHER = Scope("globex", "prod")
@@ -36,8 +39,12 @@ def _chunks(total: int, size: int = 256 * 1024) -> Iterator[bytes]:
         yield chunk
 
 
-class ResultsStoreConformance:
-    """Subclass and supply a ``results_store`` fixture yielding an empty store."""
+class ResultsStoreConformance(ResultNamesConformance):
+    """Subclass and supply a ``results_store`` fixture yielding an empty store.
+
+    Includes :class:`~dq_stores.testing.results_names.ResultNamesConformance`: names
+    of any length and script are listed, opened and deleted by name.
+    """
 
     @pytest.fixture
     def results_store(self) -> ResultsStore:

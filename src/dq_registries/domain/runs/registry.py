@@ -281,7 +281,7 @@ class JobRunRegistry(RunReports, RunLiveness):
 
         Mapping results whose canonical JSON exceeds ``inline_result_limit``, and any
         bytes/stream, are streamed to the results store first under a name unique to
-        this call; the run keeps URI, size and sha256. The state change is one write
+        this call; the run keeps its logical reference (ADR 0012). The state change is one write
         conditional on the revision read, so of concurrent finishers exactly one wins;
         the losers get ``ConflictError`` and their uploads are removed.
 

@@ -45,7 +45,9 @@ def _result_object(kind: str, body: bytes) -> tuple[dict[str, Any], ResultRef] |
     if not isinstance(obj, dict):
         return None
     try:
-        return data, ResultRef.of(ResultObject.model_validate(obj))
+        found = ResultObject.of_run(data)
+        assert found is not None
+        return data, ResultRef.of(found)
     except pydantic.ValidationError as exc:
         raise ValidationError(
             f"run {data.get('run_id')!r} holds a results reference that cannot be read",
@@ -98,6 +100,13 @@ def relink(
 
 
 def normalize_body(kind: str, body: bytes) -> bytes:
-    """``body`` as it counts for verification: its results reference in logical form."""
+    """``body`` as it counts for verification: its results reference in logical form.
+
+    A ``digest_name`` reference (an old ``uri`` holding a long name's digest) is
+    copied under the digest as its name, so it counts as that plain name.
+    """
     found = _result_object(kind, body)
-    return body if found is None else _logical(*found)
+    if found is None:
+        return body
+    data, ref = found
+    return _logical(data, replace(ref, digest_name=False))
