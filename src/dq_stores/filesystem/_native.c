@@ -93,13 +93,18 @@ read_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t len = 0;
     int err = 0;
     Py_BEGIN_ALLOW_THREADS
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted as the head must not wait for a writer; anything
+     * but a regular file is then not read (empty: Python calls it damaged). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         err = errno;
+    } else if (fstat(fd, &st) != 0) {
+        err = errno;
+        close(fd);
     } else {
         size_t cap = FIRST_READ;
         buf = malloc(cap);
-        while (buf != NULL) {
+        while (buf != NULL && S_ISREG(st.st_mode)) {
             if ((size_t)len == cap) {
                 char *more = realloc(buf, cap * 2);
                 if (more == NULL) {
