@@ -238,7 +238,8 @@ def test_file_errors_are_the_python_paths(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo.head")
     for odd in ("dir", "fifo"):  # not read (a FIFO would block): empty bytes, Python decides
         got = READ_HEAD(str(tmp_path / odd), Scope("t", "e"), "k", "key", set(), *FRESH)
-        assert len(got) == 6 and got[0] == b""
+        assert len(got) == 6
+        assert got[0] == b""
     with pytest.raises(ValueError, match="embedded null"):
         READ_HEAD(str(tmp_path / "a\0b"), Scope("t", "e"), "k", "key", set(), *FRESH)
 
