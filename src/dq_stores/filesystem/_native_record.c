@@ -272,11 +272,19 @@ dq_parse_head(const char *buf, Py_ssize_t len, PyObject *const *args, const stru
         PyObject *stamp = PyObject_CallMethodNoArgs(when, str_timestamp);
         double ts = stamp == NULL ? -1.0 : PyFloat_AsDouble(stamp);
         Py_XDECREF(stamp);
-        if (ts == -1.0 && PyErr_Occurred()) {
-            Py_DECREF(inode);
-            goto done;
-        }
         double age = (double)CTIME_NS(st) / 1e9 - ts;
+        if (ts == -1.0 && PyErr_Occurred()) {
+            /* a naive time that local time cannot place (year 1): not fresh,
+             * as _get's _age says */
+            if (!PyErr_ExceptionMatches(PyExc_ValueError)
+                && !PyErr_ExceptionMatches(PyExc_OverflowError)
+                && !PyErr_ExceptionMatches(PyExc_OSError)) {
+                Py_DECREF(inode);
+                goto done;
+            }
+            PyErr_Clear();
+            age = Py_HUGE_VAL;
+        }
         /* sealed (no owner-write bit: ADR 0002, "Seals"), not exactly two names (the
          * head and its own revision file), or not fresh */
         state = 3;

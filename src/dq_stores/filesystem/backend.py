@@ -92,6 +92,16 @@ class _Moved(Exception):
     """An index row's revision is no longer the head: a writer committed since."""
 
 
+def _age(ctime_ns: int, written_at: datetime) -> float:
+    """Seconds from a record's write to its head inode's last change; ``inf`` (never
+    fresh) for a naive time that local time cannot place (``datetime(1, 1, 1)``'s
+    ``timestamp()`` raises in America/New_York) — a forged record, not ``get``'s error."""
+    try:
+        return ctime_ns / 1e9 - written_at.timestamp()
+    except (ValueError, OverflowError, OSError):
+        return float("inf")
+
+
 def _stable(entry: Callable[[], tuple[_C, bytes | mmap]], read: Callable[[_C], _T]) -> _T:
     """``read`` what ``entry`` opens (waiting out an applying writer), again until
     no history replace swapped revision files meanwhile: the generation is noted
@@ -355,7 +365,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             inode = (ino, dev, data[:64], ctime_ns)
             state = 0 if inode in self._linked else 3
         if state == 3:  # not checked yet (C says so of a sealed, copied or not fresh head)
-            age = inode[3] / 1e9 - doc.written_at.timestamp()
+            age = _age(inode[3], doc.written_at)
             if not mode & _S_IWUSR:
                 doc = self._settled_head(scope, kind, key).doc  # raises if still sealed
             elif (nlink != 2 or not _FRESH_MIN <= age <= _FRESH_MAX) and (
