@@ -28,9 +28,10 @@
  * the set `linked` (checked before); 1 the head is writable by its owner (not
  * sealed), fresh (its inode changed within [fresh_min, fresh_max] s of the
  * record's write), has exactly two names (st_nlink 2: the head and its revision
- * file) and <base>.r<revision+1> does not exist -- inode was added to
- * `linked` (cleared first at max_linked items); 2 writable and fresh, but that next
- * revision file exists; 3 sealed, not two names or not fresh: Python checks it.
+ * file), is the inode of <base>.r<revision> (one stat) and <base>.r<revision+1>
+ * does not exist -- inode was added to `linked` (cleared first at max_linked
+ * items); 2 all that, but that next revision file exists; 3 sealed, not two names,
+ * not fresh or not r<revision>'s inode: Python checks it.
  * OSError (ENOENT: FileNotFoundError) carries the head's path.
  *
  * ABI (_native.h) must equal _accel.ABI: bump both when the call or its result

@@ -286,18 +286,27 @@ dq_parse_head(const char *buf, Py_ssize_t len, PyObject *const *args, const stru
             age = Py_HUGE_VAL;
         }
         /* sealed (no owner-write bit: ADR 0002, "Seals"), not exactly two names (the
-         * head and its own revision file), or not fresh */
+         * head and its own revision file), not fresh, or not <base>.r<N>'s inode */
         state = 3;
         if ((st->st_mode & S_IWUSR) && st->st_nlink == 2 && fresh_min <= age
             && age <= fresh_max) {
-            char next[PATH_MAX];
+            /* its other name must be its revision file (`cp r<k> head` in place, the
+             * newer files removed, plus a link elsewhere also has two names) */
+            char own[PATH_MAX], next[PATH_MAX];
+            memcpy(own, path, base_len);
+            snprintf(own + base_len, 24, ".r%lld", revision);
             memcpy(next, path, base_len);
             snprintf(next + base_len, 24, ".r%lld", revision + 1);
-            int exists;
+            struct stat rst;
+            int linked_ok, exists = 0;
             Py_BEGIN_ALLOW_THREADS
-            exists = access(next, F_OK) == 0;
+            linked_ok = stat(own, &rst) == 0 && rst.st_ino == st->st_ino
+                        && rst.st_dev == st->st_dev;
+            if (linked_ok)
+                exists = access(next, F_OK) == 0;
             Py_END_ALLOW_THREADS
-            state = exists ? 2 : 1;
+            if (linked_ok)
+                state = exists ? 2 : 1;
         }
         if (state == 1) { /* _remember_linked */
             if (PySet_GET_SIZE(linked) >= max_linked && PySet_Clear(linked) < 0) {
