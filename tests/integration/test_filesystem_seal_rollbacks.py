@@ -148,6 +148,28 @@ def test_a_copy_in_place_given_a_second_name_elsewhere_is_caught_within_1_s(
     _caught(root)
 
 
+@pytest.mark.parametrize("method", ["ln-f", "mv", "cp-p"])
+def test_a_sealed_head_is_checked_even_when_its_memo_key_matches(
+    tmp_path: Path, method: str
+) -> None:
+    """A reader remembers a checked head by (inode, device, record hash, ctime). On a
+    filesystem with 1 s timestamps (ext4 with 128-byte inodes, ext3, many NFS servers)
+    ``ln -f r1 head`` within the second of the head's last change restores exactly
+    that key; measured on a loop-mounted ``mkfs.ext4 -I 128``: 300 of 300 rollbacks
+    returned revision 1. Simulated here by putting the rolled-back head's key in the
+    memo: a sealed head must still take the lock path."""
+    root = tmp_path / "store"
+    _seed(root, LENGTH, late=False)
+    with FilesystemBackend(root) as reader:
+        assert reader.get(ACME, KIND, "a").revision == LENGTH
+        roll_back(root, method, 1, LENGTH, remove_newer=False)
+        st = os.stat(_docs(root) / "a.head")
+        digest = (_docs(root) / "a.head").read_bytes()[:64]
+        reader._linked.add((st.st_ino, st.st_dev, digest, st.st_ctime_ns))
+        with pytest.raises(IntegrityError):
+            reader.get(ACME, KIND, "a")
+
+
 def test_a_long_lived_reader_catches_a_sealed_head_it_has_seen_before(tmp_path: Path) -> None:
     """r1 was remembered as a checked head; put back, its inode is sealed (and its
     ctime moved with the seal and the link): caught without sleeping."""

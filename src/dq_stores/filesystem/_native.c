@@ -24,9 +24,10 @@
  *                                                             head, or
  *   (data, st_ino, st_dev, st_ctime_ns, st_mode, st_nlink)  -- 6 items: decode in
  *                                                             Python.
- * inode is (st_ino, st_dev, record hash bytes, st_ctime_ns). state: 0 inode is in
- * the set `linked` (checked before); 1 the head is writable by its owner (not
- * sealed), fresh (its inode changed within [fresh_min, fresh_max] s of the
+ * inode is (st_ino, st_dev, record hash bytes, st_ctime_ns). state: 0 the head is
+ * writable by its owner and inode is in the set `linked` (checked before); 1 the
+ * head is writable by its owner (not sealed), fresh (its inode changed within
+ * [fresh_min, fresh_max] s of the
  * record's write), has exactly two names (st_nlink 2: the head and its revision
  * file), is the inode of <base>.r<revision> (one stat) and <base>.r<revision+1>
  * does not exist -- inode was added to `linked` (cleared first at max_linked

@@ -364,7 +364,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 mode, nlink = st.st_mode, st.st_nlink
             doc = decode_record(data, scope, kind, key, self._headers)
             inode = (ino, dev, data[:64], ctime_ns)
-            state = 0 if inode in self._linked else 3
+            state = 0 if mode & _S_IWUSR and inode in self._linked else 3
         if state == 3:  # not checked yet (C says so of a sealed, copied or not fresh head)
             age = _age(inode[3], doc.written_at)
             if not mode & _S_IWUSR:
