@@ -2,12 +2,9 @@
 head — ``ln -f``, ``mv``, ``cp`` to a new file, ``cp -p``, and ``cp``/``cp -p`` over
 the head in place — with or without the newer revision files and the index, right
 after the writes or long after (records dated years back: no sleeps). A fresh
-``get`` raises, ``dq verify`` reports the key, and a write is refused.
-
-The one combination left out is a documented limit: ``cp`` over the head *in place*
-(the head keeps its writable inode) with the newer revision files removed, within
-1 s of the restored revision's write — the fast path sees a fresh head with no next
-revision file and no sealed inode.
+``get`` raises, ``dq verify`` reports the key, and a write is refused — also ``cp``
+over the head in place with the newer files removed within 1 s (one name; or two,
+with a hard link made elsewhere: not its revision file's inode).
 """
 
 from __future__ import annotations
@@ -135,6 +132,42 @@ def test_a_rollback_to_any_older_revision_is_caught(
     if drop_index:
         _drop_index(root)
     _caught(root, indexed=not drop_index or method == "cp-in-place")
+
+
+@pytest.mark.parametrize("to", range(1, LENGTH))
+def test_a_copy_in_place_given_a_second_name_elsewhere_is_caught_within_1_s(
+    tmp_path: Path, to: int
+) -> None:
+    """``cp r<k> head`` in place, the newer revision files removed, and the head
+    hard-linked anywhere else (``ln head /backup/x``): two names, writable, fresh, no
+    next revision file — but its other name is not ``r<k>``."""
+    root = tmp_path / "store"
+    _seed(root, LENGTH, late=False)
+    roll_back(root, "cp-in-place", to, LENGTH, remove_newer=True)
+    os.link(_docs(root) / "a.head", tmp_path / "second-name")
+    _caught(root)
+
+
+@pytest.mark.parametrize("method", ["ln-f", "mv", "cp-p"])
+def test_a_sealed_head_is_checked_even_when_its_memo_key_matches(
+    tmp_path: Path, method: str
+) -> None:
+    """A reader remembers a checked head by (inode, device, record hash, ctime). On a
+    filesystem with 1 s timestamps (ext4 with 128-byte inodes, ext3, many NFS servers)
+    ``ln -f r1 head`` within the second of the head's last change restores exactly
+    that key; measured on a loop-mounted ``mkfs.ext4 -I 128``: 300 of 300 rollbacks
+    returned revision 1. Simulated here by putting the rolled-back head's key in the
+    memo: a sealed head must still take the lock path."""
+    root = tmp_path / "store"
+    _seed(root, LENGTH, late=False)
+    with FilesystemBackend(root) as reader:
+        assert reader.get(ACME, KIND, "a").revision == LENGTH
+        roll_back(root, method, 1, LENGTH, remove_newer=False)
+        st = os.stat(_docs(root) / "a.head")
+        digest = (_docs(root) / "a.head").read_bytes()[:64]
+        reader._linked.add((st.st_ino, st.st_dev, digest, st.st_ctime_ns))
+        with pytest.raises(IntegrityError):
+            reader.get(ACME, KIND, "a")
 
 
 def test_a_long_lived_reader_catches_a_sealed_head_it_has_seen_before(tmp_path: Path) -> None:

@@ -48,7 +48,9 @@ __all__ = [
 
 _COMPONENT = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _READ_CHUNK = 1 << 16
-_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: opening a FIFO planted as a record must not wait for a writer (it
+# changes nothing for a regular file); only regular files are then read at all.
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 _O_WRITE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 _O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -98,9 +100,15 @@ class Layout:
 
 
 def read_file(path: str) -> bytes:
-    """The whole file (``FileNotFoundError`` passes through for the caller to judge)."""
+    """The whole file (``FileNotFoundError`` passes through for the caller to judge).
+
+    Anything but a regular file (a FIFO, device, socket or directory in a record's
+    place) reads as empty — never blocks, never streams — and so fails the record's
+    checks as damaged."""
     fd = os.open(path, _O_READ)
     try:
+        if not _S_ISREG(os.fstat(fd).st_mode):
+            return b""
         data = os.read(fd, _READ_CHUNK)
         if len(data) < _READ_CHUNK:
             return data
@@ -113,9 +121,13 @@ def read_file(path: str) -> bytes:
 
 
 def read_linked(path: str) -> tuple[bytes, os.stat_result]:
-    """The whole file and its ``fstat`` (``FileNotFoundError`` passes through)."""
+    """The whole file and its ``fstat`` (``FileNotFoundError`` passes through); not a
+    regular file: ``b""`` (as :func:`read_file`)."""
     fd = os.open(path, _O_READ)
     try:
+        st = os.fstat(fd)
+        if not _S_ISREG(st.st_mode):
+            return b"", st
         data = os.read(fd, _READ_CHUNK)
         if len(data) == _READ_CHUNK:
             parts = [data]

@@ -24,13 +24,15 @@
  *                                                             head, or
  *   (data, st_ino, st_dev, st_ctime_ns, st_mode, st_nlink)  -- 6 items: decode in
  *                                                             Python.
- * inode is (st_ino, st_dev, record hash bytes, st_ctime_ns). state: 0 inode is in
- * the set `linked` (checked before); 1 the head is writable by its owner (not
- * sealed), fresh (its inode changed within [fresh_min, fresh_max] s of the
+ * inode is (st_ino, st_dev, record hash bytes, st_ctime_ns). state: 0 the head is
+ * writable by its owner and inode is in the set `linked` (checked before); 1 the
+ * head is writable by its owner (not sealed), fresh (its inode changed within
+ * [fresh_min, fresh_max] s of the
  * record's write), has exactly two names (st_nlink 2: the head and its revision
- * file) and <base>.r<revision+1> does not exist -- inode was added to
- * `linked` (cleared first at max_linked items); 2 writable and fresh, but that next
- * revision file exists; 3 sealed, not two names or not fresh: Python checks it.
+ * file), is the inode of <base>.r<revision> (one stat) and <base>.r<revision+1>
+ * does not exist -- inode was added to `linked` (cleared first at max_linked
+ * items); 2 all that, but that next revision file exists; 3 sealed, not two names,
+ * not fresh or not r<revision>'s inode: Python checks it.
  * OSError (ENOENT: FileNotFoundError) carries the head's path.
  *
  * ABI (_native.h) must equal _accel.ABI: bump both when the call or its result
@@ -93,13 +95,18 @@ read_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t len = 0;
     int err = 0;
     Py_BEGIN_ALLOW_THREADS
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted as the head must not wait for a writer; anything
+     * but a regular file is then not read (empty: Python calls it damaged). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         err = errno;
+    } else if (fstat(fd, &st) != 0) {
+        err = errno;
+        close(fd);
     } else {
         size_t cap = FIRST_READ;
         buf = malloc(cap);
-        while (buf != NULL) {
+        while (buf != NULL && S_ISREG(st.st_mode)) {
             if ((size_t)len == cap) {
                 char *more = realloc(buf, cap * 2);
                 if (more == NULL) {

@@ -260,7 +260,9 @@ dq_parse_head(const char *buf, Py_ssize_t len, PyObject *const *args, const stru
         CTIME_NS(st));
     if (inode == NULL)
         goto done;
-    int known = PySet_Contains(linked, inode);
+    /* a sealed head is never taken from the memo: with 1 s timestamps (ext3, ext4
+     * with 128-byte inodes, NFS) a rollback within the second restores its key */
+    int known = (st->st_mode & S_IWUSR) ? PySet_Contains(linked, inode) : 0;
     int state = 0;
     if (known < 0) {
         Py_DECREF(inode);
@@ -272,24 +274,41 @@ dq_parse_head(const char *buf, Py_ssize_t len, PyObject *const *args, const stru
         PyObject *stamp = PyObject_CallMethodNoArgs(when, str_timestamp);
         double ts = stamp == NULL ? -1.0 : PyFloat_AsDouble(stamp);
         Py_XDECREF(stamp);
-        if (ts == -1.0 && PyErr_Occurred()) {
-            Py_DECREF(inode);
-            goto done;
-        }
         double age = (double)CTIME_NS(st) / 1e9 - ts;
+        if (ts == -1.0 && PyErr_Occurred()) {
+            /* a naive time that local time cannot place (year 1): not fresh,
+             * as _get's _age says */
+            if (!PyErr_ExceptionMatches(PyExc_ValueError)
+                && !PyErr_ExceptionMatches(PyExc_OverflowError)
+                && !PyErr_ExceptionMatches(PyExc_OSError)) {
+                Py_DECREF(inode);
+                goto done;
+            }
+            PyErr_Clear();
+            age = Py_HUGE_VAL;
+        }
         /* sealed (no owner-write bit: ADR 0002, "Seals"), not exactly two names (the
-         * head and its own revision file), or not fresh */
+         * head and its own revision file), not fresh, or not <base>.r<N>'s inode */
         state = 3;
         if ((st->st_mode & S_IWUSR) && st->st_nlink == 2 && fresh_min <= age
             && age <= fresh_max) {
-            char next[PATH_MAX];
+            /* its other name must be its revision file (`cp r<k> head` in place, the
+             * newer files removed, plus a link elsewhere also has two names) */
+            char own[PATH_MAX], next[PATH_MAX];
+            memcpy(own, path, base_len);
+            snprintf(own + base_len, 24, ".r%lld", revision);
             memcpy(next, path, base_len);
             snprintf(next + base_len, 24, ".r%lld", revision + 1);
-            int exists;
+            struct stat rst;
+            int linked_ok, exists = 0;
             Py_BEGIN_ALLOW_THREADS
-            exists = access(next, F_OK) == 0;
+            linked_ok = stat(own, &rst) == 0 && rst.st_ino == st->st_ino
+                        && rst.st_dev == st->st_dev;
+            if (linked_ok)
+                exists = access(next, F_OK) == 0;
             Py_END_ALLOW_THREADS
-            state = exists ? 2 : 1;
+            if (linked_ok)
+                state = exists ? 2 : 1;
         }
         if (state == 1) { /* _remember_linked */
             if (PySet_GET_SIZE(linked) >= max_linked && PySet_Clear(linked) < 0) {

@@ -92,6 +92,16 @@ class _Moved(Exception):
     """An index row's revision is no longer the head: a writer committed since."""
 
 
+def _age(ctime_ns: int, written_at: datetime) -> float:
+    """Seconds from a record's write to its head inode's last change; ``inf`` (never
+    fresh) for a naive time that local time cannot place (``datetime(1, 1, 1)``'s
+    ``timestamp()`` raises in America/New_York) — a forged record, not ``get``'s error."""
+    try:
+        return ctime_ns / 1e9 - written_at.timestamp()
+    except (ValueError, OverflowError, OSError):
+        return float("inf")
+
+
 def _stable(entry: Callable[[], tuple[_C, bytes | mmap]], read: Callable[[_C], _T]) -> _T:
     """``read`` what ``entry`` opens (waiting out an applying writer), again until
     no history replace swapped revision files meanwhile: the generation is noted
@@ -330,9 +340,9 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             raise translate(exc, "get") from exc
         # Fast tamper checks, once per version of a head (then a set lookup): the head
         # is a hard link of its own revision file, made head moments after its record
-        # was built, and no later revision file exists. A head whose inode changed long
-        # after (copied over in place, replaced, a restore) is checked against its
-        # revision file's inode; a next revision file (a rollback: ln -f r1 head, an
+        # was built, and no later revision file exists. Its inode is checked against its
+        # revision file's (one stat); a head whose inode changed long after (copied
+        # over in place, replaced, a restore) also against the index; a next revision file (a rollback: ln -f r1 head, an
         # old copy — or a writer in flight, or a power loss's uncommitted file) sends
         # the read to the lock path, which decides against the index. The key holds
         # the inode's ctime: linking or copying an old revision over the head changes
@@ -342,7 +352,8 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         # A head with other than two names (itself and its revision file) is a copy or
         # a file whose revision file was removed: checked as a head that is not fresh.
         # ``state`` (see _native.c): 0 passed before, 1 passed now (fresh, writable, two
-        # names, no next revision file), 2 the same with a next revision file, 3 to check.
+        # names, r<N>'s inode, no next revision file), 2 the same with a next revision
+        # file, 3 to check.
         if native is not None and len(got) == 5:  # verified and state found in C
             doc, inode, mode, nlink, state = got
         else:
@@ -353,18 +364,19 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 mode, nlink = st.st_mode, st.st_nlink
             doc = decode_record(data, scope, kind, key, self._headers)
             inode = (ino, dev, data[:64], ctime_ns)
-            state = 0 if inode in self._linked else 3
+            state = 0 if mode & _S_IWUSR and inode in self._linked else 3
         if state == 3:  # not checked yet (C says so of a sealed, copied or not fresh head)
-            age = inode[3] / 1e9 - doc.written_at.timestamp()
+            age = _age(inode[3], doc.written_at)
             if not mode & _S_IWUSR:
                 doc = self._settled_head(scope, kind, key).doc  # raises if still sealed
-            elif (nlink != 2 or not _FRESH_MIN <= age <= _FRESH_MAX) and (
-                not self._is_linked(base, doc.revision, inode)
-                or not agrees(doc, self._known(scope, entry[0], kind, key))
+            elif not self._is_linked(base, doc.revision, inode) or (
+                (nlink != 2 or not _FRESH_MIN <= age <= _FRESH_MAX)
+                and not agrees(doc, self._known(scope, entry[0], kind, key))
             ):
-                # relinked long after its record was written, or not its revision file's
-                # inode: a restore or copy, or a rollback that deleted the newer revision
-                # files — only the index (and the seals) know
+                # not its revision file's inode (a copy, or a copy over the head in place
+                # with a second name elsewhere), or relinked long after its record was
+                # written and not what the index knows: a restore or copy, or a rollback
+                # that deleted the newer revision files — only the index and seals know
                 doc = self._settled_head(scope, kind, key).doc
             elif _access(f"{base}.r{doc.revision + 1}", _F_OK):
                 doc = self._past_head(scope, kind, key, base, doc, inode)
