@@ -50,6 +50,7 @@ from dq_stores import ANY, DocumentWrite, FieldFilter, IndexEntry, Query
 from dq_stores.documents import MUST_NOT_EXIST, Put, at_revision
 from dq_stores.documents import MUST_NOT_EXIST as ABSENT
 from dq_stores.sql import SqlBackend
+from dq_stores.sql._chain import stamp
 from dq_stores.sql._executor import Revision
 from dq_stores.sql._postgres import _SCOPE, _write_statements
 from dq_stores.sql._statements import select_documents
@@ -166,7 +167,7 @@ def bench_ops(
     rev = Revision.of(write)
     put_statements = _write_statements(ANY, rev)
     put_params: dict[str, Any] = {
-        **rev.params(SCOPE, KIND, None),
+        **rev.params(SCOPE, KIND, datetime.now(UTC)),
         "rev": None,
         "pf": [f for f, _ in rev.postings],
         "pv": [v for _, v in rev.postings],
@@ -179,14 +180,18 @@ def bench_ops(
             cursors = [raw.execute(q, p, prepare=True) for q, p in statements]
         return cursors[0].fetchall()
 
+    def stamped() -> None:  # the time and its record-hash form, as the backend sends them
+        put_params["at"] = at = datetime.now(UTC)
+        put_params["ats"] = stamp(at)
+
     def raw_put() -> None:  # same statements, one explicit transaction, scope per session
-        put_params["at"] = datetime.now(UTC)
+        stamped()
         with raw.transaction():
             for stmt in put_statements:
                 raw.execute(stmt, put_params, prepare=True)
 
     def raw_put_same() -> None:
-        put_params["at"] = datetime.now(UTC)
+        stamped()
         pipelined([(q, put_params) for q in put_statements])
 
     def raw_query(q: Query) -> Callable[[], Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from dq_metadata.scope import Scope
 from dq_stores.documents import Expectation, ExpectKind
+from dq_stores.sql._chain import record_hash_sql, stamp
 from dq_stores.sql._commit import Refused, Step
 from dq_stores.sql._executor import (
     HEAD_COLUMNS,
@@ -55,15 +56,32 @@ _INSERT_POSTINGS = (
     " FROM unnest(%(pf)s::text[], %(pv)s::text[]) AS np(f, v)"
 )
 # Arrays are bound in binary (%b): text array dumping escapes element by element.
+_NEW_HASH = record_hash_sql(
+    True,
+    (
+        *("%(t)s", "%(e)s", "%(k)s", "s.key", "1", "false"),
+        *("s.sha256", "s.fields", "s.sort_key", "%(ats)s", "NULL"),
+    ),
+)
+# excluded.* is the row the insert proposed; dq_heads.* the existing (locked) one
+_NEXT_HASH = record_hash_sql(
+    True,
+    (
+        *("%(t)s", "%(e)s", "%(k)s", "excluded.key", "dq_heads.revision + 1", "false"),
+        *("excluded.sha256", "excluded.fields", "excluded.sort_key", "%(ats)s"),
+        "dq_heads.record_hash",
+    ),
+)
 _BULK_HEADS = (
     f"WITH s AS (SELECT * FROM unnest(%(keys)b::text[], %(bodies)b::bytea[], %(shas)b::text[],"
     " %(fields)b::text[], %(sks)b::text[]) AS s(key, body, sha256, fields, sort_key)),"
     f" h AS (INSERT INTO dq_heads ({HEAD_COLUMNS}) SELECT %(t)s, %(e)s, %(k)s, s.key, 1, false,"
-    " s.body, s.sha256, s.fields, s.sort_key, %(at)s FROM s"
+    f" s.body, s.sha256, s.fields, s.sort_key, %(at)s, {_NEW_HASH}, NULL FROM s"
     " ON CONFLICT (tenant, environment, kind, key) DO UPDATE SET"
     " revision = dq_heads.revision + 1, deleted = false, body = excluded.body,"
     " sha256 = excluded.sha256, fields = excluded.fields, sort_key = excluded.sort_key,"
-    f" written_at = excluded.written_at{RETURNING})"
+    " written_at = excluded.written_at, prev_hash = dq_heads.record_hash,"
+    f" record_hash = {_NEXT_HASH}{RETURNING})"
     f", r AS (INSERT INTO dq_revisions ({HEAD_COLUMNS}) SELECT {HEAD_COLUMNS} FROM h)"
     " SELECT key FROM h WHERE revision > 1"
 )
@@ -77,7 +95,7 @@ _BULK_INSERT_POSTINGS = (
 
 def _write_statements(expect: Expectation, rev: Revision) -> list[str]:
     """The head+revision statement (returns the new revision) and the postings ones."""
-    head = pyformat(head_statement(expect, rev.deleted))
+    head = pyformat(head_statement(expect, rev.deleted, True))
     statements = [
         f"WITH h AS ({head}{RETURNING}), r AS (INSERT INTO dq_revisions ({HEAD_COLUMNS})"
         f" SELECT {HEAD_COLUMNS} FROM h) SELECT revision FROM h",
@@ -173,6 +191,7 @@ class PostgresExecutor(Executor):
             "e": scope.environment,
             "k": kind,
             "at": at,
+            "ats": stamp(at),
             "keys": [r.key for r in revs],
             "bodies": [r.body for r in revs],
             "shas": [r.sha256 for r in revs],
