@@ -50,7 +50,6 @@ from dq_stores import ANY, DocumentWrite, FieldFilter, IndexEntry, Query
 from dq_stores.documents import MUST_NOT_EXIST, Put, at_revision
 from dq_stores.documents import MUST_NOT_EXIST as ABSENT
 from dq_stores.sql import SqlBackend
-from dq_stores.sql._chain import stamp
 from dq_stores.sql._executor import Revision
 from dq_stores.sql._postgres import _SCOPE, _write_statements
 from dq_stores.sql._statements import select_documents
@@ -180,9 +179,8 @@ def bench_ops(
             cursors = [raw.execute(q, p, prepare=True) for q, p in statements]
         return cursors[0].fetchall()
 
-    def stamped() -> None:  # the time and its record-hash form, as the backend sends them
-        put_params["at"] = at = datetime.now(UTC)
-        put_params["ats"] = stamp(at)
+    def stamped() -> None:  # the time and the record-hash prefix, as the backend sends them
+        put_params.update(rev.params(SCOPE, KIND, datetime.now(UTC)))
 
     def raw_put() -> None:  # same statements, one explicit transaction, scope per session
         stamped()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dq_metadata.scope import Scope
 from dq_stores.documents import DocumentWrite, Expectation, ExpectKind
-from dq_stores.sql._chain import record_hash_sql, stamp_of
+from dq_stores.sql._chain import hash_sql, prefix, stamp_of
 from dq_stores.sql._statements import encode_fields, postings
 
 if TYPE_CHECKING:
@@ -40,9 +40,9 @@ _SET = (
 
 
 def _hash(postgres: bool, revision: str, prev: str) -> str:
-    """The new revision's record hash from the statement's parameters (``_chain``)."""
-    parts = (":t", ":e", ":k", ":key", revision, ":deleted", ":sha", ":fields", ":sk", ":ats")
-    return record_hash_sql(postgres, [*parts, prev])
+    """The new revision's record hash: the client's prefix (``:pre``), finished with
+    the revision and link only the statement knows (``_chain``)."""
+    return hash_sql(postgres, ":pre", revision, prev)
 
 
 def _upsert(postgres: bool) -> str:
@@ -113,7 +113,17 @@ class Revision:
             "fields": self.fields,
             "sk": self.sort_key,
             "at": at,
-            "ats": stamp_of(at),
+            "pre": prefix(
+                scope.tenant,
+                scope.environment,
+                kind,
+                self.key,
+                self.deleted,
+                self.sha256,
+                self.fields,
+                self.sort_key,
+                stamp_of(at),
+            ),
         }
 
 

@@ -108,12 +108,12 @@ def _chained(
             scope.environment,
             kind,
             key,
-            doc.revision,
             doc.deleted,
             doc.sha256,
             fields,
             doc.index.sort_key,
             stamp(doc.written_at),
+            doc.revision,
             prev,
         )
         yield doc, digest, prev

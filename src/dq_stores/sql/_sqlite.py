@@ -14,7 +14,7 @@ from typing import Any
 
 from dq_metadata.scope import Scope
 from dq_stores.documents import ANY, Expectation
-from dq_stores.sql._chain import SQLITE_FUNCTION, record_hash
+from dq_stores.sql._chain import SQLITE_FUNCTION, finish
 from dq_stores.sql._commit import Refused, Step, guard_holds
 from dq_stores.sql._executor import HEAD_COLUMNS, RETURNING, Executor, Revision, head_statement
 
@@ -52,7 +52,7 @@ class SqliteExecutor(Executor):
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
         # the record hash of a new revision, computed by its head statement (``_chain``)
         name, arity = SQLITE_FUNCTION
-        dbapi_connection.create_function(name, arity, record_hash, deterministic=True)
+        dbapi_connection.create_function(name, arity, finish, deterministic=True)
 
     def read(
         self, conn: Any, tenant: str, environment: str, sql: str, params: Sequence[Any]

@@ -64,12 +64,12 @@ def _problem(scope: Scope, row: tuple[Any, ...], before: tuple[Any, ...] | None)
             scope.environment,
             kind,
             key,
-            revision,
             deleted,
             sha256,
             fields,
             sort_key,
             stamp_of(at),
+            revision,
             prev,
         )
     except (TypeError, ValueError):
