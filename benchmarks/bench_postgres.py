@@ -166,7 +166,7 @@ def bench_ops(
     rev = Revision.of(write)
     put_statements = _write_statements(ANY, rev)
     put_params: dict[str, Any] = {
-        **rev.params(SCOPE, KIND, None),
+        **rev.params(SCOPE, KIND, datetime.now(UTC)),
         "rev": None,
         "pf": [f for f, _ in rev.postings],
         "pv": [v for _, v in rev.postings],
@@ -179,14 +179,17 @@ def bench_ops(
             cursors = [raw.execute(q, p, prepare=True) for q, p in statements]
         return cursors[0].fetchall()
 
+    def stamped() -> None:  # the time and the record-hash prefix, as the backend sends them
+        put_params.update(rev.params(SCOPE, KIND, datetime.now(UTC)))
+
     def raw_put() -> None:  # same statements, one explicit transaction, scope per session
-        put_params["at"] = datetime.now(UTC)
+        stamped()
         with raw.transaction():
             for stmt in put_statements:
                 raw.execute(stmt, put_params, prepare=True)
 
     def raw_put_same() -> None:
-        put_params["at"] = datetime.now(UTC)
+        stamped()
         pipelined([(q, put_params) for q in put_statements])
 
     def raw_query(q: Query) -> Callable[[], Any]:

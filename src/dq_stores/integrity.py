@@ -73,6 +73,9 @@ class VerifyCounts:
     #: seals, or a writer stopped between its head move and its seal): not problems;
     #: ``repair_index`` seals them
     unsealed: int = 0
+    #: SQL revision rows written before the record-hash chain (migration 0005): not
+    #: problems — their hash is ``NULL``; ``--repair-index`` never computes one
+    unchained: int = 0
     problems: int = 0
     repaired: list[Scope] = field(default_factory=list)
     #: scopes whose index ``repair_index`` left alone: they hold damaged records,

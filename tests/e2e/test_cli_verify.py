@@ -66,3 +66,48 @@ def test_the_doctor_leaves_nothing_for_verify_or_export(tmp_path: Path) -> None:
     exported = _dq(tmp_path, "export", "--config", str(config), "--out", str(archive), "--json")
     assert exported.returncode == 0, exported.stderr
     assert "dq-doctor" not in exported.stdout
+
+
+def test_sql_verify_reports_an_edited_old_revision_and_notes_unchained_rows(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from dq_stores.sql import SqlBackend
+
+    path = tmp_path / "dq.sqlite"
+    url = f"sqlite:///{path}"
+    with SqlBackend(url) as backend:
+        for n in range(3):
+            body = canonical_json({"n": n})
+            write = DocumentWrite("orders", body, content_hash(body), IndexEntry())
+            backend.put(Scope("acme", "prod"), "contract", write, ANY)
+    config = tmp_path / "dq.yaml"
+    config.write_text(yaml.safe_dump({"default_backend": "sqlite", "sqlite": {"url": url}}))
+    clean = _dq(tmp_path, "verify", "--config", str(config))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "0 problem(s)" in clean.stdout
+    assert "unchained" not in clean.stdout
+    assert "before record hashes" not in clean.stdout
+    # revision 1's body and sha256 changed together: consistent, but off its chain
+    forged = canonical_json({"n": "forged"})
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE dq_revisions SET body = ?, sha256 = ? WHERE revision = 1",
+            (forged, content_hash(forged)),
+        )
+    found = _dq(tmp_path, "verify", "--config", str(config), "--json")
+    assert found.returncode == 1
+    report = json.loads(found.stdout)
+    assert [(p["code"], p["key"]) for p in report["problems"]] == [("record", "orders")]
+    # rows from before the chain (migration 0005): a note, exit 0, never hashed by repair
+    with sqlite3.connect(path) as conn:
+        for table in ("dq_heads", "dq_revisions"):
+            conn.execute(f"UPDATE {table} SET record_hash = NULL, prev_hash = NULL")
+    noted = _dq(tmp_path, "verify", "--config", str(config), "--repair-index")
+    assert noted.returncode == 0, noted.stdout + noted.stderr
+    assert "note: 3 SQL revision(s) written before record hashes" in noted.stdout
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM dq_revisions WHERE record_hash IS NULL"
+        ).fetchone() == (3,)

@@ -103,3 +103,35 @@ def test_a_schema_ahead_of_this_library_is_refused(url: str) -> None:
     engine.dispose()
     with pytest.raises(SchemaOutOfDateError, match="9999"):
         SqlBackend(url)
+
+
+def test_0005_adds_the_record_hash_chain_and_leaves_older_rows_unchained(url: str) -> None:
+    from dq_stores.verify import VerifyCounts, verify
+
+    with SqlBackend(url) as backend:
+        _fill(backend)
+        before = _snapshot(backend)
+        counts = VerifyCounts()
+        assert list(verify(backend, counts=counts)) == []
+        assert counts.unchained == 0
+    assert schema.downgrade(url, "0004") == "0004"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            columns = conn.exec_driver_sql("SELECT * FROM dq_revisions LIMIT 1").keys()
+    finally:
+        engine.dispose()
+    assert "record_hash" not in columns
+    assert "prev_hash" not in columns
+    assert schema.upgrade(url) == schema.head_revision()
+    with SqlBackend(url, auto_create=False) as backend:
+        assert _snapshot(backend) == before
+        counts = VerifyCounts()
+        # the rows written before are unchained (a note), not problems; none were hashed
+        assert list(verify(backend, counts=counts, repair_index=True)) == []
+        revisions = counts.unchained
+        assert revisions == len(SCOPES) * 32  # 30 + a second k1 + k2's tombstone
+        backend.put(SCOPES[0], "contract", _write("k1", 7), ANY)  # links after them
+        counts = VerifyCounts()
+        assert list(verify(backend, counts=counts)) == []
+        assert counts.unchained == revisions

@@ -122,6 +122,12 @@ def verify_command(
                 "(written before seals, or a write stopped between its head move and its "
                 "seal); `dq verify --repair-index` seals them"
             )
+        if summary["unchained"]:
+            typer.echo(
+                f"note: {summary['unchained']} SQL revision(s) written before record hashes "
+                "(schema 0005): not chained, so edits to them cannot be detected; their "
+                "keys' later revisions are chained"
+            )
     if summary["problems"]:
         raise typer.Exit(code=1)
 
@@ -173,6 +179,7 @@ def _run(
         "legacy_records": counts.legacy_records,
         "interrupted": counts.interrupted,
         "unsealed": counts.unsealed,
+        "unchained": counts.unchained,
         "problems": counts.problems,
         "repaired": [str(s) for s in counts.repaired],
         "not_repaired": [str(s) for s in counts.not_repaired],

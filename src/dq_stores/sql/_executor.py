@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dq_metadata.scope import Scope
 from dq_stores.documents import DocumentWrite, Expectation, ExpectKind
+from dq_stores.sql._chain import hash_sql, prefix, stamp_of
 from dq_stores.sql._statements import encode_fields, postings
 
 if TYPE_CHECKING:
@@ -29,23 +30,46 @@ __all__ = ["ALL", "Executor", "Revision", "head_statement", "pyformat"]
 ALL = "*"
 
 _COLS = (
-    "tenant, environment, kind, key, revision, deleted, body, sha256, fields, sort_key, written_at"
+    "tenant, environment, kind, key, revision, deleted, body, sha256, fields, sort_key,"
+    " written_at, record_hash, prev_hash"
 )
 _SET = (
     "deleted = excluded.deleted, body = excluded.body, sha256 = excluded.sha256,"
     " fields = excluded.fields, sort_key = excluded.sort_key, written_at = excluded.written_at"
 )
-_UPSERT = (
-    f"INSERT INTO dq_heads ({_COLS}) VALUES (:t, :e, :k, :key, 1, :deleted, :body, :sha, "
-    ":fields, :sk, :at) ON CONFLICT (tenant, environment, kind, key) DO UPDATE SET "
-    f"revision = dq_heads.revision + 1, {_SET}"
-)
-_UPDATE = (
-    "UPDATE dq_heads SET revision = revision + 1, deleted = :deleted, body = :body,"
-    " sha256 = :sha, fields = :fields, sort_key = :sk, written_at = :at"
-    " WHERE tenant = :t AND environment = :e AND kind = :k AND key = :key AND NOT deleted"
-)
+
+
+def _hash(postgres: bool, revision: str, prev: str) -> str:
+    """The new revision's record hash: the client's prefix (``:pre``), finished with
+    the revision and link only the statement knows (``_chain``)."""
+    return hash_sql(postgres, ":pre", revision, prev)
+
+
+def _upsert(postgres: bool) -> str:
+    # DO UPDATE's right-hand sides read the existing row: its revision and record hash
+    # are the predecessor's, under the row lock the upsert holds.
+    return (
+        f"INSERT INTO dq_heads ({_COLS}) VALUES (:t, :e, :k, :key, 1, :deleted, :body, :sha,"
+        f" :fields, :sk, :at, {_hash(postgres, '1', 'NULL')}, NULL)"
+        " ON CONFLICT (tenant, environment, kind, key) DO UPDATE SET"
+        f" revision = dq_heads.revision + 1, {_SET}, prev_hash = dq_heads.record_hash,"
+        f" record_hash = {_hash(postgres, 'dq_heads.revision + 1', 'dq_heads.record_hash')}"
+    )
+
+
+def _update(postgres: bool) -> str:
+    # SET's right-hand sides read the row before the update (revision, record_hash)
+    return (
+        "UPDATE dq_heads SET revision = revision + 1, deleted = :deleted, body = :body,"
+        " sha256 = :sha, fields = :fields, sort_key = :sk, written_at = :at,"
+        f" prev_hash = record_hash, record_hash = {_hash(postgres, 'revision + 1', 'record_hash')}"
+        " WHERE tenant = :t AND environment = :e AND kind = :k AND key = :key AND NOT deleted"
+    )
+
+
+_STATEMENTS = {pg: (_upsert(pg), _update(pg)) for pg in (False, True)}
 RETURNING = f" RETURNING {_COLS}"
+#: Every column of a head row, which is also the revision row it copies.
 HEAD_COLUMNS = _COLS
 
 
@@ -89,20 +113,33 @@ class Revision:
             "fields": self.fields,
             "sk": self.sort_key,
             "at": at,
+            "pre": prefix(
+                scope.tenant,
+                scope.environment,
+                kind,
+                self.key,
+                self.deleted,
+                self.sha256,
+                self.fields,
+                self.sort_key,
+                stamp_of(at),
+            ),
         }
 
 
-def head_statement(expect: Expectation, deleted: bool) -> str:
+def head_statement(expect: Expectation, deleted: bool, postgres: bool) -> str:
     """Move the head to the next revision iff ``expect`` holds; no row changed otherwise.
 
     The database checks the expectation in the same statement that writes (upsert
-    or conditional update), so concurrent writers can never both succeed.
+    or conditional update), so concurrent writers can never both succeed. The same
+    statement links the new revision's record hash to the one it replaces.
     """
+    upsert, update = _STATEMENTS[postgres]
     if expect.kind is ExpectKind.ABSENT:
-        return _UPSERT + " WHERE dq_heads.deleted"
+        return upsert + " WHERE dq_heads.deleted"
     if expect.kind is ExpectKind.REVISION:
-        return _UPDATE + " AND revision = :rev"
-    return _UPDATE if deleted else _UPSERT
+        return update + " AND revision = :rev"
+    return update if deleted else upsert
 
 
 _NAMED = re.compile(r"(?<![:\w]):([a-z_]+)")

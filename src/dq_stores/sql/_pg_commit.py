@@ -54,7 +54,7 @@ _REFUSED = re.compile(_MARKER + r":(\d+):(\d+|-)")
 _KEYS = "unnest(%(kinds)s::text[], %(keys)s::text[]) AS u(kind, key)"
 _RESERVE = (
     f"INSERT INTO dq_heads ({HEAD_COLUMNS}) SELECT %(t)s, %(e)s, u.kind, u.key, 0, true,"
-    f" ''::bytea, '', '{{}}', '', now() FROM {_KEYS}"
+    f" ''::bytea, '', '{{}}', '', now(), NULL, NULL FROM {_KEYS}"
     ' ORDER BY u.kind COLLATE "C", u.key COLLATE "C"'
     " ON CONFLICT (tenant, environment, kind, key) DO NOTHING"
 )
@@ -91,7 +91,7 @@ _INSERT_POSTINGS = (
 
 def _write_sql(step: Step) -> str:
     assert step.rev is not None
-    head = pyformat(head_statement(step.expect, step.rev.deleted))
+    head = pyformat(head_statement(step.expect, step.rev.deleted, True))
     return _WRITE.format(head=head, returning=RETURNING, cols=HEAD_COLUMNS, refuse=_REFUSE)
 
 

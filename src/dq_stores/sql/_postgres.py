@@ -17,6 +17,7 @@ from typing import Any
 
 from dq_metadata.scope import Scope
 from dq_stores.documents import Expectation, ExpectKind
+from dq_stores.sql._chain import hash_sql, prefix, prefix_sql, stamp
 from dq_stores.sql._commit import Refused, Step
 from dq_stores.sql._executor import (
     HEAD_COLUMNS,
@@ -55,15 +56,27 @@ _INSERT_POSTINGS = (
     " FROM unnest(%(pf)s::text[], %(pv)s::text[]) AS np(f, v)"
 )
 # Arrays are bound in binary (%b): text array dumping escapes element by element.
+_NEW_HASH = hash_sql(True, "s.pre", "1", "NULL")
+# excluded.* is the row the insert proposed (no column holds its prefix: built in SQL);
+# dq_heads.* the existing, locked row it replaces
+_NEXT_PREFIX = prefix_sql(
+    (
+        *("%(t)s", "%(e)s", "%(k)s", "excluded.key", "false"),
+        *("excluded.sha256", "excluded.fields", "excluded.sort_key", "%(ats)s"),
+    )
+)
+_NEXT_HASH = hash_sql(True, _NEXT_PREFIX, "dq_heads.revision + 1", "dq_heads.record_hash")
 _BULK_HEADS = (
     f"WITH s AS (SELECT * FROM unnest(%(keys)b::text[], %(bodies)b::bytea[], %(shas)b::text[],"
-    " %(fields)b::text[], %(sks)b::text[]) AS s(key, body, sha256, fields, sort_key)),"
+    " %(fields)b::text[], %(sks)b::text[], %(pres)b::text[])"
+    " AS s(key, body, sha256, fields, sort_key, pre)),"
     f" h AS (INSERT INTO dq_heads ({HEAD_COLUMNS}) SELECT %(t)s, %(e)s, %(k)s, s.key, 1, false,"
-    " s.body, s.sha256, s.fields, s.sort_key, %(at)s FROM s"
+    f" s.body, s.sha256, s.fields, s.sort_key, %(at)s, {_NEW_HASH}, NULL FROM s"
     " ON CONFLICT (tenant, environment, kind, key) DO UPDATE SET"
     " revision = dq_heads.revision + 1, deleted = false, body = excluded.body,"
     " sha256 = excluded.sha256, fields = excluded.fields, sort_key = excluded.sort_key,"
-    f" written_at = excluded.written_at{RETURNING})"
+    " written_at = excluded.written_at, prev_hash = dq_heads.record_hash,"
+    f" record_hash = {_NEXT_HASH}{RETURNING})"
     f", r AS (INSERT INTO dq_revisions ({HEAD_COLUMNS}) SELECT {HEAD_COLUMNS} FROM h)"
     " SELECT key FROM h WHERE revision > 1"
 )
@@ -77,7 +90,7 @@ _BULK_INSERT_POSTINGS = (
 
 def _write_statements(expect: Expectation, rev: Revision) -> list[str]:
     """The head+revision statement (returns the new revision) and the postings ones."""
-    head = pyformat(head_statement(expect, rev.deleted))
+    head = pyformat(head_statement(expect, rev.deleted, True))
     statements = [
         f"WITH h AS ({head}{RETURNING}), r AS (INSERT INTO dq_revisions ({HEAD_COLUMNS})"
         f" SELECT {HEAD_COLUMNS} FROM h) SELECT revision FROM h",
@@ -168,11 +181,16 @@ class PostgresExecutor(Executor):
     def write_many(
         self, conn: Any, scope: Scope, kind: str, revs: Sequence[Revision], at: datetime
     ) -> None:
+        t, e = scope.tenant, scope.environment
         params: dict[str, Any] = {
             "t": scope.tenant,
             "e": scope.environment,
             "k": kind,
             "at": at,
+            "ats": (ats := stamp(at)),
+            "pres": [
+                prefix(t, e, kind, r.key, False, r.sha256, r.fields, r.sort_key, ats) for r in revs
+            ],
             "keys": [r.key for r in revs],
             "bodies": [r.body for r in revs],
             "shas": [r.sha256 for r in revs],

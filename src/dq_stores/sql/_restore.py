@@ -23,6 +23,7 @@ from dq_metadata.errors import ConflictError
 from dq_metadata.scope import Scope
 from dq_stores.documents import StoredDocument
 from dq_stores.retention import PRUNED_KIND, marker_key
+from dq_stores.sql._chain import record_hash, stamp
 from dq_stores.sql._statements import encode_fields, postings
 
 __all__ = ["HISTORY_BATCH", "RestoreConflict", "history_sql", "restore_postgres", "restore_sqlite"]
@@ -30,14 +31,12 @@ __all__ = ["HISTORY_BATCH", "RestoreConflict", "history_sql", "restore_postgres"
 #: Revision rows per keyset read of :func:`history_sql`.
 HISTORY_BATCH = 2000
 
-_HEAD_INSERT = (
-    "INSERT INTO dq_heads (tenant, environment, kind, key, revision, deleted, body, sha256,"
-    " fields, sort_key, written_at) VALUES ({v}) ON CONFLICT DO NOTHING"
+_COLUMNS = (
+    "tenant, environment, kind, key, revision, deleted, body, sha256, fields, sort_key,"
+    " written_at, record_hash, prev_hash"
 )
-_REVISION_INSERT = (
-    "INSERT INTO dq_revisions (tenant, environment, kind, key, revision, deleted, body, sha256,"
-    " fields, sort_key, written_at) VALUES ({v})"
-)
+_HEAD_INSERT = f"INSERT INTO dq_heads ({_COLUMNS}) VALUES ({{v}}) ON CONFLICT DO NOTHING"
+_REVISION_INSERT = f"INSERT INTO dq_revisions ({_COLUMNS}) VALUES ({{v}})"
 _POSTING_INSERT = (
     "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key) VALUES ({v})"
 )
@@ -95,15 +94,41 @@ def group_histories(docs: Iterator[StoredDocument]) -> Iterator[list[StoredDocum
         yield current
 
 
+def _chained(
+    scope: Scope, kind: str, key: str, docs: Sequence[StoredDocument]
+) -> Iterator[tuple[StoredDocument, str, str | None]]:
+    """Each revision with its record hash and its predecessor's (``_chain``), linked
+    as live writes link them. The first restored revision has no predecessor here
+    (``None``): revision 1, or the oldest kept one of a pruned history."""
+    prev: str | None = None
+    for doc in docs:
+        fields = "{}" if doc.deleted else encode_fields(doc.index.fields)
+        digest = record_hash(
+            scope.tenant,
+            scope.environment,
+            kind,
+            key,
+            doc.deleted,
+            doc.sha256,
+            fields,
+            doc.index.sort_key,
+            stamp(doc.written_at),
+            doc.revision,
+            prev,
+        )
+        yield doc, digest, prev
+        prev = digest
+
+
 def _rows(
-    scope: Scope, kind: str, histories: Sequence[tuple[str, list[StoredDocument]]], stamp: Any
+    scope: Scope, kind: str, histories: Sequence[tuple[str, list[StoredDocument]]], written: Any
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     heads: list[tuple[Any, ...]] = []
     revisions: list[tuple[Any, ...]] = []
     posts: list[tuple[Any, ...]] = []
     t, e = scope.tenant, scope.environment
     for key, docs in histories:
-        for doc in docs:
+        for doc, digest, prev in _chained(scope, kind, key, docs):
             row = (
                 t,
                 e,
@@ -115,7 +140,9 @@ def _rows(
                 doc.sha256,
                 "{}" if doc.deleted else encode_fields(doc.index.fields),
                 doc.index.sort_key,
-                stamp(doc),
+                written(doc),
+                digest,
+                prev,
             )
             revisions.append(row)
         heads.append(row)
@@ -126,7 +153,9 @@ def _rows(
     return heads, revisions, posts
 
 
-_PG_COLUMNS = "key, revision, deleted, body, sha256, fields, sort_key, written_at"
+_PG_COLUMNS = (
+    "key, revision, deleted, body, sha256, fields, sort_key, written_at, record_hash, prev_hash"
+)
 _CONFLICT_MARKER = "dq-restore-conflict"
 _CONFLICT = re.compile(_CONFLICT_MARKER + r":(\d+)")
 # One statement for the whole batch, sent with the scope's set_config in one
@@ -141,7 +170,7 @@ _CONFLICT = re.compile(_CONFLICT_MARKER + r":(\d+)")
 _PG_RESTORE = (
     "WITH s AS MATERIALIZED (SELECT * FROM unnest(%(key)b::text[], %(rev)b::int[],"
     " %(del)b::bool[], %(body)b::bytea[], %(sha)b::text[], %(fields)b::text[],"
-    " %(sk)b::text[], %(at)b::timestamptz[], %(head)b::bool[])"
+    " %(sk)b::text[], %(at)b::timestamptz[], %(rh)b::text[], %(ph)b::text[], %(head)b::bool[])"
     f" WITH ORDINALITY AS s({_PG_COLUMNS}, head, i)),"
     f" h AS (INSERT INTO dq_heads (tenant, environment, kind, {_PG_COLUMNS})"
     f" SELECT %(t)s, %(e)s, %(k)s, {_PG_COLUMNS} FROM s WHERE head"
@@ -172,6 +201,8 @@ def _pg_params(
     fields: list[str] = []
     sort_keys: list[str] = []
     ats: list[Any] = []
+    hashes: list[str] = []
+    prevs: list[str | None] = []
     heads: list[bool] = []
     pk: list[str] = []
     pf: list[str] = []
@@ -179,7 +210,9 @@ def _pg_params(
     ps: list[str] = []
     for key, docs in histories:
         last = len(docs) - 1
-        for i, doc in enumerate(docs):
+        for i, (doc, digest, prev) in enumerate(_chained(scope, kind, key, docs)):
+            hashes.append(digest)
+            prevs.append(prev)
             keys.append(key)
             revs.append(doc.revision)
             dels.append(doc.deleted)
@@ -210,6 +243,8 @@ def _pg_params(
         "fields": fields,
         "sk": sort_keys,
         "at": ats,
+        "rh": hashes,
+        "ph": prevs,
         "head": heads,
         "pk": pk,
         "pf": pf,
@@ -268,7 +303,7 @@ def restore_sqlite(
 ) -> None:
     """Restore on a sqlite3 connection (isolation_level None); raises :class:`RestoreConflict`."""
     heads, revisions, posts = _rows(scope, kind, histories, lambda d: d.written_at.isoformat())
-    v11 = ", ".join(["?"] * 11)
+    v13 = ", ".join(["?"] * 13)
     conn.execute("BEGIN IMMEDIATE")
     try:
         for doomed_kind, keys in _doomed(kind, histories) if replace else ():
@@ -276,9 +311,9 @@ def restore_sqlite(
             for table in _TABLES:
                 conn.executemany(_SQLITE_CLEAR.format(table=table), doomed)
         for row in heads:
-            if conn.execute(_HEAD_INSERT.format(v=v11), row).rowcount != 1:
+            if conn.execute(_HEAD_INSERT.format(v=v13), row).rowcount != 1:
                 raise RestoreConflict(scope, kind, row[3])
-        conn.executemany(_REVISION_INSERT.format(v=v11), revisions)
+        conn.executemany(_REVISION_INSERT.format(v=v13), revisions)
         conn.executemany(_POSTING_INSERT.format(v=", ".join(["?"] * 7)), posts)
     except BaseException:
         conn.execute("ROLLBACK")

@@ -14,15 +14,13 @@ from typing import Any
 
 from dq_metadata.scope import Scope
 from dq_stores.documents import ANY, Expectation
+from dq_stores.sql._chain import SQLITE_FUNCTION, finish
 from dq_stores.sql._commit import Refused, Step, guard_holds
-from dq_stores.sql._executor import RETURNING, Executor, Revision, head_statement
+from dq_stores.sql._executor import HEAD_COLUMNS, RETURNING, Executor, Revision, head_statement
 
 __all__ = ["SqliteExecutor"]
 
-_INSERT_REVISION = (
-    "INSERT INTO dq_revisions (tenant, environment, kind, key, revision, deleted, body, sha256,"
-    " fields, sort_key, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT_REVISION = f"INSERT INTO dq_revisions ({HEAD_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _DELETE_POSTINGS = (
     "DELETE FROM dq_postings WHERE tenant = ? AND environment = ? AND kind = ? AND key = ?"
 )
@@ -52,6 +50,9 @@ class SqliteExecutor(Executor):
         dbapi_connection.isolation_level = None  # we issue BEGIN IMMEDIATE ourselves
         dbapi_connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        # the record hash of a new revision, computed by its head statement (``_chain``)
+        name, arity = SQLITE_FUNCTION
+        dbapi_connection.create_function(name, arity, finish, deterministic=True)
 
     def read(
         self, conn: Any, tenant: str, environment: str, sql: str, params: Sequence[Any]
@@ -63,15 +64,14 @@ class SqliteExecutor(Executor):
     ) -> int | None:
         params = rev.params(scope, kind, at)
         params["rev"] = expect.revision
-        rows = conn.execute(head_statement(expect, rev.deleted) + RETURNING, params).fetchall()
+        sql = head_statement(expect, rev.deleted, False) + RETURNING
+        rows = conn.execute(sql, params).fetchall()
         if not rows:
             return None
-        revision = int(rows[0][4])
+        head = rows[0]
+        revision = int(head[4])
         doc = (scope.tenant, scope.environment, kind, rev.key)
-        conn.execute(
-            _INSERT_REVISION,
-            (*doc, revision, rev.deleted, rev.body, rev.sha256, rev.fields, rev.sort_key, at),
-        )
+        conn.execute(_INSERT_REVISION, head)
         conn.execute(_DELETE_POSTINGS, doc)
         conn.executemany(
             _INSERT_POSTING,

@@ -40,7 +40,12 @@ class _Head:
     fields: str
     sort_key: str
     sha256: str
-    stored: tuple[Any, ...] | None  # (deleted, fields, sort_key, sha256) of its revision row
+    written_at: Any
+    record_hash: str | None
+    prev_hash: str | None
+    #: (deleted, fields, sort_key, sha256, written_at, record_hash, prev_hash) of its
+    #: revision row
+    stored: tuple[Any, ...] | None
     newest: int | None  # the highest revision of the key in dq_revisions
 
 
@@ -52,6 +57,7 @@ def _heads(read: Reader, scope: Scope, ph: str) -> Iterator[_Head]:
     base = (
         "SELECT h.kind, h.key, h.revision, h.deleted, h.fields, h.sort_key, h.sha256,"
         " r.revision, r.deleted, r.fields, r.sort_key, r.sha256,"
+        " h.written_at, h.record_hash, h.prev_hash, r.written_at, r.record_hash, r.prev_hash,"
         f" (SELECT max(m.revision) FROM dq_revisions m WHERE {rev_match.replace('r.', 'm.')})"
         f" FROM dq_heads h LEFT JOIN dq_revisions r ON {rev_match} AND r.revision = h.revision"
         f" WHERE h.tenant = {ph} AND h.environment = {ph}"
@@ -64,9 +70,20 @@ def _heads(read: Reader, scope: Scope, ph: str) -> Iterator[_Head]:
             params.extend(mark)
         rows = read(sql + f" ORDER BY h.kind, h.key LIMIT {_BATCH}", params)
         for row in rows:
-            stored = None if row[7] is None else (bool(row[8]), row[9], row[10], row[11])
+            stored = None if row[7] is None else (bool(row[8]), *row[9:12], *row[15:18])
             yield _Head(
-                row[0], row[1], int(row[2]), bool(row[3]), row[4], row[5], row[6], stored, row[12]
+                row[0],
+                row[1],
+                int(row[2]),
+                bool(row[3]),
+                row[4],
+                row[5],
+                row[6],
+                row[12],
+                row[13],
+                row[14],
+                stored,
+                row[18],
             )
         if len(rows) < _BATCH:
             return
@@ -136,17 +153,22 @@ def _head_problem(head: _Head) -> str | None:
 
     Live heads whose revision number or sha256 is off are reported by the port's
     walk already (history vs. document); this covers tombstones and the columns
-    that walk cannot see: the deleted flag, the index entry and the sort key.
+    that walk cannot see: the deleted flag, the index entry, the sort key, the time
+    and the record hash and link (so a head is its revision row, which
+    ``_verify_chain`` checks against its hash).
     """
     if head.stored is None:
         return None if not head.deleted else f"revision {head.revision} is not in the history"
     if head.newest is not None and head.newest > head.revision and head.deleted:
         return f"the head is at revision {head.revision} but revision {head.newest} exists"
-    deleted, fields, sort_key, sha256 = head.stored
+    deleted, fields, sort_key, sha256, written_at, record_hash, prev_hash = head.stored
     columns = [
         ("deleted flag", head.deleted, deleted),
         ("index fields", head.fields, fields),
         ("sort key", head.sort_key, sort_key),
+        ("time", head.written_at, written_at),
+        ("record hash", head.record_hash, record_hash),
+        ("link", head.prev_hash, prev_hash),
     ]
     if head.deleted:  # a live head's sha256 is compared by the port's walk
         columns.append(("sha256", head.sha256, sha256))

@@ -53,6 +53,7 @@ from dq_stores.sql._statements import (
 )
 from dq_stores.sql._url import parse_url, render_url, url_secrets
 from dq_stores.sql._verify import index_problems, repair_key
+from dq_stores.sql._verify_chain import chain_problems
 from dq_stores.sql.schema import ensure_schema
 
 __all__ = ["PostgresBackend", "SqlBackend", "SqliteBackend"]
@@ -452,11 +453,22 @@ class SqlBackend(DocumentBackend):
     # -- integrity (``dq verify``) -----------------------------------------------
     def verify_scope(self, scope: Scope, counts: VerifyCounts) -> Iterator[IntegrityProblem]:
         """The port's walk (bodies vs. sha256, history numbering, head vs. newest
-        revision), then every key's postings against its head and every head
-        against its revision row (``dq_stores.sql._verify``). Streams."""
+        revision), every revision row against its record hash and its predecessor
+        (``dq_stores.sql._verify_chain``), then every key's postings against its head
+        and every head against its revision row (``dq_stores.sql._verify``). Streams."""
         yield from super().verify_scope(scope, counts)
+        ph = self._executor.placeholder
+
+        def first_kept(kind: str, key: str) -> int:
+            prefix = self._pruned_prefix(scope, kind, key)
+            return 1 if prefix is None else prefix.pruned_through + 1
+
         try:
-            yield from index_problems(self._reader(scope), scope, self._executor.placeholder)
+            yield from chain_problems(self._reader(scope), scope, ph, counts, first_kept)
+        except DQError as exc:
+            yield IntegrityProblem(scope, "unreadable", f"chain check stopped: {exc}")
+        try:
+            yield from index_problems(self._reader(scope), scope, ph)
         except DQError as exc:
             yield IntegrityProblem(scope, "unreadable", f"index check stopped: {exc}")
 
