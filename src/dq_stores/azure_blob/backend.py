@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from dq_metadata.errors import ConflictError, IntegrityError, MisconfiguredError, NotFoundError
@@ -85,6 +85,9 @@ def _live_revision(known: _Read | None) -> int | None:
 
 
 _HISTORY_ATTEMPTS = 30
+#: A blob that keeps turning from empty to written between a 416 and its properties.
+_EMPTY_ATTEMPTS = 10
+_RANGE_NOT_SATISFIABLE = 416
 
 
 class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
@@ -204,17 +207,40 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
 
     # -- heads ---------------------------------------------------------------
     def _fetch(self, name: str, what: str) -> Blob | None:
-        """One GET: bytes, etag and metadata; ``None`` if the blob does not exist."""
+        """One GET: bytes, etag and metadata; ``None`` if the blob does not exist.
+
+        An empty blob (a commit's lock, a restore's claim) answers the ranged GET with
+        416; the SDK's own fallback would then GET it again and keep *that* response's
+        etag and metadata with no bytes — a head written in between (the restore or
+        commit finishing) read as empty under its new etag, which a writer then deleted
+        ``If-Match``. So the range is ours (``offset=0``: the SDK raises the 416) and
+        the second request reads the properties, whose size and etag belong together:
+        a blob no longer empty is read again. Same two requests as the fallback."""
+        client = self._container.get_blob_client(name)
         with azure_errors(what):
-            try:
-                downloader = self._container.get_blob_client(name).download_blob()
-                raw = downloader.readall()
-            except ResourceNotFoundError as exc:
-                if container_missing(exc):
-                    raise
-                return None
-            props = downloader.properties
-        return Blob(raw, str(props.etag), dict(props.metadata or {}), props.last_modified)
+            for _ in range(_EMPTY_ATTEMPTS):
+                try:
+                    downloader = client.download_blob(offset=0)
+                    raw = downloader.readall()
+                    props = downloader.properties
+                except ResourceNotFoundError as exc:
+                    if container_missing(exc):
+                        raise
+                    return None
+                except HttpResponseError as exc:
+                    if exc.status_code != _RANGE_NOT_SATISFIABLE:
+                        raise
+                    try:
+                        props = client.get_blob_properties()
+                    except ResourceNotFoundError as gone:
+                        if container_missing(gone):
+                            raise
+                        return None
+                    if props.size:
+                        continue  # written since the 416: read its bytes
+                    raw = b""
+                return Blob(raw, str(props.etag), dict(props.metadata or {}), props.last_modified)
+        raise ConflictError(f"{name!r} keeps changing between empty and written ({what})")
 
     def _parse(
         self, blob: Blob, scope: Scope, kind: str, key: str | None, rev: int = 0, name: str = ""
