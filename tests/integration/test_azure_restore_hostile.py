@@ -125,3 +125,45 @@ def test_a_restore_whose_head_write_failed_keeps_or_removes_what_it_wrote(
             dest.restore_many(ACME, KIND, [("m1", _history("m1", 2))])
             assert [d.revision for d in dest.history(ACME, KIND, "m1")] == [1, 2]
         assert not list(verify(dest, scope=ACME))
+
+
+def test_a_restore_taken_over_after_the_lease_says_so(
+    azure_connection_string: str, azure_container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore slower than the lease is cleared by a writer; its head write then
+    fails If-Match: the error names the takeover and commit_lease (it was a bare
+    'HTTP 412 CONDITION_NOT_MET'), and the writer's document is what stays."""
+    from dq_metadata.errors import ConflictError
+    from dq_stores.azure_blob import _restore
+
+    upload = _restore.RestoreMixin._upload_revision
+    started = threading.Event()
+
+    def slow_upload(self: Any, *args: Any) -> None:
+        started.set()
+        time.sleep(2.5)
+        upload(self, *args)
+
+    monkeypatch.setattr(_restore.RestoreMixin, "_upload_revision", slow_upload)
+    failed: list[BaseException] = []
+
+    def restore(dest: AzureBlobBackend) -> None:
+        try:
+            dest.restore_many(ACME, KIND, [("m1", _history("m1", 3))])
+        except BaseException as exc:
+            failed.append(exc)
+
+    with AzureBlobBackend(
+        azure_container, connection_string=azure_connection_string, commit_lease=0.5
+    ) as app:
+        thread = threading.Thread(target=restore, args=(app,))
+        thread.start()
+        assert started.wait(20)
+        app.put(ACME, KIND, write("m1", "writer"), ANY)
+        thread.join(30)
+        assert len(failed) == 1
+        assert isinstance(failed[0], ConflictError)
+        assert "taken over" in str(failed[0])
+        assert "commit_lease (0.5 s)" in str(failed[0])
+        assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1]
+        assert not list(verify(app, scope=ACME))

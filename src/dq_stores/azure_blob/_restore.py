@@ -268,7 +268,15 @@ class RestoreMixin:
                 self._parallel([functools.partial(upload, r) for r in stale.take()])
                 if stale.found:
                     raise ConflictError(f"{kind} {key!r} in {scope}: revision blobs keep appearing")
-            self._write_head(head_name, HeadRecord(head, writer, entries, prev), claim)
+            try:
+                self._write_head(head_name, HeadRecord(head, writer, entries, prev), claim)
+            except ConflictError as exc:
+                raise ConflictError(
+                    f"{kind} {key!r} in {scope}: this restore's claim on the key was taken "
+                    f"over before its head was written — it ran longer than commit_lease "
+                    f"({self._lease:g} s), so another writer or restore cleared it; nothing "
+                    "of this key was restored (run the restore again, or raise commit_lease)"
+                ) from exc
         except Exception:
             if self._abandon_key(scope, kind, key, head_name, claim, rid, writer):
                 return  # the head write landed; only its response was lost
