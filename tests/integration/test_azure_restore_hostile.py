@@ -167,3 +167,31 @@ def test_a_restore_taken_over_after_the_lease_says_so(
         assert "commit_lease (0.5 s)" in str(failed[0])
         assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1]
         assert not list(verify(app, scope=ACME))
+
+
+def test_an_empty_head_forged_with_a_finished_restores_id_clears_no_older_revision(
+    azure_connection_string: str, azure_container: str, raw: ContainerClient
+) -> None:
+    """Every revision a finished restore wrote carries its id, readable by anyone who
+    can list. Someone puts an empty head tagged with that id over the real head: a
+    writer meeting it after the lease must not delete the key's restored history
+    (only what that "restore" wrote after its claim); the damage stays visible."""
+    from dq_metadata.errors import IntegrityError
+
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as dest:
+        dest.restore_many(ACME, KIND, [("m1", _history("m1", 3))])
+    prefix = "acme/prod/contract/r/m1/"
+    props = raw.get_blob_client(prefix + "000000000001").get_blob_properties()
+    rid = props.metadata["restore"]
+    time.sleep(4.5)  # the forgery comes later than the restore (beyond the 3 s slack)
+    raw.get_blob_client("acme/prod/contract/h/m1").upload_blob(
+        b"", overwrite=True, metadata={"restore": rid}
+    )
+    with AzureBlobBackend(
+        azure_container, connection_string=azure_connection_string, commit_lease=0.5
+    ) as app:
+        app.put(ACME, KIND, write("m1", "after"), ANY)
+        kept = sorted(b.name for b in raw.list_blobs(name_starts_with=prefix))
+        assert kept == [prefix + "000000000001", prefix + "000000000002"]
+        with pytest.raises(IntegrityError):
+            app.history(ACME, KIND, "m1")
