@@ -195,3 +195,16 @@ def test_an_empty_head_forged_with_a_finished_restores_id_clears_no_older_revisi
         assert kept == [prefix + "000000000001", prefix + "000000000002"]
         with pytest.raises(IntegrityError):
             app.history(ACME, KIND, "m1")
+
+
+def test_a_restore_into_a_key_left_empty_by_an_aborted_commit_restores_it(
+    azure_connection_string: str, azure_container: str, raw: ContainerClient
+) -> None:
+    """An empty head without lock or restore id (a commit that aborted released it)
+    reads as absent and a put creates the key: a restore was refused with 'already
+    has a history'. It clears it If-Match and restores, as a writer would."""
+    raw.upload_blob("acme/prod/contract/h/m1", b"")
+    with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as app:
+        app.restore_many(ACME, KIND, [("m1", _history("m1", 2))])
+        assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2]
+        assert not list(verify(app, scope=ACME))

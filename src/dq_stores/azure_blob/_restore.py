@@ -181,6 +181,11 @@ class RestoreMixin:
                 continue
             if blob.restoring == rid:
                 return blob.etag  # ours: a retried create whose first try landed
+            if blob.placeholder and blob.tx is None and blob.restoring is None:
+                # Left empty by a commit that aborted: the key has no document (readers
+                # see it absent), so it is cleared If-Match as a writer would, not refused.
+                self._unclaim(name, blob.etag)
+                continue
             if blob.restoring is None:
                 return None
             self._settle_restore(scope, kind, key, name, blob)
