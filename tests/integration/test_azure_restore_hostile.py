@@ -4,6 +4,7 @@ response was lost or that failed. Runs on Azurite."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from tests.integration._azure_helpers import write
 
-from dq_metadata.errors import StoreUnavailableError
+from dq_metadata.errors import ConflictError, StoreUnavailableError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob import AzureBlobBackend
 from dq_stores.documents import ANY
@@ -133,7 +134,6 @@ def test_a_restore_taken_over_after_the_lease_says_so(
     """A restore slower than the lease is cleared by a writer; its head write then
     fails If-Match: the error names the takeover and commit_lease (it was a bare
     'HTTP 412 CONDITION_NOT_MET'), and the writer's document is what stays."""
-    from dq_metadata.errors import ConflictError
     from dq_stores.azure_blob import _restore
 
     upload = _restore.RestoreMixin._upload_revision
@@ -207,4 +207,42 @@ def test_a_restore_into_a_key_left_empty_by_an_aborted_commit_restores_it(
     with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as app:
         app.restore_many(ACME, KIND, [("m1", _history("m1", 2))])
         assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2]
+        assert not list(verify(app, scope=ACME))
+
+
+def test_revisions_a_taken_over_restore_wrote_late_do_not_replace_the_writers(
+    azure_connection_string: str, azure_container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore slower than the lease is taken over by a writer (the key starts
+    afresh), then writes its revisions anyway and dies before removing them. The
+    writer's next archive of revision 1 found the restore's r/1 there and kept it
+    (409 ignored): the writer's revision 1 was silently replaced by the restore's.
+    Archives now replace a restore's blob; two more writes leave a clean history."""
+    from dq_stores.azure_blob import _restore
+
+    upload = _restore.RestoreMixin._upload_revision
+
+    def late_upload(self: Any, *args: Any) -> None:
+        time.sleep(2.0)
+        upload(self, *args)
+
+    monkeypatch.setattr(_restore.RestoreMixin, "_upload_revision", late_upload)
+    monkeypatch.setattr(_restore.RestoreMixin, "_abandon_key", lambda self, *a: False)
+    with AzureBlobBackend(
+        azure_container, connection_string=azure_connection_string, commit_lease=0.5
+    ) as app:
+
+        def restore() -> None:
+            with pytest.raises(ConflictError, match="taken over"):
+                app.restore_many(ACME, KIND, [("m1", _history("m1", 3))])
+
+        thread = threading.Thread(target=restore)
+        thread.start()
+        time.sleep(0.3)
+        app.put(ACME, KIND, write("m1", "w1"), ANY)
+        thread.join(30)
+        app.put(ACME, KIND, write("m1", "w2"), ANY)
+        app.put(ACME, KIND, write("m1", "w3"), ANY)
+        history = app.history(ACME, KIND, "m1")
+        assert [json.loads(d.body)["value"] for d in history] == ["w1", "w2", "w3"]
         assert not list(verify(app, scope=ACME))

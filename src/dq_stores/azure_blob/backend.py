@@ -45,13 +45,13 @@ from dq_stores.azure_blob._clock import HookedClient, ServiceClock
 from dq_stores.azure_blob._commit import CommitMixin
 from dq_stores.azure_blob._commit import _head_metadata as head_metadata
 from dq_stores.azure_blob._layout import Layout, order_name
-from dq_stores.azure_blob._locks import TxBlobs
+from dq_stores.azure_blob._locks import TxBlobs, best_effort
 from dq_stores.azure_blob._place import PlaceMixin
 from dq_stores.azure_blob._query import IndexScan
 from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_digest
 from dq_stores.azure_blob._restore import RestoreMixin
 from dq_stores.azure_blob._search import SearchScan
-from dq_stores.azure_blob._txn import Blob
+from dq_stores.azure_blob._txn import RESTORE, Blob
 from dq_stores.azure_names import validate_container_name
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
@@ -610,14 +610,32 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
     def _archive(self, scope: Scope, kind: str, known: _Read) -> None:
         record, _etag, raw = known
         name = self._layout.revision(scope, kind, record.doc.key, record.doc.revision)
-        # A copy of a committed head: whoever writes it first writes these very bytes.
-        with (
-            azure_errors(f"archiving {kind} {record.doc.key!r} in {scope}"),
-            contextlib.suppress(ResourceExistsError),
-        ):
-            self._container.get_blob_client(name).upload_blob(
-                raw, overwrite=True, match_condition=MatchConditions.IfMissing
-            )
+        # A copy of a committed head: whoever writes it first writes these very bytes —
+        # unless a restore wrote it: one taken over after the lease (the key started
+        # afresh) that wrote on and died. Never this head's archive (a restore writes
+        # only revisions below its own head): replaced, not kept in its place. That
+        # costs one request, only when the create found a blob there.
+        client = self._container.get_blob_client(name)
+        what = f"archiving {kind} {record.doc.key!r} in {scope}"
+        for _ in range(2):
+            with azure_errors(what):
+                try:
+                    client.upload_blob(
+                        raw, overwrite=True, match_condition=MatchConditions.IfMissing
+                    )
+                    return
+                except ResourceExistsError:
+                    try:
+                        there = client.get_blob_properties()
+                    except ResourceNotFoundError:
+                        continue
+            if RESTORE not in (there.metadata or {}):
+                return
+            cond: dict[str, Any] = {
+                "etag": there.etag,
+                "match_condition": MatchConditions.IfNotModified,
+            }
+            best_effort(functools.partial(client.delete_blob, **cond), f"replacing {name!r}")
 
     def _write_head(self, name: str, record: HeadRecord, etag: str | None) -> None:
         doc = record.doc
