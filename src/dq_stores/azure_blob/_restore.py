@@ -39,6 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
@@ -46,6 +47,7 @@ from azure.core.exceptions import ResourceExistsError
 
 from dq_metadata.errors import ConflictError, DQError, NotFoundError
 from dq_metadata.scope import Scope
+from dq_stores.azure_blob._chain import ORDER_SLACK
 from dq_stores.azure_blob._client import Pool, azure_errors
 from dq_stores.azure_blob._clock import ServiceClock
 from dq_stores.azure_blob._locks import best_effort
@@ -64,6 +66,9 @@ __all__ = ["RestoreMixin"]
 _KEY_WORKERS = 4
 _WINDOW = 64  # keys whose histories are read in parallel, in listing order
 _CLAIM_ATTEMPTS = 10
+#: A restore writes its revisions after its claim: whole-second Last-Modified, two
+#: servers' clocks (``ORDER_SLACK``), and one second more.
+_SINCE_CLAIM = timedelta(seconds=ORDER_SLACK + 1)
 
 
 class RestoreMixin:
@@ -176,6 +181,11 @@ class RestoreMixin:
                 continue
             if blob.restoring == rid:
                 return blob.etag  # ours: a retried create whose first try landed
+            if blob.placeholder and blob.tx is None and blob.restoring is None:
+                # Left empty by a commit that aborted: the key has no document (readers
+                # see it absent), so it is cleared If-Match as a writer would, not refused.
+                self._unclaim(name, blob.etag)
+                continue
             if blob.restoring is None:
                 return None
             self._settle_restore(scope, kind, key, name, blob)
@@ -202,7 +212,13 @@ class RestoreMixin:
             again = self._fetch(name, f"reading {kind} {key!r} in {scope}")
             if again is None or again.etag != blob.etag:
                 return  # finished, or cleared by someone else
-        self._drop_revisions(scope, kind, key, lambda meta: meta.get(RESTORE) == rid)
+        # Only what that restore wrote: after its claim. Its id is no secret (every
+        # revision it finished carries it), so an empty head tagged with a finished
+        # restore's id — put over a real head by someone else — must not make this
+        # writer delete the key's older history; those revisions stay (the history
+        # then shows the damage) instead of vanishing.
+        since = None if blob.modified is None else blob.modified - _SINCE_CLAIM
+        self._drop_revisions(scope, kind, key, lambda meta: meta.get(RESTORE) == rid, since)
         self._unclaim(name, blob.etag)
 
     def _drop_revisions(
@@ -211,10 +227,12 @@ class RestoreMixin:
         kind: str,
         key: str,
         doomed: Callable[[dict[str, str]], bool],
+        since: datetime | None = None,
         **conditions: Any,
     ) -> None:
-        """Delete the key's revision blobs ``doomed`` picks by their metadata, each
-        ``If-Match`` the etag listed (plus ``conditions``), best effort."""
+        """Delete the key's revision blobs ``doomed`` picks by their metadata (and, given
+        ``since``, listed as last modified after it), each ``If-Match`` the etag listed
+        (plus ``conditions``), best effort."""
         prefix = self._layout.revisions(scope, kind, key)
         with azure_errors(f"listing history of {kind} {key!r} in {scope}"):
             listed = list(self._container.list_blobs(name_starts_with=prefix, include=["metadata"]))
@@ -222,6 +240,8 @@ class RestoreMixin:
         for props in listed:
             if str(props.name) == self._layout.pruned(scope, kind, key):
                 continue
+            if since is not None and props.last_modified and props.last_modified < since:
+                continue  # older than the claim: not written by that restore
             if doomed(dict(props.metadata or {})):
                 client = self._container.get_blob_client(str(props.name))
                 cond: dict[str, Any] = {
@@ -268,7 +288,15 @@ class RestoreMixin:
                 self._parallel([functools.partial(upload, r) for r in stale.take()])
                 if stale.found:
                     raise ConflictError(f"{kind} {key!r} in {scope}: revision blobs keep appearing")
-            self._write_head(head_name, HeadRecord(head, writer, entries, prev), claim)
+            try:
+                self._write_head(head_name, HeadRecord(head, writer, entries, prev), claim)
+            except ConflictError as exc:
+                raise ConflictError(
+                    f"{kind} {key!r} in {scope}: this restore's claim on the key was taken "
+                    f"over before its head was written — it ran longer than commit_lease "
+                    f"({self._lease:g} s), so another writer or restore cleared it; nothing "
+                    "of this key was restored (run the restore again, or raise commit_lease)"
+                ) from exc
         except Exception:
             if self._abandon_key(scope, kind, key, head_name, claim, rid, writer):
                 return  # the head write landed; only its response was lost

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from dq_metadata.errors import ConflictError, IntegrityError, MisconfiguredError, NotFoundError
@@ -45,13 +45,13 @@ from dq_stores.azure_blob._clock import HookedClient, ServiceClock
 from dq_stores.azure_blob._commit import CommitMixin
 from dq_stores.azure_blob._commit import _head_metadata as head_metadata
 from dq_stores.azure_blob._layout import Layout, order_name
-from dq_stores.azure_blob._locks import TxBlobs
+from dq_stores.azure_blob._locks import TxBlobs, best_effort
 from dq_stores.azure_blob._place import PlaceMixin
 from dq_stores.azure_blob._query import IndexScan
 from dq_stores.azure_blob._records import HeadRecord, encode_entry_meta, index_digest
 from dq_stores.azure_blob._restore import RestoreMixin
 from dq_stores.azure_blob._search import SearchScan
-from dq_stores.azure_blob._txn import Blob
+from dq_stores.azure_blob._txn import RESTORE, Blob
 from dq_stores.azure_names import validate_container_name
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import (
@@ -85,6 +85,9 @@ def _live_revision(known: _Read | None) -> int | None:
 
 
 _HISTORY_ATTEMPTS = 30
+#: A blob that keeps turning from empty to written between a 416 and its properties.
+_EMPTY_ATTEMPTS = 10
+_RANGE_NOT_SATISFIABLE = 416
 
 
 class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
@@ -204,17 +207,40 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
 
     # -- heads ---------------------------------------------------------------
     def _fetch(self, name: str, what: str) -> Blob | None:
-        """One GET: bytes, etag and metadata; ``None`` if the blob does not exist."""
+        """One GET: bytes, etag and metadata; ``None`` if the blob does not exist.
+
+        An empty blob (a commit's lock, a restore's claim) answers the ranged GET with
+        416; the SDK's own fallback would then GET it again and keep *that* response's
+        etag and metadata with no bytes — a head written in between (the restore or
+        commit finishing) read as empty under its new etag, which a writer then deleted
+        ``If-Match``. So the range is ours (``offset=0``: the SDK raises the 416) and
+        the second request reads the properties, whose size and etag belong together:
+        a blob no longer empty is read again. Same two requests as the fallback."""
+        client = self._container.get_blob_client(name)
         with azure_errors(what):
-            try:
-                downloader = self._container.get_blob_client(name).download_blob()
-                raw = downloader.readall()
-            except ResourceNotFoundError as exc:
-                if container_missing(exc):
-                    raise
-                return None
-            props = downloader.properties
-        return Blob(raw, str(props.etag), dict(props.metadata or {}), props.last_modified)
+            for _ in range(_EMPTY_ATTEMPTS):
+                try:
+                    downloader = client.download_blob(offset=0)
+                    raw = downloader.readall()
+                    props = downloader.properties
+                except ResourceNotFoundError as exc:
+                    if container_missing(exc):
+                        raise
+                    return None
+                except HttpResponseError as exc:
+                    if exc.status_code != _RANGE_NOT_SATISFIABLE:
+                        raise
+                    try:
+                        props = client.get_blob_properties()
+                    except ResourceNotFoundError as gone:
+                        if container_missing(gone):
+                            raise
+                        return None
+                    if props.size:
+                        continue  # written since the 416: read its bytes
+                    raw = b""
+                return Blob(raw, str(props.etag), dict(props.metadata or {}), props.last_modified)
+        raise ConflictError(f"{name!r} keeps changing between empty and written ({what})")
 
     def _parse(
         self, blob: Blob, scope: Scope, kind: str, key: str | None, rev: int = 0, name: str = ""
@@ -584,14 +610,32 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
     def _archive(self, scope: Scope, kind: str, known: _Read) -> None:
         record, _etag, raw = known
         name = self._layout.revision(scope, kind, record.doc.key, record.doc.revision)
-        # A copy of a committed head: whoever writes it first writes these very bytes.
-        with (
-            azure_errors(f"archiving {kind} {record.doc.key!r} in {scope}"),
-            contextlib.suppress(ResourceExistsError),
-        ):
-            self._container.get_blob_client(name).upload_blob(
-                raw, overwrite=True, match_condition=MatchConditions.IfMissing
-            )
+        # A copy of a committed head: whoever writes it first writes these very bytes —
+        # unless a restore wrote it: one taken over after the lease (the key started
+        # afresh) that wrote on and died. Never this head's archive (a restore writes
+        # only revisions below its own head): replaced, not kept in its place. That
+        # costs one request, only when the create found a blob there.
+        client = self._container.get_blob_client(name)
+        what = f"archiving {kind} {record.doc.key!r} in {scope}"
+        for _ in range(2):
+            with azure_errors(what):
+                try:
+                    client.upload_blob(
+                        raw, overwrite=True, match_condition=MatchConditions.IfMissing
+                    )
+                    return
+                except ResourceExistsError:
+                    try:
+                        there = client.get_blob_properties()
+                    except ResourceNotFoundError:
+                        continue
+            if RESTORE not in (there.metadata or {}):
+                return
+            cond: dict[str, Any] = {
+                "etag": there.etag,
+                "match_condition": MatchConditions.IfNotModified,
+            }
+            best_effort(functools.partial(client.delete_blob, **cond), f"replacing {name!r}")
 
     def _write_head(self, name: str, record: HeadRecord, etag: str | None) -> None:
         doc = record.doc
