@@ -342,9 +342,10 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         # is a hard link of its own revision file, made head moments after its record
         # was built, and no later revision file exists. Its inode is checked against its
         # revision file's (one stat); a head whose inode changed long after (copied
-        # over in place, replaced, a restore) also against the index; a next revision file (a rollback: ln -f r1 head, an
-        # old copy — or a writer in flight, or a power loss's uncommitted file) sends
-        # the read to the lock path, which decides against the index. The key holds
+        # over in place, replaced, a restore) also against the index; a next revision
+        # file (a rollback: ln -f r1 head, an old copy — or a writer in flight, or a
+        # power loss's uncommitted file) sends the read to the lock path, which
+        # decides against the index. The key holds
         # the inode's ctime: linking or copying an old revision over the head changes
         # it, so a rollback to a version seen before is checked again. A head without
         # the owner-write bit is sealed — a superseded revision put back, or (a race)
