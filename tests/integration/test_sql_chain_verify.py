@@ -27,6 +27,7 @@ from dq_stores.documents import ANY, DocumentWrite, IndexEntry, Put
 from dq_stores.verify import VerifyCounts, verify
 
 sql = pytest.importorskip("dq_stores.sql")
+schema = pytest.importorskip("dq_stores.sql.schema")
 
 KIND = "contract"
 Raw = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
@@ -157,8 +158,10 @@ def test_rows_written_before_the_chain_are_noted_not_reported(store: tuple[str, 
     with sql.SqlBackend(url) as backend:
         for n in range(2):
             backend.put(scope, KIND, _write("a", n), ANY)
+    assert schema.downgrade(url, "0005") == "0005"  # no guard yet (0006 checks new rows)
     for table in ("dq_heads", "dq_revisions"):  # as migration 0005 leaves older rows
         raw(f"UPDATE {table} SET record_hash = NULL, prev_hash = NULL", ())
+    schema.upgrade(url)
     with sql.SqlBackend(url) as backend:
         counts = VerifyCounts()
         assert list(verify(backend, scope=scope, counts=counts, repair_index=True)) == []
@@ -169,8 +172,11 @@ def test_rows_written_before_the_chain_are_noted_not_reported(store: tuple[str, 
         assert list(verify(backend, scope=scope, counts=counts)) == []
         assert counts.unchained == 2
     assert raw("SELECT record_hash FROM dq_revisions WHERE revision < 3", ()) == [(None,), (None,)]
-    # a hash removed from a chained revision is not taken for an old row
+    # a hash removed from a chained revision is not taken for an old row (PostgreSQL's
+    # CHECK refuses the update: the tamperer drops it first)
+    schema.downgrade(url, "0005")
     raw("UPDATE dq_revisions SET record_hash = NULL WHERE revision = 3", ())
+    schema.upgrade(url)
     with sql.SqlBackend(url) as backend:
         found = [(p.code, p.key) for p in verify(backend, scope=scope)]
     assert found == [("history", "a")], found
@@ -209,3 +215,33 @@ def test_the_database_hashes_what_python_hashes_for_any_text(store: tuple[str, R
         backend.delete(scope, KIND, "m")
         assert list(verify(backend, scope=scope)) == []
     assert raw("SELECT count(*) FROM dq_revisions WHERE record_hash IS NULL", ()) == [(0,)]
+
+
+def test_a_writer_older_than_the_chain_is_refused(store: tuple[str, Raw]) -> None:
+    """A process of the previous version, started before ``dq db upgrade``, writes
+    revision rows without hashes and leaves the head's hash stale: migration 0006
+    makes the database refuse its write, so no key is left with a broken chain."""
+    url, raw = store
+    scope = Scope("older", "prod")
+    with sql.SqlBackend(url) as backend:
+        backend.put(scope, KIND, _write("a", 0), ANY)
+        backend.put(scope, KIND, _write("a", 1), ANY)
+    cols = "tenant, environment, kind, key, revision, deleted, body, sha256, fields, sort_key"
+    body = canonical_json({"key": "a", "n": "old"})
+    params = (body, content_hash(body), scope.tenant, "a")
+    where = "WHERE tenant = ? AND key = ?"
+
+    def old_write() -> None:  # what a writer of schema 0004 runs: neither hash column named
+        raw(
+            f"INSERT INTO dq_revisions ({cols}, written_at) SELECT tenant, environment, kind,"
+            f" key, revision + 1, deleted, ?, ?, fields, sort_key, written_at FROM dq_heads {where}",
+            params,
+        )
+        raw(f"UPDATE dq_heads SET revision = revision + 1, body = ?, sha256 = ? {where}", params)
+
+    with pytest.raises(Exception, match=r"chained|record hash"):
+        old_write()
+    with sql.SqlBackend(url) as backend:
+        assert backend.get(scope, KIND, "a").revision == 2
+        backend.put(scope, KIND, _write("a", 3), ANY)
+        assert list(verify(backend, scope=scope)) == []

@@ -12,8 +12,10 @@ their sha256, which the record hash covers). Per key:
   ``record_hash``, revision numbers consecutive): a deleted, swapped or reordered
   revision is a ``history`` problem. The oldest kept row links to nothing unless
   revisions before it were pruned: it must then be the first revision after the
-  key's pruned-history marker (``dq_stores.retention``), and its link, naming a
-  row no longer stored, is taken as is (ADR 0017);
+  key's pruned-history marker (``dq_stores.retention``) or older (a prune writes
+  its marker before it removes rows), and its link, naming a row no longer
+  stored, is taken as is (ADR 0017); a gap is accepted only where the marker
+  says the missing revisions are pruned;
 * rows written before migration 0005 have no hash: counted as ``unchained`` (a
   note), allowed only as a prefix of the key's history — a ``NULL`` hash after a
   chained revision is a ``history`` problem.
@@ -94,8 +96,9 @@ def chain_problems(
 ) -> Iterator[IntegrityProblem]:
     """Every revision row that fails its record hash or its link; counts unchained rows.
 
-    ``first_kept(kind, key)``: the oldest revision pruning left (1: none pruned),
-    asked only for keys whose oldest row is not revision 1.
+    ``first_kept(kind, key)``: the oldest revision pruning keeps (1: none pruned),
+    asked only for keys whose oldest row is not revision 1 or that skip revisions;
+    rows older than it may remain (a prune removes them after writing its marker).
     """
     before: tuple[Any, ...] | None = None
     for row in _rows(read, scope, placeholder):
@@ -108,7 +111,9 @@ def chain_problems(
             except DQError as exc:
                 yield IntegrityProblem(scope, "history", str(exc), kind, key)
             else:
-                if first != revision:
+                # older rows may remain: a prune writes its marker before removing them
+                # (interrupted, or running while this scope is walked)
+                if revision > first:
                     yield IntegrityProblem(
                         scope,
                         "history",
@@ -130,6 +135,13 @@ def chain_problems(
                 )
         else:
             problem = _problem(scope, row, before)
+            if (
+                problem == "history"
+                and before is not None
+                and revision > before[2] + 1
+                and first_kept(kind, key) >= revision
+            ):  # the missing revisions are pruned (between two batches of this walk)
+                problem = None
             if problem == "record":
                 yield IntegrityProblem(
                     scope,
