@@ -256,7 +256,14 @@ def test_head_states_fresh_known_next_and_old(tmp_path: Path) -> None:
                      Path(f"{base}.head").read_bytes()[:64], os.stat(f"{base}.head").st_ctime_ns)  # fmt: skip
     assert READ_HEAD(*args, linked, *FRESH)[4] == 0  # known
     Path(f"{base}.r2").write_bytes(b"")
-    assert READ_HEAD(*args, set(), *FRESH)[4] == 2  # a next revision file
+    assert READ_HEAD(*args, set(), *FRESH)[4] == 1  # a next file beside it: a writer in flight
+    os.unlink(f"{base}.r1")
+    Path(f"{base}.r1").write_bytes(b"")  # r1 is another inode: a copy over the head
+    os.link(f"{base}.head", f"{base}.elsewhere")  # ... with a second name elsewhere
+    assert READ_HEAD(*args, set(), *FRESH)[3:] == (2, 3)
+    os.unlink(f"{base}.elsewhere")
+    os.unlink(f"{base}.r1")
+    os.link(f"{base}.head", f"{base}.r1")
     assert READ_HEAD(*args, set(), -10.0, -5.0, 16384)[4] == 3  # not fresh: Python checks
     os.link(f"{base}.head", f"{base}.extra")  # a third name: Python checks
     assert READ_HEAD(*args, set(), *FRESH)[3:] == (3, 3)

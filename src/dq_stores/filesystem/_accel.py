@@ -27,7 +27,7 @@ from dq_stores.documents import IndexEntry, StoredDocument
 __all__ = ["ABI", "ReadHead", "build", "enabled", "load", "read_head"]
 
 #: The interface version ``_native.c`` must export (bump both together).
-ABI = 3
+ABI = 4
 ENV = "DQ_FS_NATIVE"
 
 #: read_head(base, scope, kind, key, linked, fresh_min, fresh_max, max_linked) -> tuple

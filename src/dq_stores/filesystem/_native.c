@@ -1,10 +1,10 @@
 /* dq_stores.filesystem._native: the first read of a head record, in C.
  *
  * One call does what FilesystemBackend._get spent most of a cold read on in
- * Python: open + read + fstat + close of <base>.head, the record's sha256 check
+ * Python: open + fstat + read + close of <base>.head, the record's sha256 check
  * (through hashlib, i.e. OpenSSL: no hand-written SHA-256 here), the split of the
  * NUL-separated header, the identity and body-length checks, the inode key of the
- * head-link memo and, for a head not in that memo, whether <base>.r<N+1> exists.
+ * head-link memo and, for a head not in that memo, whether it is <base>.r<N>'s inode.
  *
  * It only ever says "yes, exactly this" or "ask Python": anything unusual in the
  * bytes (a failed hash, a malformed or foreign header, a truncated body, a number
@@ -27,12 +27,11 @@
  * inode is (st_ino, st_dev, record hash bytes, st_ctime_ns). state: 0 the head is
  * writable by its owner and inode is in the set `linked` (checked before); 1 the
  * head is writable by its owner (not sealed), fresh (its inode changed within
- * [fresh_min, fresh_max] s of the
- * record's write), has exactly two names (st_nlink 2: the head and its revision
- * file), is the inode of <base>.r<revision> (one stat) and <base>.r<revision+1>
- * does not exist -- inode was added to `linked` (cleared first at max_linked
- * items); 2 all that, but that next revision file exists; 3 sealed, not two names,
- * not fresh or not r<revision>'s inode: Python checks it.
+ * [fresh_min, fresh_max] s of the record's write), has exactly two names (st_nlink
+ * 2: the head and its revision file) and is the inode of <base>.r<revision> (one
+ * stat) -- inode was added to `linked` (cleared first at max_linked items); 3
+ * sealed, not two names, not fresh or not r<revision>'s inode: Python checks it
+ * (with its probe for <base>.r<revision+1>). (2 is no longer returned, ABI 4.)
  * OSError (ENOENT: FileNotFoundError) carries the head's path.
  *
  * ABI (_native.h) must equal _accel.ABI: bump both when the call or its result
@@ -104,7 +103,11 @@ read_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         err = errno;
         close(fd);
     } else {
+        /* one read of a regular file sized by its fstat (one byte more: a short read is
+         * its end, so no second read for EOF); a file that grew meanwhile reads on */
         size_t cap = FIRST_READ;
+        if (S_ISREG(st.st_mode) && st.st_size >= 0 && (size_t)st.st_size < cap)
+            cap = (size_t)st.st_size + 1;
         buf = malloc(cap);
         while (buf != NULL && S_ISREG(st.st_mode)) {
             if ((size_t)len == cap) {
@@ -117,9 +120,12 @@ read_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
                 buf = more;
                 cap *= 2;
             }
-            ssize_t got = read(fd, buf + len, cap - (size_t)len);
+            size_t want = cap - (size_t)len;
+            ssize_t got = read(fd, buf + len, want);
             if (got > 0) {
                 len += got;
+                if ((size_t)got < want && len == st.st_size)
+                    break; /* all fstat said, and short: its end (no read for EOF) */
             } else if (got == 0) {
                 break;
             } else if (errno != EINTR) {
@@ -129,8 +135,6 @@ read_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         }
         if (buf == NULL)
             err = ENOMEM;
-        else if (err == 0 && fstat(fd, &st) != 0)
-            err = errno;
         close(fd);
     }
     Py_END_ALLOW_THREADS

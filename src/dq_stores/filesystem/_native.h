@@ -8,7 +8,7 @@
 
 #include <sys/stat.h>
 
-#define ABI 3 /* must equal dq_stores.filesystem._accel.ABI */
+#define ABI 4 /* must equal dq_stores.filesystem._accel.ABI */
 #define HASH_LEN 64
 
 #ifdef __APPLE__

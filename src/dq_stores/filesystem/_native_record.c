@@ -293,22 +293,21 @@ dq_parse_head(const char *buf, Py_ssize_t len, PyObject *const *args, const stru
         if ((st->st_mode & S_IWUSR) && st->st_nlink == 2 && fresh_min <= age
             && age <= fresh_max) {
             /* its other name must be its revision file (`cp r<k> head` in place, the
-             * newer files removed, plus a link elsewhere also has two names) */
-            char own[PATH_MAX], next[PATH_MAX];
+             * newer files removed, plus a link elsewhere also has two names). No probe
+             * for <base>.r<N+1> here: a rollback by link puts back a sealed inode (the
+             * mode above), one by copy is not r<N>'s inode, and a next file beside a
+             * fresh head that is its own revision's is a writer in flight (ADR 0016) */
+            char own[PATH_MAX];
             memcpy(own, path, base_len);
             snprintf(own + base_len, 24, ".r%lld", revision);
-            memcpy(next, path, base_len);
-            snprintf(next + base_len, 24, ".r%lld", revision + 1);
             struct stat rst;
-            int linked_ok, exists = 0;
+            int linked_ok;
             Py_BEGIN_ALLOW_THREADS
             linked_ok = stat(own, &rst) == 0 && rst.st_ino == st->st_ino
                         && rst.st_dev == st->st_dev;
-            if (linked_ok)
-                exists = access(next, F_OK) == 0;
             Py_END_ALLOW_THREADS
             if (linked_ok)
-                state = exists ? 2 : 1;
+                state = 1;
         }
         if (state == 1) { /* _remember_linked */
             if (PySet_GET_SIZE(linked) >= max_linked && PySet_Clear(linked) < 0) {

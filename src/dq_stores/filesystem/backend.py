@@ -353,8 +353,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         # A head with other than two names (itself and its revision file) is a copy or
         # a file whose revision file was removed: checked as a head that is not fresh.
         # ``state`` (see _native.c): 0 passed before, 1 passed now (fresh, writable, two
-        # names, r<N>'s inode, no next revision file), 2 the same with a next revision
-        # file, 3 to check.
+        # names, r<N>'s inode: C skips the next-file probe, ADR 0016), 3 to check.
         if native is not None and len(got) == 5:  # verified and state found in C
             doc, inode, mode, nlink, state = got
         else:
@@ -383,8 +382,6 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
                 doc = self._past_head(scope, kind, key, base, doc, inode)
             else:
                 self._remember_linked(inode)
-        elif state == 2:  # fresh, with a next revision file beside it
-            doc = self._past_head(scope, kind, key, base, doc, inode)
         if doc.deleted:
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return doc
