@@ -219,7 +219,7 @@ def _one_step(backend: AzureBlobBackend, choice: int, a: str, b: str, step: int)
         backend.commit(ACME, (Put(KIND, write(a, step)), Delete(KIND, b)))
 
 
-@pytest.mark.parametrize("seed", [7, 2026])
+@pytest.mark.parametrize("seed", [7, pytest.param(2026, marks=pytest.mark.slow)])
 def test_concurrent_writers_commits_and_slow_steps_are_never_a_rollback(
     azure_connection_string: str,
     azure_container: str,

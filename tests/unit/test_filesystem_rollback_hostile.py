@@ -119,6 +119,11 @@ OPS = ("put", "put-new", "put_many", "delete", "commit", "restore", "replace", "
 @pytest.mark.parametrize("slow", [False, True], ids=["fast", "slow-disk"])
 @pytest.mark.parametrize("durability", ["full", "process"])
 @pytest.mark.parametrize("op", OPS)
+# The step-kill loop is the suite's longest filesystem test: the pure-Python read path
+# runs it with the long variants (`-m slow`); the other modules here run both paths.
+@pytest.mark.parametrize(
+    "fs_read_path", ["native", pytest.param("python", marks=pytest.mark.slow)], indirect=True
+)
 def test_no_step_of_a_killed_write_reads_as_a_rollback(
     tmp_path: Path, op: str, durability: str, slow: bool
 ) -> None:
