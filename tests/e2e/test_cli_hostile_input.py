@@ -166,3 +166,55 @@ def test_a_yaml_alias_bomb_is_one_error_line_quickly(workspace: Path) -> None:
     started = time.monotonic()
     _assert_one_error_line(dq(workspace, "contracts", "publish", "bomb.yaml"), "alias")
     assert time.monotonic() - started < 30
+
+
+# Two moments of the interpreter's shutdown, once ``main`` has ended: an ``atexit``
+# callback (CPython's SIGINT handler still installed), and a finaliser run while the
+# modules are torn down (after CPython restored SIGINT's default action).
+_LATE = {
+    "atexit": "import atexit\natexit.register(late)\n",
+    "finaliser": "class Late:\n    def __del__(self):\n        late()\nkeep = Late()\n",
+}
+_LATE_MAIN = """
+import sys, time
+def late():
+    sys.stderr.write("late\\n")
+    sys.stderr.flush()
+    time.sleep(1.5)  # the test's SIGINT lands here
+{hook}
+from dq_registries.cli import main
+sys.argv[0] = "dq"
+main()
+"""
+
+
+@pytest.mark.parametrize("moment", sorted(_LATE))
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(("contracts", "list", "--json"), 0), (("contracts", "publish", "missing.json"), 1)],
+)
+def test_ctrl_c_once_the_command_has_ended_changes_nothing(
+    workspace: Path, args: tuple[str, ...], code: int, moment: str
+) -> None:
+    """A Ctrl-C during the interpreter's shutdown neither prints a traceback nor ends
+    the process by SIGINT: the finished command's output and exit code stand."""
+    config = str(workspace / "dq.yaml")
+    program = _LATE_MAIN.format(hook=_LATE[moment])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", program, *args, "--config", config],
+        cwd=workspace, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    lines = []
+    while (line := proc.stderr.readline()) != "late\n":
+        assert line, "".join(lines)
+        lines.append(line)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+
+    assert (proc.returncode, err) == (code, ""), err
+    if code == 0:
+        assert json.loads(out)["items"] == []
+    else:
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("error: "), lines

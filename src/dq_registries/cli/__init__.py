@@ -19,6 +19,11 @@ Exit codes (every failure is one ``error: ...`` line on stderr, never a tracebac
   ran Python code) and, after ``error: interrupted``, ends the process by SIGINT
   instead; a shell reports that as 130 too.
 
+Once the command has ended, its exit code stands: from then on the process ignores
+SIGINT, so a Ctrl-C during the interpreter's shutdown (``atexit`` callbacks,
+finalisers, CPython restoring the default SIGINT action) neither prints a traceback
+nor turns a finished command into a death by SIGINT. SIGTERM and SIGKILL still end it.
+
 This module imports nothing heavy (not even ``typing``): the application
 (:mod:`._app`) is loaded inside :func:`main`'s interrupt guard. A Ctrl-C during
 the interpreter's own start-up, before any dq module runs, is Python's to report.
@@ -26,6 +31,7 @@ the interpreter's own start-up, before any dq module runs, is Python's to report
 
 from __future__ import annotations
 
+import signal
 import sys
 
 __all__ = ["EXIT_INTERRUPTED", "app", "main"]
@@ -50,27 +56,46 @@ def _quiet_interrupts(hook):  # type: ignore[no-untyped-def]  # no typing import
     return hook_without_interrupts
 
 
+def _ignore_interrupts() -> None:
+    # ``signal.signal`` runs any pending Python handler first, so an interrupt that
+    # arrived before this call raises here, inside the caller's guard. SIG_IGN is
+    # process-wide and CPython leaves it in place while it shuts down (it restores
+    # SIGINT's default action only over a handler of its own).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main() -> None:
     """Entry point of the ``dq`` console script (exit codes: see the module docstring)."""
     sys.unraisablehook = _quiet_interrupts(sys.unraisablehook)  # type: ignore[no-untyped-call]
     try:
-        from dq_registries.cli._app import app
-        from dq_registries.cli._usage import run
+        try:
+            from dq_registries.cli._app import app
+            from dq_registries.cli._usage import run
 
-        code = run(app)
+            code = run(app)
+        except SystemExit as exc:
+            code = exc.code  # type: ignore[assignment]  # no typing import
+        except RecursionError:
+            sys.stderr.write("error: input is nested too deeply to read\n")
+            code = 1
+        _ignore_interrupts()
     except KeyboardInterrupt:
-        raise _interrupted() from None
-    except SystemExit as exc:
-        # Typer turns a Ctrl-C outside a command body into a silent exit 130.
-        if exc.code == EXIT_INTERRUPTED:
-            raise _interrupted() from None
-        raise
-    except RecursionError:
-        sys.stderr.write("error: input is nested too deeply to read\n")
-        raise SystemExit(1) from None
-    if code == EXIT_INTERRUPTED:  # Typer turns a Ctrl-C into an exit code 130
+        code = EXIT_INTERRUPTED
+    # Typer turns a Ctrl-C outside a command body into a silent exit code 130.
+    if code == EXIT_INTERRUPTED:
+        _ignore_interrupts_after_an_interrupt()
         raise _interrupted()
     raise SystemExit(code)
+
+
+def _ignore_interrupts_after_an_interrupt() -> None:
+    # A second Ctrl-C while the first is being reported changes nothing.
+    for _ in range(3):
+        try:
+            _ignore_interrupts()
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]  # no typing import: start fast
