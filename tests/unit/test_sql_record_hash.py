@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dq_stores.sql._chain import finish, hash_sql, prefix, prefix_sql, record_hash, stamp, stamp_of
+from dq_stores.sql._chain import finish, hash_sql, prefix, prefix_sql, stamp, stamp_of
 
 AT = datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=UTC)
 BASE = ("acme", "prod", "contract", "orders", False, "ab" * 32, '{"s":["x"]}', "001")
 
 
+def record_hash(*parts: object) -> str:
+    """A row's record hash from its 9 prefix parts, its revision and its link."""
+    return finish(prefix(*parts[:9]), parts[9], parts[10])  # type: ignore[arg-type]
+
+
 def _hash(*parts: object, revision: int = 3, prev: str | None = "p" * 64) -> str:
-    return record_hash(*parts, stamp(AT), revision, prev)  # type: ignore[arg-type]
+    return record_hash(*parts, stamp(AT), revision, prev)
 
 
 def test_every_part_changes_the_hash() -> None:
@@ -29,8 +35,13 @@ def test_every_part_changes_the_hash() -> None:
     assert record_hash(*BASE, later, 3, "p" * 64) != reference
 
 
-def test_the_prefix_and_its_finish_are_the_record_hash() -> None:
-    assert finish(prefix(*BASE, stamp(AT)), 3, "p" * 64) == _hash(*BASE)
+def test_the_record_hash_is_sha256_of_the_tagged_length_prefixed_parts() -> None:
+    parts = [*BASE[:4], "0", *BASE[5:], stamp(AT), "3", "p" * 64]
+    text = "dq-sql-record-1" + "".join(f";{len(p.encode())}:{p}" for p in parts)
+    assert _hash(*BASE) == hashlib.sha256(text.encode()).hexdigest()
+    assert prefix("t", "é", "k", "key", True, "", "", "", "s").startswith(
+        "dq-sql-record-1;1:t;2:é;"
+    )
     assert _hash(*BASE, prev=None) == _hash(*BASE, prev="")  # no link: the empty string
 
 

@@ -38,7 +38,6 @@ __all__ = [
     "hash_sql",
     "prefix",
     "prefix_sql",
-    "record_hash",
     "stamp",
     "stamp_of",
 ]
@@ -83,27 +82,10 @@ def prefix(
 
 
 def finish(pre: str, revision: int, prev: str | None) -> str:
-    """The record hash of :func:`prefix` ``pre`` as ``revision`` after ``prev``."""
+    """The record hash of :func:`prefix` ``pre`` as ``revision`` after ``prev``: a
+    row's whole record hash is ``finish(prefix(...), revision, prev)``."""
     text = pre + _part(str(int(revision))) + _part(prev or "")
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def record_hash(
-    tenant: str,
-    environment: str,
-    kind: str,
-    key: str,
-    deleted: Any,
-    sha256: str,
-    fields: str,
-    sort_key: str,
-    written: str,
-    revision: int,
-    prev: str | None,
-) -> str:
-    """The record hash of one revision row (``written`` is :func:`stamp` of its time)."""
-    pre = prefix(tenant, environment, kind, key, deleted, sha256, fields, sort_key, written)
-    return finish(pre, revision, prev)
 
 
 def hash_sql(postgres: bool, pre: str, revision: str, prev: str) -> str:

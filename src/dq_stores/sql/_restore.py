@@ -23,7 +23,7 @@ from dq_metadata.errors import ConflictError
 from dq_metadata.scope import Scope
 from dq_stores.documents import StoredDocument
 from dq_stores.retention import PRUNED_KIND, marker_key
-from dq_stores.sql._chain import record_hash, stamp
+from dq_stores.sql._chain import finish, prefix, stamp
 from dq_stores.sql._statements import encode_fields, postings
 
 __all__ = ["HISTORY_BATCH", "RestoreConflict", "history_sql", "restore_postgres", "restore_sqlite"]
@@ -103,7 +103,7 @@ def _chained(
     prev: str | None = None
     for doc in docs:
         fields = "{}" if doc.deleted else encode_fields(doc.index.fields)
-        digest = record_hash(
+        pre = prefix(
             scope.tenant,
             scope.environment,
             kind,
@@ -113,9 +113,8 @@ def _chained(
             fields,
             doc.index.sort_key,
             stamp(doc.written_at),
-            doc.revision,
-            prev,
         )
+        digest = finish(pre, doc.revision, prev)
         yield doc, digest, prev
         prev = digest
 

@@ -4,10 +4,10 @@ Walks ``dq_revisions`` of one scope in ``(kind, key, revision)`` order, keyset
 batches of 1,000 rows (bodies are not read: the port's walk checks them against
 their sha256, which the record hash covers). Per key:
 
-* a row with a ``record_hash`` must hash to it (``_chain.record_hash`` over its
-  columns as stored): an edited identity (tenant, environment, kind, key,
-  revision), deleted flag, sha256, index fields, sort key, time or link is a
-  ``record`` problem;
+* a row with a ``record_hash`` must hash to it (``_chain.finish`` of its
+  ``_chain.prefix``, over its columns as stored): an edited identity (tenant,
+  environment, kind, key, revision), deleted flag, sha256, index fields, sort
+  key, time or link is a ``record`` problem;
 * each chained row must link to the row before it (``prev_hash`` = its
   ``record_hash``, revision numbers consecutive): a deleted, swapped or reordered
   revision is a ``history`` problem. The oldest kept row links to nothing unless
@@ -32,7 +32,7 @@ from typing import Any
 from dq_metadata.errors import DQError
 from dq_metadata.scope import Scope
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
-from dq_stores.sql._chain import record_hash, stamp_of
+from dq_stores.sql._chain import finish, prefix, stamp_of
 
 __all__ = ["chain_problems"]
 
@@ -61,7 +61,7 @@ def _problem(scope: Scope, row: tuple[Any, ...], before: tuple[Any, ...] | None)
     """What is wrong with chained ``row`` after ``before`` (same key, or ``None``)."""
     kind, key, revision, deleted, sha256, fields, sort_key, at, digest, prev = row
     try:
-        expected = record_hash(
+        pre = prefix(
             scope.tenant,
             scope.environment,
             kind,
@@ -71,9 +71,8 @@ def _problem(scope: Scope, row: tuple[Any, ...], before: tuple[Any, ...] | None)
             fields,
             sort_key,
             stamp_of(at),
-            revision,
-            prev,
         )
+        expected = finish(pre, revision, prev)
     except (TypeError, ValueError):
         expected = None
     if expected != digest:
