@@ -15,19 +15,19 @@ it never touches a head or a revision and never races a writer of that key.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from dq_metadata.scope import Scope
 from dq_stores.integrity import IntegrityProblem
+from dq_stores.sql._keyset import Reader, keyset_rows
 from dq_stores.sql._statements import postings
 
 __all__ = ["Reader", "index_problems", "repair_key"]
 
 _BATCH = 1000
 _SHOWN = 3  # postings quoted per problem; the rest are counted
-Reader = Callable[[str, list[Any]], list[Any]]  # (sql, params) -> rows, in the scope
 Posting = tuple[str, str, str]  # field, value, sort_key
 
 
@@ -62,32 +62,23 @@ def _heads(read: Reader, scope: Scope, ph: str) -> Iterator[_Head]:
         f" FROM dq_heads h LEFT JOIN dq_revisions r ON {rev_match} AND r.revision = h.revision"
         f" WHERE h.tenant = {ph} AND h.environment = {ph}"
     )
-    mark: tuple[str, str] | None = None
-    while True:
-        sql, params = base, [scope.tenant, scope.environment]
-        if mark is not None:
-            sql += f" AND (h.kind, h.key) > ({ph}, {ph})"
-            params.extend(mark)
-        rows = read(sql + f" ORDER BY h.kind, h.key LIMIT {_BATCH}", params)
-        for row in rows:
-            stored = None if row[7] is None else (bool(row[8]), *row[9:12], *row[15:18])
-            yield _Head(
-                row[0],
-                row[1],
-                int(row[2]),
-                bool(row[3]),
-                row[4],
-                row[5],
-                row[6],
-                row[12],
-                row[13],
-                row[14],
-                stored,
-                row[18],
-            )
-        if len(rows) < _BATCH:
-            return
-        mark = (rows[-1][0], rows[-1][1])
+    params = [scope.tenant, scope.environment]
+    for row in keyset_rows(read, base, params, ("h.kind", "h.key"), ph, _BATCH):
+        stored = None if row[7] is None else (bool(row[8]), *row[9:12], *row[15:18])
+        yield _Head(
+            row[0],
+            row[1],
+            int(row[2]),
+            bool(row[3]),
+            row[4],
+            row[5],
+            row[6],
+            row[12],
+            row[13],
+            row[14],
+            stored,
+            row[18],
+        )
 
 
 def _postings(read: Reader, scope: Scope, ph: str) -> Iterator[tuple[str, str, Posting]]:
@@ -95,19 +86,10 @@ def _postings(read: Reader, scope: Scope, ph: str) -> Iterator[tuple[str, str, P
         "SELECT kind, key, field, value, sort_key FROM dq_postings"
         f" WHERE tenant = {ph} AND environment = {ph}"
     )
-    mark: tuple[str, ...] | None = None
-    while True:
-        sql, params = base, [scope.tenant, scope.environment]
-        if mark is not None:
-            sql += f" AND (kind, key, field, value, sort_key) > ({ph}, {ph}, {ph}, {ph}, {ph})"
-            params.extend(mark)
-        sql += f" ORDER BY kind, key, field, value, sort_key LIMIT {_BATCH}"
-        rows = read(sql, params)
-        for kind, key, field, value, sort_key in rows:
-            yield kind, key, (field, value, sort_key)
-        if len(rows) < _BATCH:
-            return
-        mark = tuple(rows[-1])
+    order = ("kind", "key", "field", "value", "sort_key")
+    rows = keyset_rows(read, base, [scope.tenant, scope.environment], order, ph, _BATCH)
+    for kind, key, field, value, sort_key in rows:
+        yield kind, key, (field, value, sort_key)
 
 
 def _by_key(

@@ -33,6 +33,7 @@ from dq_metadata.errors import DQError
 from dq_metadata.scope import Scope
 from dq_stores.integrity import IntegrityProblem, VerifyCounts
 from dq_stores.sql._chain import finish, prefix, stamp_of
+from dq_stores.sql._keyset import Reader, keyset_rows
 
 __all__ = ["chain_problems"]
 
@@ -42,19 +43,11 @@ _COLUMNS = (
 )
 
 
-def _rows(read: Any, scope: Scope, ph: str) -> Iterator[tuple[Any, ...]]:
+def _rows(read: Reader, scope: Scope, ph: str) -> Iterator[tuple[Any, ...]]:
     base = f"SELECT {_COLUMNS} FROM dq_revisions WHERE tenant = {ph} AND environment = {ph}"
-    mark: tuple[Any, ...] | None = None
-    while True:
-        sql, params = base, [scope.tenant, scope.environment]
-        if mark is not None:
-            sql += f" AND (kind, key, revision) > ({ph}, {ph}, {ph})"
-            params.extend(mark)
-        rows = read(sql + f" ORDER BY kind, key, revision LIMIT {_BATCH}", params)
-        yield from (tuple(row) for row in rows)
-        if len(rows) < _BATCH:
-            return
-        mark = tuple(rows[-1][:3])
+    order = ("kind", "key", "revision")
+    for row in keyset_rows(read, base, [scope.tenant, scope.environment], order, ph, _BATCH):
+        yield tuple(row)
 
 
 def _problem(scope: Scope, row: tuple[Any, ...], before: tuple[Any, ...] | None) -> str | None:
