@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -27,7 +27,7 @@ from typing import BinaryIO
 from dq_metadata.errors import IntegrityError, MisconfiguredError, Problem, ValidationError
 from dq_metadata.models.job_run import ResultObject
 from dq_metadata.scope import Scope
-from dq_stores.keys import encode_key, is_digest_name, validate_key
+from dq_stores.keys import decode_key, encode_key, is_digest_name, validate_key
 
 __all__ = [
     "CHUNK_SIZE",
@@ -38,6 +38,7 @@ __all__ = [
     "StoredObject",
     "is_long_name",
     "iter_chunks",
+    "original_name",
     "resolve_digest",
     "storage_name",
 ]
@@ -175,6 +176,28 @@ def resolve_digest(ref: ResultRef, names: Iterable[str]) -> ResultRef:
         if encode_key(name) == ref.name:
             return dataclasses.replace(ref, name=name, digest_name=False)
     return dataclasses.replace(ref, digest_name=False)
+
+
+def original_name(part: str, record: Callable[[], str | None]) -> tuple[str, bool] | None:
+    """The run id or name a store that names objects by :func:`encode_key` (filesystem,
+    Azure) wrote as the name-part ``part``, and whether it is only known as its digest;
+    ``None`` for a part such a store never writes.
+
+    A plain part decodes to its name (``None`` if it does not decode). A digest part
+    (``_h…``) is the original that ``record()`` returns — what the store kept beside
+    the object, ``None`` without one; called only for digest parts — when it encodes
+    to ``part``. Without a record (written before records existed) or with one naming
+    another key, it is the digest itself (``(part, True)``) if ``part`` is a
+    well-formed digest (``_h`` + 64 lowercase hex digits), else ``None``."""
+    if not is_digest_name(part):
+        try:
+            return decode_key(part), False
+        except ValueError:
+            return None
+    original = record()
+    if original is not None and encode_key(original) == part:
+        return original, False
+    return (part, True) if _DIGEST.fullmatch(part) else None
 
 
 def is_long_name(name: str) -> bool:

@@ -17,6 +17,7 @@ from dq_metadata.errors import NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.filesystem import FilesystemResultsStore
 from dq_stores.keys import encode_key
+from dq_stores.results import original_name
 
 SCOPE = Scope("acme", "prod")
 LONG_RUN = "run" + "é" * 40
@@ -86,3 +87,18 @@ def test_a_record_for_another_key_is_not_believed(tmp_path: Path) -> None:
     record.write_text("somebody else", "utf-8")
     (obj,) = store.iter_objects(SCOPE)
     assert (obj.name, obj.digest_name) == (encode_key(LONG_NAME), True)
+
+
+def test_original_name_reads_the_record_only_for_a_digest_part() -> None:
+    def no_record() -> str | None:
+        raise AssertionError("a plain part has no record")
+
+    assert original_name(encode_key("a/b é"), no_record) == ("a/b é", False)
+    assert original_name("_zz", no_record) is None  # does not decode: not a store's name
+    digest = encode_key(LONG_NAME)
+    assert original_name(digest, lambda: LONG_NAME) == (LONG_NAME, False)
+    assert original_name(digest, lambda: None) == (digest, True)  # no record: the digest
+    assert original_name(digest, lambda: LONG_RUN) == (digest, True)  # another key's record
+    assert original_name(digest, lambda: "") == (digest, True)
+    assert original_name(digest[:-1], lambda: None) is None  # not a well-formed digest
+    assert original_name(digest.upper().replace("_H", "_h"), lambda: None) is None

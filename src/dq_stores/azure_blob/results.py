@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import re
+import functools
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -34,19 +34,19 @@ from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import ClientSettings, Pool, azure_errors, make_service_client
 from dq_stores.azure_blob._layout import Layout
 from dq_stores.azure_names import validate_container_name
-from dq_stores.keys import decode_key, encode_key, is_digest_name
+from dq_stores.keys import encode_key, is_digest_name
 from dq_stores.results import (
     CHUNK_SIZE,
     HashingChunks,
     ResultRef,
     ResultsStore,
     StoredObject,
+    original_name,
     storage_name,
 )
 
 __all__ = ["AzureBlobResultsStore"]
 
-_DIGEST = re.compile(r"_h[0-9a-f]{64}")
 #: Metadata keys holding the original run id / name of a digest part.
 _ORIGINAL = {0: "dqrun", 1: "dqname"}
 _MIN_BLOCK = 64 * 1024
@@ -203,17 +203,13 @@ class AzureBlobResultsStore(ResultsStore):
 
 
 def _original(part: str, metadata: dict[str, str], key: str) -> tuple[str, bool] | None:
-    """The key stored as ``part`` and whether it is only known as a digest; ``None``
-    for a name this store did not write."""
-    if not is_digest_name(part):
-        try:
-            return decode_key(part), False
-        except ValueError:
-            return None
+    """:func:`~dq_stores.results.original_name` of ``part``, its original kept in the
+    blob's ``metadata`` under ``key`` (base64 of the UTF-8)."""
+    return original_name(part, functools.partial(_recorded, metadata, key))
+
+
+def _recorded(metadata: dict[str, str], key: str) -> str | None:
     try:
-        original = base64.b64decode(metadata.get(key, ""), validate=True).decode("utf-8")
+        return base64.b64decode(metadata.get(key, ""), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        original = ""
-    if original and encode_key(original) == part:
-        return original, False
-    return (part, True) if _DIGEST.fullmatch(part) else None
+        return None

@@ -19,8 +19,8 @@ without a record (written before records existed) is listed as a digest
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,19 +30,19 @@ from dq_metadata.errors import NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.filesystem._errors import translated
 from dq_stores.filesystem._layout import Layout, fsync_dir, make_dirs
-from dq_stores.keys import decode_key, encode_key, is_digest_name
+from dq_stores.keys import encode_key, is_digest_name
 from dq_stores.results import (
     CHUNK_SIZE,
     HashingChunks,
     ResultRef,
     ResultsStore,
     StoredObject,
+    original_name,
     storage_name,
 )
 
 __all__ = ["FilesystemResultsStore"]
 
-_DIGEST = re.compile(r"_h[0-9a-f]{64}")
 #: Largest name record read back (a key is at most 1024 bytes of UTF-8).
 _RECORD_MAX = 4096
 
@@ -168,22 +168,17 @@ def _write_record(folder: str, part: str, original: str) -> None:
 
 
 def _original(folder: str, part: str) -> tuple[str, bool] | None:
-    """The key stored as ``part`` and whether it is only known as a digest; ``None``
-    for a name this store did not write."""
-    if not is_digest_name(part):
-        try:
-            return decode_key(part), False
-        except ValueError:
-            return None
+    """:func:`~dq_stores.results.original_name` of ``part`` in ``folder``, its
+    original kept in the record file beside it (:func:`_write_record`)."""
+    return original_name(part, functools.partial(_read_record, folder, part))
+
+
+def _read_record(folder: str, part: str) -> str | None:
     try:
         with open(_record_path(folder, part), "rb") as record:
-            original = record.read(_RECORD_MAX).decode("utf-8")
+            return record.read(_RECORD_MAX).decode("utf-8")
     except (FileNotFoundError, UnicodeDecodeError):
-        original = None
-    if original is not None and encode_key(original) == part:
-        return original, False
-    # no record (written before records existed) or one for another key: the digest
-    return (part, True) if _DIGEST.fullmatch(part) else None
+        return None
 
 
 def _chunks(handle: BinaryIO) -> Iterator[bytes]:
