@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,7 +35,7 @@ from dq_metadata.errors import ConflictError, DQError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._client import azure_errors
 from dq_stores.azure_blob._clock import ServiceClock
-from dq_stores.azure_blob._locks import TxBlobs, best_effort
+from dq_stores.azure_blob._locks import TxBlobs, best_effort, poll_until
 from dq_stores.azure_blob._records import HeadRecord, index_digest
 from dq_stores.azure_blob._txn import (
     ABORTED,
@@ -203,15 +202,12 @@ class CommitMixin:
 
     def _wait_for(self, name: str, tx: str, age: float) -> bool:
         """Poll ``name`` until no longer locked by ``tx`` (True) or the lease ran out."""
-        deadline = time.monotonic() + max(0.0, self._lease - age)
-        delay = 0.005
-        while time.monotonic() < deadline:
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.1)
+
+        def released() -> bool:
             again = self._fetch(name, f"reading {name!r}")
-            if again is None or again.tx != tx:
-                return True
-        return False
+            return again is None or again.tx != tx
+
+        return poll_until(released, self._lease - age, 0.005, 0.1)
 
     def _recover(self, scope: Scope, record: TxRecord) -> None:
         """Roll a committed record forward or restore an aborted one; then delete it."""

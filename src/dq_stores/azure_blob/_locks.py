@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from dq_stores.azure_blob._client import azure_errors
 from dq_stores.azure_blob._layout import Layout
 from dq_stores.azure_blob._txn import MOD, PENDING, STATE, TX, Blob, TxRecord, clean_metadata
 
-__all__ = ["TxBlobs", "best_effort"]
+__all__ = ["TxBlobs", "best_effort", "poll_until"]
 
 _IGNORED = (ResourceNotFoundError, ResourceModifiedError, ResourceExistsError)
 
@@ -40,6 +41,21 @@ def best_effort(call: Callable[[], object], what: str) -> None:
     """A conditional clean-up step: losing the race to someone doing the same is fine."""
     with contextlib.suppress(DQError), azure_errors(what), contextlib.suppress(*_IGNORED):
         call()
+
+
+def poll_until(done: Callable[[], bool], seconds: float, first: float, most: float) -> bool:
+    """Wait up to ``seconds`` (from now; none if not positive) for ``done()``: sleep
+    ``first`` seconds, doubling each time up to ``most`` and cut to the time left,
+    and call ``done`` after each sleep. True as soon as it returns true; False once
+    the time is up (``done`` was then called last at or just before the deadline)."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    delay = first
+    while time.monotonic() < deadline:
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, most)
+        if done():
+            return True
+    return False
 
 
 class TxBlobs:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -50,7 +49,7 @@ from dq_metadata.scope import Scope
 from dq_stores.azure_blob._chain import ORDER_SLACK
 from dq_stores.azure_blob._client import Pool, azure_errors
 from dq_stores.azure_blob._clock import ServiceClock
-from dq_stores.azure_blob._locks import best_effort
+from dq_stores.azure_blob._locks import best_effort, poll_until
 from dq_stores.azure_blob._records import HeadRecord
 from dq_stores.azure_blob._txn import RESTORE, Blob
 from dq_stores.documents import StoredDocument
@@ -204,14 +203,13 @@ class RestoreMixin:
         age = 0.0
         if blob.modified is not None:
             age = max(0.0, (self._clock.now() - blob.modified).total_seconds())
-        deadline = time.monotonic() + max(0.0, self._lease - age)
-        delay = 0.01
-        while time.monotonic() < deadline:
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.25)
+
+        def changed() -> bool:
             again = self._fetch(name, f"reading {kind} {key!r} in {scope}")
-            if again is None or again.etag != blob.etag:
-                return  # finished, or cleared by someone else
+            return again is None or again.etag != blob.etag
+
+        if poll_until(changed, self._lease - age, 0.01, 0.25):
+            return  # finished, or cleared by someone else
         # Only what that restore wrote: after its claim. Its id is no secret (every
         # revision it finished carries it), so an empty head tagged with a finished
         # restore's id — put over a real head by someone else — must not make this
