@@ -23,7 +23,7 @@ from dq_metadata.errors import IntegrityError, NotFoundError, ValidationError
 from dq_metadata.models import JobRun
 from dq_metadata.scope import Scope
 from dq_stores.results import ResultRef, ResultsStore
-from dq_stores.testing.results_names import ResultNamesConformance
+from dq_stores.testing.results_names import ResultNamesConformance, job_run
 
 SCOPE = Scope("acme", "prod")
 OTHER = Scope("globex", "prod")
@@ -59,10 +59,6 @@ class ResultsStoreConformance(ResultNamesConformance):
     def store_secrets(self) -> list[str]:
         """Credentials and locations of ``results_store`` that no reference may carry."""
         return []
-
-    def legacy_uri(self, store: ResultsStore, ref: ResultRef) -> str:
-        """The ``uri`` this adapter recorded for ``ref`` before ADR 0012."""
-        raise NotImplementedError("subclasses give the old-style uri of their adapter")
 
     def test_upload_bytes_from_file_and_read_back(self, results_store: ResultsStore) -> None:
         data = b'{"rows": 3}' * 1000
@@ -164,20 +160,7 @@ class ResultsStoreConformance(ResultNamesConformance):
 
     def test_old_style_references_still_open(self, results_store: ResultsStore) -> None:
         ref = results_store.upload(SCOPE, "run-10", "results-1.json", iter([b"[1, 2]"]))
-        legacy = {
-            "uri": self.legacy_uri(results_store, ref),
-            "size": ref.size,
-            "sha256": ref.sha256,
-            "content_type": ref.content_type,
-        }
-        run = JobRun.model_validate(
-            {
-                "run_id": "run-10",
-                "job_id": "job",
-                "created_at": "2024-01-01T00:00:00Z",
-                "result_object": legacy,
-            }
-        )
+        run = self.legacy_run(results_store, ref)
         assert run.result_object is not None
         assert ResultRef.of(run.result_object) == ref
         assert "uri" not in run.model_dump()["result_object"]
@@ -185,11 +168,4 @@ class ResultsStoreConformance(ResultNamesConformance):
 
 
 def _run_json(ref: ResultRef) -> str:
-    return JobRun.model_validate(
-        {
-            "run_id": ref.run_id,
-            "job_id": "job",
-            "created_at": "2024-01-01T00:00:00Z",
-            "result_object": ref.to_object(),
-        }
-    ).model_dump_json()
+    return job_run(ref.run_id, ref.to_object()).model_dump_json()

@@ -70,11 +70,36 @@ def _listed(store: ResultsStore, scope: Scope) -> list[tuple[str, str, int, bool
     )
 
 
+def job_run(run_id: str, result_object: object) -> JobRun:
+    """The job run ``run_id`` with ``result_object`` (a ``ResultObject``, or the dict of
+    one as stored), validated as a stored run is read (old-style forms upgraded)."""
+    return JobRun.model_validate(
+        {
+            "run_id": run_id,
+            "job_id": "job",
+            "created_at": "2024-01-01T00:00:00Z",
+            "result_object": result_object,
+        }
+    )
+
+
 class ResultNamesConformance:
     """Long and unicode run ids and names round-trip through every operation."""
 
     def legacy_uri(self, store: ResultsStore, ref: ResultRef) -> str:
+        """The ``uri`` this adapter recorded for ``ref`` before ADR 0012."""
         raise NotImplementedError("subclasses give the old-style uri of their adapter")
+
+    def legacy_run(self, store: ResultsStore, ref: ResultRef) -> JobRun:
+        """The run of ``ref`` as recorded before ADR 0012 — its result object the
+        :meth:`legacy_uri` with ``ref``'s size, sha256 and content type — as read now."""
+        legacy = {
+            "uri": self.legacy_uri(store, ref),
+            "size": ref.size,
+            "sha256": ref.sha256,
+            "content_type": ref.content_type,
+        }
+        return job_run(ref.run_id, legacy)
 
     @_NAMES
     @given(run_id=result_names(), name=result_names())
@@ -112,20 +137,7 @@ class ResultNamesConformance:
         name = "résultat-" + "é" * 200 + ".json"
         scope = Scope("acme", "prod")
         ref = results_store.upload(scope, run_id, name, iter([b"[1, 2]"]))
-        legacy = {
-            "uri": self.legacy_uri(results_store, ref),
-            "size": ref.size,
-            "sha256": ref.sha256,
-            "content_type": ref.content_type,
-        }
-        run = JobRun.model_validate(
-            {
-                "run_id": run_id,
-                "job_id": "job",
-                "created_at": "2024-01-01T00:00:00Z",
-                "result_object": legacy,
-            }
-        )
+        run = self.legacy_run(results_store, ref)
         assert run.result_object is not None
         upgraded = ResultRef.of(run.result_object)
         assert (upgraded.run_id, upgraded.size, upgraded.sha256) == (run_id, ref.size, ref.sha256)
