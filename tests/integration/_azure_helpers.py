@@ -1,4 +1,4 @@
-"""Helpers for the Azure Blob integration tests: raw access and request counting."""
+"""Helpers for the Azure Blob integration tests: raw access, request counting, documents."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 from azure.storage.blob import BlobServiceClient
 
 from dq_metadata.canonical import canonical_json, content_hash
+from dq_metadata.scope import Scope
 from dq_stores.azure_blob import AzureBlobBackend, ClientSettings
-from dq_stores.documents import DocumentWrite, IndexEntry
+from dq_stores.documents import ANY, DocumentWrite, IndexEntry, StoredDocument
 
 
 @dataclass
@@ -43,6 +44,17 @@ def counted_backend(
 def write(key: str, value: Any, sort_key: str = "", **fields: tuple[str, ...]) -> DocumentWrite:
     body = canonical_json({"key": key, "value": value})
     return DocumentWrite(key, body, content_hash(body), IndexEntry(fields, sort_key))
+
+
+def memory_history(scope: Scope, kind: str, key: str, revisions: int) -> list[StoredDocument]:
+    """A history to restore: revisions 1..``revisions`` of ``key`` as a memory backend
+    keeps them (value ``n`` at revision ``n``, ``dataset`` the scope's tenant)."""
+    from dq_stores.memory import MemoryBackend
+
+    source = MemoryBackend()
+    for n in range(1, revisions + 1):
+        source.put(scope, kind, write(key, n, dataset=(scope.tenant,)), ANY)
+    return source.history(scope, kind, key)
 
 
 FAST_RETRIES = ClientSettings(

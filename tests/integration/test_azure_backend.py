@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 from tests.integration._azure_helpers import FAST_RETRIES, RequestLog, counted_backend, write
 
 from dq_metadata.errors import IntegrityError, MisconfiguredError, NotFoundError
@@ -24,12 +24,6 @@ KIND = "contract"
 
 class Crash(BaseException):
     """Stands in for the process dying at a chosen request."""
-
-
-@pytest.fixture
-def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
-    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        yield service.get_container_client(azure_container)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 from tests.integration._azure_helpers import RequestLog, counted_backend, write
 
 from dq_metadata.errors import ConflictError
@@ -87,12 +87,6 @@ def leftovers(raw: ContainerClient) -> tuple[list[str], list[str]]:
         elif "tx" in (props.metadata or {}):
             locked.append(props.name)
     return locked, records
-
-
-@pytest.fixture
-def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
-    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        yield service.get_container_client(azure_container)
 
 
 @pytest.fixture

@@ -11,11 +11,10 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 from tests.integration.test_azure_commit import (
     assert_consistent,
     leftovers,
@@ -92,9 +91,3 @@ def test_writers_killed_at_random_requests_never_leave_a_partial_commit(
         transfer_retrying(survivor)  # settles (rolls forward or aborts) what was left
         assert assert_consistent(survivor) == done + 1
     assert leftovers(raw)[0] == []
-
-
-@pytest.fixture
-def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
-    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        yield service.get_container_client(azure_container)

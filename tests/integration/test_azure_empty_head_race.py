@@ -8,7 +8,6 @@ Runs on Azurite."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.azure
 ACME = Scope("acme", "prod")
 KIND = "contract"
 HEAD = "acme/prod/contract/h/m1"
-
-
-@pytest.fixture
-def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
-    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        yield service.get_container_client(azure_container)
 
 
 @pytest.mark.parametrize(

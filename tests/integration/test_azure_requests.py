@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 from tests.integration._azure_helpers import RequestLog, counted_backend, write
 
 from dq_metadata.scope import Scope
@@ -89,12 +87,6 @@ def test_deep_pages_with_markers_return_every_match_once(
                 break
         assert sorted(seen) == sorted(f"k{i}" for i in range(120))
         assert len(seen) == 120
-
-
-@pytest.fixture
-def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
-    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        yield service.get_container_client(azure_container)
 
 
 def test_a_filtered_count_reads_no_document(

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
-from tests.integration._azure_helpers import write
+from azure.storage.blob import ContainerClient
+from tests.integration._azure_helpers import memory_history, write
 
 from dq_metadata.errors import ConflictError, StoreUnavailableError
 from dq_metadata.scope import Scope
@@ -26,19 +25,21 @@ ACME = Scope("acme", "prod")
 KIND = "contract"
 
 
-@pytest.fixture
-def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
-    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        yield service.get_container_client(azure_container)
+def _slow_uploads(monkeypatch: pytest.MonkeyPatch, seconds: float) -> threading.Event:
+    """Every revision a restore uploads waits ``seconds`` first; the event is set when
+    the first one starts waiting (the restore has claimed its key)."""
+    from dq_stores.azure_blob import _restore
 
+    upload = _restore.RestoreMixin._upload_revision
+    started = threading.Event()
 
-def _history(key: str, revisions: int) -> list[Any]:
-    from dq_stores.memory import MemoryBackend
+    def slow_upload(self: Any, *args: Any) -> None:
+        started.set()
+        time.sleep(seconds)
+        upload(self, *args)
 
-    source = MemoryBackend()
-    for n in range(1, revisions + 1):
-        source.put(ACME, KIND, write(key, n, dataset=("acme",)), ANY)
-    return source.history(ACME, KIND, key)
+    monkeypatch.setattr(_restore.RestoreMixin, "_upload_revision", slow_upload)
+    return started
 
 
 def test_a_restore_into_revision_blobs_left_before_empty_heads_replaces_them(
@@ -47,14 +48,14 @@ def test_a_restore_into_revision_blobs_left_before_empty_heads_replaces_them(
     """Revision blobs with no head and no empty head (a restore before this scheme
     died): a restore of the key deletes them and writes its own history."""
     with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as old:
-        old.restore_many(ACME, KIND, [("m1", _history("m1", 4))])
+        old.restore_many(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 4))])
     raw.delete_blob("acme/prod/contract/h/m1")  # as if its head write never happened
     for blob in raw.list_blobs(name_starts_with="acme/prod/contract/r/m1/"):
         client = raw.get_blob_client(blob.name)
         client.set_blob_metadata({})  # as written before: no restore id
     time.sleep(1.1)  # their Last-Modified precedes the next claim
     with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as app:
-        app.restore_many(ACME, KIND, [("m1", _history("m1", 2))])
+        app.restore_many(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 2))])
         assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2]
         app.put(ACME, KIND, write("m1", "next"), ANY)
         assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2, 3]
@@ -66,20 +67,11 @@ def test_a_write_waits_for_a_live_restore_instead_of_clearing_it(
 ) -> None:
     """A restore slower than nothing but within the lease is waited for, not cleared:
     the writer's put lands on top of the restored history."""
-    from dq_stores.azure_blob import _restore
-
-    upload = _restore.RestoreMixin._upload_revision
-    started = threading.Event()
-
-    def slow_upload(self: Any, *args: Any) -> None:
-        started.set()
-        time.sleep(1.5)
-        upload(self, *args)
-
-    monkeypatch.setattr(_restore.RestoreMixin, "_upload_revision", slow_upload)
+    started = _slow_uploads(monkeypatch, 1.5)
     with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as dest:
         thread = threading.Thread(
-            target=dest.restore_many, args=(ACME, KIND, [("m1", _history("m1", 3))])
+            target=dest.restore_many,
+            args=(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 3))]),
         )
         thread.start()
         assert started.wait(20)
@@ -114,16 +106,16 @@ def test_a_restore_whose_head_write_failed_keeps_or_removes_what_it_wrote(
         with monkeypatch.context() as patch:
             patch.setattr(AzureBlobBackend, "_write_head", failing)
             if landed:
-                dest.restore_many(ACME, KIND, [("m1", _history("m1", 3))])
+                dest.restore_many(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 3))])
             else:
                 with pytest.raises(StoreUnavailableError):
-                    dest.restore_many(ACME, KIND, [("m1", _history("m1", 3))])
+                    dest.restore_many(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 3))])
         if landed:
             assert [d.revision for d in dest.history(ACME, KIND, "m1")] == [1, 2, 3]
         else:
             assert not list(raw.list_blobs(name_starts_with="acme/prod/contract/r/m1/"))
             assert not list(raw.list_blobs(name_starts_with="acme/prod/contract/h/m1"))
-            dest.restore_many(ACME, KIND, [("m1", _history("m1", 2))])
+            dest.restore_many(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 2))])
             assert [d.revision for d in dest.history(ACME, KIND, "m1")] == [1, 2]
         assert not list(verify(dest, scope=ACME))
 
@@ -134,22 +126,12 @@ def test_a_restore_taken_over_after_the_lease_says_so(
     """A restore slower than the lease is cleared by a writer; its head write then
     fails If-Match: the error names the takeover and commit_lease (it was a bare
     'HTTP 412 CONDITION_NOT_MET'), and the writer's document is what stays."""
-    from dq_stores.azure_blob import _restore
-
-    upload = _restore.RestoreMixin._upload_revision
-    started = threading.Event()
-
-    def slow_upload(self: Any, *args: Any) -> None:
-        started.set()
-        time.sleep(2.5)
-        upload(self, *args)
-
-    monkeypatch.setattr(_restore.RestoreMixin, "_upload_revision", slow_upload)
+    started = _slow_uploads(monkeypatch, 2.5)
     failed: list[BaseException] = []
 
     def restore(dest: AzureBlobBackend) -> None:
         try:
-            dest.restore_many(ACME, KIND, [("m1", _history("m1", 3))])
+            dest.restore_many(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 3))])
         except BaseException as exc:
             failed.append(exc)
 
@@ -179,7 +161,7 @@ def test_an_empty_head_forged_with_a_finished_restores_id_clears_no_older_revisi
     from dq_metadata.errors import IntegrityError
 
     with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as dest:
-        dest.restore_many(ACME, KIND, [("m1", _history("m1", 3))])
+        dest.restore_many(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 3))])
     prefix = "acme/prod/contract/r/m1/"
     props = raw.get_blob_client(prefix + "000000000001").get_blob_properties()
     rid = props.metadata["restore"]
@@ -205,7 +187,7 @@ def test_a_restore_into_a_key_left_empty_by_an_aborted_commit_restores_it(
     has a history'. It clears it If-Match and restores, as a writer would."""
     raw.upload_blob("acme/prod/contract/h/m1", b"")
     with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as app:
-        app.restore_many(ACME, KIND, [("m1", _history("m1", 2))])
+        app.restore_many(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 2))])
         assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2]
         assert not list(verify(app, scope=ACME))
 
@@ -220,13 +202,7 @@ def test_revisions_a_taken_over_restore_wrote_late_do_not_replace_the_writers(
     Archives now replace a restore's blob; two more writes leave a clean history."""
     from dq_stores.azure_blob import _restore
 
-    upload = _restore.RestoreMixin._upload_revision
-
-    def late_upload(self: Any, *args: Any) -> None:
-        time.sleep(2.0)
-        upload(self, *args)
-
-    monkeypatch.setattr(_restore.RestoreMixin, "_upload_revision", late_upload)
+    _slow_uploads(monkeypatch, 2.0)
     monkeypatch.setattr(_restore.RestoreMixin, "_abandon_key", lambda self, *a: False)
     with AzureBlobBackend(
         azure_container, connection_string=azure_connection_string, commit_lease=0.5
@@ -234,7 +210,7 @@ def test_revisions_a_taken_over_restore_wrote_late_do_not_replace_the_writers(
 
         def restore() -> None:
             with pytest.raises(ConflictError, match="taken over"):
-                app.restore_many(ACME, KIND, [("m1", _history("m1", 3))])
+                app.restore_many(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 3))])
 
         thread = threading.Thread(target=restore)
         thread.start()

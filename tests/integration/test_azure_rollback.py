@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 from tests.integration._azure_helpers import RequestLog, counted_backend, write
 
 from dq_metadata.errors import ConflictError, IntegrityError
@@ -47,12 +47,6 @@ class Crash(BaseException):
 
 def _revision(n: int) -> str:
     return f"acme/prod/contract/r/orders/{n:012d}"
-
-
-@pytest.fixture
-def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
-    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        yield service.get_container_client(azure_container)
 
 
 @pytest.fixture

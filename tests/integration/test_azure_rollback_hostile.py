@@ -12,13 +12,12 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
-from tests.integration._azure_helpers import RequestLog, counted_backend, write
+from tests.integration._azure_helpers import RequestLog, counted_backend, memory_history, write
 
 from dq_metadata.errors import ConflictError, IntegrityError, NotFoundError
 from dq_metadata.scope import Scope
@@ -51,12 +50,6 @@ def _skew_reader_clock(patch: pytest.MonkeyPatch, seconds: float) -> None:
     for module in (_query, _search, _txn):
         patch.setattr(module, "datetime", _Skewed)
     patch.setattr(_clock, "_now", lambda: time.time() + seconds)
-
-
-@pytest.fixture
-def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
-    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        yield service.get_container_client(azure_container)
 
 
 def _keys(backend: AzureBlobBackend, dataset: str) -> list[str]:
@@ -293,15 +286,6 @@ def test_concurrent_writers_commits_and_slow_steps_are_never_a_rollback(
 
 
 # -- restore (migrate into Azure) --------------------------------------------------------
-def _history(key: str, revisions: int) -> list[Any]:
-    from dq_stores.memory import MemoryBackend
-
-    source = MemoryBackend()
-    for n in range(1, revisions + 1):
-        source.put(ACME, KIND, write(key, n, dataset=("acme",)), ANY)
-    return source.history(ACME, KIND, key)
-
-
 def test_a_restored_history_read_back_with_every_head_checked_is_no_rollback(
     azure_connection_string: str, azure_container: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -310,7 +294,14 @@ def test_a_restored_history_read_back_with_every_head_checked_is_no_rollback(
     monkeypatch.setattr(_place, "_PLACED_SKEW", 0.0)
     monkeypatch.setattr(_place, "_PLACED_NEAR", (0.0, 0.0))
     with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as dest:
-        dest.restore_many(ACME, KIND, [("m1", _history("m1", 4)), ("m2", _history("m2", 1))])
+        dest.restore_many(
+            ACME,
+            KIND,
+            [
+                ("m1", memory_history(ACME, KIND, "m1", 4)),
+                ("m2", memory_history(ACME, KIND, "m2", 1)),
+            ],
+        )
     time.sleep(2.5)
     with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as back:
         assert back.get(ACME, KIND, "m1").revision == 4
@@ -351,7 +342,7 @@ def _die_restoring(
     with client:
         log.on_request = die
         with pytest.raises(_Died):
-            dying.restore_many(ACME, KIND, [(key, _history(key, revisions))])
+            dying.restore_many(ACME, KIND, [(key, memory_history(ACME, KIND, key, revisions))])
 
 
 LEASE = 2.0
@@ -377,7 +368,7 @@ def test_a_key_written_after_a_restore_died_has_a_clean_history(
             app.history(ACME, KIND, "m1")
         assert {p.code for p in verify(app, scope=ACME)} == {"history"}
         if then == "restore":
-            app.restore_many(ACME, KIND, [("m1", _history("m1", 2))])
+            app.restore_many(ACME, KIND, [("m1", memory_history(ACME, KIND, "m1", 2))])
             assert [d.revision for d in app.history(ACME, KIND, "m1")] == [1, 2]
         for n in (1, 2, 3):  # the key is used normally
             if then == "put":

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.integration._azure_helpers import RequestLog, counted_backend
@@ -95,12 +95,6 @@ def _expected(backend: AzureBlobBackend, scope: Scope, text: str) -> list[tuple[
 def backend(azure_connection_string: str, azure_container: str) -> Iterator[AzureBlobBackend]:
     with AzureBlobBackend(azure_container, connection_string=azure_connection_string) as made:
         yield made
-
-
-@pytest.fixture
-def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
-    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        yield service.get_container_client(azure_container)
 
 
 def test_search_names_keep_prefixes() -> None:

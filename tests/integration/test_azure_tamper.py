@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 from tests.integration._azure_helpers import write
 
 from dq_metadata.errors import IntegrityError
@@ -28,12 +28,6 @@ ACME = Scope("acme", "prod")
 GLOBEX = Scope("globex", "prod")
 KIND = "contract"
 HEAD = "acme/prod/contract/h/orders"
-
-
-@pytest.fixture
-def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
-    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
-        yield service.get_container_client(azure_container)
 
 
 @pytest.fixture

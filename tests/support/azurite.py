@@ -11,7 +11,8 @@ Found in this order (DESIGN §6):
    blobs);
 4. otherwise the tests skip with the reason — or fail when ``DQ_REQUIRE_BACKENDS=1``.
 
-Every test gets its own container (``azure_container``), deleted afterwards.
+Every test gets its own container (``azure_container``), deleted afterwards;
+``raw`` is a client of it that goes around the library (to plant or edit blobs).
 Registered from the root ``conftest.py``: ``pytest_plugins = ["tests.support.azurite"]``.
 """
 
@@ -27,10 +28,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-__all__ = ["AZURITE_ACCOUNT_KEY", "azure_connection_string", "azure_container"]
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
+
+__all__ = ["AZURITE_ACCOUNT_KEY", "azure_connection_string", "azure_container", "raw"]
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURITE_MAIN = ROOT / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
@@ -174,6 +179,16 @@ def azure_container(azure_connection_string: str) -> Iterator[str]:
             # not found: the SDK retried a delete whose first answer was lost
             with contextlib.suppress(ResourceNotFoundError):
                 service.delete_container(name)
+
+
+@pytest.fixture
+def raw(azure_connection_string: str, azure_container: str) -> Iterator[ContainerClient]:
+    """A ``ContainerClient`` of this test's container, for blob requests that go around
+    the library (planting, editing or inspecting blobs as someone else would)."""
+    from azure.storage.blob import BlobServiceClient
+
+    with BlobServiceClient.from_connection_string(azure_connection_string) as service:
+        yield service.get_container_client(azure_container)
 
 
 def sas_connection_string(connection_string: str, container: str, *, hours: int = 1) -> str:
