@@ -7,12 +7,12 @@ produces a format-2 record whose link names the format-1 record's hash.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.support.fs_records import format1
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import IntegrityError
@@ -26,19 +26,6 @@ pytestmark = pytest.mark.usefixtures("fs_read_path")
 
 SCOPE = Scope("acme", "prod")
 KIND = "contract"
-
-
-def format1(kind: str, doc: StoredDocument) -> bytes:
-    """The record bytes the previous release wrote (its ``encode_record``, verbatim)."""
-    parts = [
-        kind, doc.key, str(doc.revision), str(len(doc.body)), doc.sha256,
-        doc.index.sort_key, doc.written_at.isoformat(), "1" if doc.deleted else "0",
-    ]  # fmt: skip
-    for name, values in doc.index.fields.items():
-        parts += [name, str(len(values)), *values]
-    header = "\0".join(parts).encode("utf-8")
-    rest = b"".join((str(len(header)).encode("ascii"), b"\n", header, doc.body))
-    return b"".join((hashlib.sha256(rest).hexdigest().encode("ascii"), b" ", rest))
 
 
 def _doc(key: str, revision: int) -> StoredDocument:

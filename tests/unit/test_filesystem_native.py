@@ -11,7 +11,6 @@ the head-link states) and the loader's fallbacks (``DQ_FS_NATIVE=0``, stale buil
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import warnings
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from tests.support.fs_records import format1, sealed
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import IntegrityError
@@ -48,22 +48,6 @@ _zones = st.sampled_from([UTC, None, timezone(timedelta(hours=5, minutes=30))])
 _fields = st.dictionaries(_text, st.lists(_text, max_size=4).map(tuple), max_size=12)
 
 
-def _format1(kind: str, doc: StoredDocument) -> bytes:
-    """The record bytes the previous release wrote (as test_filesystem_legacy_records)."""
-    parts = [
-        kind, doc.key, str(doc.revision), str(len(doc.body)), doc.sha256,
-        doc.index.sort_key, doc.written_at.isoformat(), "1" if doc.deleted else "0",
-    ]  # fmt: skip
-    for name, values in doc.index.fields.items():
-        parts += [name, str(len(values)), *values]
-    return _sealed("\0".join(parts).encode("utf-8"), doc.body)
-
-
-def _sealed(header: bytes, body: bytes, length: bytes | None = None) -> bytes:
-    rest = b"".join((str(len(header)).encode() if length is None else length, b"\n", header, body))
-    return hashlib.sha256(rest).hexdigest().encode() + b" " + rest
-
-
 @st.composite
 def _records(draw: st.DrawFn) -> tuple[bytes, Scope, str, StoredDocument]:
     scope = Scope(draw(_ids), draw(_ids))
@@ -80,7 +64,7 @@ def _records(draw: st.DrawFn) -> tuple[bytes, Scope, str, StoredDocument]:
         draw(st.booleans()),
     )
     if draw(st.booleans()):
-        return _format1(kind, doc), scope, kind, doc
+        return format1(kind, doc), scope, kind, doc
     return encode_record(kind, doc, draw(st.one_of(st.just(""), _hex, _text))), scope, kind, doc
 
 
@@ -137,7 +121,7 @@ def _damaged(draw: st.DrawFn, data: bytes) -> bytes:
             if draw(st.booleans()) else length  # fmt: skip
     else:
         body = draw(st.sampled_from([body[:-1], body + b"!", b""]))
-    return _sealed(b"\0".join(parts), body, length)
+    return sealed(b"\0".join(parts), body, length)
 
 
 def _python(data: bytes, scope: Scope, kind: str, key: str) -> StoredDocument | str:
@@ -196,7 +180,7 @@ def test_damaged_records_get_the_python_verdict(
 @example(header=b"#2\0t\0e\0k\0key\x001\x000\0s\0\0" + b"2020-01-01T00:00:00\x000\0\0f\x001")
 @given(header=st.binary(max_size=80))
 def test_arbitrary_header_bytes_get_the_python_verdict(base: Path, header: bytes) -> None:
-    data = _sealed(header, b"")
+    data = sealed(header, b"")
     got, _ = _native(base, data, Scope("t", "e"), "k", "key")
     assert got == _python(data, Scope("t", "e"), "k", "key")
 
@@ -209,13 +193,13 @@ def test_every_token_in_every_header_part_gets_the_python_verdict(base: Path, fm
         scope, "k", "kéy", 3, b"{}", "ab", IndexEntry({"f": ("a", ""), "g": ()}, "s"),
         datetime(2020, 1, 2, tzinfo=UTC),
     )  # fmt: skip
-    data = _format1("k", doc) if fmt == 1 else encode_record("k", doc, "c" * 64)
+    data = format1("k", doc) if fmt == 1 else encode_record("k", doc, "c" * 64)
     newline = data.index(b"\n", 64)
     parts = data[newline + 1 : -2].split(b"\0")
     decided_in_c = 0
     for at in range(len(parts)):
         for token in _TOKENS:
-            odd = _sealed(b"\0".join([*parts[:at], token, *parts[at + 1 :]]), b"{}")
+            odd = sealed(b"\0".join([*parts[:at], token, *parts[at + 1 :]]), b"{}")
             got, in_c = _native(base, odd, scope, "k", "kéy")
             assert got == _python(odd, scope, "k", "kéy"), (at, token)
             decided_in_c += in_c
@@ -287,10 +271,10 @@ def test_get_of_a_rehashed_odd_head_raises_the_same_error(tmp_path: Path) -> Non
     newline = data.index(b"\n", 64)
     start = newline + 1 + int(data[65:newline])
     header = data[newline + 1 : start].replace(b"\x001\x00", b"\x00+1\x00", 1)
-    Path(f"{base}.head").write_bytes(_sealed(header, data[start:]))
+    Path(f"{base}.head").write_bytes(sealed(header, data[start:]))
     # "+1" is a revision int() accepts: C hands the record to Python, which reads it
     assert backend.get(Scope("t", "e"), "k", "key").revision == 1
-    Path(f"{base}.head").write_bytes(_sealed(header.replace(b"\x00k\x00", b"\x00j\x00", 1), b"x"))
+    Path(f"{base}.head").write_bytes(sealed(header.replace(b"\x00k\x00", b"\x00j\x00", 1), b"x"))
     with pytest.raises(IntegrityError, match="record belongs to another document"):
         backend.get(Scope("t", "e"), "k", "key")
     backend.close()
