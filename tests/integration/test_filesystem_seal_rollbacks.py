@@ -10,6 +10,7 @@ with a hard link made elsewhere: not its revision file's inode).
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -111,11 +112,29 @@ def _caught(root: Path, *, indexed: bool = True) -> None:
         assert fresh.get(ACME, KIND, "b").revision == 1
         if not indexed:  # the rebuild left the sealed head out: no query serves it
             assert [d.key for d in fresh.iter_documents(ACME, KIND)] == ["b"]
+        else:  # index-driven reads raise, or serve the newest revision (the row's)
+            assert _served_by_index(fresh) in (None, [LENGTH])
         assert "a" in {p.key for p in verify(fresh, ACME)}
         files = _files(root)
         with pytest.raises(IntegrityError, match="rolled-back or removed head"):
             fresh.put(ACME, KIND, _write("a", 99), ANY)
         assert _files(root) == files  # nothing written
+
+
+def _served_by_index(backend: FilesystemBackend) -> list[int] | None:
+    """The revisions of ``a`` that ``query`` and ``iter_documents`` serve (the same
+    from both), or ``None`` if both raise ``IntegrityError``."""
+    served = []
+    for read in (
+        lambda: backend.query(ACME, KIND).items,
+        lambda: list(backend.iter_documents(ACME, KIND)),
+    ):
+        try:
+            served.append([d.revision for d in read() if d.key == "a"])
+        except IntegrityError:
+            served.append(None)
+    assert served[0] == served[1]
+    return served[0]
 
 
 @pytest.mark.parametrize("drop_index", [False, True], ids=["index", "no-index"])
@@ -232,3 +251,38 @@ def test_dq_verify_counts_and_repair_index_seals_unsealed_revisions(tmp_path: Pa
     again = CliRunner().invoke(app, ["verify", "--config", str(config), "--json"])
     assert again.exit_code == 0, again.stdout
     assert '"unsealed": 0' in again.stdout
+
+
+def _index_says(root: Path, key: str, revision: int) -> None:
+    """Edit the index as a careful rollback would: ``key``'s live head is ``revision``,
+    with that revision's sort key (``_write``'s)."""
+    conn = sqlite3.connect(root / "acme" / "prod" / "index.sqlite3")
+    with conn:
+        conn.execute(
+            "UPDATE heads SET revision = ?, sort_key = ? WHERE key = ?",
+            (revision, f"{revision:03d}", key),
+        )
+    conn.close()
+
+
+@pytest.mark.parametrize("remove_newer", [False, True], ids=["newer-kept", "newer-removed"])
+@pytest.mark.parametrize("to", range(1, LENGTH))
+@pytest.mark.parametrize("method", ["ln-f", "mv", "cp-p"])
+def test_index_driven_reads_never_serve_a_rolled_back_revision(
+    tmp_path: Path, method: str, to: int, remove_newer: bool
+) -> None:
+    """``query`` and ``iter_documents`` (and ``search``, the same read) read the
+    revision file the index names, not the head: with the head rolled back and the
+    index edited to match (the newer files removed or not), the file they would serve
+    is sealed — a superseded revision — so they raise ``IntegrityError`` as ``get``
+    does, and serve ``b`` again once ``a`` is put right."""
+    root = tmp_path / "store"
+    _seed(root, LENGTH, late=False)
+    roll_back(root, method, to, LENGTH, remove_newer)
+    _index_says(root, "a", to)
+    with FilesystemBackend(root) as fresh:
+        with pytest.raises(IntegrityError):
+            fresh.query(ACME, KIND)
+        with pytest.raises(IntegrityError):
+            list(fresh.iter_documents(ACME, KIND))
+        assert fresh.get(ACME, KIND, "b").revision == 1

@@ -211,11 +211,23 @@ def test_verify_finds_one_unsealed_superseded_revision(tmp_path: Path) -> None:
         assert (found, counts.unsealed) == ([], 1)
 
 
+_READS = {
+    "get": lambda backend: backend.get(SCOPE, KIND, "a"),
+    "query": lambda backend: backend.query(SCOPE, KIND).items[0],
+    "iter_documents": lambda backend: next(iter(backend.iter_documents(SCOPE, KIND))),
+}
+
+
+@pytest.mark.parametrize("read", sorted(_READS))
 @pytest.mark.parametrize("shared", [True, False], ids=["one-backend", "two-backends"])
-def test_a_reader_racing_a_writer_never_sees_a_false_rollback(tmp_path: Path, shared: bool) -> None:
-    """A reader opens the head, the writer moves it on and seals the old inode, and
-    the reader's ``fstat`` finds it sealed: under the lock the head has moved on,
-    so the read answers the new head — never ``IntegrityError``."""
+def test_a_reader_racing_a_writer_never_sees_a_false_rollback(
+    tmp_path: Path, shared: bool, read: str
+) -> None:
+    """A reader opens the head (``get``) or the revision file its index snapshot names
+    (``query``, ``iter_documents``), the writer moves the head on and seals the old
+    inode, and the reader's ``fstat`` finds it sealed: under the lock the head has
+    moved on, so the read answers the new head — never ``IntegrityError``."""
+    read_one = _READS[read]
     root = tmp_path / "store"
     writer = FilesystemBackend(root, durability="process")
     writer.put(SCOPE, KIND, _write("a", 0), ANY)
@@ -246,7 +258,7 @@ def test_a_reader_racing_a_writer_never_sees_a_false_rollback(tmp_path: Path, sh
     seen = last = 0
     try:
         while seen < 2000 or last < 200:
-            revision = reader.get(SCOPE, KIND, "a").revision
+            revision = read_one(reader).revision
             assert revision >= last  # never back in time
             last = revision
             seen += 1

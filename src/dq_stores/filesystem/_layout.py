@@ -105,17 +105,23 @@ def read_file(path: str) -> bytes:
     Anything but a regular file (a FIFO, device, socket or directory in a record's
     place) reads as empty — never blocks, never streams — and so fails the record's
     checks as damaged."""
+    return read_file_mode(path)[0]
+
+
+def read_file_mode(path: str) -> tuple[bytes, int]:
+    """The whole file, as :func:`read_file`, and its ``st_mode`` (one ``fstat``)."""
     fd = os.open(path, _O_READ)
     try:
-        if not _S_ISREG(os.fstat(fd).st_mode):
-            return b""
+        mode = os.fstat(fd).st_mode
+        if not _S_ISREG(mode):
+            return b"", mode
         data = os.read(fd, _READ_CHUNK)
         if len(data) < _READ_CHUNK:
-            return data
+            return data, mode
         parts = [data]
         while chunk := os.read(fd, _READ_CHUNK):
             parts.append(chunk)
-        return b"".join(parts)
+        return b"".join(parts), mode
     finally:
         os.close(fd)
 

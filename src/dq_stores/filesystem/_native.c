@@ -96,7 +96,12 @@ read_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     Py_BEGIN_ALLOW_THREADS
     /* O_NONBLOCK: a FIFO planted as the head must not wait for a writer; anything
      * but a regular file is then not read (empty: Python calls it damaged). */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    /* EINTR (a signal while open waits, e.g. on NFS): again, as Python's os.open does
+     * (PEP 475); Python's own handler runs once this call returns. */
+    int fd;
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
         err = errno;
     } else if (fstat(fd, &st) != 0) {

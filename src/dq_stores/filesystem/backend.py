@@ -51,6 +51,7 @@ from dq_stores.filesystem._layout import (
     make_dirs,
     name_of,
     read_file,
+    read_file_mode,
     read_linked,
 )
 from dq_stores.filesystem._process import ProcessHandles
@@ -398,11 +399,18 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
     ) -> StoredDocument:
         """Revision ``revision`` of ``key`` as an index row names it: it must be the
         head. A next revision file (an edited row, a rollback — or a writer in flight
-        or committed since the snapshot, or a power loss's leftover) is decided under
-        the lock: ``IntegrityError`` if head and index disagree, a retry (``_Moved``)
-        if the head legitimately moved on or a history replace swapped its files."""
-        doc = self._read_revision(scope, kind, kind_dir, key, revision)
-        if _access(Layout.revision(kind_dir, key, revision + 1), _F_OK):
+        or committed since the snapshot, or a power loss's leftover) or a sealed file (a
+        superseded revision: a rolled-back head and index, or a writer that moved past
+        it since the snapshot) is decided under the lock: ``IntegrityError`` if head and
+        index disagree or the head is sealed, a retry (``_Moved``) if the head
+        legitimately moved on or a history replace swapped its files."""
+        path = Layout.revision(kind_dir, key, revision)
+        try:
+            data, mode = read_file_mode(path)
+        except FileNotFoundError:
+            raise IntegrityError(f"{kind} {key!r}: revision {revision} is missing") from None
+        doc = self._decoded_revision(data, scope, kind, key, revision)
+        if not mode & _S_IWUSR or _access(Layout.revision(kind_dir, key, revision + 1), _F_OK):
             settled = self._settled_head(scope, kind, key)
             if settled.doc != doc:  # moved on, or its history was replaced meanwhile
                 raise _Moved
@@ -415,6 +423,11 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             data = read_file(Layout.revision(kind_dir, key, revision))
         except FileNotFoundError:
             raise IntegrityError(f"{kind} {key!r}: revision {revision} is missing") from None
+        return self._decoded_revision(data, scope, kind, key, revision)
+
+    def _decoded_revision(
+        self, data: bytes, scope: Scope, kind: str, key: str, revision: int
+    ) -> StoredDocument:
         doc = decode_record(data, scope, kind, key, self._headers)
         if doc.revision != revision:
             raise IntegrityError(f"{kind} {key!r}: revision {revision} holds another revision")
