@@ -85,11 +85,17 @@ def _ended_verified(source: Any, target: Any) -> None:
 
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize(
+    "rounds",
+    [pytest.param(1, id="1-round"), pytest.param(3, id="3-rounds", marks=pytest.mark.slow)],
+)
+@pytest.mark.parametrize(
     "target_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def test_sigint_sigterm_sigkill_mid_migration_exit_promptly_and_resume(
-    tmp_path: Path, target_kind: str, request: pytest.FixtureRequest
+    tmp_path: Path, target_kind: str, rounds: int, request: pytest.FixtureRequest
 ) -> None:
+    """Each round sends SIGINT, SIGTERM and SIGKILL to three runs, each at a random
+    point of a full migration's time; one round by default, three with ``-m slow``."""
     url = request.getfixturevalue("postgres_url") if target_kind == "postgres" else None
     source = _bulk_source(tmp_path, 1500)
     target = _cli_config(tmp_path / "dst", target_kind, url)
@@ -97,7 +103,7 @@ def test_sigint_sigterm_sigkill_mid_migration_exit_promptly_and_resume(
     _ended_verified(source, _cli_config(tmp_path / "reference", "sqlite"))
     full = time.monotonic() - started
     rng = random.Random(13)
-    for sig in [signal.SIGINT, signal.SIGTERM, signal.SIGKILL] * 3:
+    for sig in [signal.SIGINT, signal.SIGTERM, signal.SIGKILL] * rounds:
         proc = _cli_migrate(source, target)
         # a signal during the interpreter's start-up is Python's own to report
         assert proc.stderr.readline() == "started\n"

@@ -163,7 +163,7 @@ def test_every_valid_record_is_decided_in_c_exactly_as_python_decodes_it(
     assert type(got.revision) is int
 
 
-@settings(max_examples=1000)
+@settings(max_examples=300)  # 30k mutated records under ASan/UBSan: ADR 0016
 @given(record=_records(), data=st.data(), other=st.sampled_from(["same", "key", "kind", "scope"]))
 def test_damaged_records_get_the_python_verdict(
     base: Path, record: tuple[bytes, Scope, str, StoredDocument], data: st.DataObject, other: str
