@@ -49,45 +49,51 @@ class _Head:
     newest: int | None  # the highest revision of the key in dq_revisions
 
 
+_REV_MATCH = (
+    "r.tenant = h.tenant AND r.environment = h.environment AND r.kind = h.kind AND r.key = h.key"
+)
+_HEADS = (
+    "SELECT h.kind, h.key, h.revision, h.deleted, h.fields, h.sort_key, h.sha256,"
+    " r.revision, r.deleted, r.fields, r.sort_key, r.sha256,"
+    " h.written_at, h.record_hash, h.prev_hash, r.written_at, r.record_hash, r.prev_hash,"
+    f" (SELECT max(m.revision) FROM dq_revisions m WHERE {_REV_MATCH.replace('r.', 'm.')})"
+    f" FROM dq_heads h LEFT JOIN dq_revisions r ON {_REV_MATCH} AND r.revision = h.revision"
+    " WHERE h.tenant = {ph} AND h.environment = {ph}"
+)
+_POSTINGS = (
+    "SELECT kind, key, field, value, sort_key FROM dq_postings"
+    " WHERE tenant = {ph} AND environment = {ph}"
+)
+
+
+def _head_of(row: Any) -> _Head:
+    stored = None if row[7] is None else (bool(row[8]), *row[9:12], *row[15:18])
+    return _Head(
+        row[0],
+        row[1],
+        int(row[2]),
+        bool(row[3]),
+        row[4],
+        row[5],
+        row[6],
+        row[12],
+        row[13],
+        row[14],
+        stored,
+        row[18],
+    )
+
+
 def _heads(read: Reader, scope: Scope, ph: str) -> Iterator[_Head]:
-    rev_match = (
-        "r.tenant = h.tenant AND r.environment = h.environment AND r.kind = h.kind"
-        " AND r.key = h.key"
-    )
-    base = (
-        "SELECT h.kind, h.key, h.revision, h.deleted, h.fields, h.sort_key, h.sha256,"
-        " r.revision, r.deleted, r.fields, r.sort_key, r.sha256,"
-        " h.written_at, h.record_hash, h.prev_hash, r.written_at, r.record_hash, r.prev_hash,"
-        f" (SELECT max(m.revision) FROM dq_revisions m WHERE {rev_match.replace('r.', 'm.')})"
-        f" FROM dq_heads h LEFT JOIN dq_revisions r ON {rev_match} AND r.revision = h.revision"
-        f" WHERE h.tenant = {ph} AND h.environment = {ph}"
-    )
     params = [scope.tenant, scope.environment]
-    for row in keyset_rows(read, base, params, ("h.kind", "h.key"), ph, _BATCH):
-        stored = None if row[7] is None else (bool(row[8]), *row[9:12], *row[15:18])
-        yield _Head(
-            row[0],
-            row[1],
-            int(row[2]),
-            bool(row[3]),
-            row[4],
-            row[5],
-            row[6],
-            row[12],
-            row[13],
-            row[14],
-            stored,
-            row[18],
-        )
+    rows = keyset_rows(read, _HEADS.format(ph=ph), params, ("h.kind", "h.key"), ph, _BATCH)
+    return (_head_of(row) for row in rows)
 
 
 def _postings(read: Reader, scope: Scope, ph: str) -> Iterator[tuple[str, str, Posting]]:
-    base = (
-        "SELECT kind, key, field, value, sort_key FROM dq_postings"
-        f" WHERE tenant = {ph} AND environment = {ph}"
-    )
     order = ("kind", "key", "field", "value", "sort_key")
-    rows = keyset_rows(read, base, [scope.tenant, scope.environment], order, ph, _BATCH)
+    params = [scope.tenant, scope.environment]
+    rows = keyset_rows(read, _POSTINGS.format(ph=ph), params, order, ph, _BATCH)
     for kind, key, field, value, sort_key in rows:
         yield kind, key, (field, value, sort_key)
 
@@ -162,9 +168,50 @@ def _head_problem(head: _Head) -> str | None:
 
 def index_problems(read: Reader, scope: Scope, placeholder: str) -> Iterator[IntegrityProblem]:
     """Every key whose postings disagree with its head (``index``), and every head
-    that disagrees with its own revision row (``head``)."""
+    that disagrees with its own revision row (``head``).
+
+    The two streams are read in batches at different moments, so a write or prune
+    between them is not damage: a key with a problem is read again (:func:`_reread`)
+    up to ``_RECHECKS`` times, and reported only as that consistent read shows it."""
     for kind, key, head, found in _by_key(read, scope, placeholder):
-        if head is None:
+        problems = list(_key_problems(scope, kind, key, head, found))
+        for _ in range(_RECHECKS):
+            if not problems:
+                break
+            again = _reread(read, scope, placeholder, kind, key)
+            if again is not None:
+                problems = list(_key_problems(scope, kind, key, *again))
+        yield from problems
+
+
+#: Times a key whose postings or head row look wrong is read again before it is
+#: reported (a store being written while it is verified).
+_RECHECKS = 3
+
+
+def _reread(
+    read: Reader, scope: Scope, ph: str, kind: str, key: str
+) -> tuple[_Head | None, set[Posting]] | None:
+    """``key``'s head row and postings as of one moment, or ``None`` if it was written
+    meanwhile: the head is read before and after the postings, and every write of a
+    key changes its head row in the transaction that changes its postings (a repair
+    rewrites postings only to what the head implies), so an unchanged head row means
+    the postings read between belong to it."""
+    heads_sql = _HEADS.format(ph=ph) + f" AND h.kind = {ph} AND h.key = {ph}"
+    params = [scope.tenant, scope.environment, kind, key]
+    before = [_head_of(row) for row in read(heads_sql, params)]
+    rows = read(_POSTINGS.format(ph=ph) + f" AND kind = {ph} AND key = {ph}", params)
+    after = [_head_of(row) for row in read(heads_sql, params)]
+    if before != after:
+        return None
+    return (before[0] if before else None), {(r[2], r[3], r[4]) for r in rows}
+
+
+def _key_problems(
+    scope: Scope, kind: str, key: str, head: _Head | None, found: set[Posting]
+) -> Iterator[IntegrityProblem]:
+    if head is None:
+        if found:
             yield IntegrityProblem(
                 scope,
                 "index",
@@ -172,28 +219,26 @@ def index_problems(read: Reader, scope: Scope, placeholder: str) -> Iterator[Int
                 kind,
                 key,
             )
-            continue
-        problem = _head_problem(head)
-        if problem is not None:
-            yield IntegrityProblem(scope, "head", problem, kind, key)
-        try:
-            expected = _expected(head)
-        except (ValueError, TypeError, AttributeError):
-            yield IntegrityProblem(
-                scope, "record", "the head's index fields are not valid", kind, key
-            )
-            continue
-        if found == expected:
-            continue
-        parts = []
-        if missing := expected - found:
-            parts.append(f"missing {_shown(missing)}")
-        if extra := found - expected:
-            why = "a deleted document's" if head.deleted else "not in the head's index entry"
-            parts.append(f"{why} (stale or edited): {_shown(extra)}")
-        yield IntegrityProblem(
-            scope, "index", f"postings disagree with the head: {'; '.join(parts)}", kind, key
-        )
+        return
+    problem = _head_problem(head)
+    if problem is not None:
+        yield IntegrityProblem(scope, "head", problem, kind, key)
+    try:
+        expected = _expected(head)
+    except (ValueError, TypeError, AttributeError):
+        yield IntegrityProblem(scope, "record", "the head's index fields are not valid", kind, key)
+        return
+    if found == expected:
+        return
+    parts = []
+    if missing := expected - found:
+        parts.append(f"missing {_shown(missing)}")
+    if extra := found - expected:
+        why = "a deleted document's" if head.deleted else "not in the head's index entry"
+        parts.append(f"{why} (stale or edited): {_shown(extra)}")
+    yield IntegrityProblem(
+        scope, "index", f"postings disagree with the head: {'; '.join(parts)}", kind, key
+    )
 
 
 _HEAD_FOR_UPDATE = (
