@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import multiprocessing
 import os
@@ -112,19 +113,39 @@ def test_pickles_to_a_backend_on_the_same_root(tmp_path: Path) -> None:
     assert repr(clone) == repr(backend)
 
 
-def test_os_errors_become_store_unavailable(tmp_path: Path) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("not a directory")
-    backend = FilesystemBackend(blocker / "store")
-    with pytest.raises(StoreUnavailableError) as caught:
-        backend.put(SCOPE, KIND, write("c", 0), ANY)
+@pytest.mark.parametrize(
+    "error", [errno.EIO, errno.ENOSPC, errno.EACCES, errno.EMFILE], ids=errno.errorcode.get
+)
+def test_os_errors_become_store_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int
+) -> None:
+    """An OS error a retry (or an operator) can cure is ``StoreUnavailableError``,
+    naming the operation and the errno, not the path. (A path inside the store that
+    only a changed tree explains is ``IntegrityError``; a root that is not a usable
+    directory ``MisconfiguredError``: tests/integration/test_filesystem_odd_files.py.)"""
+    backend = FilesystemBackend(tmp_path / "store")
+    backend.put(SCOPE, KIND, write("c", 0), ANY)
+    backend.close()
+
+    def failing(*_args: object, **_kwargs: object) -> None:
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(os, "open", failing)
+    monkeypatch.setattr(os, "listdir", failing)
+    monkeypatch.setenv("DQ_FS_NATIVE", "0")  # the C read opens files itself
+    fresh = FilesystemBackend(tmp_path / "store")
+    fresh._read_head = None  # type: ignore[assignment]
+    with pytest.raises(StoreUnavailableError, match=errno.errorcode[error]) as caught:
+        fresh.put(SCOPE, KIND, write("d", 0), ANY)
     assert isinstance(caught.value.__cause__, OSError)
-    with pytest.raises(StoreUnavailableError):
-        backend.get(SCOPE, KIND, "c")
-    with pytest.raises(StoreUnavailableError):
-        backend.history(SCOPE, KIND, "c")
-    with pytest.raises(StoreUnavailableError):
-        list(backend.iter_scopes())
+    assert str(tmp_path) not in str(caught.value)
+    for read in (
+        lambda: fresh.get(SCOPE, KIND, "c"),
+        lambda: fresh.history(SCOPE, KIND, "c"),
+        lambda: list(fresh.iter_scopes()),
+    ):
+        with pytest.raises(StoreUnavailableError, match=errno.errorcode[error]):
+            read()
 
 
 def test_close_is_idempotent_and_the_backend_reopens_on_use(tmp_path: Path) -> None:

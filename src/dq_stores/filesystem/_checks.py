@@ -18,7 +18,7 @@ from dq_metadata.errors import IntegrityError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.documents import StoredDocument
 from dq_stores.filesystem import _index as index
-from dq_stores.filesystem._errors import translated
+from dq_stores.filesystem._errors import damage, translated
 from dq_stores.filesystem._flag import ApplyFlag
 from dq_stores.filesystem._integrity import (
     agrees,
@@ -220,12 +220,22 @@ class IntegrityMixin:
             except sqlite3.DatabaseError as exc:
                 if type(exc) is not sqlite3.DatabaseError:  # locked, I/O: not damage
                     raise
+            except OSError as exc:  # a directory replaced or looped: the walk stops here
+                if (found := damage(exc)) is None:
+                    raise
+                yield IntegrityProblem(scope, "unreadable", f"the check stopped: {found}")
+                return
             else:
                 return
         yield IntegrityProblem(scope, "index", _DAMAGED)
         if not walked:  # the files' own problems, which a rebuild would leave out
             with translated("verify"), self._process().exclusive(scope_dir):
-                yield from file_problems(scope, scope_dir, counts)
+                try:
+                    yield from file_problems(scope, scope_dir, counts)
+                except OSError as exc:
+                    if (found := damage(exc)) is None:
+                        raise
+                    yield IntegrityProblem(scope, "unreadable", f"the check stopped: {found}")
 
     def repair_index(self, scope: Scope) -> bool:
         """Rebuild ``scope``'s index from its valid head files (one transaction);

@@ -12,9 +12,11 @@ after and read again if a history replace (``_replace``) swapped files meanwhile
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -124,6 +126,40 @@ def _stable(entry: Callable[[], tuple[_C, bytes | mmap]], read: Callable[[_C], _
             return result
 
 
+def _has_docs(scope_dir: str) -> bool:
+    """Whether the scope was ever written (its ``docs`` directory exists). Only a
+    missing path means no: anything else in its place (a file, a symbolic link loop,
+    a file where a parent directory belongs) raises ``OSError`` for the caller's
+    ``translated`` to call damage, so reads never answer "empty" for it."""
+    try:
+        mode = os.stat(f"{scope_dir}/docs").st_mode
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISDIR(mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory")
+    return True
+
+
+def _is_environment(path: str) -> bool:
+    """An environment directory (one with ``docs``), or a damaged one: ``path`` or its
+    ``docs`` is there but not a directory."""
+    return os.path.lexists(f"{path}/docs") or not os.path.isdir(path)
+
+
+def _check_root(root: str) -> None:
+    """``MisconfiguredError`` unless ``root`` is a directory or does not exist yet."""
+    try:
+        is_dir = stat.S_ISDIR(os.stat(root).st_mode)
+    except FileNotFoundError:
+        return  # made by the first write
+    except OSError as exc:
+        raise MisconfiguredError(
+            f"filesystem root {root!r} cannot be used: {os.strerror(exc.errno or 0)}"
+        ) from None
+    if not is_dir:
+        raise MisconfiguredError(f"filesystem root {root!r} is not a directory")
+
+
 def _writable(
     conn: sqlite3.Connection, scope: Scope, kind: str, kind_dir: str, key: str, head: Header | None
 ) -> None:
@@ -148,7 +184,10 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
     still fails its sha256 check and reads as ``IntegrityError``, never as data.
 
     Raises:
-        MisconfiguredError: ``durability`` is not ``"full"`` or ``"process"``.
+        MisconfiguredError: ``durability`` is not ``"full"`` or ``"process"``; ``root``
+            exists and is not a directory, or cannot be reached (a symbolic link
+            loop, a file in its path, no permission). A missing root is created by
+            the first write.
     """
 
     replaces_atomically = True
@@ -161,6 +200,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         self._durable = durability == "full"
         self._durability: Durability = durability
         self._layout = Layout(root)
+        _check_root(self._layout.root)
         self._kind_dirs: dict[tuple[str, str, str], str] = {}
         # (kind dir, the scope's mapped applying flag) per (tenant, environment, kind)
         self._readers: dict[tuple[str, str, str], tuple[str, bytes | mmap]] = {}
@@ -219,7 +259,7 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         if conn is not None:
             return conn
         if scope_dir not in handles.ready:
-            if not create and not os.path.isdir(f"{scope_dir}/docs"):
+            if not create and not _has_docs(scope_dir):
                 return None
             make_dirs(scope_dir)
             self._open_scope(handles, scope, scope_dir, path)
@@ -593,6 +633,12 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
 
     @staticmethod
     def _children(path: str, *, need_docs: bool) -> list[str]:
+        """Directory names under ``path`` that are ids; ``need_docs``: environments,
+        i.e. those with anything named ``docs``. A ``docs`` that is not a directory
+        (replaced, a symbolic link loop) or an environment that is not one (a file, a
+        loop) is a damaged scope: listed, so that its reads and ``dq verify`` say so
+        instead of the scope vanishing. (Tenants: directories only — the root may be
+        shared with other files.)"""
         try:
             names = os.listdir(path)
         except FileNotFoundError:
@@ -602,7 +648,9 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             for name in names
             if ID_PATTERN.fullmatch(name)
             and ".." not in name
-            and os.path.isdir(f"{path}/{name}/docs" if need_docs else f"{path}/{name}")
+            and (
+                _is_environment(f"{path}/{name}") if need_docs else os.path.isdir(f"{path}/{name}")
+            )
         ]
 
     # -- writes --------------------------------------------------------------
