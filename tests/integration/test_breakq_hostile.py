@@ -10,6 +10,7 @@ the snapshot names is a writer that moved on (a retry), never ``IntegrityError``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,43 @@ def test_a_missing_head_revision_file_is_still_integrity_error(
     for read in _READS.values():
         with pytest.raises(IntegrityError):
             read(reader)
+
+
+def _history(key: str, length: int) -> list[StoredDocument]:
+    out = []
+    for rev in range(1, length + 1):
+        w = _write(key, 100 + rev)
+        at = datetime(2020, 1, 2, tzinfo=UTC) + timedelta(hours=rev)
+        out.append(StoredDocument(ACME, KIND, key, rev, w.body, w.sha256, w.index, at))
+    return out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=IntegrityError,
+    reason="prune_history decides what to remove from a history read before it takes "
+    "the scope lock: a replace in between loses the new history's revisions",
+)
+def test_prune_history_racing_a_history_replace_removes_no_revision_of_the_new_history(
+    store: tuple[FilesystemBackend, FilesystemBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``a`` has 5 revisions; ``prune_history(a, 5)`` reads them, and before it takes
+    the lock another process replaces ``a``'s history with 4 new revisions (head 4).
+    Expected: the new history is whole (its head reads; revisions 1-4 are there, or
+    the prune is refused); found: the prune unlinks ``a.r4``..``a.r1`` of the *new*
+    history, and ``get`` raises ``IntegrityError`` (revision 4 is missing)."""
+    pruner, other = store
+    for n in (3, 4, 5):
+        pruner.put(ACME, KIND, _write("a", n), ANY)
+    original = pruner._prune_history
+
+    def prune_after_a_replace(scope: Scope, kind: str, key: str, keep_from: int) -> None:
+        other.restore_many(ACME, KIND, [("a", _history("a", 4))], replace=True)
+        original(scope, kind, key, keep_from)
+
+    monkeypatch.setattr(pruner, "_prune_history", prune_after_a_replace)
+    pruner.prune_history(ACME, KIND, "a", 5)
+
+    with FilesystemBackend(pruner._layout.root, durability="process") as fresh:
+        assert fresh.get(ACME, KIND, "a").body == _history("a", 4)[-1].body
+        assert [d.revision for d in fresh.history(ACME, KIND, "a")] == [1, 2, 3, 4]
