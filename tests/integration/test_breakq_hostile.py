@@ -129,3 +129,27 @@ def test_prune_history_racing_a_history_replace_removes_no_revision_of_the_new_h
     with FilesystemBackend(pruner._layout.root, durability="process") as fresh:
         assert fresh.get(ACME, KIND, "a").body == _history("a", 4)[-1].body
         assert [d.revision for d in fresh.history(ACME, KIND, "a")] == [1, 2, 3, 4]
+
+
+def test_history_read_while_writes_and_a_prune_move_past_its_head_is_never_empty(
+    store: tuple[FilesystemBackend, FilesystemBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``history`` reads ``a``'s head (revision 2); before it reads the pruned-history
+    marker, another process puts revisions 3 and 4 and prunes everything before 4.
+    Expected: the history as it now is (revision 4), read again; it was ``[]`` — and
+    ``prune_history`` of a live key raised ``IndexError`` on it (two retention jobs,
+    or a get-then-prune, racing writers)."""
+    reader, other = store
+    original = reader._first_kept
+    moved = []
+
+    def first_kept_after_a_prune(scope: Scope, kind: str, kind_dir: str, key: str) -> int:
+        if not moved:
+            for n in (3, 4):
+                moved.append(other.put(ACME, KIND, _write("a", n), ANY).revision)
+            other.prune_history(ACME, KIND, "a", 4)
+        return original(scope, kind, kind_dir, key)
+
+    monkeypatch.setattr(reader, "_first_kept", first_kept_after_a_prune)
+    assert [d.revision for d in reader.history(ACME, KIND, "a")] == [4]
+    assert moved == [3, 4]

@@ -470,12 +470,12 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
     ) -> list[StoredDocument]:
         with translated("history"):
             head = self._checked_head(scope, kind, kind_dir, key)
-            start = self._first_kept(scope, kind, kind_dir, key)
+            start = self._kept_from(scope, kind, kind_dir, key, head.doc.revision)
             try:
                 records = self._records(scope, kind, kind_dir, key, start, head.doc.revision)
             except IntegrityError:
                 # a pruner removed revisions meanwhile? then read from where it left off
-                again = self._first_kept(scope, kind, kind_dir, key)
+                again = self._kept_from(scope, kind, kind_dir, key, head.doc.revision)
                 if again == start:
                     raise
                 start = again
@@ -490,6 +490,18 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             self._read_record(scope, kind, kind_dir, key, revision)
             for revision in range(start, end + 1)
         ]
+
+    def _kept_from(self, scope: Scope, kind: str, kind_dir: str, key: str, head: int) -> int:
+        """:meth:`_first_kept` for a history read up to revision ``head``. Pruned past
+        ``head`` (which ``prune_history`` never removes): writers moved the head on and
+        a pruner followed since it was read — read again (``_Moved``); with the head
+        still there under the lock, the marker is wrong: ``IntegrityError``."""
+        start = self._first_kept(scope, kind, kind_dir, key)
+        if start > head:
+            if self._settled_head(scope, kind, key).doc.revision != head:
+                raise _Moved
+            raise IntegrityError(f"{kind} {key!r}: pruned past its head (revision {head})")
+        return start
 
     def _first_kept(self, scope: Scope, kind: str, kind_dir: str, key: str) -> int:
         """The oldest revision not pruned (1 unless ``prune_history`` removed some)."""
