@@ -9,11 +9,15 @@ the snapshot names is a writer that moved on (a retry), never ``IntegrityError``
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import IntegrityError
@@ -153,3 +157,47 @@ def test_history_read_while_writes_and_a_prune_move_past_its_head_is_never_empty
     monkeypatch.setattr(reader, "_first_kept", first_kept_after_a_prune)
     assert [d.revision for d in reader.history(ACME, KIND, "a")] == [4]
     assert moved == [3, 4]
+
+
+_IN_A_THREAD = """
+import sys, threading
+from dq_registries.cli import main
+sys.argv[0] = "dq"
+codes = []
+def run():
+    try:
+        main()
+    except SystemExit as exc:
+        codes.append(exc.code)
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+print(codes)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "err"),
+    [
+        (("--version",), 0, ""),
+        (("contracts", "list", "--json", "--config", "dq.yaml"), 0, ""),
+        (("contracts", "publish", "missing.json", "--config", "dq.yaml"), 1, "error: "),
+    ],
+)
+def test_dq_main_run_outside_the_main_thread_ends_with_its_exit_code(
+    tmp_path: Path, args: tuple[str, ...], code: int, err: str
+) -> None:
+    """``main`` called from another thread (an embedding runner): ignoring SIGINT at
+    its end is the main thread's business (``signal.signal`` raises ``ValueError``
+    elsewhere); the command's own exit code comes out, no traceback."""
+    config = tmp_path / "dq.yaml"
+    config.write_text(yaml.safe_dump({"filesystem": {"root": str(tmp_path / "store")}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DQ_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _IN_A_THREAD, *args],
+        check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"[{code}]", done.stdout
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(err), done.stderr
