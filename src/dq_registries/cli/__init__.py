@@ -23,6 +23,7 @@ Once the command has ended, its exit code stands: from then on the process ignor
 SIGINT, so a Ctrl-C during the interpreter's shutdown (``atexit`` callbacks,
 finalisers, CPython restoring the default SIGINT action) neither prints a traceback
 nor turns a finished command into a death by SIGINT. SIGTERM and SIGKILL still end it.
+(:func:`main` run outside the main thread leaves SIGINT as it is.)
 
 This module imports nothing heavy (not even ``typing``): the application
 (:mod:`._app`) is loaded inside :func:`main`'s interrupt guard. A Ctrl-C during
@@ -60,8 +61,14 @@ def _ignore_interrupts() -> None:
     # ``signal.signal`` runs any pending Python handler first, so an interrupt that
     # arrived before this call raises here, inside the caller's guard. SIG_IGN is
     # process-wide and CPython leaves it in place while it shuts down (it restores
-    # SIGINT's default action only over a handler of its own).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGINT's default action only over a handler of its own). Outside the main
+    # thread (``main`` run by an embedding runner) no KeyboardInterrupt reaches the
+    # command and ``signal.signal`` raises ValueError: the process's SIGINT is left
+    # to its main thread.
+    try:  # noqa: SIM105  # no contextlib import: start fast
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:
+        pass
 
 
 def main() -> None:

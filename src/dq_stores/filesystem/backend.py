@@ -443,11 +443,15 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         superseded revision: a rolled-back head and index, or a writer that moved past
         it since the snapshot) is decided under the lock: ``IntegrityError`` if head and
         index disagree or the head is sealed, a retry (``_Moved``) if the head
-        legitimately moved on or a history replace swapped its files."""
+        legitimately moved on or a history replace swapped its files. A missing file
+        too: ``IntegrityError`` if it is still the head's, a retry if a writer moved
+        past it and ``prune_history`` removed it since the snapshot."""
         path = Layout.revision(kind_dir, key, revision)
         try:
             data, mode = read_file_mode(path)
         except FileNotFoundError:
+            if self._settled_head(scope, kind, key).doc.revision != revision:
+                raise _Moved from None  # moved on, then pruned: read again
             raise IntegrityError(f"{kind} {key!r}: revision {revision} is missing") from None
         doc = self._decoded_revision(data, scope, kind, key, revision)
         if not mode & _S_IWUSR or _access(Layout.revision(kind_dir, key, revision + 1), _F_OK):
@@ -506,12 +510,12 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
     ) -> list[StoredDocument]:
         with translated("history"):
             head = self._checked_head(scope, kind, kind_dir, key)
-            start = self._first_kept(scope, kind, kind_dir, key)
+            start = self._kept_from(scope, kind, kind_dir, key, head.doc.revision)
             try:
                 records = self._records(scope, kind, kind_dir, key, start, head.doc.revision)
             except IntegrityError:
                 # a pruner removed revisions meanwhile? then read from where it left off
-                again = self._first_kept(scope, kind, kind_dir, key)
+                again = self._kept_from(scope, kind, kind_dir, key, head.doc.revision)
                 if again == start:
                     raise
                 start = again
@@ -526,6 +530,18 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             self._read_record(scope, kind, kind_dir, key, revision)
             for revision in range(start, end + 1)
         ]
+
+    def _kept_from(self, scope: Scope, kind: str, kind_dir: str, key: str, head: int) -> int:
+        """:meth:`_first_kept` for a history read up to revision ``head``. Pruned past
+        ``head`` (which ``prune_history`` never removes): writers moved the head on and
+        a pruner followed since it was read — read again (``_Moved``); with the head
+        still there under the lock, the marker is wrong: ``IntegrityError``."""
+        start = self._first_kept(scope, kind, kind_dir, key)
+        if start > head:
+            if self._settled_head(scope, kind, key).doc.revision != head:
+                raise _Moved
+            raise IntegrityError(f"{kind} {key!r}: pruned past its head (revision {head})")
+        return start
 
     def _first_kept(self, scope: Scope, kind: str, kind_dir: str, key: str) -> int:
         """The oldest revision not pruned (1 unless ``prune_history`` removed some)."""
