@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -60,7 +60,14 @@ from dq_stores.documents import (
 )
 from dq_stores.history import MAX_RESTORE_KEYS, check_histories
 from dq_stores.keys import validate_key
-from dq_stores.retention import PRUNED_KIND, PrunedPrefix, marker_key, marker_write, parse_marker
+from dq_stores.retention import (
+    PRUNED_KIND,
+    HistoryChanged,
+    PrunedPrefix,
+    marker_key,
+    marker_write,
+    parse_marker,
+)
 from dq_stores.search import (
     MAX_SEARCH_LIMIT,
     SearchCursor,
@@ -480,11 +487,19 @@ class DocumentBackend(ABC):
         if not doomed:
             return 0
         anchor = doomed[-1]
-        self._advance_marker(
-            scope,
-            PrunedPrefix(kind, key, anchor.revision, anchor.sha256, datetime.now(UTC)),
-        )
-        self._prune_history(scope, kind, key, keep_from)
+        prefix = PrunedPrefix(kind, key, anchor.revision, anchor.sha256, datetime.now(UTC))
+        replaced = self._advance_marker(scope, prefix)
+        try:
+            self._prune_history(
+                scope, kind, key, keep_from, {doc.revision: doc.sha256 for doc in doomed}
+            )
+        except HistoryChanged:
+            if replaced is not None:
+                self._take_back_marker(scope, prefix, *replaced)
+            raise ConflictError(
+                f"{kind} {key!r}: its history was replaced while it was being pruned "
+                "(a restore with replace); nothing was removed — prune it again"
+            ) from None
         return len(doomed)
 
     def pruned_prefix(self, scope: Scope, kind: str, key: str) -> PrunedPrefix | None:
@@ -501,29 +516,68 @@ class DocumentBackend(ABC):
             return None
         return parse_marker(doc)
 
-    def _advance_marker(self, scope: Scope, prefix: PrunedPrefix) -> None:
-        """Write ``prefix`` unless the marker already covers it (only ever forward)."""
+    def _advance_marker(
+        self, scope: Scope, prefix: PrunedPrefix
+    ) -> tuple[StoredDocument | None, StoredDocument] | None:
+        """Write ``prefix`` unless the marker already covers it (only ever forward).
+
+        Returns ``(the marker it replaced or None, the marker written)``, or ``None``
+        when the marker already covered ``prefix`` (nothing written)."""
         for _ in range(_MARKER_ATTEMPTS):
             try:
-                doc = self._get(scope, PRUNED_KIND, marker_key(prefix.kind, prefix.key))
+                doc: StoredDocument | None = self._get(
+                    scope, PRUNED_KIND, marker_key(prefix.kind, prefix.key)
+                )
             except NotFoundError:
-                expect = MUST_NOT_EXIST
+                doc, expect = None, MUST_NOT_EXIST
             else:
+                assert doc is not None
                 if parse_marker(doc).pruned_through >= prefix.pruned_through:
-                    return
+                    return None
                 expect = at_revision(doc.revision)
             try:
-                self._put(scope, PRUNED_KIND, marker_write(prefix), expect)
-                return
+                written = self._put(scope, PRUNED_KIND, marker_write(prefix), expect)
+                return doc, written
             except ConflictError:
                 continue  # another pruner moved it meanwhile: look again
         raise ConflictError(f"pruned-history marker of {prefix.kind} {prefix.key!r} keeps changing")
 
-    def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
+    def _take_back_marker(
+        self,
+        scope: Scope,
+        prefix: PrunedPrefix,
+        before: StoredDocument | None,
+        written: StoredDocument,
+    ) -> None:
+        """Undo a marker write whose prune was refused: put back the marker it replaced
+        (or delete it), unless someone changed the marker since (a replace drops or
+        sets it as its new history needs: theirs stands)."""
+        key = marker_key(prefix.kind, prefix.key)
+        expect = at_revision(written.revision)
+        try:
+            if before is None:
+                self._delete(scope, PRUNED_KIND, key, expect)
+            else:
+                again = DocumentWrite(key, before.body, before.sha256, before.index)
+                self._put(scope, PRUNED_KIND, again, expect)
+        except (ConflictError, NotFoundError):
+            pass  # changed since: the replace's marker stands
+
+    def _prune_history(
+        self, scope: Scope, kind: str, key: str, keep_from: int, seen: Mapping[int, str]
+    ) -> None:
         """Remove the stored revisions of ``key`` below ``keep_from`` (which is at most
         the head revision; the marker is already written). Idempotent: revisions
         already gone are skipped. Reads must then treat revisions up to the
-        marker's ``pruned_through`` as absent, not missing."""
+        marker's ``pruned_through`` as absent, not missing.
+
+        ``seen`` maps each revision the caller read and means to remove to its
+        sha256. A backend that can replace histories (``replaces_atomically``) checks,
+        under the same exclusion as its replace, that the history is still the one
+        read — the head at ``keep_from`` or later, the marker covering ``max(seen)``,
+        and every revision below ``keep_from`` still stored either one of ``seen``
+        with its sha256 or covered by the marker — and raises :class:`HistoryChanged`
+        otherwise, removing nothing."""
         raise MisconfiguredError(f"{type(self).__name__} cannot prune history")
 
     # -- history transfer (export / restore, see docs/archive-format.md) -------

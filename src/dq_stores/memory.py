@@ -8,7 +8,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -29,7 +29,7 @@ from dq_stores.documents import (
     StoredDocument,
 )
 from dq_stores.filtering import after_cursor, check_expectation, check_operation, in_bounds
-from dq_stores.retention import PRUNED_KIND, marker_key
+from dq_stores.retention import PRUNED_KIND, check_unchanged, marker_key, parse_marker
 from dq_stores.search import DRIVING_PROBE, SEARCH_FIELDS, driving_terms
 
 __all__ = ["MemoryBackend"]
@@ -146,9 +146,20 @@ class MemoryBackend(DocumentBackend):
                 raise NotFoundError(f"{kind} {key!r} not found in {scope}")
             return revs[self._kept_from.get((scope, kind, key), 1) - 1 :]
 
-    def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
-        with self._lock:
+    def _prune_history(
+        self, scope: Scope, kind: str, key: str, keep_from: int, seen: Mapping[int, str]
+    ) -> None:
+        with self._lock:  # the lock every replace holds: the check and the prune are one
             current = self._kept_from.get((scope, kind, key), 1)
+            revs = self._history_or_none(scope, kind, key) or []
+            marker = self._head(scope, PRUNED_KIND, marker_key(kind, key))
+            check_unchanged(
+                revs[-1].revision if revs else None,
+                None if marker is None or marker.deleted else parse_marker(marker).pruned_through,
+                {doc.revision: doc.sha256 for doc in revs[current - 1 : keep_from - 1]},
+                keep_from,
+                seen,
+            )
             self._kept_from[(scope, kind, key)] = max(current, keep_from)
 
     def _append(

@@ -17,14 +17,23 @@ still an integrity error. The marker only ever moves forward.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dq_metadata.canonical import canonical_json, content_hash, loads
-from dq_metadata.errors import IntegrityError
+from dq_metadata.errors import ConflictError, IntegrityError
 from dq_stores.documents import DocumentWrite, IndexEntry, StoredDocument
 
-__all__ = ["PRUNED_KIND", "PrunedPrefix", "marker_key", "marker_write", "parse_marker"]
+__all__ = [
+    "PRUNED_KIND",
+    "HistoryChanged",
+    "PrunedPrefix",
+    "check_unchanged",
+    "marker_key",
+    "marker_write",
+    "parse_marker",
+]
 
 #: Kind of the marker documents (never pruned, never written by typed stores).
 PRUNED_KIND = "dq_pruned_history"
@@ -80,3 +89,43 @@ def parse_marker(doc: StoredDocument) -> PrunedPrefix:
     if prefix.pruned_through < 1:
         raise IntegrityError(f"pruned-history marker {doc.key!r} is malformed")
     return prefix
+
+
+class HistoryChanged(ConflictError):
+    """Raised by a backend's ``_prune_history`` (``prune_history`` turns it into a
+    ``ConflictError`` with what to do): the key's history is no longer the one the
+    prune read — a history replace came in between — so nothing was removed. A
+    ``ConflictError`` so that the adapters' error translation lets it through."""
+
+    def __init__(self) -> None:
+        super().__init__("the history changed while it was being pruned")
+
+
+def check_unchanged(
+    head: int | None,
+    marker_through: int | None,
+    stored: Mapping[int, str],
+    keep_from: int,
+    seen: Mapping[int, str],
+) -> None:
+    """Raise :class:`HistoryChanged` unless a prune of the revisions ``seen``
+    (revision → sha256, as read) below ``keep_from`` still removes only what it read.
+
+    Taken under the backend's exclusion with history replaces: ``head`` is the key's
+    head revision now (``None``: no head), ``marker_through`` its marker's
+    ``pruned_through`` (``None``: no marker), ``stored`` every revision below
+    ``keep_from`` still stored, with its sha256. The history is unchanged when the
+    head is at ``keep_from`` or later, the marker (the prune wrote it first) covers
+    every revision seen, and each stored revision is one seen with the same sha256
+    or one the marker already covered (an earlier prune's, interrupted).
+    """
+    if head is None or head < keep_from:
+        raise HistoryChanged
+    if marker_through is None or marker_through < max(seen):
+        raise HistoryChanged
+    for revision, sha256 in stored.items():
+        expected = seen.get(revision)
+        if expected is None and revision > marker_through:
+            raise HistoryChanged
+        if expected is not None and expected != sha256:
+            raise HistoryChanged

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from dq_metadata.canonical import canonical_json, content_hash
-from dq_metadata.errors import IntegrityError
+from dq_metadata.errors import ConflictError, IntegrityError
 from dq_metadata.scope import Scope
 from dq_stores.documents import ANY, DocumentWrite, IndexEntry, StoredDocument
 from dq_stores.filesystem import FilesystemBackend
@@ -104,31 +104,28 @@ def _history(key: str, length: int) -> list[StoredDocument]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="prune_history decides what to remove from a history read before it takes "
-    "the scope lock: a replace in between loses the new history's revisions",
-)
 def test_prune_history_racing_a_history_replace_removes_no_revision_of_the_new_history(
     store: tuple[FilesystemBackend, FilesystemBackend], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``a`` has 5 revisions; ``prune_history(a, 5)`` reads them, and before it takes
     the lock another process replaces ``a``'s history with 4 new revisions (head 4).
-    Expected: the new history is whole (its head reads; revisions 1-4 are there, or
-    the prune is refused); found: the prune unlinks ``a.r4``..``a.r1`` of the *new*
-    history, and ``get`` raises ``IntegrityError`` (revision 4 is missing)."""
+    The prune unlinked ``a.r4``..``a.r1`` of the *new* history (``get`` then raised
+    ``IntegrityError``: revision 4 is missing); now it removes nothing and raises
+    ``ConflictError``, and the new history is whole (ADR 0014, item 2)."""
     pruner, other = store
     for n in (3, 4, 5):
         pruner.put(ACME, KIND, _write("a", n), ANY)
     original = pruner._prune_history
 
-    def prune_after_a_replace(scope: Scope, kind: str, key: str, keep_from: int) -> None:
+    def prune_after_a_replace(
+        scope: Scope, kind: str, key: str, keep_from: int, seen: Mapping[int, str]
+    ) -> None:
         other.restore_many(ACME, KIND, [("a", _history("a", 4))], replace=True)
-        original(scope, kind, key, keep_from)
+        original(scope, kind, key, keep_from, seen)
 
     monkeypatch.setattr(pruner, "_prune_history", prune_after_a_replace)
-    pruner.prune_history(ACME, KIND, "a", 5)
+    with pytest.raises(ConflictError, match="replaced while it was being pruned"):
+        pruner.prune_history(ACME, KIND, "a", 5)
 
     with FilesystemBackend(pruner._layout.root, durability="process") as fresh:
         assert fresh.get(ACME, KIND, "a").body == _history("a", 4)[-1].body

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -380,9 +380,13 @@ class AzureBlobBackend(CommitMixin, RestoreMixin, PlaceMixin, DocumentBackend):
         own = listed.get(self._layout.revision(scope, kind, key, record.doc.revision))
         return archived, record, written_after(blob.written, own), pruned
 
-    def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
+    def _prune_history(
+        self, scope: Scope, kind: str, key: str, keep_from: int, seen: Mapping[int, str]
+    ) -> None:
         # Archived revisions are immutable and writers only add newer ones; the head
-        # blob (keep_from is at most its revision) is never touched. First an empty
+        # blob (keep_from is at most its revision) is never touched. ``seen`` needs no
+        # check: this backend replaces no history (``replaces_atomically`` is False, and
+        # a restore refuses a key that has one), so what the caller read stays. First an empty
         # ``pruned`` blob among the revisions (idempotent): ``history`` lists it at no
         # extra request and then reads the marker even for a head at revision 1.
         marker = self._layout.pruned(scope, kind, key)

@@ -17,7 +17,7 @@ import functools
 import os
 import sqlite3
 import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from mmap import mmap
@@ -69,6 +69,7 @@ from dq_stores.filesystem._replace import replace_histories
 from dq_stores.filesystem._staging import stage
 from dq_stores.filesystem._writes import commit_journal, commit_revisions
 from dq_stores.filtering import check_expectation
+from dq_stores.retention import PRUNED_KIND, check_unchanged, marker_key, parse_marker
 
 __all__ = ["FilesystemBackend"]
 
@@ -550,19 +551,45 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         prefix = self._pruned_prefix(scope, kind, key)
         return 1 if prefix is None else prefix.pruned_through + 1
 
-    def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
-        # Under the lock: a history replace swaps revision files, and must not race this.
+    def _prune_history(
+        self, scope: Scope, kind: str, key: str, keep_from: int, seen: Mapping[int, str]
+    ) -> None:
+        # Under the lock: a history replace swaps revision files, and must not race this;
+        # what the caller read is checked against the files first (``check_unchanged``).
         with translated("prune_history"), self._writing(scope, kind) as (_, kind_dir, _fd, _f):
-            doomed = []
+            doomed, stored = [], {}
             for revision in range(keep_from - 1, 0, -1):  # earlier prunes removed the rest
                 path = Layout.revision(kind_dir, key, revision)
-                if not os.path.exists(path):
+                try:
+                    data = read_file(path)
+                except FileNotFoundError:
                     break
+                stored[revision] = decode_record(data, scope, kind, key).sha256
                 doomed.append(path)
+            head = self._head(kind_dir, kind, key)
+            check_unchanged(
+                None if head is None else head.revision,
+                self._marker_through(scope, kind, key),
+                stored,
+                keep_from,
+                seen,
+            )
             for path in reversed(doomed):  # oldest first: a crash leaves a suffix
                 os.unlink(path)
             if doomed:
                 fsync_dir(kind_dir)
+
+    def _marker_through(self, scope: Scope, kind: str, key: str) -> int | None:
+        """``pruned_through`` of ``key``'s marker as its head file says (``None``: none),
+        read directly: the caller holds the scope lock, which the read path may take."""
+        name = marker_key(kind, key)
+        marker_dir = self._layout.kind_dir(self._layout.scope_dir(scope), PRUNED_KIND)
+        try:
+            data = read_file(Layout.head(marker_dir, name))
+        except FileNotFoundError:
+            return None
+        doc = decode_record(data, scope, PRUNED_KIND, name)
+        return None if doc.deleted else parse_marker(doc).pruned_through
 
     def _query(
         self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int

@@ -22,6 +22,7 @@ from typing import Any
 from dq_metadata.scope import Scope
 from dq_stores.integrity import IntegrityProblem
 from dq_stores.sql._keyset import Reader, keyset_rows
+from dq_stores.sql._retention import scope_transaction
 from dq_stores.sql._statements import postings
 
 __all__ = ["Reader", "index_problems", "repair_key"]
@@ -253,27 +254,16 @@ _INSERT = (
     "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key)"
     " VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}, {ph})"
 )
-_PG_SCOPE = "SELECT set_config('dq.tenant', %s, true), set_config('dq.environment', %s, true)"
 
 
 def repair_key(conn: Any, placeholder: str, scope: Scope, kind: str, key: str) -> None:
     """Re-derive ``key``'s postings from its head, in one transaction (DBAPI ``conn``)."""
     doc = (scope.tenant, scope.environment, kind, key)
     ph = placeholder
-    if ph == "%s":  # psycopg, autocommit connection: an explicit transaction
-        with conn.transaction():
-            conn.execute(_PG_SCOPE, (scope.tenant, scope.environment))
-            row = conn.execute(_HEAD_FOR_UPDATE.format(ph=ph) + " FOR UPDATE", doc).fetchone()
-            _rewrite(conn, ph, doc, row)
-        return
-    conn.execute("BEGIN IMMEDIATE")  # sqlite3 without implicit transactions
-    try:
-        row = conn.execute(_HEAD_FOR_UPDATE.format(ph=ph), doc).fetchone()
+    lock = " FOR UPDATE" if ph == "%s" else ""  # SQLite: BEGIN IMMEDIATE locks already
+    with scope_transaction(conn, ph, scope):
+        row = conn.execute(_HEAD_FOR_UPDATE.format(ph=ph) + lock, doc).fetchone()
         _rewrite(conn, ph, doc, row)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _rewrite(conn: Any, ph: str, doc: tuple[str, str, str, str], row: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -42,7 +42,7 @@ from dq_stores.search import DRIVING_PROBE, driving_terms
 from dq_stores.sql import _errors, _restore
 from dq_stores.sql._commit import Refused, refusal, steps_of
 from dq_stores.sql._executor import ALL, Executor, Revision
-from dq_stores.sql._retention import prune_statement
+from dq_stores.sql._retention import prune_checked
 from dq_stores.sql._statements import (
     DOC_COLUMNS,
     count_search,
@@ -277,12 +277,17 @@ class SqlBackend(DocumentBackend):
             raise NotFoundError(f"{kind} {key!r} not found in {scope}")
         return decode_documents(scope, rows)
 
-    def _prune_history(self, scope: Scope, kind: str, key: str, keep_from: int) -> None:
-        # One statement, its own transaction; deleting what is gone already is a no-op,
-        # so a retry after a lost connection is safe.
-        doc = [scope.tenant, scope.environment, kind, key]
-        sql = prune_statement(self._executor.placeholder)
-        self._scope_read(scope, sql, [*doc, keep_from, *doc])
+    def _prune_history(
+        self, scope: Scope, kind: str, key: str, keep_from: int, seen: Mapping[int, str]
+    ) -> None:
+        # One transaction, checked against what the caller read (a history replace may
+        # have come in between); deleting what is gone already is a no-op, so a retry
+        # after a lost connection is safe.
+        ph = self._executor.placeholder
+        self._run(
+            lambda conn: prune_checked(conn, ph, _COLS, scope, kind, key, keep_from, seen),
+            safe=True,
+        )
 
     def _query(
         self, scope: Scope, kind: str, query: Query, cursor: PageCursor | None, fetch: int

@@ -17,7 +17,12 @@ from typing import ClassVar
 
 import pytest
 
-from dq_metadata.errors import MisconfiguredError, NotFoundError, ValidationError
+from dq_metadata.errors import (
+    ConflictError,
+    MisconfiguredError,
+    NotFoundError,
+    ValidationError,
+)
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import ANY, FieldFilter, IndexEntry, Query, StoredDocument
 from dq_stores.retention import PRUNED_KIND, marker_key
@@ -145,6 +150,50 @@ class ReplaceConformance:
             backend.history(SCOPE, PRUNED_KIND, marker_key(KIND, "whole"))
         backend.prune_history(SCOPE, KIND, "whole", 2)  # prunes again from scratch
         assert backend.pruned_prefix(SCOPE, KIND, "whole") is not None
+
+    @pytest.mark.parametrize("length", [2, 4, 7], ids=["shorter", "as-long", "longer"])
+    @pytest.mark.parametrize("when", ["before-the-marker", "after-the-marker"])
+    def test_a_replace_racing_a_prune_loses_no_revision_of_the_new_history(
+        self, backend: DocumentBackend, when: str, length: int
+    ) -> None:
+        """``prune_history(k, 5)`` reads revisions 1..5, then — before it writes the
+        pruned-history marker, or after it, before removing anything — a replace gives
+        ``k`` a new history of ``length`` revisions. The prune must remove nothing of
+        the new history (it removed revisions 1..4 of it: data loss) and say so:
+        ``ConflictError``; the new history then reads whole, with no marker claiming a
+        prune, and a prune run again works."""
+        if not self.supports_atomic_replace:
+            pytest.skip("the backend cannot replace histories")
+        for n in range(5):
+            backend.put(SCOPE, KIND, doc("k", n, tag="old"), ANY)
+        new = _made("k", length, "new")
+        real = backend._advance_marker
+
+        def replace() -> None:
+            backend.restore_many(SCOPE, KIND, [("k", new)], replace=True)
+
+        def advance(*args: object) -> object:
+            if when == "before-the-marker":
+                replace()
+                return real(*args)  # type: ignore[arg-type]
+            written = real(*args)  # type: ignore[arg-type]
+            replace()
+            return written
+
+        backend._advance_marker = advance  # type: ignore[method-assign, assignment]
+        try:
+            with pytest.raises(ConflictError, match="replaced while it was being pruned"):
+                backend.prune_history(SCOPE, KIND, "k", 5)
+        finally:
+            del backend._advance_marker
+        assert _shape(backend.history(SCOPE, KIND, "k")) == _shape(new)
+        assert _shape([backend.get(SCOPE, KIND, "k")]) == _shape(new[-1:])
+        assert backend.pruned_prefix(SCOPE, KIND, "k") is None
+        assert [_shape(h) for h in backend.iter_histories(SCOPE, KIND) if h[-1].key == "k"] == [
+            _shape(new)
+        ]
+        assert backend.prune_history(SCOPE, KIND, "k", length) == length - 1
+        assert [d.revision for d in backend.history(SCOPE, KIND, "k")] == [length]
 
     def test_replace_requires_a_bool(self, backend: DocumentBackend) -> None:
         with pytest.raises(ValidationError):
