@@ -21,7 +21,7 @@ from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import ConflictError, NotFoundError
 from dq_metadata.scope import Scope
 from dq_stores.documents import ANY, Delete, DocumentWrite, IndexEntry, Put
-from dq_stores.verify import verify
+from dq_stores.verify import VerifyCounts, verify
 
 sql = pytest.importorskip("dq_stores.sql")
 
@@ -80,6 +80,117 @@ def _hostile(backend: Any, before: Callable[[str, list[Any]], None]) -> None:
 
 def _problems(backend: Any, scope: Scope, **kwargs: Any) -> list[tuple[str, str | None]]:
     return sorted((p.code, p.key) for p in verify(backend, scope=scope, **kwargs))
+
+
+def test_a_key_written_before_every_read_of_it_is_not_reported(
+    store: tuple[str, Execute],
+) -> None:
+    """A hot key (written between any two statements of the verifier) is not damage,
+    however often the re-read is interrupted."""
+    url, _ = store
+    writes = [0]
+    with sql.SqlBackend(url) as writer, sql.SqlBackend(url) as backend:
+        writer.put_many(SCOPE, KIND, [_write(f"k{i}", 0) for i in range(5)])
+
+        def write_hot(statement: str, params: list[Any]) -> None:
+            if "dq_postings" in statement:  # the postings stream, and k2's own re-read
+                writes[0] += 1
+                writer.put(SCOPE, KIND, _write("k2", writes[0]), ANY)
+
+        _hostile(backend, write_hot)
+        assert _problems(backend, SCOPE) == []
+    assert writes[0] >= 2  # the streams and the key's own read were both raced
+
+
+def test_a_head_restored_away_and_back_around_a_read_is_not_reported(
+    store: tuple[str, Execute],
+) -> None:
+    """ABA: restore-replace swaps a key's history for another and back between the
+    re-read's two head reads; the head row is identical, its postings were not."""
+    url, _ = store
+    with sql.SqlBackend(url) as writer, sql.SqlBackend(url) as backend:
+        writer.put(SCOPE, KIND, _write("k", 1), ANY)
+        other_scope = Scope("source", "prod")
+        writer.put(other_scope, KIND, _write("k", 1), ANY)
+        writer.put(other_scope, KIND, _write("k", 2), ANY)
+        mine = writer.history(SCOPE, KIND, "k")
+        theirs = writer.history(other_scope, KIND, "k")
+        state = {"swapped": False, "raced": 0}
+
+        def swap(statement: str, params: list[Any]) -> None:
+            if state["raced"] >= 20:
+                return
+            if "dq_postings" in statement:  # theirs just before the postings are read
+                state["raced"] += 1
+                writer.restore_many(SCOPE, KIND, [("k", theirs)], replace=True)
+                state["swapped"] = True
+            elif state["swapped"]:  # and mine again before anything else
+                writer.restore_many(SCOPE, KIND, [("k", mine)], replace=True)
+                state["swapped"] = False
+
+        _hostile(backend, swap)
+        found = _problems(backend, SCOPE)
+    assert found == [], found
+
+
+def test_damage_on_an_idle_key_next_to_a_hot_one_is_reported_and_repaired(
+    store: tuple[str, Execute],
+) -> None:
+    url, execute = store
+    where = f"tenant = 'acme' AND environment = 'prod' AND kind = '{KIND}'"
+    n = [0]
+    with sql.SqlBackend(url) as writer, sql.SqlBackend(url) as backend:
+        writer.put_many(SCOPE, KIND, [_write(f"k{i}", 1) for i in range(6)])
+        writer.delete(SCOPE, KIND, "k5")
+        execute(f"DELETE FROM dq_postings WHERE {where} AND key = 'k1' AND field = 'tag'")
+        execute(f"UPDATE dq_postings SET sort_key = 'zz' WHERE {where} AND key = 'k3'")
+        execute(
+            "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key)"
+            " VALUES ('acme', 'prod', 'contract', '', '', '1', 'k5')"  # a deleted key's
+        )
+        execute(
+            "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key)"
+            " VALUES ('acme', 'prod', 'contract', '', '', '1', 'ghost')"  # no head
+        )
+
+        def write_hot(statement: str, params: list[Any]) -> None:
+            n[0] += 1
+            writer.put(SCOPE, KIND, _write("k2", n[0] + 1), ANY)
+
+        _hostile(backend, write_hot)
+        damaged = [("index", "ghost"), ("index", "k1"), ("index", "k3"), ("index", "k5")]
+        assert _problems(backend, SCOPE) == damaged
+        counts = VerifyCounts()
+        assert _problems(backend, SCOPE, repair_index=True, counts=counts) == damaged
+        assert counts.repaired == [SCOPE]
+        assert _problems(backend, SCOPE) == []
+
+
+def test_the_reread_never_sees_another_tenants_rows(store: tuple[str, Execute]) -> None:
+    """The same kind and key in two tenants: one damaged, the other raced into
+    re-reads; each tenant's verify reports only its own rows."""
+    url, execute = store
+    n = [0]
+    with sql.SqlBackend(url) as writer, sql.SqlBackend(url) as backend:
+        for scope in (SCOPE, OTHER):
+            writer.put_many(scope, KIND, [_write(f"k{i}", 1) for i in range(3)])
+        execute(
+            "UPDATE dq_postings SET value = 'x' WHERE tenant = 'globex' AND key = 'k1'"
+            " AND field = 'n'"
+        )
+        execute(
+            "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key)"
+            " VALUES ('globex', 'prod', 'contract', '', '', '1', 'k9')"
+        )
+
+        def write_hot(statement: str, params: list[Any]) -> None:
+            if "acme" in params and "dq_postings" in statement:
+                n[0] += 1
+                writer.put(SCOPE, KIND, _write("k1", n[0] + 1), ANY)
+
+        _hostile(backend, write_hot)
+        assert _problems(backend, SCOPE) == []
+        assert _problems(backend, OTHER) == [("index", "k1"), ("index", "k9")]
 
 
 def _churn(
@@ -214,3 +325,18 @@ def test_a_replace_racing_a_put_on_postgresql_leaves_no_stale_postings(
     with sql.SqlBackend(postgres_url) as backend:
         assert [d.revision for d in backend.history(scope, KIND, "k")] == [1]
         assert _problems(backend, scope) == []
+
+
+@pytest.mark.postgres
+def test_the_reread_bound_to_one_tenant_cannot_read_another_under_rls(postgres_url: str) -> None:
+    """Defence in depth: even asked for another tenant's key, the re-read runs through
+    the scope-bound reader, and row-level security shows it nothing."""
+    from dq_stores.sql._verify import _reread
+
+    with sql.SqlBackend(postgres_url) as backend:
+        for scope in (SCOPE, OTHER):
+            backend.put(scope, KIND, _write("k", 1), ANY)
+        own = _reread(backend._reader(OTHER), OTHER, "%s", KIND, "k")
+        assert own[0] is not None
+        assert own[1]
+        assert _reread(backend._reader(SCOPE), OTHER, "%s", KIND, "k") == (None, set())
