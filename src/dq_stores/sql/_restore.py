@@ -40,7 +40,11 @@ _REVISION_INSERT = f"INSERT INTO dq_revisions ({_COLUMNS}) VALUES ({{v}})"
 _POSTING_INSERT = (
     "INSERT INTO dq_postings (tenant, environment, kind, field, value, sort_key, key) VALUES ({v})"
 )
-_TABLES = ("dq_postings", "dq_revisions", "dq_heads")
+# Heads first: on PostgreSQL (READ COMMITTED, one snapshot per statement) deleting
+# the head row waits for a writer of the key that holds it, so the postings and
+# revisions deletes after it see that writer's rows; postings first could miss the
+# postings of a write that committed meanwhile and leave them beside the restored ones.
+_TABLES = ("dq_heads", "dq_postings", "dq_revisions")
 _PG_CLEAR = (
     "DELETE FROM {table} WHERE tenant = %(t)s AND environment = %(e)s AND kind = %(k)s"
     " AND key = ANY(%(keys)s)"

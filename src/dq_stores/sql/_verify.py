@@ -6,7 +6,8 @@ against their revisions — what the database's constraints do not guarantee.
 Rows edited or deleted outside the library make queries and counts hide or
 misreport documents, so the verifier merges two keyset-paginated streams —
 heads and postings, both in ``(kind, key)`` order — and compares each key's
-postings with what its head implies. Memory: one batch of each stream plus one
+postings with what its head implies; a key that looks wrong is read again, head and
+postings in one statement (one snapshot), before it is reported. Memory: one batch of each stream plus one
 key's postings, whatever the scope's size. ``repair`` re-derives the postings of
 one key from its head in one transaction (the head row locked on PostgreSQL), so
 it never touches a head or a revision and never races a writer of that key.
@@ -53,14 +54,17 @@ class _Head:
 _REV_MATCH = (
     "r.tenant = h.tenant AND r.environment = h.environment AND r.kind = h.kind AND r.key = h.key"
 )
-_HEADS = (
-    "SELECT h.kind, h.key, h.revision, h.deleted, h.fields, h.sort_key, h.sha256,"
+_HEAD_COLUMNS = (
+    "h.kind, h.key, h.revision, h.deleted, h.fields, h.sort_key, h.sha256,"
     " r.revision, r.deleted, r.fields, r.sort_key, r.sha256,"
     " h.written_at, h.record_hash, h.prev_hash, r.written_at, r.record_hash, r.prev_hash,"
     f" (SELECT max(m.revision) FROM dq_revisions m WHERE {_REV_MATCH.replace('r.', 'm.')})"
+)
+_HEAD_FROM = (
     f" FROM dq_heads h LEFT JOIN dq_revisions r ON {_REV_MATCH} AND r.revision = h.revision"
     " WHERE h.tenant = {ph} AND h.environment = {ph}"
 )
+_HEADS = f"SELECT {_HEAD_COLUMNS}{_HEAD_FROM}"
 _POSTINGS = (
     "SELECT kind, key, field, value, sort_key FROM dq_postings"
     " WHERE tenant = {ph} AND environment = {ph}"
@@ -172,40 +176,38 @@ def index_problems(read: Reader, scope: Scope, placeholder: str) -> Iterator[Int
     that disagrees with its own revision row (``head``).
 
     The two streams are read in batches at different moments, so a write or prune
-    between them is not damage: a key with a problem is read again (:func:`_reread`)
-    up to ``_RECHECKS`` times, and reported only as that consistent read shows it."""
+    between them is not damage: a key with a problem is read again, its head row and
+    postings in one statement (:func:`_reread`), and reported only as that read shows it."""
     for kind, key, head, found in _by_key(read, scope, placeholder):
         problems = list(_key_problems(scope, kind, key, head, found))
-        for _ in range(_RECHECKS):
-            if not problems:
-                break
+        if problems:
             again = _reread(read, scope, placeholder, kind, key)
-            if again is not None:
-                problems = list(_key_problems(scope, kind, key, *again))
+            problems = list(_key_problems(scope, kind, key, *again))
         yield from problems
 
 
-#: Times a key whose postings or head row look wrong is read again before it is
-#: reported (a store being written while it is verified).
-_RECHECKS = 3
+_NULLS = ", NULL" * 19  # a posting row's head columns / a head row's posting columns
+_KEY_SQL = (
+    f"SELECT 0, {_HEAD_COLUMNS}, NULL, NULL, NULL{_HEAD_FROM}"
+    " AND h.kind = {ph} AND h.key = {ph}"
+    f" UNION ALL SELECT 1{_NULLS}, field, value, sort_key FROM dq_postings"
+    " WHERE tenant = {ph} AND environment = {ph} AND kind = {ph} AND key = {ph}"
+)
 
 
 def _reread(
     read: Reader, scope: Scope, ph: str, kind: str, key: str
-) -> tuple[_Head | None, set[Posting]] | None:
-    """``key``'s head row and postings as of one moment, or ``None`` if it was written
-    meanwhile: the head is read before and after the postings, and every write of a
-    key changes its head row in the transaction that changes its postings (a repair
-    rewrites postings only to what the head implies), so an unchanged head row means
-    the postings read between belong to it."""
-    heads_sql = _HEADS.format(ph=ph) + f" AND h.kind = {ph} AND h.key = {ph}"
-    params = [scope.tenant, scope.environment, kind, key]
-    before = [_head_of(row) for row in read(heads_sql, params)]
-    rows = read(_POSTINGS.format(ph=ph) + f" AND kind = {ph} AND key = {ph}", params)
-    after = [_head_of(row) for row in read(heads_sql, params)]
-    if before != after:
-        return None
-    return (before[0] if before else None), {(r[2], r[3], r[4]) for r in rows}
+) -> tuple[_Head | None, set[Posting]]:
+    """``key``'s head row and postings as of one moment: one statement reads both
+    (a ``UNION ALL``), and a statement sees one snapshot — PostgreSQL's per-statement
+    snapshot under READ COMMITTED, SQLite's read transaction of an autocommit
+    statement — so a write of the key is either wholly in it or not at all, however
+    often the key is written. Scope-bound like every read of the verifier."""
+    doc = [scope.tenant, scope.environment, kind, key]
+    rows = read(_KEY_SQL.format(ph=ph), [*doc, *doc])
+    heads = [_head_of(row[1:20]) for row in rows if row[0] == 0]
+    found = {(row[20], row[21], row[22]) for row in rows if row[0] == 1}
+    return (heads[0] if heads else None), found
 
 
 def _key_problems(
