@@ -225,6 +225,7 @@ def _churn(
         failed.append(exc)
 
 
+@pytest.mark.slow  # 15-20 s per database; the deterministic tests above run by default
 def test_many_keys_verified_while_every_kind_of_write_races_find_only_the_damage(
     store: tuple[str, Execute],
 ) -> None:
