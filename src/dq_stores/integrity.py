@@ -122,20 +122,19 @@ def verify_through_port(
                     doc.key,
                 )
         found = _numbering(doc, history, _first_kept(backend, scope, doc.kind, doc.key))
-        for _ in range(_RECHECKS):
-            if found is None:
-                break
+        if found is not None:
             # A write or prune between the listing (a backend may list ahead, in
-            # batches) and the reads above is not damage: read the key again, head
-            # last; a rolled-back head or a missing revision reads the same again.
+            # batches) and the reads above is not damage: read the key again until one
+            # read is of one moment (the head the same before and after); a
+            # rolled-back head or a missing revision reads the same again.
             found = _reread(backend, scope, doc, found)
         if found is not None:
             yield IntegrityProblem(scope, found[0], found[1], doc.kind, doc.key)
 
 
-#: Times a key whose numbering or head looks wrong is read again before it is reported
-#: (a store being written while it is verified).
-_RECHECKS = 3
+#: Reads of a key whose numbering or head looks wrong, looking for one made at one
+#: moment (a store being written while it is verified).
+_RECHECKS = 8
 
 
 def _numbering(
@@ -155,18 +154,35 @@ def _numbering(
 def _reread(
     backend: DocumentBackend, scope: Scope, doc: StoredDocument, found: tuple[ProblemCode, str]
 ) -> tuple[ProblemCode, str] | None:
+    """What a read of ``doc``'s key made at one moment shows: its head, its history,
+    the oldest kept revision, and its head again — equal heads mean no write came in
+    between (every write moves the head; a prune writes its marker before it removes
+    anything, so a history read before the marker shows at most extra revisions).
+    A key written between every pair of reads is reported with what the first read
+    showed, saying so."""
     try:
-        first = _first_kept(backend, scope, doc.kind, doc.key)
-        history = backend.history(scope, doc.kind, doc.key)
-        try:
-            head = backend.get(scope, doc.kind, doc.key)
-        except NotFoundError:  # deleted meanwhile: the head is its newest tombstone
-            if not history or not history[-1].deleted:
-                return found
-            head = history[-1]
-        return _numbering(head, history, first)
+        for _ in range(_RECHECKS):
+            before = _head(backend, scope, doc)
+            history = backend.history(scope, doc.kind, doc.key)
+            first = _first_kept(backend, scope, doc.kind, doc.key)
+            after = _head(backend, scope, doc)
+            if before != after:
+                continue  # written meanwhile: read again
+            if after is None:  # deleted: the head is its newest tombstone
+                if not history or not history[-1].deleted:
+                    return found
+                after = history[-1]
+            return _numbering(after, history, first)
     except DQError:
         return found  # (the first reads succeeded: report what they showed)
+    return found[0], f"{found[1]} (the key was written throughout {_RECHECKS} re-reads)"
+
+
+def _head(backend: DocumentBackend, scope: Scope, doc: StoredDocument) -> StoredDocument | None:
+    try:
+        return backend.get(scope, doc.kind, doc.key)
+    except NotFoundError:
+        return None
 
 
 def _first_kept(backend: DocumentBackend, scope: Scope, kind: str, key: str) -> int:
