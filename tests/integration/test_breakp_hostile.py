@@ -1,0 +1,86 @@
+"""Hostile checks of ``prune_history`` refusing to prune a history a replace changed
+under it (ADR 0014 item 2): the marker the refused prune wrote is taken back.
+
+A pruned-history marker's revision numbers do not name one marker for good: a replace
+by a whole history (starting at revision 1) drops the marker's rows, so the next
+pruner's marker is revision 1 again. A prune that wrote revision 1, was overtaken by
+such a replace and a second, complete prune of the new history, then takes back "its"
+marker — revision 1, the second pruner's — and the second prune's removed revisions
+are left without the marker that records them: ``history`` starts at 3 with nothing
+pruned (``verify`` reports it, the filesystem store refuses to read the key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dq_metadata.errors import ConflictError
+from dq_stores.backend import DocumentBackend
+from dq_stores.documents import ANY
+from dq_stores.filesystem import FilesystemBackend
+from dq_stores.memory import MemoryBackend
+from dq_stores.testing._helpers import KIND, SCOPE, doc
+from dq_stores.testing.restore_replace import _made
+from dq_stores.verify import verify
+
+
+@pytest.fixture(params=["memory", "filesystem", "sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocumentBackend]:
+    if request.param == "memory":
+        yield MemoryBackend()
+        return
+    if request.param == "filesystem":
+        with FilesystemBackend(tmp_path / "store", durability="process") as fs:
+            yield fs
+        return
+    sql = pytest.importorskip("dq_stores.sql")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'dq.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    with sql.SqlBackend(url) as backend:
+        yield backend
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the take-back of a refused prune's marker matches it by revision only "
+    "(reproducer for the report, not fixed here)",
+)
+def test_a_refused_prune_does_not_take_back_a_later_pruners_marker(
+    backend: DocumentBackend,
+) -> None:
+    """P1 reads revisions 1..5 of ``k`` and writes its marker (revision 1, through 3).
+    Before P1 checks and removes, a replace gives ``k`` a whole new history 1..6 (the
+    marker's rows go with the old one) and P2 prunes it through 2: P2's marker is
+    revision 1 again, revisions 1..2 are gone. P1 must give up (ConflictError) and
+    leave P2's marker alone; the store must verify clean."""
+    for n in range(5):
+        backend.put(SCOPE, KIND, doc("k", n, tag="old"), ANY)
+    new = _made("k", 6, "new")
+    real = backend._prune_history
+    other: list[int] = []
+    calls: list[object] = []
+
+    def overtaken(*args: object) -> None:
+        calls.append(args)
+        if len(calls) == 1:  # P1, before its check: the replace, then all of P2
+            backend.restore_many(SCOPE, KIND, [("k", new)], replace=True)
+            other.append(backend.prune_history(SCOPE, KIND, "k", 3))
+        real(*args)  # type: ignore[arg-type]
+
+    backend._prune_history = overtaken  # type: ignore[method-assign, assignment]
+    try:
+        with pytest.raises(ConflictError, match="replaced while it was being pruned"):
+            backend.prune_history(SCOPE, KIND, "k", 4)
+    finally:
+        del backend._prune_history
+    assert other == [2]
+    prefix = backend.pruned_prefix(SCOPE, KIND, "k")
+    assert prefix is not None
+    assert prefix.pruned_through == 2
+    assert [d.revision for d in backend.history(SCOPE, KIND, "k")] == [3, 4, 5, 6]
+    assert list(verify(backend)) == []
