@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dq_metadata.errors import ConflictError
+from dq_metadata.errors import ConflictError, IntegrityError
 from dq_stores.backend import DocumentBackend
 from dq_stores.documents import ANY
 from dq_stores.filesystem import FilesystemBackend
@@ -84,3 +84,29 @@ def test_a_refused_prune_does_not_take_back_a_later_pruners_marker(
     assert prefix.pruned_through == 2
     assert [d.revision for d in backend.history(SCOPE, KIND, "k")] == [3, 4, 5, 6]
     assert list(verify(backend)) == []
+
+
+@pytest.mark.parametrize("damage", ["loop", "file"])
+def test_iter_histories_of_a_damaged_kind_directory_is_integrity_error(
+    tmp_path: Path, damage: str
+) -> None:
+    """A kind directory replaced by a symbolic link loop (or by a file) makes every
+    read of the kind ``IntegrityError`` naming no path; ``iter_histories`` (what
+    ``dq export`` and ``dq migrate`` stream) raised the bare ``OSError`` with the
+    tenant's path ("Too many levels of symbolic links: /…/acme/prod/docs/widget")."""
+    root = tmp_path / "store"
+    with FilesystemBackend(root, durability="process") as fs:
+        fs.put(SCOPE, KIND, doc("k", 1), ANY)
+        fs.put(SCOPE, "other", doc("o", 1), ANY)
+        kind_dir = root / SCOPE.tenant / SCOPE.environment / "docs" / KIND
+        for child in kind_dir.iterdir():
+            child.unlink()
+        kind_dir.rmdir()
+        if damage == "loop":
+            kind_dir.symlink_to(KIND)
+        else:
+            kind_dir.write_bytes(b"junk")
+        with pytest.raises(IntegrityError, match="changed outside dq") as raised:
+            list(fs.iter_histories(SCOPE))
+        assert str(tmp_path) not in str(raised.value)
+        assert SCOPE.tenant not in str(raised.value)
