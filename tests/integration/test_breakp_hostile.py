@@ -12,6 +12,8 @@ pruned (``verify`` reports it, the filesystem store refuses to read the key).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,3 +112,58 @@ def test_iter_histories_of_a_damaged_kind_directory_is_integrity_error(
             list(fs.iter_histories(SCOPE))
         assert str(tmp_path) not in str(raised.value)
         assert SCOPE.tenant not in str(raised.value)
+
+
+@pytest.mark.postgres
+def test_a_postgres_replace_waiting_on_another_replace_of_its_key_wins(
+    postgres_url: str, postgres_admin_url: str
+) -> None:
+    """Two replaces of one key at once: the second one's deletes wait for the first
+    (its row lock on the head) and then, READ COMMITTED, do not see the head it
+    inserted; its insert met that head and the whole batch failed with "restore writes
+    only into keys that were never written" — a refusal a replace never owes, and
+    with a message that is wrong for it. (SQLite and memory serialize the two.) The
+    replace runs again and wins."""
+    import psycopg
+
+    sql = pytest.importorskip("dq_stores.sql")
+    new = _made("k", 3, "new")
+    with sql.SqlBackend(postgres_url) as backend:
+        for n in range(2):
+            backend.put(SCOPE, KIND, doc("k", n, tag="old"), ANY)
+        outcome: list[BaseException | None] = []
+
+        def replace() -> None:
+            try:
+                backend.restore_many(SCOPE, KIND, [("k", new)], replace=True)
+            except BaseException as exc:  # reported by the assertion below
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        with psycopg.connect(postgres_admin_url) as first:  # the first replace, held open
+            first.execute(
+                "CREATE TEMP TABLE h AS SELECT * FROM dq_heads WHERE kind = %s AND key = 'k'",
+                (KIND,),
+            )
+            first.execute("DELETE FROM dq_heads WHERE kind = %s AND key = 'k'", (KIND,))
+            first.execute("INSERT INTO dq_heads SELECT * FROM h")
+            second = threading.Thread(target=replace)
+            second.start()
+            with psycopg.connect(postgres_admin_url, autocommit=True) as watch:
+                for _ in range(500):  # until the second replace waits on the head's lock
+                    waiting = watch.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND query LIKE 'DELETE FROM dq_heads%%'"
+                    ).fetchone()
+                    if waiting and waiting[0]:
+                        break
+                    time.sleep(0.02)
+                else:
+                    pytest.fail("the second replace never waited on the first")
+            first.commit()
+        second.join(30)
+        assert outcome == [None]
+        history = backend.history(SCOPE, KIND, "k")
+        assert [(d.revision, d.sha256) for d in history] == [(d.revision, d.sha256) for d in new]
+        assert list(verify(backend)) == []
