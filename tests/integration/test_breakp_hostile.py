@@ -24,6 +24,7 @@ from dq_stores.backend import DocumentBackend
 from dq_stores.documents import ANY
 from dq_stores.filesystem import FilesystemBackend
 from dq_stores.memory import MemoryBackend
+from dq_stores.retention import PRUNED_KIND, marker_key
 from dq_stores.testing._helpers import KIND, SCOPE, doc
 from dq_stores.testing.restore_replace import _made
 from dq_stores.verify import verify
@@ -167,3 +168,45 @@ def test_a_postgres_replace_waiting_on_another_replace_of_its_key_wins(
         history = backend.history(SCOPE, KIND, "k")
         assert [(d.revision, d.sha256) for d in history] == [(d.revision, d.sha256) for d in new]
         assert list(verify(backend)) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the take-back of a refused prune's marker matches it by revision only "
+    "(reproducer for the report, not fixed here)",
+)
+def test_a_refused_prune_does_not_take_back_the_marker_an_import_brought(
+    backend: DocumentBackend,
+) -> None:
+    """``dq gc`` prunes ``k`` through 4 (its marker: revision 1) while ``dq import
+    --replace`` brings ``k`` pruned at the source: the markers first (``k``'s is
+    revision 1 there too, through 2), then ``k``'s revisions 3..7. The prune gives up
+    — and must leave the imported marker alone, or revisions 1..2 read as lost."""
+    backend.restore_many(SCOPE, KIND, [("k", _made("k", 6, "old"))])
+    source = MemoryBackend()
+    source.restore_many(SCOPE, KIND, [("k", _made("k", 7, "src"))])
+    source.prune_history(SCOPE, KIND, "k", 3)
+    marker = source.history(SCOPE, PRUNED_KIND, marker_key(KIND, "k"))
+    imported = source.history(SCOPE, KIND, "k")
+    real = backend._prune_history
+    calls: list[object] = []
+
+    def overtaken(*args: object) -> None:
+        calls.append(args)
+        if len(calls) == 1:  # after the prune wrote its marker: the import
+            markers = [(marker_key(KIND, "k"), marker)]
+            backend.restore_many(SCOPE, PRUNED_KIND, markers, replace=True)
+            backend.restore_many(SCOPE, KIND, [("k", imported)], replace=True)
+        real(*args)  # type: ignore[arg-type]
+
+    backend._prune_history = overtaken  # type: ignore[method-assign, assignment]
+    try:
+        with pytest.raises(ConflictError, match="replaced while it was being pruned"):
+            backend.prune_history(SCOPE, KIND, "k", 5)
+    finally:
+        del backend._prune_history
+    prefix = backend.pruned_prefix(SCOPE, KIND, "k")
+    assert prefix is not None
+    assert prefix.pruned_through == 2
+    assert [d.revision for d in backend.history(SCOPE, KIND, "k")] == [3, 4, 5, 6, 7]
+    assert list(verify(backend)) == []
