@@ -837,7 +837,12 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
             kinds = [kind] if kind is not None else _restore.kinds_of(scope_dir)
         for name in kinds:
             kind_dir, _ = self._reading(scope, name)
-            for stored in _restore.head_names(kind_dir):
+            names = _restore.head_names(kind_dir)
+            while True:
+                with translated("iter_histories"):  # the listing: a damaged kind dir
+                    stored = next(names, None)
+                if stored is None:
+                    break
                 history = _stable(
                     functools.partial(self._reading, scope, name),
                     functools.partial(self._stored_history, scope, name, stored),

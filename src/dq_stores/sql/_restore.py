@@ -31,6 +31,10 @@ __all__ = ["HISTORY_BATCH", "RestoreConflict", "history_sql", "restore_postgres"
 #: Revision rows per keyset read of :func:`history_sql`.
 HISTORY_BATCH = 2000
 
+#: Runs of a PostgreSQL replace batch that met a head inserted after its deletes
+#: looked (see :func:`restore_postgres`).
+_REPLACE_ATTEMPTS = 5
+
 _COLUMNS = (
     "tenant, environment, kind, key, revision, deleted, body, sha256, fields, sort_key,"
     " written_at, record_hash, prev_hash"
@@ -69,7 +73,14 @@ def _doomed(
 class RestoreConflict(ConflictError):
     """A key of the batch already has a head; the transaction was rolled back."""
 
-    def __init__(self, scope: Scope, kind: str, key: str) -> None:
+    def __init__(self, scope: Scope, kind: str, key: str, replace: bool = False) -> None:
+        if replace:
+            super().__init__(
+                f"{kind} {key!r} in {scope} was written by others during each of "
+                f"{_REPLACE_ATTEMPTS} attempts to replace it (nothing of this batch was "
+                "written); run the replace again"
+            )
+            return
         super().__init__(
             f"{kind} {key!r} already has a history in {scope}; restore writes only into "
             "keys that were never written (nothing of this batch was written)"
@@ -268,10 +279,34 @@ def restore_postgres(
     the batch's keys, and the pruned-history markers of those restored from revision
     1), in one pipeline — one round trip, one implicit transaction.
 
+    With ``replace`` a head found anyway was inserted by a writer (another replace, a
+    first put) that committed after the deletes' snapshot (READ COMMITTED: a delete
+    waiting on a row lock re-checks that row, never sees rows inserted meanwhile).
+    Nothing was written, so the batch is run again, up to
+    :data:`_REPLACE_ATTEMPTS` times: the replace wins over writes that came before it.
+
     Raises:
-        RestoreConflict: a key already has a head (nothing was written).
+        RestoreConflict: a key already has a head (nothing was written); with
+            ``replace``, the keys were written again on every attempt.
     """
     params = _pg_params(scope, kind, histories)
+    for _ in range(_REPLACE_ATTEMPTS - 1 if replace else 0):
+        try:
+            _restore_postgres_once(conn, scope, kind, histories, replace, params)
+        except RestoreConflict:
+            continue  # rolled back: a writer inserted a head after the deletes looked
+        return
+    _restore_postgres_once(conn, scope, kind, histories, replace, params)
+
+
+def _restore_postgres_once(
+    conn: Any,
+    scope: Scope,
+    kind: str,
+    histories: Sequence[tuple[str, list[StoredDocument]]],
+    replace: bool,
+    params: dict[str, Any],
+) -> None:
     error: Exception | None = None
     try:
         with conn.pipeline():
@@ -294,7 +329,7 @@ def restore_postgres(
         raise error
     row = int(match.group(1)) - 1  # the failing statement named the row, 1-based
     taken = next(itertools.islice((key for key, docs in histories for _ in docs), row, None))
-    raise RestoreConflict(scope, kind, taken)
+    raise RestoreConflict(scope, kind, taken, replace)
 
 
 def restore_sqlite(
