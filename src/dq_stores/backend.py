@@ -551,8 +551,22 @@ class DocumentBackend(ABC):
     ) -> None:
         """Undo a marker write whose prune was refused: put back the marker it replaced
         (or delete it), unless someone changed the marker since (a replace drops or
-        sets it as its new history needs: theirs stands)."""
+        sets it as its new history needs, another pruner moves it on: theirs stands).
+
+        "Ours" is the marker head with our revision number *and* our sha256 (its
+        ``pruned_at`` makes every marker written unique): a revision number alone
+        names another marker after a replace dropped ours and a later prune or import
+        wrote one at the same number. The undo is then conditional on that revision;
+        the window left — another marker written at our revision number between this
+        read and that write — is microseconds, inside a race that already needs a
+        replace and a second prune of the key (ADR 0014, item 2)."""
         key = marker_key(prefix.kind, prefix.key)
+        try:
+            current = self._get(scope, PRUNED_KIND, key)
+        except NotFoundError:
+            return  # dropped since (by the replace): nothing of ours is left
+        if (current.revision, current.sha256) != (written.revision, written.sha256):
+            return
         expect = at_revision(written.revision)
         try:
             if before is None:

@@ -1,13 +1,15 @@
 """Hostile checks of ``prune_history`` refusing to prune a history a replace changed
-under it (ADR 0014 item 2): the marker the refused prune wrote is taken back.
+under it (ADR 0014 item 2): the marker the refused prune wrote is taken back — only
+if the marker is still its own, by revision *and* sha256.
 
 A pruned-history marker's revision numbers do not name one marker for good: a replace
 by a whole history (starting at revision 1) drops the marker's rows, so the next
 pruner's marker is revision 1 again. A prune that wrote revision 1, was overtaken by
-such a replace and a second, complete prune of the new history, then takes back "its"
+such a replace and a second, complete prune of the new history, then took back "its"
 marker — revision 1, the second pruner's — and the second prune's removed revisions
-are left without the marker that records them: ``history`` starts at 3 with nothing
-pruned (``verify`` reports it, the filesystem store refuses to read the key).
+were left without the marker that records them: ``history`` started at 3 with nothing
+pruned (``verify`` reported it, the filesystem store refused to read the key). The
+take-back now also compares the marker's sha256.
 """
 
 from __future__ import annotations
@@ -48,11 +50,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Document
         yield backend
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the take-back of a refused prune's marker matches it by revision only "
-    "(reproducer for the report, not fixed here)",
-)
 def test_a_refused_prune_does_not_take_back_a_later_pruners_marker(
     backend: DocumentBackend,
 ) -> None:
@@ -170,11 +167,6 @@ def test_a_postgres_replace_waiting_on_another_replace_of_its_key_wins(
         assert list(verify(backend)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the take-back of a refused prune's marker matches it by revision only "
-    "(reproducer for the report, not fixed here)",
-)
 def test_a_refused_prune_does_not_take_back_the_marker_an_import_brought(
     backend: DocumentBackend,
 ) -> None:
