@@ -9,13 +9,12 @@ operator's stray statement would (superuser on PostgreSQL, the file on SQLite).
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.support.postgres import RawSql
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import ConflictError, NotFoundError
@@ -36,30 +35,6 @@ def _write(key: str, n: int) -> DocumentWrite:
     body = canonical_json({"key": key, "n": n})
     entry = IndexEntry({"n": (str(n),), "tag": ("a", "b")}, f"{n:05d}")
     return DocumentWrite(key, body, content_hash(body), entry)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Execute]]:
-    if request.param == "sqlite":
-        path = tmp_path / "dq.sqlite"
-
-        def on_file(statement: str) -> None:
-            with sqlite3.connect(path) as conn:
-                conn.execute(statement)
-
-        yield f"sqlite:///{path}", on_file
-        return
-    request.applymarker(pytest.mark.postgres)
-    url = request.getfixturevalue("postgres_url")
-    admin = request.getfixturevalue("postgres_admin_url")
-
-    def as_superuser(statement: str) -> None:
-        import psycopg
-
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(statement)  # type: ignore[arg-type]
-
-    yield url, as_superuser
 
 
 def _hostile(backend: Any, before: Callable[[str, list[Any]], None]) -> None:
@@ -83,11 +58,11 @@ def _problems(backend: Any, scope: Scope, **kwargs: Any) -> list[tuple[str, str 
 
 
 def test_a_key_written_before_every_read_of_it_is_not_reported(
-    store: tuple[str, Execute],
+    sql_store: tuple[str, RawSql],
 ) -> None:
     """A hot key (written between any two statements of the verifier) is not damage,
     however often the re-read is interrupted."""
-    url, _ = store
+    url, _ = sql_store
     writes = [0]
     with sql.SqlBackend(url) as writer, sql.SqlBackend(url) as backend:
         writer.put_many(SCOPE, KIND, [_write(f"k{i}", 0) for i in range(5)])
@@ -103,11 +78,11 @@ def test_a_key_written_before_every_read_of_it_is_not_reported(
 
 
 def test_a_head_restored_away_and_back_around_a_read_is_not_reported(
-    store: tuple[str, Execute],
+    sql_store: tuple[str, RawSql],
 ) -> None:
     """ABA: restore-replace swaps a key's history for another and back between the
     re-read's two head reads; the head row is identical, its postings were not."""
-    url, _ = store
+    url, _ = sql_store
     with sql.SqlBackend(url) as writer, sql.SqlBackend(url) as backend:
         writer.put(SCOPE, KIND, _write("k", 1), ANY)
         other_scope = Scope("source", "prod")
@@ -134,9 +109,9 @@ def test_a_head_restored_away_and_back_around_a_read_is_not_reported(
 
 
 def test_damage_on_an_idle_key_next_to_a_hot_one_is_reported_and_repaired(
-    store: tuple[str, Execute],
+    sql_store: tuple[str, RawSql],
 ) -> None:
-    url, execute = store
+    url, execute = sql_store
     where = f"tenant = 'acme' AND environment = 'prod' AND kind = '{KIND}'"
     n = [0]
     with sql.SqlBackend(url) as writer, sql.SqlBackend(url) as backend:
@@ -166,10 +141,10 @@ def test_damage_on_an_idle_key_next_to_a_hot_one_is_reported_and_repaired(
         assert _problems(backend, SCOPE) == []
 
 
-def test_the_reread_never_sees_another_tenants_rows(store: tuple[str, Execute]) -> None:
+def test_the_reread_never_sees_another_tenants_rows(sql_store: tuple[str, RawSql]) -> None:
     """The same kind and key in two tenants: one damaged, the other raced into
     re-reads; each tenant's verify reports only its own rows."""
-    url, execute = store
+    url, execute = sql_store
     n = [0]
     with sql.SqlBackend(url) as writer, sql.SqlBackend(url) as backend:
         for scope in (SCOPE, OTHER):
@@ -227,11 +202,11 @@ def _churn(
 
 @pytest.mark.slow  # 15-20 s per database; the deterministic tests above run by default
 def test_many_keys_verified_while_every_kind_of_write_races_find_only_the_damage(
-    store: tuple[str, Execute],
+    sql_store: tuple[str, RawSql],
 ) -> None:
     """>1000 keys (several keyset batches per stream) written, deleted, re-put,
     pruned, committed and restored while verify runs: only planted damage shows."""
-    url, execute = store
+    url, execute = sql_store
     keys = [f"k{i:04d}" for i in range(1300)]
     with sql.SqlBackend(url) as backend:
         backend.put_many(SCOPE, KIND, [_write(key, 1) for key in keys])

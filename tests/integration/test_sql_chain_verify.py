@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import sqlite3
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.postgres import RawSql
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import NotFoundError
@@ -38,31 +37,6 @@ def _write(key: str, n: int) -> DocumentWrite:
     body = canonical_json({"key": key, "n": n})
     entry = IndexEntry({"status": ("active" if n % 2 else "draft",)}, f"{n:04d}")
     return DocumentWrite(key, body, content_hash(body), entry)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Raw]]:
-    if request.param == "sqlite":
-        path = tmp_path / "dq.sqlite"
-
-        def on_file(statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-            with sqlite3.connect(path) as conn:
-                return conn.execute(statement, params).fetchall()
-
-        yield f"sqlite:///{path}", on_file
-        return
-    request.applymarker(pytest.mark.postgres)
-    url = request.getfixturevalue("postgres_url")
-    admin = request.getfixturevalue("postgres_admin_url")
-
-    def as_superuser(statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        import psycopg
-
-        with psycopg.connect(admin, autocommit=True) as conn:
-            cur = conn.execute(statement.replace("?", "%s"), params)  # type: ignore[arg-type]
-            return cur.fetchall() if cur.description else []
-
-    yield url, as_superuser
 
 
 _ACTIONS = st.lists(
@@ -136,9 +110,9 @@ def _tamper(raw: Raw, scope: Scope, how: str) -> None:
 )
 @given(actions=_ACTIONS, how=_TAMPERS, restore=st.booleans())
 def test_tampering_with_a_random_history_is_reported(
-    store: tuple[str, Raw], actions: list[tuple[str, str]], how: str, restore: bool
+    sql_store: tuple[str, RawSql], actions: list[tuple[str, str]], how: str, restore: bool
 ) -> None:
-    url, raw = store
+    url, raw = sql_store
     scope = Scope(f"t{next(_TENANTS)}", "prod")
     with sql.SqlBackend(url) as backend:
         _fill(backend, scope, actions, restore)
@@ -152,8 +126,10 @@ def test_tampering_with_a_random_history_is_reported(
     assert {key for _code, key in found} <= {"a", "zz"}, found
 
 
-def test_rows_written_before_the_chain_are_noted_not_reported(store: tuple[str, Raw]) -> None:
-    url, raw = store
+def test_rows_written_before_the_chain_are_noted_not_reported(
+    sql_store: tuple[str, RawSql],
+) -> None:
+    url, raw = sql_store
     scope = Scope("legacy", "prod")
     with sql.SqlBackend(url) as backend:
         for n in range(2):
@@ -183,9 +159,9 @@ def test_rows_written_before_the_chain_are_noted_not_reported(store: tuple[str, 
 
 
 def test_pruned_history_verifies_and_a_removed_oldest_revision_does_not(
-    store: tuple[str, Raw],
+    sql_store: tuple[str, RawSql],
 ) -> None:
-    url, raw = store
+    url, raw = sql_store
     scope = Scope("pruned", "prod")
     with sql.SqlBackend(url) as backend:
         for key in ("a", "b"):
@@ -200,10 +176,10 @@ def test_pruned_history_verifies_and_a_removed_oldest_revision_does_not(
     assert found == [("history", "b")]
 
 
-def test_the_database_hashes_what_python_hashes_for_any_text(store: tuple[str, Raw]) -> None:
+def test_the_database_hashes_what_python_hashes_for_any_text(sql_store: tuple[str, RawSql]) -> None:
     """PostgreSQL computes record hashes with sha256() over UTF-8 lengths it counts
     itself: non-ASCII, quotes, separators and empty values hash as in ``_chain``."""
-    url, raw = store
+    url, raw = sql_store
     scope = Scope("text", "prod")
     values = ["é", "日本語", "🙂;1:x", "'\"\\", "a\nb\tc", ";", ""]
     with sql.SqlBackend(url) as backend:
@@ -217,11 +193,11 @@ def test_the_database_hashes_what_python_hashes_for_any_text(store: tuple[str, R
     assert raw("SELECT count(*) FROM dq_revisions WHERE record_hash IS NULL", ()) == [(0,)]
 
 
-def test_a_writer_older_than_the_chain_is_refused(store: tuple[str, Raw]) -> None:
+def test_a_writer_older_than_the_chain_is_refused(sql_store: tuple[str, RawSql]) -> None:
     """A process of the previous version, started before ``dq db upgrade``, writes
     revision rows without hashes and leaves the head's hash stale: migration 0006
     makes the database refuse its write, so no key is left with a broken chain."""
-    url, raw = store
+    url, raw = sql_store
     scope = Scope("older", "prod")
     with sql.SqlBackend(url) as backend:
         backend.put(scope, KIND, _write("a", 0), ANY)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.postgres import RawSql
 
 from dq_metadata.canonical import canonical_json, content_hash
 from dq_metadata.errors import NotFoundError
@@ -35,29 +35,6 @@ def _write(key: str, n: int) -> DocumentWrite:
     status = "active" if n % 2 else "draft"
     entry = IndexEntry({"status": (status,), "tag": ("a", "b")}, f"{n:03d}")
     return DocumentWrite(key, body, content_hash(body), entry)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Execute]]:
-    if request.param == "sqlite":
-        path = tmp_path / "dq.sqlite"
-
-        def on_file(statement: str) -> None:
-            with sqlite3.connect(path) as conn:
-                conn.execute(statement)
-
-        yield f"sqlite:///{path}", on_file
-        return
-    url = request.getfixturevalue("postgres_url")
-    admin = request.getfixturevalue("postgres_admin_url")
-
-    def as_superuser(statement: str) -> None:
-        import psycopg
-
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(statement)  # type: ignore[arg-type]
-
-    yield url, as_superuser
 
 
 def _populate(url: str) -> None:
@@ -105,8 +82,8 @@ EDITS = {
 
 
 @pytest.mark.parametrize("edit", sorted(EDITS))
-def test_an_edited_index_or_head_is_reported(store: tuple[str, Execute], edit: str) -> None:
-    url, execute = store
+def test_an_edited_index_or_head_is_reported(sql_store: tuple[str, RawSql], edit: str) -> None:
+    url, execute = sql_store
     _populate(url)
     assert _codes(url) == []
     statement, expected = EDITS[edit]
@@ -120,8 +97,8 @@ def test_an_edited_index_or_head_is_reported(store: tuple[str, Execute], edit: s
 @pytest.mark.parametrize(
     "edit", [e for e, (_, found) in EDITS.items() if all(c == "index" for c, _ in found)]
 )
-def test_repair_index_rederives_the_postings_only(store: tuple[str, Execute], edit: str) -> None:
-    url, execute = store
+def test_repair_index_rederives_the_postings_only(sql_store: tuple[str, RawSql], edit: str) -> None:
+    url, execute = sql_store
     _populate(url)
     with sql.SqlBackend(url) as backend:
         before = [d.sha256 for d in backend.iter_documents(SCOPE)]
@@ -139,11 +116,11 @@ def test_repair_index_rederives_the_postings_only(store: tuple[str, Execute], ed
 
 
 def test_postings_in_a_scope_without_documents_are_found_and_repaired(
-    store: tuple[str, Execute],
+    sql_store: tuple[str, RawSql],
 ) -> None:
     """Stray postings of a scope no head is in make ``count`` misreport it; the whole
     store, its tenant and the scope itself must be walked, not "does not exist"."""
-    url, execute = store
+    url, execute = sql_store
     _populate(url)
     ghost = Scope("ghost", "prod")
     execute(

@@ -24,13 +24,15 @@ import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -310,3 +312,36 @@ def postgres_url(postgres_database: PostgresTestDatabase) -> str:
 def postgres_admin_url(postgres_database: PostgresTestDatabase) -> str:
     """libpq DSN of the same fresh database as a superuser (bypasses RLS)."""
     return postgres_database.admin_dsn
+
+
+#: ``raw(statement, params=())`` -> rows: SQL run on the store's database behind the
+#: library's back (SQLite: the file; PostgreSQL: as a superuser, row-level security
+#: bypassed), ``?`` placeholders — the tamperer of the SQL verifier tests.
+RawSql = Callable[..., list[tuple[Any, ...]]]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, RawSql]]:
+    """``(SQLAlchemy URL, raw)`` of an empty SQL store, once on SQLite and once on
+    PostgreSQL (marked ``postgres``); see :data:`RawSql`."""
+    if request.param == "sqlite":
+        path = tmp_path / "dq.sqlite"
+
+        def on_file(statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+            with sqlite3.connect(path) as conn:
+                return conn.execute(statement, params).fetchall()
+
+        yield f"sqlite:///{path}", on_file
+        return
+    request.applymarker(pytest.mark.postgres)
+    url = request.getfixturevalue("postgres_url")
+    admin = request.getfixturevalue("postgres_admin_url")
+
+    def as_superuser(statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(admin, autocommit=True) as conn:
+            cur = conn.execute(statement.replace("?", "%s"), params)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+
+    yield url, as_superuser
