@@ -140,6 +140,14 @@ _RECHECKS = 8
 def _numbering(
     doc: StoredDocument, history: list[StoredDocument], first: int
 ) -> tuple[ProblemCode, str] | None:
+    if first > doc.revision:
+        # ``prune_history`` never prunes the head (a marker at or past it: tampered,
+        # or restored from a tampered archive — a history from revision 1 is not
+        # checked against the marker restored before it)
+        return "history", (
+            f"the pruned-history marker records revisions 1..{first - 1} as pruned, "
+            f"the head is revision {doc.revision}"
+        )
     numbers = [d.revision for d in history]
     # revisions before ``first`` may still be there: a prune writes its marker first
     # and removes them after (interrupted, or not yet: ADR 0014); none may be missing
