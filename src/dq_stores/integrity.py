@@ -165,7 +165,9 @@ def _reread(
     """What a read of ``doc``'s key made at one moment shows: its head, its history,
     the oldest kept revision, and its head again — equal heads mean no write came in
     between (every write moves the head; a prune writes its marker before it removes
-    anything, so a history read before the marker shows at most extra revisions).
+    anything, so a history read before the marker shows at most extra revisions); a
+    key absent before and after is read once more, its history ending at the same
+    tombstone.
     A key written between every pair of reads is reported with what the first read
     showed, saying so."""
     try:
@@ -179,6 +181,10 @@ def _reread(
             if after is None:  # deleted: the head is its newest tombstone
                 if not history or not history[-1].deleted:
                     return found
+                # absent before and after is no proof of no write between (put,
+                # delete again, prune): the history must end at that tombstone still
+                if backend.history(scope, doc.kind, doc.key)[-1] != history[-1]:
+                    continue
                 after = history[-1]
             return _numbering(after, history, first)
     except DQError:

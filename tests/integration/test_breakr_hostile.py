@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from dq_metadata.scope import Scope
 from dq_stores.backend import DocumentBackend
-from dq_stores.documents import StoredDocument
+from dq_stores.documents import ANY, StoredDocument
 from dq_stores.filesystem import FilesystemBackend
 from dq_stores.memory import MemoryBackend
 from dq_stores.retention import PRUNED_KIND, PrunedPrefix, marker_key, marker_write
-from dq_stores.testing._helpers import KIND, SCOPE
+from dq_stores.testing._helpers import KIND, SCOPE, doc
 from dq_stores.testing.restore_replace import _made
 from dq_stores.verify import verify
 
@@ -98,8 +99,6 @@ def test_a_prune_between_the_marker_check_and_the_restore_is_not_left_recorded(
     pruned_through=3, not 2"), and ``dq verify`` reports nothing anywhere. The restore
     must refuse (nothing written) or leave the marker through 2."""
     from dq_metadata.errors import ConflictError, ValidationError
-    from dq_stores.documents import ANY
-    from dq_stores.testing._helpers import doc
 
     if name == "memory":
         backend: DocumentBackend = MemoryBackend()
@@ -142,3 +141,40 @@ def test_a_prune_between_the_marker_check_and_the_restore_is_not_left_recorded(
         finally:
             del backend._check_pruned_start
         assert list(verify(backend)) == []
+
+
+class _DeletedAgainDuringReRead(MemoryBackend):
+    """``hot`` is deleted right after the listing saw it live (so the walk re-reads
+    it), and while the re-read reads its pruned prefix it is put, deleted again and
+    pruned up to that tombstone: the head reads as absent before and after, but the
+    history the re-read holds is older than the marker it then reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = 0
+
+    def history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
+        if key == "hot" and self.step == 0:
+            self.step = 1
+            self.delete(scope, kind, key)
+        return super().history(scope, kind, key)
+
+    def pruned_prefix(self, scope: Scope, kind: str, key: str) -> PrunedPrefix | None:
+        if key == "hot" and self.step == 1:
+            self.step = 2  # the walk's own read; the next is the re-read's
+        elif key == "hot" and self.step == 2:
+            self.step = 3
+            self.put(scope, kind, doc("hot", 9), ANY)
+            tombstone = self.delete(scope, kind, key)
+            self.prune_history(scope, kind, key, tombstone.revision)
+        return super().pruned_prefix(scope, kind, key)
+
+
+def test_a_key_deleted_put_deleted_and_pruned_during_a_re_read_is_not_reported() -> None:
+    """Absent before and after is not "no write between": the re-read's history must
+    end at the same tombstone after its marker read too, or it is read again."""
+    backend = _DeletedAgainDuringReRead()
+    for n in range(3):
+        backend.put(SCOPE, KIND, doc("hot", n), ANY)
+    assert [str(p) for p in verify(backend)] == []
+    assert backend.step == 3
