@@ -108,6 +108,12 @@ def verify_through_port(
             )
         try:
             history = backend.history(scope, doc.kind, doc.key)
+        except NotFoundError as exc:
+            # removed since the listing (or removed and written again): read it again
+            missing = _reread(backend, scope, doc, ("history", str(exc)))
+            if missing is not None:
+                yield IntegrityProblem(scope, missing[0], missing[1], doc.kind, doc.key)
+            continue
         except DQError as exc:
             yield IntegrityProblem(scope, "history", str(exc), doc.kind, doc.key)
             continue
@@ -167,11 +173,12 @@ def _reread(
     between (every write moves the head; a prune writes its marker before it removes
     anything, so a history read before the marker shows at most extra revisions); a
     key absent before and after is read once more, its history ending at the same
-    tombstone.
+    tombstone; a key gone (head and history) is not reported.
     A key written between every pair of reads is reported with what the first read
     showed, saying so."""
-    try:
-        for _ in range(_RECHECKS):
+    missing = 0  # re-reads whose history was not found while the key had a head
+    for _ in range(_RECHECKS):
+        try:
             before = _head(backend, scope, doc)
             history = backend.history(scope, doc.kind, doc.key)
             first = _first_kept(backend, scope, doc.kind, doc.key)
@@ -186,10 +193,29 @@ def _reread(
                 if backend.history(scope, doc.kind, doc.key)[-1] != history[-1]:
                     continue
                 after = history[-1]
-            return _numbering(after, history, first)
-    except DQError:
-        return found  # (the first reads succeeded: report what they showed)
+        except NotFoundError:
+            # a replace from revision 1 removes its key's pruned-history marker,
+            # history and all (and a prune may write one again): gone is no damage
+            if _gone(backend, scope, doc):
+                return None
+            missing += 1
+            continue
+        except DQError:
+            return found  # (the first reads succeeded: report what they showed)
+        return _numbering(after, history, first)
+    if missing == _RECHECKS:
+        return found  # a head without a history, every time
     return found[0], f"{found[1]} (the key was written throughout {_RECHECKS} re-reads)"
+
+
+def _gone(backend: DocumentBackend, scope: Scope, doc: StoredDocument) -> bool:
+    """Whether a listed key whose history read "not found" has no head either now: it
+    was removed since the listing (a replace from revision 1 removes its key's
+    pruned-history marker, history and all — the only key that can go)."""
+    try:
+        return _head(backend, scope, doc) is None
+    except DQError:
+        return False
 
 
 def _head(backend: DocumentBackend, scope: Scope, doc: StoredDocument) -> StoredDocument | None:

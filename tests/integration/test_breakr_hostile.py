@@ -178,3 +178,30 @@ def test_a_key_deleted_put_deleted_and_pruned_during_a_re_read_is_not_reported()
         backend.put(SCOPE, KIND, doc("hot", n), ANY)
     assert [str(p) for p in verify(backend)] == []
     assert backend.step == 3
+
+
+class _MarkerDroppedAfterListing(MemoryBackend):
+    """``k``'s pruned-history marker is listed, then — before the walk reads its
+    history — a replace gives ``k`` a whole history, which drops the marker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replaced = False
+
+    def history(self, scope: Scope, kind: str, key: str) -> list[StoredDocument]:
+        if kind == PRUNED_KIND and not self.replaced:
+            self.replaced = True
+            self.restore_many(scope, KIND, [("k", _made("k", 2, "new"))], replace=True)
+        return super().history(scope, kind, key)
+
+
+def test_a_marker_dropped_by_a_replace_after_the_listing_is_not_reported() -> None:
+    """A replace from revision 1 removes a key's marker entirely (the only key that can
+    go): a listed marker whose history then reads "not found" and which is absent is
+    no damage — verify under ``dq import --replace`` reported "[history] … not found"."""
+    backend = _MarkerDroppedAfterListing()
+    for n in range(4):
+        backend.put(SCOPE, KIND, doc("k", n), ANY)
+    backend.prune_history(SCOPE, KIND, "k", 3)
+    assert [str(p) for p in verify(backend)] == []
+    assert backend.replaced
