@@ -108,6 +108,12 @@ def verify_through_port(
             )
         try:
             history = backend.history(scope, doc.kind, doc.key)
+        except NotFoundError as exc:
+            # removed since the listing (or removed and written again): read it again
+            missing = _reread(backend, scope, doc, ("history", str(exc)))
+            if missing is not None:
+                yield IntegrityProblem(scope, missing[0], missing[1], doc.kind, doc.key)
+            continue
         except DQError as exc:
             yield IntegrityProblem(scope, "history", str(exc), doc.kind, doc.key)
             continue
@@ -140,6 +146,14 @@ _RECHECKS = 8
 def _numbering(
     doc: StoredDocument, history: list[StoredDocument], first: int
 ) -> tuple[ProblemCode, str] | None:
+    if first > doc.revision:
+        # ``prune_history`` never prunes the head (a marker at or past it: tampered,
+        # or restored from a tampered archive — a history from revision 1 is not
+        # checked against the marker restored before it)
+        return "history", (
+            f"the pruned-history marker records revisions 1..{first - 1} as pruned, "
+            f"the head is revision {doc.revision}"
+        )
     numbers = [d.revision for d in history]
     # revisions before ``first`` may still be there: a prune writes its marker first
     # and removes them after (interrupted, or not yet: ADR 0014); none may be missing
@@ -157,11 +171,14 @@ def _reread(
     """What a read of ``doc``'s key made at one moment shows: its head, its history,
     the oldest kept revision, and its head again — equal heads mean no write came in
     between (every write moves the head; a prune writes its marker before it removes
-    anything, so a history read before the marker shows at most extra revisions).
+    anything, so a history read before the marker shows at most extra revisions); a
+    key absent before and after is read once more, its history ending at the same
+    tombstone; a key gone (head and history) is not reported.
     A key written between every pair of reads is reported with what the first read
     showed, saying so."""
-    try:
-        for _ in range(_RECHECKS):
+    missing = 0  # re-reads whose history was not found while the key had a head
+    for _ in range(_RECHECKS):
+        try:
             before = _head(backend, scope, doc)
             history = backend.history(scope, doc.kind, doc.key)
             first = _first_kept(backend, scope, doc.kind, doc.key)
@@ -171,11 +188,34 @@ def _reread(
             if after is None:  # deleted: the head is its newest tombstone
                 if not history or not history[-1].deleted:
                     return found
+                # absent before and after is no proof of no write between (put,
+                # delete again, prune): the history must end at that tombstone still
+                if backend.history(scope, doc.kind, doc.key)[-1] != history[-1]:
+                    continue
                 after = history[-1]
-            return _numbering(after, history, first)
-    except DQError:
-        return found  # (the first reads succeeded: report what they showed)
+        except NotFoundError:
+            # a replace from revision 1 removes its key's pruned-history marker,
+            # history and all (and a prune may write one again): gone is no damage
+            if _gone(backend, scope, doc):
+                return None
+            missing += 1
+            continue
+        except DQError:
+            return found  # (the first reads succeeded: report what they showed)
+        return _numbering(after, history, first)
+    if missing == _RECHECKS:
+        return found  # a head without a history, every time
     return found[0], f"{found[1]} (the key was written throughout {_RECHECKS} re-reads)"
+
+
+def _gone(backend: DocumentBackend, scope: Scope, doc: StoredDocument) -> bool:
+    """Whether a listed key whose history read "not found" has no head either now: it
+    was removed since the listing (a replace from revision 1 removes its key's
+    pruned-history marker, history and all — the only key that can go)."""
+    try:
+        return _head(backend, scope, doc) is None
+    except DQError:
+        return False
 
 
 def _head(backend: DocumentBackend, scope: Scope, doc: StoredDocument) -> StoredDocument | None:

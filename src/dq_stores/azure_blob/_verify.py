@@ -26,6 +26,7 @@ from dq_stores.azure_blob._records import encode_entry_meta
 from dq_stores.azure_blob._txn import RESTORE, TX
 from dq_stores.documents import StoredDocument
 from dq_stores.integrity import IntegrityProblem, ProblemCode, VerifyCounts
+from dq_stores.retention import PRUNED_KIND, parse_marker
 
 if TYPE_CHECKING:
     from dq_stores.azure_blob.backend import AzureBlobBackend
@@ -123,6 +124,39 @@ def _check_head(
             yield IntegrityProblem(
                 scope, "index", f"index entry {missing!r} is missing", kind, doc.key
             )
+        if kind == PRUNED_KIND:
+            yield from _marker_problem(backend, scope, doc)
+
+
+def _marker_problem(
+    backend: AzureBlobBackend, scope: Scope, marker: StoredDocument
+) -> Iterator[IntegrityProblem]:
+    """A pruned-history marker at or past its key's head (``prune_history`` never
+    prunes the head) while the key's revision 1 is still archived: restored from a
+    tampered archive, say. The key's own check reads the marker only when revision 1
+    is gone (a head at or below the marker is then a rollback, reported there), so
+    this case is checked here, once per marker (a head read; a revision-1 check when
+    the head is not past the marker). The head only grows on Azure (no replace)."""
+    try:
+        prefix = parse_marker(marker)
+        read = backend._read(
+            backend._layout.head(scope, prefix.kind, prefix.key), scope, prefix.kind, prefix.key
+        )
+        if read is None or read[0].doc.revision > prefix.pruned_through:
+            return
+        first = backend._layout.revision(scope, prefix.kind, prefix.key, 1)
+        if not _exists(backend, first):
+            return  # the key's own check reads the marker: a rolled-back head, there
+    except DQError:
+        return  # a damaged marker or head: the walk reports that head itself
+    yield IntegrityProblem(
+        scope,
+        "history",
+        f"the pruned-history marker records revisions 1..{prefix.pruned_through} as "
+        f"pruned, the head is revision {read[0].doc.revision}",
+        prefix.kind,
+        prefix.key,
+    )
 
 
 def verify_scope(
