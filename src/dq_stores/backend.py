@@ -226,6 +226,26 @@ def _check_operations(operations: object) -> tuple[Operation, ...]:
     return ops
 
 
+def check_pruned_start(kind: str, key: str, first: int, pruned_through: int | None) -> None:
+    """``ValidationError`` unless a restored history of ``kind``/``key`` starting at
+    revision ``first`` finds the marker it needs: ``pruned_through == first - 1``
+    (``pruned_through`` ``None``: no marker). Nothing to check for ``first == 1``."""
+    if first == 1 or kind == PRUNED_KIND or pruned_through == first - 1:
+        return
+    recorded = "no marker" if pruned_through is None else f"pruned_through={pruned_through}"
+    raise ValidationError(
+        "invalid history",
+        [
+            Problem(
+                f"{key!r}.revisions[0]",
+                f"starts at revision {first}, but the target's pruned-history marker "
+                f"of {kind} {key!r} has {recorded}, not pruned_through={first - 1}; "
+                f"restore the {PRUNED_KIND} markers first",
+            )
+        ],
+    )
+
+
 class DocumentBackend(ABC):
     """Port for versioned JSON documents. Subclasses implement the ``_`` methods."""
 
@@ -716,21 +736,13 @@ class DocumentBackend(ABC):
         return len(batch)
 
     def _check_pruned_start(self, scope: Scope, kind: str, key: str, first: int) -> None:
-        """A history starting at ``first`` > 1 needs the marker of revisions ``1..first-1``."""
+        """A history starting at ``first`` > 1 needs the marker of revisions ``1..first-1``.
+
+        Checked here before any I/O, and again by each backend that can restore over a
+        history (``replace``) under its write's exclusion (:func:`check_pruned_start`):
+        a prune finishing between the two moves the marker."""
         prefix = None if kind == PRUNED_KIND else self._pruned_prefix(scope, kind, key)
-        if prefix is None or prefix.pruned_through != first - 1:
-            recorded = "no marker" if prefix is None else f"pruned_through={prefix.pruned_through}"
-            raise ValidationError(
-                "invalid history",
-                [
-                    Problem(
-                        f"{key!r}.revisions[0]",
-                        f"starts at revision {first}, but the target's pruned-history marker "
-                        f"of {kind} {key!r} has {recorded}, not pruned_through={first - 1}; "
-                        f"restore the {PRUNED_KIND} markers first",
-                    )
-                ],
-            )
+        check_pruned_start(kind, key, first, None if prefix is None else prefix.pruned_through)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections, pools and handles. Idempotent."""

@@ -323,9 +323,11 @@ class MemoryBackend(DocumentBackend):
     ) -> None:
         with self._lock:
             bucket = self._bucket(scope, kind)
-            for key, _docs in histories:
+            for key, docs in histories:
                 if bucket.revisions.get(key) and not replace:
                     raise ConflictError(f"{kind} {key!r} already has a history in {scope}")
+                if docs[0].revision > 1:  # again under the lock: a prune may have moved it
+                    self._check_pruned_start(scope, kind, key, docs[0].revision)
             for key, docs in histories:
                 self._forget(bucket, key)
                 first = docs[0].revision

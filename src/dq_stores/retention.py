@@ -31,6 +31,7 @@ __all__ = [
     "PrunedPrefix",
     "check_unchanged",
     "marker_key",
+    "marker_pruned_through",
     "marker_write",
     "parse_marker",
 ]
@@ -71,6 +72,18 @@ def marker_write(prefix: PrunedPrefix) -> DocumentWrite:
     )
     index = IndexEntry({"kind": (prefix.kind,)}, "")
     return DocumentWrite(marker_key(prefix.kind, prefix.key), body, content_hash(body), index)
+
+
+def marker_pruned_through(body: bytes, key: str) -> int:
+    """``pruned_through`` of the marker ``key`` whose body is ``body`` (SQL rows read
+    it without building a document). Raises ``IntegrityError`` when it is not one."""
+    try:
+        through = int(loads(body)["pruned_through"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"pruned-history marker {key!r} is malformed") from exc
+    if through < 1:
+        raise IntegrityError(f"pruned-history marker {key!r} is malformed")
+    return through
 
 
 def parse_marker(doc: StoredDocument) -> PrunedPrefix:

@@ -80,11 +80,6 @@ def test_an_imported_marker_covering_the_head_is_reported(
     assert [(p.code, p.kind, p.key) for p in problems] == [("history", KIND, "k")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="restore_many checks a pruned history's marker (_check_pruned_start) before "
-    "its write, not under the write's exclusion; not fixed here (see the docstring)",
-)
 @pytest.mark.parametrize("name", ["memory", "filesystem", "sqlite", "postgres"])
 def test_a_prune_between_the_marker_check_and_the_restore_is_not_left_recorded(
     request: pytest.FixtureRequest, tmp_path: Path, name: str

@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 
 from dq_metadata.errors import ConflictError, IntegrityError, MisconfiguredError, NotFoundError
 from dq_metadata.scope import ID_PATTERN, Scope
-from dq_stores.backend import DocumentBackend
+from dq_stores.backend import DocumentBackend, check_pruned_start
 from dq_stores.documents import (
     DocumentWrite,
     Expectation,
@@ -879,6 +879,10 @@ class FilesystemBackend(IntegrityMixin, DocumentBackend):
         replace: bool,
     ) -> None:
         with translated("restore"), self._writing(scope, kind) as (conn, kind_dir, lock_fd, flag):
+            for key, docs in histories:  # again under the lock: a prune may have moved it
+                if docs[0].revision > 1 and kind != PRUNED_KIND:
+                    through = self._marker_through(scope, kind, key)
+                    check_pruned_start(kind, key, docs[0].revision, through)
             if replace:
                 scope_dir = kind_dir[: -len(kind) - len("/docs/")]
                 replace_histories(

@@ -21,8 +21,9 @@ from typing import Any
 
 from dq_metadata.errors import ConflictError
 from dq_metadata.scope import Scope
+from dq_stores.backend import check_pruned_start
 from dq_stores.documents import StoredDocument
-from dq_stores.retention import PRUNED_KIND, marker_key
+from dq_stores.retention import PRUNED_KIND, marker_key, marker_pruned_through
 from dq_stores.sql._chain import finish, prefix, stamp
 from dq_stores.sql._statements import encode_fields, postings
 
@@ -307,6 +308,24 @@ def _restore_postgres_once(
     replace: bool,
     params: dict[str, Any],
 ) -> None:
+    if any(docs[0].revision > 1 for _key, docs in histories) and kind != PRUNED_KIND:
+        # the markers checked under a lock first: one more round trip, pruned keys only
+        with conn.transaction():
+            conn.execute(_PG_SCOPE, (scope.tenant, scope.environment), prepare=True)
+            _check_pruned_starts(conn, "%s", scope, kind, histories)
+            _restore_postgres_pipeline(conn, scope, kind, histories, replace, params)
+        return
+    _restore_postgres_pipeline(conn, scope, kind, histories, replace, params)
+
+
+def _restore_postgres_pipeline(
+    conn: Any,
+    scope: Scope,
+    kind: str,
+    histories: Sequence[tuple[str, list[StoredDocument]]],
+    replace: bool,
+    params: dict[str, Any],
+) -> None:
     error: Exception | None = None
     try:
         with conn.pipeline():
@@ -332,6 +351,38 @@ def _restore_postgres_once(
     raise RestoreConflict(scope, kind, taken, replace)
 
 
+_MARKERS = (
+    "SELECT key, body FROM dq_heads WHERE tenant = {ph} AND environment = {ph}"
+    " AND kind = {ph} AND deleted = {false} AND key IN ({keys})"
+)
+
+
+def _check_pruned_starts(
+    conn: Any,
+    ph: str,
+    scope: Scope,
+    kind: str,
+    histories: Sequence[tuple[str, list[StoredDocument]]],
+) -> None:
+    """The check ``restore_many`` made before any I/O, again inside the restore's
+    transaction: each history starting after revision 1 needs its key's marker at
+    ``pruned_through = first - 1`` (a prune finishing meanwhile moves it). The marker
+    rows are read ``FOR UPDATE`` on PostgreSQL — a pruner's marker write and checked
+    removal lock them too; SQLite's ``BEGIN IMMEDIATE`` already serialises."""
+    pruned = {marker_key(kind, key): (key, docs[0].revision) for key, docs in histories}
+    pruned = {name: at for name, at in pruned.items() if at[1] > 1}
+    if not pruned or kind == PRUNED_KIND:
+        return
+    sql = _MARKERS.format(
+        ph=ph, false="false" if ph == "%s" else "0", keys=", ".join([ph] * len(pruned))
+    )
+    sql += " FOR UPDATE" if ph == "%s" else ""
+    rows = conn.execute(sql, [scope.tenant, scope.environment, PRUNED_KIND, *pruned]).fetchall()
+    found = {name: marker_pruned_through(bytes(body), name) for name, body in rows}
+    for name, (key, first) in pruned.items():
+        check_pruned_start(kind, key, first, found.get(name))
+
+
 def restore_sqlite(
     conn: Any,
     scope: Scope,
@@ -344,6 +395,7 @@ def restore_sqlite(
     v13 = ", ".join(["?"] * 13)
     conn.execute("BEGIN IMMEDIATE")
     try:
+        _check_pruned_starts(conn, "?", scope, kind, histories)
         for doomed_kind, keys in _doomed(kind, histories) if replace else ():
             doomed = [(scope.tenant, scope.environment, doomed_kind, key) for key in keys]
             for table in _TABLES:
