@@ -127,7 +127,12 @@ def verify_through_port(
                     doc.kind,
                     doc.key,
                 )
-        found = _numbering(doc, history, _first_kept(backend, scope, doc.kind, doc.key))
+        try:
+            first = _first_kept(backend, scope, doc.kind, doc.key)
+        except DQError as exc:  # a malformed marker: the key's problem, not the walk's end
+            yield IntegrityProblem(scope, "history", str(exc), doc.kind, doc.key)
+            continue
+        found = _numbering(doc, history, first)
         if found is not None:
             # A write or prune between the listing (a backend may list ahead, in
             # batches) and the reads above is not damage: read the key again until one

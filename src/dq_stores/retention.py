@@ -74,16 +74,22 @@ def marker_write(prefix: PrunedPrefix) -> DocumentWrite:
     return DocumentWrite(marker_key(prefix.kind, prefix.key), body, content_hash(body), index)
 
 
+def _through(value: object) -> int:
+    """A marker's ``pruned_through``: a JSON integer >= 1, as :func:`marker_write`
+    writes it. Not ``int(value)``: that read ``"2"``, ``2.5`` and ``true`` as
+    revisions and raised ``OverflowError`` (no ``IntegrityError``) for ``1e400``."""
+    if type(value) is not int or value < 1:
+        raise ValueError("pruned_through is not an integer >= 1")
+    return value
+
+
 def marker_pruned_through(body: bytes, key: str) -> int:
     """``pruned_through`` of the marker ``key`` whose body is ``body`` (SQL rows read
     it without building a document). Raises ``IntegrityError`` when it is not one."""
     try:
-        through = int(loads(body)["pruned_through"])
+        return _through(loads(body)["pruned_through"])
     except (KeyError, TypeError, ValueError) as exc:
         raise IntegrityError(f"pruned-history marker {key!r} is malformed") from exc
-    if through < 1:
-        raise IntegrityError(f"pruned-history marker {key!r} is malformed")
-    return through
 
 
 def parse_marker(doc: StoredDocument) -> PrunedPrefix:
@@ -93,14 +99,12 @@ def parse_marker(doc: StoredDocument) -> PrunedPrefix:
         prefix = PrunedPrefix(
             str(data["kind"]),
             str(data["key"]),
-            int(data["pruned_through"]),
+            _through(data["pruned_through"]),
             str(data["anchor_sha256"]),
             datetime.fromisoformat(str(data["pruned_at"])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise IntegrityError(f"pruned-history marker {doc.key!r} is malformed") from exc
-    if prefix.pruned_through < 1:
-        raise IntegrityError(f"pruned-history marker {doc.key!r} is malformed")
     return prefix
 
 

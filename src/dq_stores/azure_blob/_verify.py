@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from dq_metadata.canonical import loads
 from dq_metadata.errors import DQError
 from dq_metadata.scope import Scope
 from dq_stores.azure_blob._chain import history_problem
@@ -26,7 +27,7 @@ from dq_stores.azure_blob._records import encode_entry_meta
 from dq_stores.azure_blob._txn import RESTORE, TX
 from dq_stores.documents import StoredDocument
 from dq_stores.integrity import IntegrityProblem, ProblemCode, VerifyCounts
-from dq_stores.retention import PRUNED_KIND, parse_marker
+from dq_stores.retention import PRUNED_KIND, marker_key, parse_marker
 
 if TYPE_CHECKING:
     from dq_stores.azure_blob.backend import AzureBlobBackend
@@ -114,8 +115,14 @@ def _check_head(
     counts.legacy_records += sum(r.prev is None for r in [*archived, read[0]])
     # After prune_history. The marker is read whether or not the listing held the
     # ``pruned`` blob (someone may have deleted it with a rollback to revision 1).
-    start = backend._first_kept(scope, kind, doc.key, archived, head, True)
-    problem = history_problem(archived, head, start=start, rewritten=rewritten)
+    try:
+        start: int | None = backend._first_kept(scope, kind, doc.key, archived, head, True)
+    except DQError as exc:  # a malformed marker: this key's problem, the walk goes on
+        start = None
+        yield IntegrityProblem(scope, "history", str(exc), kind, doc.key)
+    problem = (
+        None if start is None else history_problem(archived, head, start=start, rewritten=rewritten)
+    )
     if problem is not None:
         code: ProblemCode = "head" if "rollback" in problem else "history"
         yield IntegrityProblem(scope, code, problem, kind, doc.key)
@@ -139,6 +146,10 @@ def _marker_problem(
     the head is not past the marker). The head only grows on Azure (no replace)."""
     try:
         prefix = parse_marker(marker)
+    except DQError as exc:
+        yield from _malformed_marker(backend, scope, marker, exc)
+        return
+    try:
         read = backend._read(
             backend._layout.head(scope, prefix.kind, prefix.key), scope, prefix.kind, prefix.key
         )
@@ -148,7 +159,7 @@ def _marker_problem(
         if not _exists(backend, first):
             return  # the key's own check reads the marker: a rolled-back head, there
     except DQError:
-        return  # a damaged marker or head: the walk reports that head itself
+        return  # a damaged head: the walk reports that head itself
     yield IntegrityProblem(
         scope,
         "history",
@@ -157,6 +168,36 @@ def _marker_problem(
         prefix.kind,
         prefix.key,
     )
+
+
+def _malformed_marker(
+    backend: AzureBlobBackend, scope: Scope, marker: StoredDocument, error: DQError
+) -> Iterator[IntegrityProblem]:
+    """A marker whose body is not one (``pruned_through`` not an integer >= 1, say):
+    a ``history`` problem of the key it names, as the port walk reports it — here
+    when the key's own check does not read the marker (its revision 1 still
+    archived, or its head is revision 1); of the marker itself when its body names
+    no key of it. A key without a head: nothing (no history to misread)."""
+    try:
+        data = loads(marker.body)
+        kind, key = data["kind"], data["key"]
+        named = isinstance(kind, str) and isinstance(key, str)
+        named = named and marker_key(kind, key) == marker.key
+    except (KeyError, TypeError, ValueError):
+        named = False
+    if not named:
+        yield IntegrityProblem(scope, "history", str(error), PRUNED_KIND, marker.key)
+        return
+    try:
+        read = backend._read(backend._layout.head(scope, kind, key), scope, kind, key)
+        if read is None:
+            return
+        first = backend._layout.revision(scope, kind, key, 1)
+        if read[0].doc.revision != 1 and not _exists(backend, first):
+            return  # the key's own check reads the marker and reports it
+    except DQError:
+        return  # a damaged head: the walk reports that head itself
+    yield IntegrityProblem(scope, "history", str(error), kind, key)
 
 
 def verify_scope(

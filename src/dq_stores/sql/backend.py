@@ -461,7 +461,13 @@ class SqlBackend(DocumentBackend):
         revision), every revision row against its record hash and its predecessor
         (``dq_stores.sql._verify_chain``), then every key's postings against its head
         and every head against its revision row (``dq_stores.sql._verify``). Streams."""
-        yield from super().verify_scope(scope, counts)
+        # a malformed pruned-history marker is reported by the port's walk and again
+        # by the chain check, in the same words: once is enough
+        told: set[IntegrityProblem] = set()
+        for problem in super().verify_scope(scope, counts):
+            if problem.code == "history":
+                told.add(problem)
+            yield problem
         ph = self._executor.placeholder
 
         def first_kept(kind: str, key: str) -> int:
@@ -469,7 +475,9 @@ class SqlBackend(DocumentBackend):
             return 1 if prefix is None else prefix.pruned_through + 1
 
         try:
-            yield from chain_problems(self._reader(scope), scope, ph, counts, first_kept)
+            for problem in chain_problems(self._reader(scope), scope, ph, counts, first_kept):
+                if problem not in told:
+                    yield problem
         except DQError as exc:
             yield IntegrityProblem(scope, "unreadable", f"chain check stopped: {exc}")
         try:
