@@ -62,9 +62,10 @@ def prune_checked(
     :func:`~dq_stores.retention.check_unchanged` finds the history still the one
     read (``seen``); raises ``HistoryChanged`` otherwise, removing nothing.
 
-    The head rows of the key and of its marker, and the revision rows to remove,
-    are read ``FOR UPDATE`` on PostgreSQL (a history replace, which deletes them
-    first, waits for this transaction or this one for it); SQLite's write lock
+    The head rows of the key's marker and of the key, and the revision rows to
+    remove, are read ``FOR UPDATE`` on PostgreSQL, in the order a restore of a pruned
+    history locks them (a history replace, which deletes them first, waits for this
+    transaction or this one for it; one order: no deadlock); SQLite's write lock
     serialises the whole transaction. ``columns``: the document columns of
     ``decode_documents``.
     """
@@ -73,8 +74,10 @@ def prune_checked(
     doc = [scope.tenant, scope.environment, kind, key]
     marker = [scope.tenant, scope.environment, PRUNED_KIND, marker_key(kind, key)]
     with scope_transaction(conn, ph, scope):
-        head = _rows(conn, f"SELECT revision FROM dq_heads WHERE {where}{lock}", doc)
+        # the marker row first, then the key's head: the order a restore of a pruned
+        # history locks them in (``_restore._check_pruned_starts``, then its deletes)
         found = _rows(conn, f"SELECT {columns} FROM dq_heads WHERE {where}{lock}", marker)
+        head = _rows(conn, f"SELECT revision FROM dq_heads WHERE {where}{lock}", doc)
         rows = _rows(
             conn,
             f"SELECT revision, sha256 FROM dq_revisions WHERE {where} AND revision < {ph}{lock}",
