@@ -56,6 +56,18 @@ _PG_CLEAR = (
 )
 _SQLITE_CLEAR = "DELETE FROM {table} WHERE tenant = ? AND environment = ? AND kind = ? AND key = ?"
 _PG_SCOPE = "SELECT set_config('dq.tenant', %s, true), set_config('dq.environment', %s, true)"
+#: Class of the transaction-scoped advisory locks a PostgreSQL replace takes on its keys
+#: (the two-int4 key space, apart from the migrator's single-bigint lock).
+REPLACE_LOCK_CLASS = 0x4451
+#: One advisory lock per key of a replace batch, taken in one order (sorted by the
+#: key's hash) before anything else: replaces of overlapping keys queue instead of
+#: racing (a replace that loses the race to another's insert reruns, and under constant
+#: contention could lose every rerun). A hash collision only makes two keys queue.
+REPLACE_LOCK = (
+    "SELECT pg_advisory_xact_lock(%(class)s, h) FROM (SELECT DISTINCT"
+    " hashtext(concat_ws('/', %(t)s::text, %(e)s::text, %(k)s::text, key)) AS h"
+    " FROM unnest(%(keys)s::text[]) AS key ORDER BY h) AS sorted"
+)
 
 
 def _doomed(
@@ -312,10 +324,25 @@ def _restore_postgres_once(
         # the markers checked under a lock first: one more round trip, pruned keys only
         with conn.transaction():
             conn.execute(_PG_SCOPE, (scope.tenant, scope.environment), prepare=True)
+            if replace:  # the keys' locks before the markers' rows: one order for all
+                conn.execute(REPLACE_LOCK, _lock_params(scope, kind, histories), prepare=True)
             _check_pruned_starts(conn, "%s", scope, kind, histories)
             _restore_postgres_pipeline(conn, scope, kind, histories, replace, params)
         return
     _restore_postgres_pipeline(conn, scope, kind, histories, replace, params)
+
+
+def _lock_params(
+    scope: Scope, kind: str, histories: Sequence[tuple[str, list[StoredDocument]]]
+) -> dict[str, Any]:
+    keys = [key for key, _docs in histories]
+    return {
+        "class": REPLACE_LOCK_CLASS,
+        "t": scope.tenant,
+        "e": scope.environment,
+        "k": kind,
+        "keys": keys,
+    }
 
 
 def _restore_postgres_pipeline(
@@ -331,6 +358,9 @@ def _restore_postgres_pipeline(
         with conn.pipeline():
             try:
                 conn.execute(_PG_SCOPE, (scope.tenant, scope.environment), prepare=True)
+                if replace:  # (taken again inside a transaction that has them: a no-op)
+                    lock = _lock_params(scope, kind, histories)
+                    conn.execute(REPLACE_LOCK, lock, prepare=True)
                 for doomed_kind, keys in _doomed(kind, histories) if replace else ():
                     clear: dict[str, Any] = {"t": scope.tenant, "e": scope.environment}
                     clear |= {"k": doomed_kind, "keys": keys}
