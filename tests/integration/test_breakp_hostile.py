@@ -15,11 +15,12 @@ take-back now also compares the marker's sha256.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.backends import backend_factory
+from tests.support.postgres import wait_for_lock_wait
 
 from dq_metadata.errors import ConflictError, IntegrityError
 from dq_stores.backend import DocumentBackend
@@ -34,20 +35,8 @@ from dq_stores.verify import verify
 
 @pytest.fixture(params=["memory", "filesystem", "sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocumentBackend]:
-    if request.param == "memory":
-        yield MemoryBackend()
-        return
-    if request.param == "filesystem":
-        with FilesystemBackend(tmp_path / "store", durability="process") as fs:
-            yield fs
-        return
-    sql = pytest.importorskip("dq_stores.sql")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'dq.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    with sql.SqlBackend(url) as backend:
-        yield backend
+    with backend_factory(request, tmp_path)() as opened:
+        yield opened
 
 
 def test_a_refused_prune_does_not_take_back_a_later_pruners_marker(
@@ -148,17 +137,8 @@ def test_a_postgres_replace_waiting_on_another_replace_of_its_key_wins(
             first.execute("INSERT INTO dq_heads SELECT * FROM h")
             second = threading.Thread(target=replace)
             second.start()
-            with psycopg.connect(postgres_admin_url, autocommit=True) as watch:
-                for _ in range(500):  # until the second replace waits on the head's lock
-                    waiting = watch.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        " AND query LIKE 'DELETE FROM dq_heads%%'"
-                    ).fetchone()
-                    if waiting and waiting[0]:
-                        break
-                    time.sleep(0.02)
-                else:
-                    pytest.fail("the second replace never waited on the first")
+            # until the second replace waits on the head's lock
+            wait_for_lock_wait(postgres_admin_url, "query LIKE 'DELETE FROM dq_heads%%'")
             first.commit()
         second.join(30)
         assert outcome == [None]

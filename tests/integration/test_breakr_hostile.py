@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.support.backends import backend_factory
 
 from dq_metadata.scope import Scope
 from dq_stores.backend import DocumentBackend
@@ -32,28 +33,8 @@ from dq_stores.verify import verify
 
 @pytest.fixture(params=["memory", "filesystem", "sqlite", "postgres", "azure"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocumentBackend]:
-    if request.param == "memory":
-        yield MemoryBackend()
-        return
-    if request.param == "filesystem":
-        with FilesystemBackend(tmp_path / "store", durability="process") as fs:
-            yield fs
-        return
-    if request.param == "azure":
-        from dq_stores.azure_blob import AzureBlobBackend
-
-        container = request.getfixturevalue("azure_container")
-        connection = request.getfixturevalue("azure_connection_string")
-        with AzureBlobBackend(container, connection_string=connection) as az:
-            yield az
-        return
-    sql = pytest.importorskip("dq_stores.sql")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'dq.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    with sql.SqlBackend(url) as backend:
-        yield backend
+    with backend_factory(request, tmp_path)() as opened:
+        yield opened
 
 
 def _marker(pruned_through: int, anchor: str) -> list[StoredDocument]:

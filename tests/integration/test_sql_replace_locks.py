@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 
 import pytest
+from tests.support.postgres import wait_for_lock_wait
 
 from dq_stores.documents import ANY
 from dq_stores.testing._helpers import KIND, SCOPE, doc
@@ -50,17 +50,7 @@ def test_a_replace_waits_on_its_keys_advisory_lock(
             other.execute(_restore.REPLACE_LOCK, lock)
             thread = threading.Thread(target=replace)
             thread.start()
-            with psycopg.connect(postgres_admin_url, autocommit=True) as watch:
-                for _ in range(500):
-                    waiting = watch.execute(
-                        "SELECT count(*) FROM pg_stat_activity"
-                        " WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
-                    ).fetchone()
-                    if waiting and waiting[0]:
-                        break
-                    time.sleep(0.02)
-                else:
-                    pytest.fail("the replace did not wait on the key's advisory lock")
+            wait_for_lock_wait(postgres_admin_url, "wait_event = 'advisory'")
             assert thread.is_alive()
             assert backend.history(SCOPE, KIND, "k")[-1].revision == 1  # nothing yet
             other.commit()

@@ -27,6 +27,7 @@ import pytest
 import yaml
 from tests.integration._transfer_world import SCOPES, populate
 from tests.integration.test_transfer_writer_hostile import _fill, _keys
+from tests.support.postgres import wait_for_lock_wait
 
 from dq_registries.operations.transfer import open_endpoint
 
@@ -146,18 +147,13 @@ def test_ctrl_c_while_the_postgres_write_waits_on_a_lock_exits_promptly(
     with psycopg.connect(postgres_admin_url) as locker:
         locker.execute("LOCK TABLE dq_heads IN ACCESS EXCLUSIVE MODE")  # held until rollback
         proc = _cli_migrate(source, target, inline=inline)
-        with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
-            for _ in range(1500):
-                waiting = admin.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND query LIKE 'WITH s AS MATERIALIZED%%'"
-                ).fetchone()
-                if waiting and waiting[0]:
-                    break
-                assert proc.poll() is None, proc.communicate()
-                time.sleep(0.05)
-            else:
-                pytest.fail("the restore never waited on the lock")
+
+        def running() -> None:
+            assert proc.poll() is None, proc.communicate()
+
+        wait_for_lock_wait(
+            postgres_admin_url, "query LIKE 'WITH s AS MATERIALIZED%%'", still=running, timeout=75
+        )
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):  # still waiting on the lock

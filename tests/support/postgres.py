@@ -345,3 +345,28 @@ def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
             return cur.fetchall() if cur.description else []
 
     yield url, as_superuser
+
+
+def wait_for_lock_wait(
+    admin_dsn: str,
+    where: str = "TRUE",
+    *,
+    still: Callable[[], object] = lambda: None,
+    timeout: float = 30.0,
+) -> None:
+    """Return once a session of the database waits on a lock (``pg_stat_activity``:
+    ``wait_event_type = 'Lock'`` and the SQL condition ``where``, e.g.
+    ``"wait_event = 'advisory'"``); ``pytest.fail`` after ``timeout`` s. ``still()`` runs at
+    every look (assert that the waiter has not ended)."""
+    import psycopg
+
+    sql = f"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND ({where})"
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(admin_dsn, autocommit=True) as watch:
+        while time.monotonic() < deadline:
+            row = watch.execute(sql).fetchone()  # type: ignore[arg-type]
+            if row and row[0]:
+                return
+            still()
+            time.sleep(0.02)
+    pytest.fail(f"no session waited on a lock ({where}) within {timeout:.0f} s")

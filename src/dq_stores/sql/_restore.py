@@ -323,26 +323,27 @@ def _restore_postgres_once(
     if any(docs[0].revision > 1 for _key, docs in histories) and kind != PRUNED_KIND:
         # the markers checked under a lock first: one more round trip, pruned keys only
         with conn.transaction():
-            conn.execute(_PG_SCOPE, (scope.tenant, scope.environment), prepare=True)
-            if replace:  # the keys' locks before the markers' rows: one order for all
-                conn.execute(REPLACE_LOCK, _lock_params(scope, kind, histories), prepare=True)
+            _begin(conn, scope, kind, histories, replace)
             _check_pruned_starts(conn, "%s", scope, kind, histories)
-            _restore_postgres_pipeline(conn, scope, kind, histories, replace, params)
+            _restore_postgres_pipeline(conn, scope, kind, histories, replace, params, begun=True)
         return
-    _restore_postgres_pipeline(conn, scope, kind, histories, replace, params)
+    _restore_postgres_pipeline(conn, scope, kind, histories, replace, params, begun=False)
 
 
-def _lock_params(
-    scope: Scope, kind: str, histories: Sequence[tuple[str, list[StoredDocument]]]
-) -> dict[str, Any]:
-    keys = [key for key, _docs in histories]
-    return {
-        "class": REPLACE_LOCK_CLASS,
-        "t": scope.tenant,
-        "e": scope.environment,
-        "k": kind,
-        "keys": keys,
-    }
+def _begin(
+    conn: Any,
+    scope: Scope,
+    kind: str,
+    histories: Sequence[tuple[str, list[StoredDocument]]],
+    replace: bool,
+) -> None:
+    """The first statements of a restore's transaction: its row-level security scope
+    and, for a replace, the keys' advisory locks (before any row lock: one order)."""
+    conn.execute(_PG_SCOPE, (scope.tenant, scope.environment), prepare=True)
+    if replace:
+        keys = [key for key, _docs in histories]
+        lock = {"class": REPLACE_LOCK_CLASS, "t": scope.tenant, "e": scope.environment}
+        conn.execute(REPLACE_LOCK, lock | {"k": kind, "keys": keys}, prepare=True)
 
 
 def _restore_postgres_pipeline(
@@ -352,15 +353,17 @@ def _restore_postgres_pipeline(
     histories: Sequence[tuple[str, list[StoredDocument]]],
     replace: bool,
     params: dict[str, Any],
+    *,
+    begun: bool,
 ) -> None:
+    """The restore's statements in one pipeline; ``begun``: inside a transaction that
+    ran :func:`_begin` already."""
     error: Exception | None = None
     try:
         with conn.pipeline():
             try:
-                conn.execute(_PG_SCOPE, (scope.tenant, scope.environment), prepare=True)
-                if replace:  # (taken again inside a transaction that has them: a no-op)
-                    lock = _lock_params(scope, kind, histories)
-                    conn.execute(REPLACE_LOCK, lock, prepare=True)
+                if not begun:
+                    _begin(conn, scope, kind, histories, replace)
                 for doomed_kind, keys in _doomed(kind, histories) if replace else ():
                     clear: dict[str, Any] = {"t": scope.tenant, "e": scope.environment}
                     clear |= {"k": doomed_kind, "keys": keys}
