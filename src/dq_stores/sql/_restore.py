@@ -56,18 +56,6 @@ _PG_CLEAR = (
 )
 _SQLITE_CLEAR = "DELETE FROM {table} WHERE tenant = ? AND environment = ? AND kind = ? AND key = ?"
 _PG_SCOPE = "SELECT set_config('dq.tenant', %s, true), set_config('dq.environment', %s, true)"
-#: Class of the transaction-scoped advisory locks a PostgreSQL replace takes on its keys
-#: (the two-int4 key space, apart from the migrator's single-bigint lock).
-REPLACE_LOCK_CLASS = 0x4451
-#: One advisory lock per key of a replace batch, taken in one order (sorted by the
-#: key's hash) before anything else: replaces of overlapping keys queue instead of
-#: racing (a replace that loses the race to another's insert reruns, and under constant
-#: contention could lose every rerun). A hash collision only makes two keys queue.
-REPLACE_LOCK = (
-    "SELECT pg_advisory_xact_lock(%(class)s, h) FROM (SELECT DISTINCT"
-    " hashtext(concat_ws('/', %(t)s::text, %(e)s::text, %(k)s::text, key)) AS h"
-    " FROM unnest(%(keys)s::text[]) AS key ORDER BY h) AS sorted"
-)
 
 
 def _doomed(
@@ -323,27 +311,16 @@ def _restore_postgres_once(
     if any(docs[0].revision > 1 for _key, docs in histories) and kind != PRUNED_KIND:
         # the markers checked under a lock first: one more round trip, pruned keys only
         with conn.transaction():
-            _begin(conn, scope, kind, histories, replace)
+            _begin(conn, scope)
             _check_pruned_starts(conn, "%s", scope, kind, histories)
             _restore_postgres_pipeline(conn, scope, kind, histories, replace, params, begun=True)
         return
     _restore_postgres_pipeline(conn, scope, kind, histories, replace, params, begun=False)
 
 
-def _begin(
-    conn: Any,
-    scope: Scope,
-    kind: str,
-    histories: Sequence[tuple[str, list[StoredDocument]]],
-    replace: bool,
-) -> None:
-    """The first statements of a restore's transaction: its row-level security scope
-    and, for a replace, the keys' advisory locks (before any row lock: one order)."""
+def _begin(conn: Any, scope: Scope) -> None:
+    """The first statement of a restore's transaction: its row-level security scope."""
     conn.execute(_PG_SCOPE, (scope.tenant, scope.environment), prepare=True)
-    if replace:
-        keys = [key for key, _docs in histories]
-        lock = {"class": REPLACE_LOCK_CLASS, "t": scope.tenant, "e": scope.environment}
-        conn.execute(REPLACE_LOCK, lock | {"k": kind, "keys": keys}, prepare=True)
 
 
 def _restore_postgres_pipeline(
@@ -363,7 +340,7 @@ def _restore_postgres_pipeline(
         with conn.pipeline():
             try:
                 if not begun:
-                    _begin(conn, scope, kind, histories, replace)
+                    _begin(conn, scope)
                 for doomed_kind, keys in _doomed(kind, histories) if replace else ():
                     clear: dict[str, Any] = {"t": scope.tenant, "e": scope.environment}
                     clear |= {"k": doomed_kind, "keys": keys}
